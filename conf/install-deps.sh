@@ -1,0 +1,65 @@
+#!/bin/bash
+# Install, with Debian's apt, everything Alliance Pulse needs to build, run
+# locally and be tested on a Debian 12 (bookworm) machine.
+#
+# Idempotent and cheap when warm: one dpkg-query call decides whether apt is
+# needed at all; `apt-get update` runs only when something is missing.
+# Needs root (it calls apt-get). Exits non-zero if a package cannot be had.
+#
+# Usage: conf/install-deps.sh [--quiet]
+set -euo pipefail
+
+PACKAGES=(
+    # build
+    build-essential autoconf automake libtool pkg-config
+    # Janus itself, its plugin headers and the browser library
+    janus janus-dev libjs-janus-gateway libjs-webrtc-adapter
+    # libraries the plugin links against (plus what janus-dev's headers include)
+    libjansson-dev libglib2.0-dev libsqlite3-dev sqlite3 libssl-dev libsrtp2-dev
+    libnice-dev
+    # sanitizer builds (gcc's libasan comes with build-essential)
+    clang libclang-rt-14-dev
+    # integration tests: real WebRTC clients, Janus API over WS/HTTP
+    python3 python3-aiortc python3-aiohttp python3-websockets python3-pytest
+    # network namespaces, loss injection, process control
+    nftables iproute2 procps
+)
+
+quiet=0
+[[ "${1:-}" == "--quiet" ]] && quiet=1
+say() { [[ $quiet == 1 ]] || echo "install-deps: $*"; }
+
+# dpkg-query prints one line per *known* package; unknown ones only go to
+# stderr. A package counts as present when its status is "install ok installed".
+missing=()
+installed="$(dpkg-query -W -f='${Package} ${Status}\n' "${PACKAGES[@]}" 2>/dev/null || true)"
+for p in "${PACKAGES[@]}"; do
+    if ! grep -q "^${p} install ok installed$" <<<"$installed"; then
+        missing+=("$p")
+    fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+    say "all ${#PACKAGES[@]} packages present"
+    exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "install-deps: missing packages: ${missing[*]}" >&2
+    echo "install-deps: run as root (sudo $0) to install them" >&2
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+APT_OPTS=(-q -y -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=300
+          -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+
+say "installing ${missing[*]}"
+apt-get "${APT_OPTS[@]}" update >/dev/null
+# --no-install-recommends keeps this lean; everything we rely on is listed.
+if ! apt-get "${APT_OPTS[@]}" install --no-install-recommends "${missing[@]}" >/tmp/alliance-install-deps.log 2>&1; then
+    tail -n 30 /tmp/alliance-install-deps.log >&2
+    echo "install-deps: apt-get install failed (full log: /tmp/alliance-install-deps.log)" >&2
+    exit 1
+fi
+say "done"

@@ -1,0 +1,108 @@
+/*
+ * dcmsg.c — see dcmsg.h. jansson does the parsing (with JSON_REJECT_DUPLICATES
+ * so `{"type":"a","type":"b"}` cannot mean two things); this file only
+ * checks the envelope and picks out the fields each type needs.
+ */
+#include "dcmsg.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <stdlib.h>
+
+static int fail(dcmsg_error *err, const char *code, const char *reason) {
+	err->code = code;
+	snprintf(err->reason, sizeof(err->reason), "%s", reason);
+	return -1;
+}
+
+/* Copy a short printable `ref` if present and a string. */
+static void take_ref(json_t *root, char out[DCMSG_REF_MAX + 1]) {
+	out[0] = '\0';
+	json_t *ref = json_object_get(root, "ref");
+	if(!json_is_string(ref))
+		return;
+	const char *s = json_string_value(ref);
+	size_t n = 0;
+	for(; s[n] && n < DCMSG_REF_MAX; n++) {
+		unsigned char c = (unsigned char)s[n];
+		out[n] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+	}
+	out[n] = '\0';
+}
+
+int dcmsg_parse(const char *buf, size_t len, dcmsg *msg, dcmsg_error *err) {
+	memset(msg, 0, sizeof(*msg));
+	memset(err, 0, sizeof(*err));
+	if(buf == NULL || len == 0)
+		return fail(err, "bad_json", "empty message");
+	if(len > DCMSG_MAX_BYTES)
+		return fail(err, "too_large", "message longer than 16384 bytes");
+	json_error_t jerr;
+	json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	if(root == NULL)
+		return fail(err, "bad_json", "not valid JSON");
+	int rc = -1;
+	if(!json_is_object(root)) {
+		fail(err, "bad_json", "message is not a JSON object");
+		goto done;
+	}
+	take_ref(root, err->ref);
+	json_t *v = json_object_get(root, "v");
+	if(!json_is_integer(v) || json_integer_value(v) != 1) {
+		fail(err, "bad_version", "\"v\" must be 1");
+		goto done;
+	}
+	json_t *type = json_object_get(root, "type");
+	if(!json_is_string(type)) {
+		fail(err, "bad_json", "\"type\" must be a string");
+		goto done;
+	}
+	const char *t = json_string_value(type);
+	if(!strcmp(t, "ping")) {
+		msg->type = DCMSG_PING;
+		take_ref(root, msg->ref);
+		rc = 0;
+	} else {
+		fail(err, "unknown_type", "unknown message type");
+	}
+done:
+	json_decref(root);
+	return rc;
+}
+
+char *dcmsg_encode(const char *type, json_t *fields) {
+	json_t *o = json_object();
+	json_object_set_new(o, "v", json_integer(1));
+	json_object_set_new(o, "type", json_string(type));
+	if(fields)
+		json_object_update(o, fields);
+	char *s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return s;
+}
+
+char *dcmsg_hello(const char *role, const char *visit_id) {
+	json_t *f = json_pack("{s:s, s:s}", "role", role, "visit_id", visit_id);
+	char *s = dcmsg_encode("hello", f);
+	json_decref(f);
+	return s;
+}
+
+char *dcmsg_pong(const char *ref) {
+	json_t *f = json_object();
+	if(ref && *ref)
+		json_object_set_new(f, "ref", json_string(ref));
+	char *s = dcmsg_encode("pong", f);
+	json_decref(f);
+	return s;
+}
+
+char *dcmsg_error_text(const dcmsg_error *err) {
+	json_t *f = json_pack("{s:s, s:s}", "code", err->code ? err->code : "bad_json",
+		"reason", err->reason);
+	if(err->ref[0])
+		json_object_set_new(f, "ref", json_string(err->ref));
+	char *s = dcmsg_encode("error", f);
+	json_decref(f);
+	return s;
+}

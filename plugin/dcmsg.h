@@ -1,0 +1,49 @@
+/*
+ * dcmsg.h — codec for the `alliance` data channel (PROTOCOL.md, "Data
+ * channel messages").
+ *
+ * Every participant message is hostile until dcmsg_parse() says otherwise:
+ * it bounds the size, parses JSON, checks `"v":1` and `type`, and yields a
+ * typed message or one error slug (`too_large`, `bad_json`, `bad_version`,
+ * `unknown_type`, …) with a reason, ready to be sent back as an `error`.
+ * The builders produce the server's messages as compact JSON strings.
+ *
+ * Pure: bytes in, struct or string out; no Janus, no I/O.
+ */
+#ifndef ALLIANCE_DCMSG_H
+#define ALLIANCE_DCMSG_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+#define DCMSG_MAX_BYTES 16384
+#define DCMSG_REF_MAX 64
+
+typedef enum dcmsg_type {
+	DCMSG_PING = 1,
+} dcmsg_type;
+
+typedef struct dcmsg {
+	dcmsg_type type;
+	char ref[DCMSG_REF_MAX + 1];   /* the sender's `ref`, "" if none */
+} dcmsg;
+
+typedef struct dcmsg_error {
+	const char *code;              /* slug, static */
+	char reason[160];
+	char ref[DCMSG_REF_MAX + 1];   /* the offending message's ref, if known */
+} dcmsg_error;
+
+/* Parse one message of len bytes (not NUL-terminated). Returns 0 and fills
+ * msg, or -1 and fills err. */
+int dcmsg_parse(const char *buf, size_t len, dcmsg *msg, dcmsg_error *err);
+
+/* Builders; each returns a newly allocated string (free with free()). */
+char *dcmsg_hello(const char *role, const char *visit_id);
+char *dcmsg_pong(const char *ref);
+char *dcmsg_error_text(const dcmsg_error *err);
+/* Any server message given as a JSON object: adds "v":1 and "type". The
+ * object is not consumed. */
+char *dcmsg_encode(const char *type, json_t *fields);
+
+#endif

@@ -1,0 +1,203 @@
+/*
+ * proto.c — see proto.h. A small table-free validator: each request kind
+ * names its fields in order, and the first problem found is the answer.
+ */
+#include "proto.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int proto_fail(proto_error *err, int code, const char *fmt, ...) {
+	err->code = code;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err->reason, sizeof(err->reason), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+const char *proto_error_slug(int code) {
+	switch(code) {
+		case PROTO_ERR_NO_MESSAGE: return "no_message";
+		case PROTO_ERR_INVALID_JSON: return "invalid_json";
+		case PROTO_ERR_UNKNOWN_REQUEST: return "unknown_request";
+		case PROTO_ERR_MISSING_ELEMENT: return "missing_element";
+		case PROTO_ERR_INVALID_ELEMENT: return "invalid_element";
+		case PROTO_ERR_UNAUTHORIZED: return "unauthorized";
+		case PROTO_ERR_NO_SUCH_VISIT: return "no_such_visit";
+		case PROTO_ERR_INVALID_INVITE: return "invalid_invite";
+		case PROTO_ERR_INVITE_USED: return "invite_used";
+		case PROTO_ERR_FORBIDDEN: return "forbidden";
+		case PROTO_ERR_NOT_JOINED: return "not_joined";
+		case PROTO_ERR_ALREADY_JOINED: return "already_joined";
+		case PROTO_ERR_NOT_ADMITTED: return "not_admitted";
+		case PROTO_ERR_WRONG_STATE: return "wrong_state";
+		case PROTO_ERR_INVALID_SDP: return "invalid_sdp";
+		case PROTO_ERR_NO_CONSENT: return "no_consent";
+		case PROTO_ERR_LIMIT_REACHED: return "limit_reached";
+		default: return "internal";
+	}
+}
+
+json_t *proto_error_json(const proto_error *err) {
+	return json_pack("{s:s, s:i, s:s}", "alliance", "error",
+		"error_code", err->code, "error", err->reason);
+}
+
+/* A required or optional string field: present -> must be a non-empty
+ * string of at most PROTO_STRING_MAX bytes. Returns 1 found, 0 absent,
+ * -1 error. */
+static int get_string(const json_t *body, const char *name, bool required,
+		const char **out, proto_error *err) {
+	json_t *v = json_object_get(body, name);
+	*out = NULL;
+	if(v == NULL || json_is_null(v)) {
+		if(required)
+			return proto_fail(err, PROTO_ERR_MISSING_ELEMENT, "Missing element (%s)", name);
+		return 0;
+	}
+	if(!json_is_string(v))
+		return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element type (%s should be a string)", name);
+	size_t len = json_string_length(v);
+	if(len == 0)
+		return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element (%s is empty)", name);
+	if(len > PROTO_STRING_MAX)
+		return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element (%s longer than %d)", name, PROTO_STRING_MAX);
+	const char *s = json_string_value(v);
+	if(strlen(s) != len)
+		return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element (%s contains NUL)", name);
+	*out = s;
+	return 1;
+}
+
+/* Optional boolean: -1 absent, 0/1 value, -2 error. */
+static int get_bool(const json_t *body, const char *name, proto_error *err) {
+	json_t *v = json_object_get(body, name);
+	if(v == NULL || json_is_null(v))
+		return -1;
+	if(!json_is_boolean(v)) {
+		proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element type (%s should be a boolean)", name);
+		return -2;
+	}
+	return json_is_true(v) ? 1 : 0;
+}
+
+static int parse_create(const json_t *body, proto_request *req, proto_error *err) {
+	const char *modality = NULL;
+	if(get_string(body, "therapist_key", true, &req->therapist_key, err) < 0)
+		return -1;
+	if(get_string(body, "client_code", true, &req->client_code, err) < 0)
+		return -1;
+	if(!auth_code_ok(req->client_code))
+		return proto_fail(err, PROTO_ERR_INVALID_ELEMENT,
+			"Invalid element (client_code must be a pseudonymous code: 1-%d of A-Z a-z 0-9 . _ -)", AUTH_CODE_MAX);
+	int r = get_string(body, "modality", false, &modality, err);
+	if(r < 0)
+		return -1;
+	req->modality = VISIT_MODALITY_VIDEO;
+	if(r == 1) {
+		if(!strcmp(modality, "video"))
+			req->modality = VISIT_MODALITY_VIDEO;
+		else if(!strcmp(modality, "in_person"))
+			req->modality = VISIT_MODALITY_IN_PERSON;
+		else
+			return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element (modality must be \"video\" or \"in_person\")");
+	}
+	json_t *instruments = json_object_get(body, "instruments");
+	if(instruments && !json_is_null(instruments) && !json_is_object(instruments))
+		return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element type (instruments should be an object)");
+	json_t *schedule = json_object_get(body, "schedule");
+	if(schedule && !json_is_null(schedule) && !json_is_object(schedule))
+		return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element type (schedule should be an object)");
+	return 0;
+}
+
+static int parse_join(const json_t *body, proto_request *req, proto_error *err) {
+	const char *role = NULL;
+	if(get_string(body, "role", true, &role, err) < 0)
+		return -1;
+	if(!strcmp(role, "therapist")) {
+		req->role = VISIT_ROLE_THERAPIST;
+		if(get_string(body, "visit_id", true, &req->visit_id, err) < 0)
+			return -1;
+		if(get_string(body, "therapist_key", true, &req->therapist_key, err) < 0)
+			return -1;
+	} else if(!strcmp(role, "client")) {
+		req->role = VISIT_ROLE_CLIENT;
+		if(get_string(body, "invite", true, &req->invite, err) < 0)
+			return -1;
+		if(get_string(body, "rejoin_key", false, &req->rejoin_key, err) < 0)
+			return -1;
+		json_t *consent = json_object_get(body, "consent");
+		if(consent == NULL || json_is_null(consent))
+			return proto_fail(err, PROTO_ERR_MISSING_ELEMENT, "Missing element (consent)");
+		if(!json_is_object(consent))
+			return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element type (consent should be an object)");
+		json_t *research = json_object_get(consent, "research");
+		if(research == NULL)
+			return proto_fail(err, PROTO_ERR_MISSING_ELEMENT, "Missing element (consent.research)");
+		if(!json_is_boolean(research))
+			return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element type (consent.research should be a boolean)");
+		req->research_consent = json_is_true(research);
+	} else if(!strcmp(role, "observer")) {
+		req->role = VISIT_ROLE_OBSERVER;
+		if(get_string(body, "visit_id", true, &req->visit_id, err) < 0)
+			return -1;
+		if(get_string(body, "supervisor_key", true, &req->supervisor_key, err) < 0)
+			return -1;
+	} else {
+		return proto_fail(err, PROTO_ERR_INVALID_ELEMENT,
+			"Invalid element (role must be \"therapist\", \"client\" or \"observer\")");
+	}
+	return 0;
+}
+
+static int parse_configure(const json_t *body, proto_request *req, proto_error *err) {
+	req->audio = get_bool(body, "audio", err);
+	if(req->audio == -2)
+		return -1;
+	req->video = get_bool(body, "video", err);
+	if(req->video == -2)
+		return -1;
+	return 0;
+}
+
+int proto_parse(const json_t *body, proto_request *req, proto_error *err) {
+	memset(req, 0, sizeof(*req));
+	req->audio = req->video = -1;
+	err->code = 0;
+	err->reason[0] = '\0';
+	if(body == NULL)
+		return proto_fail(err, PROTO_ERR_NO_MESSAGE, "No message");
+	if(!json_is_object(body))
+		return proto_fail(err, PROTO_ERR_INVALID_JSON, "JSON error: body is not an object");
+	const char *request = NULL;
+	if(get_string(body, "request", true, &request, err) < 0)
+		return -1;
+	if(!strcmp(request, "create")) {
+		req->kind = PROTO_CREATE;
+		req->sync = true;
+		return parse_create(body, req, err);
+	} else if(!strcmp(request, "join")) {
+		req->kind = PROTO_JOIN;
+		return parse_join(body, req, err);
+	} else if(!strcmp(request, "admit")) {
+		req->kind = PROTO_ADMIT;
+		return 0;
+	} else if(!strcmp(request, "configure")) {
+		req->kind = PROTO_CONFIGURE;
+		return parse_configure(body, req, err);
+	} else if(!strcmp(request, "end")) {
+		req->kind = PROTO_END;
+		return 0;
+	} else if(!strcmp(request, "leave")) {
+		req->kind = PROTO_LEAVE;
+		return 0;
+	} else if(!strcmp(request, "status")) {
+		req->kind = PROTO_STATUS;
+		req->sync = true;
+		return 0;
+	}
+	return proto_fail(err, PROTO_ERR_UNKNOWN_REQUEST, "Unknown request '%.64s'", request);
+}

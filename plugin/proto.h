@@ -1,0 +1,92 @@
+/*
+ * proto.h — the Janus API of janus.plugin.alliance: request validation and
+ * error codes.
+ *
+ * proto_parse() turns the `body` of a Janus `message` into a typed
+ * proto_request, or refuses it with one specific error (code + human
+ * reason), before anything else looks at it. It only checks shape: types,
+ * presence, lengths, enumerations. Whether a key is right or a visit exists
+ * is decided later by auth/visit. Strings in the request point into the
+ * JSON body, which must outlive the request.
+ *
+ * The error codes are part of the external contract; docs/api.md lists them.
+ */
+#ifndef ALLIANCE_PROTO_H
+#define ALLIANCE_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+#include "visit.h"
+
+enum proto_error_code {
+	PROTO_ERR_NO_MESSAGE = 470,
+	PROTO_ERR_INVALID_JSON = 471,
+	PROTO_ERR_UNKNOWN_REQUEST = 472,
+	PROTO_ERR_MISSING_ELEMENT = 473,
+	PROTO_ERR_INVALID_ELEMENT = 474,
+	PROTO_ERR_UNAUTHORIZED = 475,
+	PROTO_ERR_NO_SUCH_VISIT = 476,
+	PROTO_ERR_INVALID_INVITE = 477,
+	PROTO_ERR_INVITE_USED = 478,
+	PROTO_ERR_FORBIDDEN = 479,
+	PROTO_ERR_NOT_JOINED = 480,
+	PROTO_ERR_ALREADY_JOINED = 481,
+	PROTO_ERR_NOT_ADMITTED = 482,
+	PROTO_ERR_WRONG_STATE = 483,
+	PROTO_ERR_INVALID_SDP = 484,
+	PROTO_ERR_NO_CONSENT = 485,
+	PROTO_ERR_LIMIT_REACHED = 486,
+	PROTO_ERR_INTERNAL = 499,
+};
+
+#define PROTO_REASON_MAX 200
+#define PROTO_STRING_MAX 256   /* longest string field accepted */
+
+typedef struct proto_error {
+	int code;
+	char reason[PROTO_REASON_MAX];
+} proto_error;
+
+typedef enum proto_kind {
+	PROTO_CREATE,
+	PROTO_JOIN,
+	PROTO_ADMIT,
+	PROTO_CONFIGURE,
+	PROTO_END,
+	PROTO_LEAVE,
+	PROTO_STATUS,
+} proto_kind;
+
+typedef struct proto_request {
+	proto_kind kind;
+	bool sync;                  /* answered inline rather than by event */
+	/* create */
+	const char *therapist_key;
+	const char *client_code;
+	visit_modality modality;
+	/* join */
+	visit_role role;
+	const char *visit_id;
+	const char *invite;
+	const char *rejoin_key;
+	const char *supervisor_key;
+	bool research_consent;
+	/* configure: -1 = not given, 0/1 = value */
+	int audio, video;
+} proto_request;
+
+/* Validate body into req. Returns 0, or -1 with err filled. */
+int proto_parse(const json_t *body, proto_request *req, proto_error *err);
+
+/* The slug of an error code ("unauthorized"), for logs and docs. */
+const char *proto_error_slug(int code);
+
+/* {"alliance":"error","error_code":…,"error":…} (new reference). */
+json_t *proto_error_json(const proto_error *err);
+
+/* Fill err; printf-style reason. Returns -1 for `return proto_fail(...)`. */
+int proto_fail(proto_error *err, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,130 @@
+/*
+ * shell.h — the Janus side of janus.plugin.alliance (internal header).
+ *
+ * The plugin is split into a pure core (auth, visit, proto, dcmsg: no
+ * Janus, unit-tested) and this thin shell, which turns Janus callbacks into
+ * calls on the core and the core's decisions into push_event / relay_* :
+ *
+ *   alliance_plugin.c   plugin descriptor, init/destroy, configuration,
+ *                       handle bookkeeping, handle_message, query_session
+ *   shell_requests.c    the message thread: join, admit, configure, end, …
+ *   shell_media.c       SDP answers, RTP/RTCP relay, data channel, hangup
+ *
+ * Threads and locks. handle_message runs on Janus's request pool; requests
+ * that change visits go through one message thread (shell_requests.c).
+ * RTP/RTCP callbacks run on each handle's own loop thread, incoming_data on
+ * any thread. The control plane (visits, slots, session->visit/role) is
+ * guarded by one lock, visits_mutex: it changes a few times per visit, so
+ * one lock keeps it simple and race-free. Lock order, never reversed:
+ *     sessions_mutex -> visits_mutex -> ap_session.mutex
+ * The hot path never takes visits_mutex: it takes only its own
+ * ap_session.mutex, briefly, to pin the peer it relays to
+ * (shell_peer_get()). close_pc is never called with a lock held.
+ *
+ * Lifetimes. ap_session and ap_visit are janus_refcount'ed. A joined
+ * session holds a reference on its visit; a visit holds references on the
+ * sessions in its therapist/client slots; a linked pair (both present and
+ * the visit live) hold references on each other through ->peer.
+ */
+#ifndef ALLIANCE_SHELL_H
+#define ALLIANCE_SHELL_H
+
+#include <glib.h>
+#include <jansson.h>
+
+#include <plugins/plugin.h>
+#include <mutex.h>
+#include <refcount.h>
+
+#include "auth.h"
+#include "visit.h"
+#include "proto.h"
+
+#define ALLIANCE_VERSION 1
+#define ALLIANCE_VERSION_STRING "0.1.0"
+#define ALLIANCE_NAME "Alliance Pulse"
+#define ALLIANCE_DESCRIPTION "Online therapy visits with alliance pulse checks and per-leg connection quality"
+#define ALLIANCE_AUTHOR "Alliance Pulse"
+#define ALLIANCE_PACKAGE "janus.plugin.alliance"
+#define ALLIANCE_DC_LABEL "alliance"
+
+typedef struct ap_settings {
+	auth_keyring *keys;
+	char *db_path;
+	char *instruments_dir;
+	int end_grace_s;
+	int max_visits;
+	gboolean events;
+} ap_settings;
+
+struct ap_visit;
+
+typedef struct ap_session {
+	janus_plugin_session *handle;
+	struct ap_visit *visit;      /* joined visit (ref held), under visits_mutex */
+	visit_role role;
+	/* negotiated media (set by configure on the message thread) */
+	volatile gint negotiated;    /* an answer was sent at least once */
+	int audio_pt, video_pt;      /* our payload types in this PC, -1 if none */
+	gboolean has_data;
+	volatile gint send_audio, send_video;  /* relay this participant's media? */
+	volatile gint media_up;      /* setup_media seen, hangup_media not yet */
+	volatile gint dataready;
+	volatile gint hello_sent;
+	/* counters (approximate when read from another thread) */
+	guint64 rtp_in[2], rtp_relayed[2], rtcp_in, pli_in, remb_in, dc_in, dc_err;
+	struct ap_session *peer;     /* linked participant, under mutex */
+	volatile gint hangingup;
+	volatile gint destroyed;
+	janus_mutex mutex;
+	janus_refcount ref;
+} ap_session;
+
+typedef struct ap_visit {
+	visit v;                     /* pure state, under visits_mutex */
+	ap_session *therapist;       /* slots (refs held), under visits_mutex */
+	ap_session *client;
+	janus_refcount ref;
+} ap_visit;
+
+/* shared state, defined in alliance_plugin.c */
+extern janus_plugin alliance_plugin;
+extern janus_callbacks *gateway;
+extern ap_settings settings;
+extern volatile gint initialized, stopping;
+extern GHashTable *visits;          /* visit_id -> ap_visit (ref held) */
+extern GHashTable *visits_by_invite;/* invite digest bytes -> ap_visit (no ref) */
+extern janus_mutex visits_mutex;
+
+/* alliance_plugin.c */
+ap_session *shell_session_lookup(janus_plugin_session *handle); /* ref++ or NULL */
+void shell_notify(janus_plugin_session *handle, const char *event, json_t *fields);
+int shell_push(ap_session *s, const char *transaction, json_t *msg, json_t *jsep);
+
+/* shell_requests.c */
+int shell_requests_start(void);
+void shell_requests_stop(void);
+void shell_requests_enqueue(ap_session *s, char *transaction, json_t *message, json_t *jsep);
+json_t *shell_request_sync(ap_session *s, const proto_request *req);
+void shell_session_detach(ap_session *s, gboolean tell_self);
+void shell_visit_unref(ap_visit *av);
+void shell_visits_destroy_all(void);
+
+/* shell_media.c */
+ap_session *shell_peer_get(ap_session *s);    /* ref++ or NULL */
+void shell_sync_links(ap_visit *av);          /* under visits_mutex */
+void shell_unlink(ap_visit *av);              /* under visits_mutex */
+json_t *shell_sdp_answer(ap_session *s, const char *offer_sdp, proto_error *err);
+void shell_send_dc(ap_session *s, const char *text);
+void shell_media_reset(ap_session *s);
+void shell_media_forget(ap_session *s);     /* drop per-session media state */
+
+void alliance_setup_media(janus_plugin_session *handle);
+void alliance_incoming_rtp(janus_plugin_session *handle, janus_plugin_rtp *packet);
+void alliance_incoming_rtcp(janus_plugin_session *handle, janus_plugin_rtcp *packet);
+void alliance_incoming_data(janus_plugin_session *handle, janus_plugin_data *packet);
+void alliance_data_ready(janus_plugin_session *handle);
+void alliance_slow_link(janus_plugin_session *handle, int mindex, gboolean video, gboolean uplink);
+void alliance_hangup_media(janus_plugin_session *handle);
+
+#endif

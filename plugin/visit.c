@@ -1,0 +1,163 @@
+/*
+ * visit.c — see visit.h. Every function checks first and writes last, so
+ * a refusal leaves the visit exactly as it was.
+ */
+#include "visit.h"
+
+#include <string.h>
+#include <glib.h>
+
+void visit_init(visit *v, const char *id, const char *therapist_code,
+		const char *client_code, visit_modality modality,
+		const auth_digest *invite, int64_t now_us) {
+	memset(v, 0, sizeof(*v));
+	g_strlcpy(v->id, id, sizeof(v->id));
+	g_strlcpy(v->therapist_code, therapist_code, sizeof(v->therapist_code));
+	g_strlcpy(v->client_code, client_code, sizeof(v->client_code));
+	v->modality = modality;
+	v->state = VISIT_CREATED;
+	v->invite = *invite;
+	v->created_at_us = now_us;
+}
+
+static bool open_for_joins(const visit *v) {
+	return v->state == VISIT_CREATED || v->state == VISIT_WAITING || v->state == VISIT_LIVE;
+}
+
+visit_result visit_join_therapist(visit *v, const char *therapist_code) {
+	if(!open_for_joins(v))
+		return VISIT_ERR_CLOSED;
+	if(therapist_code == NULL || strcmp(therapist_code, v->therapist_code) != 0)
+		return VISIT_ERR_UNAUTHORIZED;
+	if(v->therapist_present)
+		return VISIT_ERR_ROLE_PRESENT;
+	v->therapist_present = true;
+	return VISIT_OK;
+}
+
+visit_result visit_join_client(visit *v, const char *invite,
+		const char *rejoin_key, bool research_consent, bool *first_join) {
+	*first_join = false;
+	if(!open_for_joins(v))
+		return VISIT_ERR_CLOSED;
+	if(invite == NULL)
+		return VISIT_ERR_INVALID_INVITE;
+	auth_digest d;
+	auth_digest_of(invite, &d);
+	if(!auth_digest_equal(&d, &v->invite))
+		return VISIT_ERR_INVALID_INVITE;
+	if(v->invite_used) {
+		if(rejoin_key == NULL)
+			return VISIT_ERR_INVITE_USED;
+		auth_digest r;
+		auth_digest_of(rejoin_key, &r);
+		if(!auth_digest_equal(&r, &v->rejoin))
+			return VISIT_ERR_INVITE_USED;
+	}
+	if(v->client_present)
+		return VISIT_ERR_ROLE_PRESENT;
+	/* all checks passed: write */
+	*first_join = !v->invite_used;
+	v->invite_used = true;
+	v->client_present = true;
+	v->research_consent = research_consent;
+	if(v->client_admitted)
+		v->state = VISIT_LIVE;
+	else if(v->state == VISIT_CREATED)
+		v->state = VISIT_WAITING;
+	return VISIT_OK;
+}
+
+void visit_set_rejoin(visit *v, const auth_digest *rejoin) {
+	v->rejoin = *rejoin;
+}
+
+visit_result visit_join_observer(visit *v) {
+	if(!open_for_joins(v))
+		return VISIT_ERR_CLOSED;
+	if(!v->invite_used || !v->research_consent)
+		return VISIT_ERR_NO_CONSENT;
+	v->observers++;
+	return VISIT_OK;
+}
+
+visit_result visit_admit(visit *v, visit_role who, int64_t now_us) {
+	if(who != VISIT_ROLE_THERAPIST)
+		return VISIT_ERR_FORBIDDEN;
+	if(!open_for_joins(v))
+		return VISIT_ERR_CLOSED;
+	if(v->state != VISIT_WAITING || !v->client_present)
+		return VISIT_ERR_WRONG_STATE;
+	v->state = VISIT_LIVE;
+	v->client_admitted = true;
+	if(v->admitted_at_us == 0)
+		v->admitted_at_us = now_us;
+	return VISIT_OK;
+}
+
+visit_result visit_may_configure(const visit *v, visit_role who) {
+	if(!open_for_joins(v))
+		return VISIT_ERR_CLOSED;
+	switch(who) {
+		case VISIT_ROLE_THERAPIST:
+			return VISIT_OK;   /* camera may be up while the client waits */
+		case VISIT_ROLE_CLIENT:
+			return v->client_admitted ? VISIT_OK : VISIT_ERR_NOT_ADMITTED;
+		default:
+			return VISIT_ERR_FORBIDDEN;
+	}
+}
+
+visit_result visit_end(visit *v, visit_role who, int64_t now_us) {
+	if(who != VISIT_ROLE_THERAPIST)
+		return VISIT_ERR_FORBIDDEN;
+	if(!open_for_joins(v))
+		return VISIT_ERR_CLOSED;
+	v->state = VISIT_ENDED;
+	v->ended_at_us = now_us;
+	return VISIT_OK;
+}
+
+void visit_close(visit *v) {
+	v->state = VISIT_CLOSED;
+	v->therapist_present = false;
+	v->client_present = false;
+	v->observers = 0;
+}
+
+void visit_leave(visit *v, visit_role who) {
+	switch(who) {
+		case VISIT_ROLE_THERAPIST: v->therapist_present = false; break;
+		case VISIT_ROLE_CLIENT: v->client_present = false; break;
+		case VISIT_ROLE_OBSERVER: if(v->observers > 0) v->observers--; break;
+		default: break;
+	}
+}
+
+bool visit_relaying(const visit *v) {
+	return v->state == VISIT_LIVE && v->therapist_present && v->client_present;
+}
+
+const char *visit_state_name(visit_state s) {
+	switch(s) {
+		case VISIT_CREATED: return "created";
+		case VISIT_WAITING: return "waiting";
+		case VISIT_LIVE: return "live";
+		case VISIT_ENDED: return "ended";
+		case VISIT_CLOSED: return "closed";
+	}
+	return "unknown";
+}
+
+const char *visit_role_name(visit_role r) {
+	switch(r) {
+		case VISIT_ROLE_THERAPIST: return "therapist";
+		case VISIT_ROLE_CLIENT: return "client";
+		case VISIT_ROLE_OBSERVER: return "observer";
+		default: return "none";
+	}
+}
+
+const char *visit_modality_name(visit_modality m) {
+	return m == VISIT_MODALITY_IN_PERSON ? "in_person" : "video";
+}

@@ -1,0 +1,118 @@
+/*
+ * visit.h — the life of one therapy visit, as a pure state machine.
+ *
+ * A visit goes created -> waiting -> live -> ended -> closed (PROTOCOL.md).
+ * This module decides whether a participant may join, be admitted, send
+ * media, leave or end the visit, and records what happened; it knows
+ * nothing about Janus handles, threads or clocks (times are passed in).
+ * The Janus shell (alliance_plugin.c) owns the locking and maps roles to
+ * handles.
+ *
+ * Invariants:
+ * - at most one therapist and one client are present at a time;
+ * - the invite digest is consumed by the first client join; after that the
+ *   client proves identity with the re-join key issued at that join;
+ * - once admitted, a client stays admitted for the life of the visit, so a
+ *   re-join after a network drop goes straight back to `live`;
+ * - a refused transition changes nothing (every check precedes every write).
+ */
+#ifndef ALLIANCE_VISIT_H
+#define ALLIANCE_VISIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "auth.h"
+
+typedef enum visit_role {
+	VISIT_ROLE_NONE = 0,
+	VISIT_ROLE_THERAPIST,
+	VISIT_ROLE_CLIENT,
+	VISIT_ROLE_OBSERVER,
+} visit_role;
+
+typedef enum visit_modality {
+	VISIT_MODALITY_VIDEO = 0,
+	VISIT_MODALITY_IN_PERSON,
+} visit_modality;
+
+typedef enum visit_state {
+	VISIT_CREATED = 0,   /* no client has arrived yet */
+	VISIT_WAITING,       /* the client is in the waiting room */
+	VISIT_LIVE,          /* the client was admitted */
+	VISIT_ENDED,         /* the therapist ended it; answers still accepted */
+	VISIT_CLOSED,        /* nothing more is accepted */
+} visit_state;
+
+/* Outcome of a transition; VISIT_OK or the reason it was refused. The shell
+ * maps these to the API error codes of docs/api.md. */
+typedef enum visit_result {
+	VISIT_OK = 0,
+	VISIT_ERR_UNAUTHORIZED,     /* key of another therapist */
+	VISIT_ERR_INVALID_INVITE,   /* unknown invite */
+	VISIT_ERR_INVITE_USED,      /* invite used, no/wrong re-join key */
+	VISIT_ERR_FORBIDDEN,        /* role may not do this */
+	VISIT_ERR_ROLE_PRESENT,     /* someone already holds that role */
+	VISIT_ERR_NOT_ADMITTED,     /* client media before admission */
+	VISIT_ERR_WRONG_STATE,      /* not allowed in the current state */
+	VISIT_ERR_CLOSED,           /* the visit is closed */
+	VISIT_ERR_NO_CONSENT,       /* observer without client consent */
+} visit_result;
+
+#define VISIT_ID_MAX 48
+
+typedef struct visit {
+	char id[VISIT_ID_MAX + 1];
+	char therapist_code[AUTH_CODE_MAX + 1];
+	char client_code[AUTH_CODE_MAX + 1];
+	visit_modality modality;
+	visit_state state;
+	auth_digest invite;        /* digest of the client's invite */
+	bool invite_used;
+	auth_digest rejoin;        /* digest of the client's re-join key */
+	bool therapist_present;
+	bool client_present;
+	bool client_admitted;      /* sticky: admitted once, admitted for good */
+	bool research_consent;     /* as given at the client's latest join */
+	int observers;
+	int64_t created_at_us, admitted_at_us, ended_at_us;
+} visit;
+
+/* Start a visit in state CREATED. Codes must already be validated. */
+void visit_init(visit *v, const char *id, const char *therapist_code,
+	const char *client_code, visit_modality modality,
+	const auth_digest *invite, int64_t now_us);
+
+/* The therapist joins; therapist_code is what their key mapped to. */
+visit_result visit_join_therapist(visit *v, const char *therapist_code);
+
+/* The client joins with the invite (first time) or invite + re-join key.
+ * On a first join, *first_join is set and the caller must issue a re-join
+ * key and store its digest with visit_set_rejoin(). */
+visit_result visit_join_client(visit *v, const char *invite,
+	const char *rejoin_key, bool research_consent, bool *first_join);
+void visit_set_rejoin(visit *v, const auth_digest *rejoin);
+
+/* An observer (supervisor) joins, only with the client's research consent. */
+visit_result visit_join_observer(visit *v);
+
+/* Only the therapist may admit, and only a waiting client. */
+visit_result visit_admit(visit *v, visit_role who, int64_t now_us);
+
+/* May this role negotiate media now? */
+visit_result visit_may_configure(const visit *v, visit_role who);
+
+/* Only the therapist may end; ends a created, waiting or live visit. */
+visit_result visit_end(visit *v, visit_role who, int64_t now_us);
+void visit_close(visit *v);
+
+/* A participant leaves (request, hangup of the handle, or session gone). */
+void visit_leave(visit *v, visit_role who);
+
+/* Is media relayed between therapist and client right now? */
+bool visit_relaying(const visit *v);
+
+const char *visit_state_name(visit_state s);
+const char *visit_role_name(visit_role r);
+const char *visit_modality_name(visit_modality m);
+
+#endif

@@ -1,0 +1,187 @@
+"""pytest wiring for the integration suite.
+
+* The whole pytest process runs as root. At session start it creates a
+  namespace pair (harness.netns), moves its own main thread into the
+  *client* namespace (setns) and pins aioice's host candidates to the client
+  veth address. Every socket the tests open (Janus API clients, aiortc) is
+  therefore in the client namespace; Janus runs in the server namespace.
+* `janus` (module scope) starts one Janus with the alliance plugin per test
+  module; `keys` holds that module's per-run credentials.
+* `async def test_…` functions are run with asyncio.run() by the
+  pytest_pyfunc_call hook below (no pytest-asyncio needed), with a per-test
+  timeout (`@pytest.mark.timeout_s(N)`, default 60 s).
+* After every test the Janus processes are checked: a sanitizer report in
+  the log or a dead janus fails the test. Failed tests get the plugin's log
+  lines and the (redacted) API trace attached.
+* At the end of the session, no janus of ours and no namespace of ours may
+  be left behind.
+"""
+from __future__ import annotations
+
+import asyncio
+import atexit
+import inspect
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import api as _api  # noqa: E402
+from harness import janus as _janus  # noqa: E402
+from harness.janus import AllianceKeys, alliance_server  # noqa: E402
+from harness.netns import NetnsPair, install_signal_teardown  # noqa: E402
+from harness.peer import pin_host_addresses  # noqa: E402
+
+DEFAULT_TIMEOUT_S = 60
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "timeout_s(n): per-test asyncio timeout in seconds")
+    config.addinivalue_line("markers", "needs_alliance: needs the alliance plugin .so")
+
+
+def _kill_running_janus():
+    for srv in list(_janus.RUNNING):
+        try:
+            srv.stop(grace=3)
+        except Exception:
+            pass
+
+
+# -- namespaces ---------------------------------------------------------------
+@pytest.fixture(scope="session")
+def net():
+    if os.geteuid() != 0:
+        pytest.exit("the integration suite needs root (ip netns); use tests/integration/run.sh",
+                    returncode=2)
+    install_signal_teardown()
+    pair = NetnsPair()
+    atexit.register(_kill_running_janus)        # runs before the netns atexit teardown
+    pair.setup()
+    pair.enter_client()
+    pin_host_addresses(pair.client_ip)
+    try:
+        yield pair
+    finally:
+        _kill_running_janus()
+        pair.teardown()
+        left = pair.leftovers()
+        alive = [pid for pid in _janus.STARTED_PIDS if _pid_alive(pid)]
+        assert not left, f"left behind: {left}"
+        assert not alive, f"janus processes still running: {alive}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is not running; we reap our children in stop()
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+# -- Janus with the alliance plugin --------------------------------------------
+@pytest.fixture(scope="module")
+def keys():
+    return AllianceKeys()
+
+
+def _start_checked(server):
+    server.start()
+    return server
+
+
+def _stop_checked(server):
+    log = server.stop()
+    problems = []
+    if server.exit_problem:
+        problems.append(server.exit_problem)
+    problems += server.health_problems() if server.proc else []
+    problems = [p for p in problems if "not running" not in p]   # it was stopped on purpose
+    if problems:
+        pytest.fail("janus shutdown: " + "; ".join(problems) + "\n--- plugin log lines ---\n"
+                    + server.plugin_lines() + "\n--- log tail ---\n"
+                    + "\n".join(log.splitlines()[-40:]), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def janus(net, keys, tmp_path_factory):
+    so = _janus.plugin_so_path()
+    if not so.exists():
+        pytest.skip(f"alliance plugin not built ({so}); set ALLIANCE_PLUGIN_SO")
+    srv = alliance_server(net, tmp_path_factory.mktemp("janus"), keys)
+    _start_checked(srv)
+    try:
+        yield srv
+    finally:
+        _stop_checked(srv)
+
+
+# -- async tests -----------------------------------------------------------------
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    marker = pyfuncitem.get_closest_marker("timeout_s")
+    timeout = marker.args[0] if marker else DEFAULT_TIMEOUT_S
+    kwargs = {n: pyfuncitem.funcargs[n] for n in pyfuncitem._fixtureinfo.argnames}
+
+    async def _run():
+        try:
+            await asyncio.wait_for(pyfuncitem.obj(**kwargs), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"test did not finish within {timeout}s") from None
+
+    asyncio.run(_run())
+    return True
+
+
+# -- per-test health check and failure context --------------------------------------
+_call_offsets = pytest.StashKey[dict]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    item.stash[_call_offsets] = {id(s): s.log_size() for s in _janus.RUNNING}
+    _api.TRACE.clear()
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when != "call":
+        return
+    problems = []
+    for srv in list(_janus.RUNNING):
+        for p in srv.health_problems():
+            problems.append(f"{srv.workdir.name}: {p}")
+    if problems and not rep.failed:
+        rep.outcome = "failed"
+        rep.longrepr = "Janus health check failed after the test:\n  " + "\n  ".join(problems)
+    elif problems:
+        rep.sections.append(("janus health", "\n".join(problems)))
+    if rep.failed:
+        offsets = item.stash.get(_call_offsets, {})
+        for srv in list(_janus.RUNNING) + _stopped_recently(item):
+            lines = srv.plugin_lines(since=offsets.get(id(srv), 0))
+            rep.sections.append((f"janus log, plugin/sanitizer lines ({srv.log_path})",
+                                 lines or "(none)"))
+            rep.sections.append(("janus log tail", srv.log_tail(40)))
+        if _api.TRACE:
+            rep.sections.append(("Janus API trace (redacted, last 120)",
+                                 "\n".join(list(_api.TRACE)[-120:])))
+
+
+def _stopped_recently(item):
+    srv = item.funcargs.get("janus") if hasattr(item, "funcargs") else None
+    return [srv] if srv is not None and srv not in _janus.RUNNING else []

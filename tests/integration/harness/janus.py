@@ -1,0 +1,394 @@
+"""A throwaway Janus instance for one test module.
+
+`JanusServer` writes a config folder of its own (janus.jcfg, the HTTP and
+WebSocket transport configs, any plugin configs), points the plugins/
+transports/events/loggers folders at temp folders holding symlinks to just
+what the run needs, starts `ip netns exec <server-ns> janus -F <confdir>`
+with stdout+stderr captured to a log file, waits for the HTTP API to answer
+`{"janus":"info"}` listing the required plugins, and on `stop()` sends
+SIGTERM (then SIGKILL after a grace period) and returns the log.
+
+`health_problems()` is what the per-test check uses: the process must still
+run and the log must not contain sanitizer reports.
+
+Environment:
+  ALLIANCE_PLUGIN_SO   the plugin under test (default
+                       <repo>/plugin/.libs/libjanus_alliance.so; relative
+                       paths are resolved against the repository root)
+  ALLIANCE_SANITIZE=1  the plugin was built with ASan+UBSan: preload gcc's
+                       libasan/libubsan into janus and make both fatal
+  ALLIANCE_JANUS_DEBUG Janus debug_level (default 4)
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional
+
+from .netns import NetnsPair
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+JANUS_LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
+TRANSPORTS = ("libjanus_http.so", "libjanus_websockets.so")
+ALLIANCE_PACKAGE = "janus.plugin.alliance"
+
+HTTP_PORT = 8088
+WS_PORT = 8188
+ADMIN_PORT = 7088
+
+SANITIZER_MARKERS = ("AddressSanitizer", "runtime error:", "UndefinedBehaviorSanitizer",
+                     "LeakSanitizer")
+
+# every janus process this interpreter started (for the end-of-suite check)
+STARTED_PIDS: List[int] = []
+RUNNING: List["JanusServer"] = []
+
+
+def plugin_so_path() -> Path:
+    p = Path(os.environ.get("ALLIANCE_PLUGIN_SO", "plugin/.libs/libjanus_alliance.so"))
+    if not p.is_absolute():
+        p = REPO_ROOT / p
+    return p
+
+
+def sanitize_enabled() -> bool:
+    return os.environ.get("ALLIANCE_SANITIZE", "") not in ("", "0", "no", "false")
+
+
+def sanitizer_env() -> Dict[str, str]:
+    libs = []
+    for name in ("libasan.so", "libubsan.so"):
+        path = subprocess.run(["gcc", f"-print-file-name={name}"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        if not os.path.isabs(path) or not os.path.exists(path):
+            raise RuntimeError(f"ALLIANCE_SANITIZE=1 but gcc does not know {name}")
+        libs.append(os.path.realpath(path))
+    return {
+        "LD_PRELOAD": " ".join(libs),
+        "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
+        "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+    }
+
+
+# -- keys -------------------------------------------------------------------
+def new_key() -> str:
+    """32 random bytes, base64url without padding (43 chars)."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+
+
+def sha256_hex(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass
+class AllianceKeys:
+    """Per-run credentials. Only their hashes go into the config file; the
+    keys themselves live in memory and are never printed (repr hides them)."""
+    therapists: Dict[str, str] = field(default_factory=lambda: {"T-01": new_key(), "T-02": new_key()})
+    supervisors: Dict[str, str] = field(default_factory=lambda: {"s01": new_key()})
+
+    def __repr__(self) -> str:  # keep keys out of pytest's assertion output
+        return f"AllianceKeys(therapists={list(self.therapists)}, supervisors={list(self.supervisors)})"
+
+    def therapist(self, code: str = "T-01") -> str:
+        return self.therapists[code]
+
+    def supervisor(self, name: str = "s01") -> str:
+        return self.supervisors[name]
+
+
+def alliance_config(db_path: Path, keys: AllianceKeys, *, instruments_dir: Optional[Path] = None,
+                    end_grace_s: int = 180, events: bool = False, max_visits: int = 100,
+                    extra_general: str = "") -> str:
+    instruments_dir = instruments_dir or (REPO_ROOT / "conf" / "instruments")
+    lines = [
+        "general: {",
+        f'    db_path = "{db_path}"',
+        f'    instruments_dir = "{instruments_dir}"',
+        f"    end_grace_s = {int(end_grace_s)}",
+        f"    events = {'true' if events else 'false'}",
+        f"    max_visits = {int(max_visits)}",
+    ]
+    if extra_general:
+        lines.append("    " + extra_general.strip())
+    lines += ["}", "therapists: {"]
+    for i, (code, key) in enumerate(keys.therapists.items(), 1):
+        lines.append(f'    t{i:02d}: {{ code = "{code}", key_sha256 = "{sha256_hex(key)}" }}')
+    lines += ["}", "supervisors: {"]
+    for name, key in keys.supervisors.items():
+        lines.append(f'    {name}: {{ key_sha256 = "{sha256_hex(key)}" }}')
+    lines += ["}", ""]
+    return "\n".join(lines)
+
+
+# -- the server -------------------------------------------------------------
+class JanusStartError(RuntimeError):
+    pass
+
+
+class JanusServer:
+    def __init__(self, net: NetnsPair, workdir: Path, *, plugin_sos: Iterable[Path],
+                 required_plugins: Iterable[str], plugin_configs: Optional[Dict[str, str]] = None,
+                 debug_level: Optional[int] = None, sanitize: Optional[bool] = None,
+                 session_timeout: int = 60) -> None:
+        self.net = net
+        self.workdir = Path(workdir)
+        self.plugin_sos = [Path(p) for p in plugin_sos]
+        self.required_plugins = list(required_plugins)
+        self.plugin_configs = dict(plugin_configs or {})
+        self.debug_level = int(debug_level if debug_level is not None
+                               else os.environ.get("ALLIANCE_JANUS_DEBUG", "4"))
+        self.sanitize = sanitize_enabled() if sanitize is None else sanitize
+        self.session_timeout = session_timeout
+        self.admin_secret = secrets.token_hex(16)
+        self.ip = net.server_ip
+        self.http_url = f"http://{self.ip}:{HTTP_PORT}/janus"
+        self.ws_url = f"ws://{self.ip}:{WS_PORT}/"
+        self.admin_url = f"http://{self.ip}:{ADMIN_PORT}/admin"
+        self.confdir = self.workdir / "conf"
+        self.log_path = self.workdir / "janus.log"
+        self.proc: Optional[subprocess.Popen] = None
+        self.info: Optional[dict] = None
+        self.exit_problem: Optional[str] = None
+        self._checked_offset = 0
+
+    # -- config folder ---------------------------------------------------
+    def _link_folder(self, name: str, targets: Iterable[Path]) -> Path:
+        folder = self.workdir / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for t in targets:
+            if not t.exists():
+                raise JanusStartError(f"{t} does not exist")
+            (folder / t.name).symlink_to(t.resolve())
+        return folder
+
+    def write_config(self) -> None:
+        self.confdir.mkdir(parents=True, exist_ok=True)
+        plugins = self._link_folder("plugins", self.plugin_sos)
+        transports = self._link_folder("transports", [JANUS_LIB / "transports" / t for t in TRANSPORTS])
+        events = self._link_folder("events", [])
+        loggers = self._link_folder("loggers", [])
+        (self.confdir / "janus.jcfg").write_text(f"""general: {{
+    configs_folder = "{self.confdir}"
+    plugins_folder = "{plugins}"
+    transports_folder = "{transports}"
+    events_folder = "{events}"
+    loggers_folder = "{loggers}"
+    debug_level = {self.debug_level}
+    debug_timestamps = true
+    debug_colors = false
+    admin_secret = "{self.admin_secret}"
+    session_timeout = {self.session_timeout}
+    server_name = "alliance-it"
+}}
+certificates: {{
+}}
+media: {{
+}}
+nat: {{
+    nice_debug = false
+    ice_enforce_list = "{self.net.server_if}"
+}}
+plugins: {{
+}}
+transports: {{
+}}
+loggers: {{
+}}
+events: {{
+    broadcast = false
+}}
+""")
+        (self.confdir / "janus.transport.http.jcfg").write_text(f"""general: {{
+    json = "plain"
+    base_path = "/janus"
+    http = true
+    port = {HTTP_PORT}
+    ip = "{self.ip}"
+    https = false
+}}
+admin: {{
+    admin_base_path = "/admin"
+    admin_http = true
+    admin_port = {ADMIN_PORT}
+    admin_ip = "{self.ip}"
+    admin_https = false
+}}
+cors: {{
+}}
+""")
+        (self.confdir / "janus.transport.websockets.jcfg").write_text(f"""general: {{
+    json = "plain"
+    ws = true
+    ws_port = {WS_PORT}
+    ws_ip = "{self.ip}"
+    wss = false
+}}
+admin: {{
+    admin_ws = false
+    admin_wss = false
+}}
+cors: {{
+}}
+""")
+        for name, text in self.plugin_configs.items():
+            (self.confdir / name).write_text(text)
+
+    # -- process -----------------------------------------------------------
+    def start(self, timeout: float = 15.0) -> "JanusServer":
+        self.write_config()
+        cmd = ["ip", "netns", "exec", self.net.server_ns]
+        env_vars = sanitizer_env() if self.sanitize else {}
+        if env_vars:
+            cmd += ["env"] + [f"{k}={v}" for k, v in env_vars.items()]
+        cmd += ["janus", "-F", str(self.confdir), "-C", str(self.confdir / "janus.jcfg"), "-o"]
+        self._log_fh = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self._log_fh, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=self.workdir,
+                                     start_new_session=True)
+        STARTED_PIDS.append(self.proc.pid)
+        RUNNING.append(self)
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self._checked_offset = self.log_size()
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last_err = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise JanusStartError(f"janus exited with {self.proc.returncode} during start-up\n"
+                                      + self.log_tail(80))
+            try:
+                info = self.http_json("GET", f"{self.http_url}/info", timeout=1.0)
+                if info.get("janus") == "server_info":
+                    missing = [p for p in self.required_plugins if p not in info.get("plugins", {})]
+                    if missing:
+                        raise JanusStartError(f"janus is up but plugin(s) {missing} not loaded; "
+                                              f"loaded: {list(info.get('plugins', {}))}\n"
+                                              + self.log_tail(80))
+                    transports = info.get("transports", {})
+                    if "janus.transport.websockets" not in transports:
+                        raise JanusStartError("websockets transport not loaded\n" + self.log_tail(80))
+                    self.info = info
+                    return
+            except (urllib.error.URLError, ConnectionError, OSError, ValueError) as e:
+                last_err = e
+            time.sleep(0.05)
+        raise JanusStartError(f"janus did not answer info within {timeout}s ({last_err})\n"
+                              + self.log_tail(80))
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, grace: float = 10.0) -> str:
+        """SIGTERM, then SIGKILL after `grace` s. Returns the whole log.
+        Sets `exit_problem` when janus had to be killed or exited badly."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.exit_problem = f"janus did not exit within {grace}s of SIGTERM; killed"
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+            else:
+                if self.proc.returncode not in (0, -signal.SIGTERM):
+                    self.exit_problem = f"janus exited with status {self.proc.returncode} after SIGTERM"
+        if self in RUNNING:
+            RUNNING.remove(self)
+        if getattr(self, "_log_fh", None):
+            self._log_fh.close()
+            self._log_fh = None
+        return self.log_text()
+
+    # -- log -----------------------------------------------------------------
+    def log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def log_text(self, since: int = 0) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(since)
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, n: int = 60) -> str:
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+    def plugin_lines(self, since: int = 0, limit: int = 200) -> str:
+        """Log lines that look like they come from the plugin under test (or
+        a sanitizer), for failure reports."""
+        pat = re.compile(r"alliance|AddressSanitizer|runtime error:|UndefinedBehaviorSanitizer|"
+                         r"SUMMARY:|^\s+#\d+ 0x", re.I)
+        lines = [l for l in self.log_text(since).splitlines() if pat.search(l)]
+        return "\n".join(lines[-limit:])
+
+    def health_problems(self, since: Optional[int] = None) -> List[str]:
+        """[] if janus is alive and the log (from `since`, default: since the
+        previous check) has no sanitizer report."""
+        start = self._checked_offset if since is None else since
+        text = self.log_text(start)
+        self._checked_offset = start + len(text.encode("utf-8", "replace"))
+        problems = []
+        for m in SANITIZER_MARKERS:
+            if m in text:
+                problems.append(f"janus log contains {m!r}")
+        if not self.alive():
+            rc = self.proc.returncode if self.proc else None
+            problems.append(f"janus process is not running (exit status {rc})")
+        return problems
+
+    # -- HTTP helpers (sync; used for readiness and admin) ---------------------
+    @staticmethod
+    def http_json(method: str, url: str, body: Optional[dict] = None, timeout: float = 5.0,
+                  raw: Optional[bytes] = None) -> dict:
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return json.loads(r.read().decode())
+
+    def server_info(self) -> dict:
+        return self.http_json("GET", f"{self.http_url}/info")
+
+    def admin(self, path: str, request: str, **extra) -> dict:
+        body = {"janus": request, "transaction": secrets.token_hex(6),
+                "admin_secret": self.admin_secret, **extra}
+        return self.http_json("POST", f"{self.admin_url}{path}", body)
+
+    def list_sessions(self) -> List[int]:
+        return self.admin("", "list_sessions").get("sessions", [])
+
+    def list_handles(self, session_id: int) -> List[int]:
+        return self.admin(f"/{session_id}", "list_handles").get("handles", [])
+
+    def handle_info(self, session_id: int, handle_id: int) -> dict:
+        return self.admin(f"/{session_id}/{handle_id}", "handle_info").get("info", {})
+
+
+def alliance_server(net: NetnsPair, workdir: Path, keys: AllianceKeys, **cfg) -> JanusServer:
+    """A JanusServer loading only the alliance plugin, configured with `keys`."""
+    so = plugin_so_path()
+    text = alliance_config(Path(workdir) / "alliance.sqlite", keys, **cfg)
+    return JanusServer(net, workdir, plugin_sos=[so], required_plugins=[ALLIANCE_PACKAGE],
+                       plugin_configs={f"{ALLIANCE_PACKAGE}.jcfg": text})

@@ -1,0 +1,152 @@
+"""Two network namespaces joined by a veth pair, plus a way to move the
+calling thread into one of them.
+
+ICE does not work over loopback (libnice and aiortc both skip it), so Janus
+runs in the *server* namespace and the test clients in the *client*
+namespace; the two talk over a veth pair with addresses from 198.18.0.0/15
+(the benchmarking range), chosen per run.
+
+Names include the pid and a random suffix so parallel runs never collide.
+`NetnsPair.teardown()` is idempotent and is also registered with `atexit`,
+so the namespaces go away on failure, on KeyboardInterrupt and on SIGTERM
+(see `install_signal_teardown`).
+"""
+from __future__ import annotations
+
+import atexit
+import ctypes
+import ipaddress
+import os
+import secrets
+import signal
+import subprocess
+from typing import List, Optional
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+BASE_NET = ipaddress.ip_network("198.18.0.0/15")
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", *args], check=check, capture_output=True, text=True)
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+def list_netns() -> List[str]:
+    out = _ip("netns", "list", check=False).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+class NetnsPair:
+    """server_ns <-> client_ns over veth (server_if, client_if)."""
+
+    def __init__(self, prefix: str = "ap") -> None:
+        pid = os.getpid()
+        tag = f"{pid:x}{secrets.token_hex(2)}"          # <= 10 hex chars
+        self.server_ns = f"{prefix}j-{tag}"
+        self.client_ns = f"{prefix}c-{tag}"
+        self.server_if = f"{prefix}j{tag}"[:15]         # IFNAMSIZ - 1
+        self.client_if = f"{prefix}c{tag}"[:15]
+        # one /30 out of 198.18.0.0/15 per run
+        n_subnets = BASE_NET.num_addresses // 4
+        base = int(BASE_NET.network_address) + 4 * secrets.randbelow(n_subnets)
+        self.server_ip = str(ipaddress.ip_address(base + 1))
+        self.client_ip = str(ipaddress.ip_address(base + 2))
+        self._created = False
+        self._torn_down = False
+        self._orig_ns_fd: Optional[int] = None
+        self._entered: Optional[str] = None
+
+    # -- life -------------------------------------------------------------
+    def setup(self) -> "NetnsPair":
+        atexit.register(self.teardown)
+        self._created = True
+        try:
+            for ns in (self.server_ns, self.client_ns):
+                _ip("netns", "add", ns)
+                _ip("-n", ns, "link", "set", "lo", "up")
+            _ip("link", "add", self.server_if, "netns", self.server_ns, "type", "veth",
+                "peer", "name", self.client_if, "netns", self.client_ns)
+            _ip("-n", self.server_ns, "addr", "add", f"{self.server_ip}/30", "dev", self.server_if)
+            _ip("-n", self.client_ns, "addr", "add", f"{self.client_ip}/30", "dev", self.client_if)
+            _ip("-n", self.server_ns, "link", "set", self.server_if, "up")
+            _ip("-n", self.client_ns, "link", "set", self.client_if, "up")
+        except BaseException:
+            self.teardown()
+            raise
+        return self
+
+    def __enter__(self) -> "NetnsPair":
+        return self.setup()
+
+    def __exit__(self, *exc) -> None:
+        self.teardown()
+
+    def enter_client(self) -> None:
+        """Move the calling thread (pytest's main thread) into the client
+        namespace. Sockets created afterwards, and threads/processes spawned
+        afterwards, live there. Undo with `leave()`."""
+        self.enter(self.client_ns)
+
+    def enter(self, ns: str) -> None:
+        if self._orig_ns_fd is None:
+            self._orig_ns_fd = os.open(f"/proc/thread-self/ns/net", os.O_RDONLY)
+        fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+        try:
+            _setns(fd)
+        finally:
+            os.close(fd)
+        self._entered = ns
+
+    def leave(self) -> None:
+        if self._orig_ns_fd is not None:
+            _setns(self._orig_ns_fd)
+            os.close(self._orig_ns_fd)
+            self._orig_ns_fd = None
+            self._entered = None
+
+    def pids(self, ns: str) -> List[int]:
+        out = _ip("netns", "pids", ns, check=False).stdout
+        return [int(p) for p in out.split()]
+
+    def teardown(self) -> None:
+        """Kill anything left in our namespaces, delete them. Idempotent."""
+        if self._torn_down or not self._created:
+            return
+        self._torn_down = True
+        try:
+            self.leave()
+        except OSError:
+            pass
+        for ns in (self.server_ns, self.client_ns):
+            if ns in list_netns():
+                for pid in self.pids(ns):
+                    if pid != os.getpid():
+                        try:
+                            os.kill(pid, signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+                _ip("netns", "del", ns, check=False)
+
+    def leftovers(self) -> List[str]:
+        """What of ours still exists (empty list == clean)."""
+        left = [ns for ns in list_netns() if ns in (self.server_ns, self.client_ns)]
+        for ifname in (self.server_if, self.client_if):
+            if _ip("link", "show", ifname, check=False).returncode == 0:
+                left.append(f"link {ifname}")
+        return left
+
+
+def install_signal_teardown() -> None:
+    """Turn SIGTERM/SIGHUP into KeyboardInterrupt so `finally`/fixture
+    finalizers and atexit handlers run instead of the process just dying."""
+    def _raise(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise)

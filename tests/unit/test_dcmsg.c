@@ -1,0 +1,104 @@
+/* Unit tests for dcmsg.c: the data-channel codec. */
+#include <glib.h>
+#include <string.h>
+#include <stdlib.h>
+#include "dcmsg.h"
+
+static const char *slug(const char *text) {
+	static char out[32];
+	dcmsg m;
+	dcmsg_error e;
+	if(dcmsg_parse(text, strlen(text), &m, &e) == 0)
+		return "ok";
+	g_strlcpy(out, e.code, sizeof(out));
+	g_assert_cmpuint(strlen(e.reason), >, 0);
+	return out;
+}
+
+static void test_parse(void) {
+	dcmsg m;
+	dcmsg_error e;
+	const char *ping = "{\"v\":1,\"type\":\"ping\",\"ref\":\"r-1\",\"extra\":[1,2]}";
+	g_assert_cmpint(dcmsg_parse(ping, strlen(ping), &m, &e), ==, 0);
+	g_assert_cmpint(m.type, ==, DCMSG_PING);
+	g_assert_cmpstr(m.ref, ==, "r-1");
+	/* not NUL-terminated input: parse only len bytes */
+	char buf[64];
+	memcpy(buf, "{\"v\":1,\"type\":\"ping\"}XXXX", 25);
+	g_assert_cmpint(dcmsg_parse(buf, 21, &m, &e), ==, 0);
+	g_assert_cmpstr(m.ref, ==, "");
+
+	g_assert_cmpstr(slug("not json"), ==, "bad_json");
+	g_assert_cmpstr(slug("[1]"), ==, "bad_json");
+	g_assert_cmpstr(slug("{\"type\":\"ping\"}"), ==, "bad_version");
+	g_assert_cmpstr(slug("{\"v\":2,\"type\":\"ping\"}"), ==, "bad_version");
+	g_assert_cmpstr(slug("{\"v\":\"1\",\"type\":\"ping\"}"), ==, "bad_version");
+	g_assert_cmpstr(slug("{\"v\":1}"), ==, "bad_json");
+	g_assert_cmpstr(slug("{\"v\":1,\"type\":7}"), ==, "bad_json");
+	g_assert_cmpstr(slug("{\"v\":1,\"type\":\"teleport\"}"), ==, "unknown_type");
+	g_assert_cmpstr(slug("{\"v\":1,\"type\":\"ping\",\"type\":\"x\"}"), ==, "bad_json");
+	g_assert_cmpint(dcmsg_parse(NULL, 0, &m, &e), ==, -1);
+	g_assert_cmpint(dcmsg_parse("", 0, &m, &e), ==, -1);
+	/* the ref of a refused message is echoed back, sanitised and bounded */
+	const char *bad = "{\"v\":1,\"type\":\"zzz\",\"ref\":\"a\\u0001b\"}";
+	g_assert_cmpint(dcmsg_parse(bad, strlen(bad), &m, &e), ==, -1);
+	g_assert_cmpstr(e.ref, ==, "a?b");
+	char *longref = g_strdup_printf("{\"v\":1,\"type\":\"ping\",\"ref\":\"%0200d\"}", 0);
+	g_assert_cmpint(dcmsg_parse(longref, strlen(longref), &m, &e), ==, 0);
+	g_assert_cmpuint(strlen(m.ref), ==, DCMSG_REF_MAX);
+	g_free(longref);
+}
+
+static void test_size_limit(void) {
+	dcmsg m;
+	dcmsg_error e;
+	/* a valid ping padded to exactly the limit is accepted, one byte more is not */
+	GString *s = g_string_new("{\"v\":1,\"type\":\"ping\",\"pad\":\"");
+	while(s->len < DCMSG_MAX_BYTES - 2)
+		g_string_append_c(s, 'x');
+	g_string_append(s, "\"}");
+	g_assert_cmpuint(s->len, ==, DCMSG_MAX_BYTES);
+	g_assert_cmpint(dcmsg_parse(s->str, s->len, &m, &e), ==, 0);
+	g_string_insert_c(s, 30, 'x');
+	g_assert_cmpint(dcmsg_parse(s->str, s->len, &m, &e), ==, -1);
+	g_assert_cmpstr(e.code, ==, "too_large");
+	g_string_free(s, TRUE);
+}
+
+static json_t *decode(char *text) {
+	json_error_t jerr;
+	json_t *j = json_loads(text, 0, &jerr);
+	free(text);
+	g_assert_nonnull(j);
+	g_assert_cmpint(json_integer_value(json_object_get(j, "v")), ==, 1);
+	return j;
+}
+
+static void test_builders(void) {
+	json_t *j = decode(dcmsg_hello("client", "visit-1"));
+	g_assert_cmpstr(json_string_value(json_object_get(j, "type")), ==, "hello");
+	g_assert_cmpstr(json_string_value(json_object_get(j, "role")), ==, "client");
+	g_assert_cmpstr(json_string_value(json_object_get(j, "visit_id")), ==, "visit-1");
+	json_decref(j);
+	j = decode(dcmsg_pong("abc"));
+	g_assert_cmpstr(json_string_value(json_object_get(j, "type")), ==, "pong");
+	g_assert_cmpstr(json_string_value(json_object_get(j, "ref")), ==, "abc");
+	json_decref(j);
+	j = decode(dcmsg_pong(""));
+	g_assert_null(json_object_get(j, "ref"));
+	json_decref(j);
+	dcmsg_error e = { .code = "unknown_type", .reason = "unknown message type", .ref = "r9" };
+	j = decode(dcmsg_error_text(&e));
+	g_assert_cmpstr(json_string_value(json_object_get(j, "type")), ==, "error");
+	g_assert_cmpstr(json_string_value(json_object_get(j, "code")), ==, "unknown_type");
+	g_assert_cmpstr(json_string_value(json_object_get(j, "ref")), ==, "r9");
+	json_decref(j);
+}
+
+int main(int argc, char **argv) {
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/dcmsg/parse", test_parse);
+	g_test_add_func("/dcmsg/size-limit", test_size_limit);
+	g_test_add_func("/dcmsg/builders", test_builders);
+	return g_test_run();
+}
