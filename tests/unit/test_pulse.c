@@ -1,0 +1,219 @@
+/* Unit tests for pulse.c: the pulse scheduler, driven by a fake clock. */
+#include <glib.h>
+#include <string.h>
+#include "pulse.h"
+
+#define S 1000000LL
+#define T0 (1700000000LL * S)
+
+static void config(pulse_config *c, const int *offsets, int n) {
+	memset(c, 0, sizeof(*c));
+	for(int i = 0; i < n; i++)
+		c->offsets_s[i] = offsets[i];
+	c->n_offsets = n;
+	c->expires_in_s = 120;
+	c->end_grace_s = 180;
+	c->end_pulse = true;
+	g_strlcpy(c->in_session, "ap-pulse", sizeof(c->in_session));
+	g_strlcpy(c->end, "ap-end", sizeof(c->end));
+	g_strlcpy(c->therapist_end, "ap-therapist-end", sizeof(c->therapist_end));
+}
+
+static void test_schedule_offsets(void) {
+	pulse_sched ps;
+	pulse_config c;
+	int offs[] = {600, 1800};
+	config(&c, offs, 2);
+	pulse_sched_init(&ps, "v1", &c);
+	pulse_action a[8];
+	/* nothing before live */
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 3600 * S, true, a, 8), ==, 0);
+	pulse_sched_live(&ps, T0);
+	pulse_sched_live(&ps, T0 + 50 * S);   /* ignored: the first live counts */
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 599 * S, true, a, 8), ==, 0);
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 600 * S, true, a, 8), ==, 1);
+	g_assert_cmpint(a[0].type, ==, PULSE_ACT_SEND);
+	pulse *p = &ps.pulses[a[0].index];
+	g_assert_cmpstr(p->id, ==, "v1-1");
+	g_assert_cmpint(p->target, ==, VISIT_ROLE_CLIENT);
+	g_assert_cmpint(p->kind, ==, PULSE_IN_SESSION);
+	g_assert_cmpint(p->trigger, ==, PULSE_TRIGGER_SCHEDULE);
+	g_assert_cmpstr(p->instrument, ==, "ap-pulse");
+	g_assert_cmpint(p->expires_us, ==, T0 + 720 * S);
+	/* no second pulse at the same time */
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 601 * S, true, a, 8), ==, 0);
+	/* it expires at exactly created + 120 s */
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 719 * S, true, a, 8), ==, 0);
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 720 * S, true, a, 8), ==, 1);
+	g_assert_cmpint(a[0].type, ==, PULSE_ACT_EXPIRE);
+	g_assert_cmpint(ps.pulses[a[0].index].status, ==, PULSE_EXPIRED);
+	/* second offset */
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 1800 * S, true, a, 8), ==, 1);
+	g_assert_cmpstr(ps.pulses[a[0].index].id, ==, "v1-2");
+	/* schedule exhausted */
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 1801 * S, true, a, 8), ==, 0);
+}
+
+static void test_absent_client_and_collapse(void) {
+	pulse_sched ps;
+	pulse_config c;
+	int offs[] = {60, 120, 180, 900};
+	config(&c, offs, 4);
+	pulse_sched_init(&ps, "v2", &c);
+	pulse_action a[8];
+	pulse_sched_live(&ps, T0);
+	/* the client is away while three offsets pass */
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 200 * S, false, a, 8), ==, 0);
+	/* back: one pulse, not three */
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 201 * S, true, a, 8), ==, 1);
+	g_assert_cmpint(ps.n, ==, 1);
+	g_assert_cmpint(ps.next_offset, ==, 3);
+	/* the 900 s offset waits while the earlier pulse is still open */
+	int i = a[0].index;
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 320 * S, true, a, 8), ==, 0);
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 321 * S, true, a, 8), ==, 1);   /* 201 + 120 */
+	g_assert_cmpint(a[0].type, ==, PULSE_ACT_EXPIRE);
+	g_assert_cmpint(a[0].index, ==, i);
+	/* the last offset */
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 899 * S, true, a, 8), ==, 0);
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 900 * S, true, a, 8), ==, 1);
+	g_assert_cmpint(a[0].type, ==, PULSE_ACT_SEND);
+	g_assert_cmpstr(ps.pulses[a[0].index].id, ==, "v2-2");
+}
+
+static void test_trigger_rules(void) {
+	pulse_sched ps;
+	pulse_config c;
+	config(&c, NULL, 0);
+	pulse_sched_init(&ps, "v3", &c);
+	int idx;
+	g_assert_cmpint(pulse_sched_trigger(&ps, VISIT_ROLE_CLIENT, NULL, PULSE_TRIGGER_THERAPIST, T0, &idx), ==, PULSE_ERR_NOT_LIVE);
+	pulse_sched_live(&ps, T0);
+	g_assert_cmpint(pulse_sched_trigger(&ps, VISIT_ROLE_CLIENT, NULL, PULSE_TRIGGER_THERAPIST, T0 + S, &idx), ==, PULSE_OK);
+	g_assert_cmpstr(ps.pulses[idx].instrument, ==, "ap-pulse");
+	g_assert_cmpint(ps.pulses[idx].trigger, ==, PULSE_TRIGGER_THERAPIST);
+	int again;
+	/* never two open for one participant */
+	g_assert_cmpint(pulse_sched_trigger(&ps, VISIT_ROLE_CLIENT, NULL, PULSE_TRIGGER_THERAPIST, T0 + 2 * S, &again), ==, PULSE_ERR_PENDING);
+	g_assert_cmpint(again, ==, -1);
+	/* but one for the therapist is fine, with its own instrument */
+	g_assert_cmpint(pulse_sched_trigger(&ps, VISIT_ROLE_THERAPIST, "ap-tech", PULSE_TRIGGER_THERAPIST, T0 + 2 * S, &again), ==, PULSE_OK);
+	g_assert_cmpstr(ps.pulses[again].instrument, ==, "ap-tech");
+	g_assert_cmpint(pulse_sched_trigger(&ps, VISIT_ROLE_OBSERVER, NULL, PULSE_TRIGGER_THERAPIST, T0, &again), ==, PULSE_ERR_NOT_YOURS);
+	/* a partial answer keeps it open */
+	pulse_sched_mark(&ps, idx, PULSE_PARTIAL, T0 + 3 * S);
+	g_assert_cmpint(pulse_sched_trigger(&ps, VISIT_ROLE_CLIENT, NULL, PULSE_TRIGGER_THERAPIST, T0 + 4 * S, &again), ==, PULSE_ERR_PENDING);
+	/* once answered, a new one may go */
+	pulse_sched_mark(&ps, idx, PULSE_ANSWERED, T0 + 5 * S);
+	g_assert_cmpint(pulse_sched_trigger(&ps, VISIT_ROLE_CLIENT, NULL, PULSE_TRIGGER_THERAPIST, T0 + 6 * S, &again), ==, PULSE_OK);
+}
+
+static void test_answer_checks(void) {
+	pulse_sched ps;
+	pulse_config c;
+	config(&c, NULL, 0);
+	pulse_sched_init(&ps, "v4", &c);
+	pulse_sched_live(&ps, T0);
+	int idx, got;
+	g_assert_cmpint(pulse_sched_trigger(&ps, VISIT_ROLE_CLIENT, NULL, PULSE_TRIGGER_THERAPIST, T0, &idx), ==, PULSE_OK);
+	const char *id = ps.pulses[idx].id;
+	g_assert_cmpint(pulse_sched_check(&ps, id, VISIT_ROLE_CLIENT, T0 + S, &got), ==, PULSE_OK);
+	g_assert_cmpint(got, ==, idx);
+	g_assert_cmpint(pulse_sched_check(&ps, id, VISIT_ROLE_THERAPIST, T0 + S, &got), ==, PULSE_ERR_NOT_YOURS);
+	g_assert_cmpint(pulse_sched_check(&ps, "v4-99", VISIT_ROLE_CLIENT, T0 + S, &got), ==, PULSE_ERR_UNKNOWN);
+	g_assert_cmpint(pulse_sched_check(&ps, NULL, VISIT_ROLE_CLIENT, T0 + S, &got), ==, PULSE_ERR_UNKNOWN);
+	/* expiry is checked against now even before a tick marks it */
+	g_assert_cmpint(pulse_sched_check(&ps, id, VISIT_ROLE_CLIENT, T0 + 120 * S, &got), ==, PULSE_ERR_EXPIRED);
+	g_assert_cmpint(pulse_sched_check(&ps, id, VISIT_ROLE_CLIENT, T0 + 119 * S, &got), ==, PULSE_OK);
+	pulse_sched_mark(&ps, idx, PULSE_ANSWERED, T0 + 10 * S);
+	g_assert_cmpint(pulse_sched_check(&ps, id, VISIT_ROLE_CLIENT, T0 + 11 * S, &got), ==, PULSE_ERR_ALREADY_ANSWERED);
+	/* final states are final */
+	pulse_sched_mark(&ps, idx, PULSE_DISMISSED, T0 + 12 * S);
+	g_assert_cmpint(ps.pulses[idx].status, ==, PULSE_ANSWERED);
+	pulse_sched_mark(&ps, idx, PULSE_EXPIRED, T0 + 12 * S);
+	g_assert_cmpint(ps.pulses[idx].status, ==, PULSE_ANSWERED);
+	pulse_sched_mark(&ps, 999, PULSE_ANSWERED, T0);   /* out of range: ignored */
+	pulse_sched_mark(&ps, -1, PULSE_ANSWERED, T0);
+}
+
+static void test_end_pulses_and_grace(void) {
+	pulse_sched ps;
+	pulse_config c;
+	int offs[] = {60};
+	config(&c, offs, 1);
+	pulse_sched_init(&ps, "v5", &c);
+	pulse_sched_live(&ps, T0);
+	pulse_action a[8];
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 60 * S, true, a, 8), ==, 1);
+	int open = a[0].index;
+	int expired[PULSE_MAX], created[2], ne, nc;
+	pulse_sched_end(&ps, T0 + 100 * S, expired, &ne, created, &nc);
+	g_assert_cmpint(ne, ==, 1);
+	g_assert_cmpint(expired[0], ==, open);
+	g_assert_cmpint(nc, ==, 2);
+	pulse *cp = &ps.pulses[created[0]], *tp = &ps.pulses[created[1]];
+	g_assert_cmpint(cp->target, ==, VISIT_ROLE_CLIENT);
+	g_assert_cmpstr(cp->instrument, ==, "ap-end");
+	g_assert_cmpint(cp->kind, ==, PULSE_END);
+	g_assert_cmpint(tp->target, ==, VISIT_ROLE_THERAPIST);
+	g_assert_cmpstr(tp->instrument, ==, "ap-therapist-end");
+	g_assert_cmpint(cp->expires_us, ==, T0 + 280 * S);
+	/* a second end changes nothing */
+	pulse_sched_end(&ps, T0 + 101 * S, expired, &ne, created, &nc);
+	g_assert_cmpint(ne + nc, ==, 0);
+	/* no in-session pulses after end */
+	int idx;
+	g_assert_cmpint(pulse_sched_trigger(&ps, VISIT_ROLE_CLIENT, NULL, PULSE_TRIGGER_THERAPIST, T0 + 102 * S, &idx), ==, PULSE_ERR_ENDED);
+	/* the client was away: the end pulse is undelivered, found on re-join */
+	int und[4];
+	g_assert_cmpint(pulse_sched_undelivered(&ps, VISIT_ROLE_CLIENT, und, 4), ==, 1);
+	pulse_sched_delivered(&ps, und[0], T0 + 150 * S);
+	g_assert_cmpint(pulse_sched_undelivered(&ps, VISIT_ROLE_CLIENT, und, 4), ==, 0);
+	g_assert_true(pulse_sched_any_open(&ps, T0 + 279 * S));
+	/* answerable 10 s after the end, and up to the grace */
+	g_assert_cmpint(pulse_sched_check(&ps, cp->id, VISIT_ROLE_CLIENT, T0 + 110 * S, &idx), ==, PULSE_OK);
+	g_assert_cmpint(pulse_sched_check(&ps, cp->id, VISIT_ROLE_CLIENT, T0 + 280 * S, &idx), ==, PULSE_ERR_EXPIRED);
+	g_assert_false(pulse_sched_any_open(&ps, T0 + 280 * S));
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 280 * S, true, a, 8), ==, 2);
+}
+
+static void test_no_end_pulse_and_capacity(void) {
+	pulse_sched ps;
+	pulse_config c;
+	config(&c, NULL, 0);
+	c.end_pulse = false;
+	pulse_sched_init(&ps, "v6", &c);
+	pulse_sched_live(&ps, T0);
+	int idx;
+	/* fill to capacity: answer each so the next may go */
+	for(int i = 0; i < PULSE_MAX; i++) {
+		g_assert_cmpint(pulse_sched_trigger(&ps, VISIT_ROLE_CLIENT, NULL, PULSE_TRIGGER_THERAPIST, T0 + i, &idx), ==, PULSE_OK);
+		pulse_sched_mark(&ps, idx, PULSE_DISMISSED, T0 + i);
+	}
+	g_assert_cmpint(pulse_sched_trigger(&ps, VISIT_ROLE_CLIENT, NULL, PULSE_TRIGGER_THERAPIST, T0 + S, &idx), ==, PULSE_ERR_FULL);
+	int expired[PULSE_MAX], created[2], ne, nc;
+	pulse_sched_end(&ps, T0 + 2 * S, expired, &ne, created, &nc);
+	g_assert_cmpint(nc, ==, 0);
+	g_assert_cmpint(ne, ==, 0);
+}
+
+static void test_names(void) {
+	g_assert_cmpstr(pulse_result_slug(PULSE_ERR_UNKNOWN), ==, "unknown_pulse");
+	g_assert_cmpstr(pulse_result_slug(PULSE_ERR_ALREADY_ANSWERED), ==, "already_answered");
+	g_assert_cmpstr(pulse_result_slug(PULSE_ERR_EXPIRED), ==, "expired");
+	g_assert_cmpstr(pulse_status_name(PULSE_PARTIAL), ==, "partial");
+	g_assert_cmpstr(pulse_kind_name(PULSE_END), ==, "end");
+	g_assert_cmpstr(pulse_trigger_name(PULSE_TRIGGER_QUALITY), ==, "quality");
+}
+
+int main(int argc, char **argv) {
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/pulse/schedule-offsets", test_schedule_offsets);
+	g_test_add_func("/pulse/absent-and-collapse", test_absent_client_and_collapse);
+	g_test_add_func("/pulse/trigger-rules", test_trigger_rules);
+	g_test_add_func("/pulse/answer-checks", test_answer_checks);
+	g_test_add_func("/pulse/end-and-grace", test_end_pulses_and_grace);
+	g_test_add_func("/pulse/no-end-pulse-and-capacity", test_no_end_pulse_and_capacity);
+	g_test_add_func("/pulse/names", test_names);
+	return g_test_run();
+}
