@@ -58,9 +58,36 @@ int dcmsg_parse(const char *buf, size_t len, dcmsg *msg, dcmsg_error *err) {
 		goto done;
 	}
 	const char *t = json_string_value(type);
+	take_ref(root, msg->ref);
 	if(!strcmp(t, "ping")) {
 		msg->type = DCMSG_PING;
-		take_ref(root, msg->ref);
+		rc = 0;
+	} else if(!strcmp(t, "answer") || !strcmp(t, "dismiss")) {
+		msg->type = !strcmp(t, "answer") ? DCMSG_ANSWER : DCMSG_DISMISS;
+		json_t *pid = json_object_get(root, "pulse_id");
+		if(!json_is_string(pid) || json_string_length(pid) == 0) {
+			fail(err, "bad_message", "\"pulse_id\" must be a non-empty string");
+			goto done;
+		}
+		if(json_string_length(pid) > DCMSG_PULSE_ID_MAX || strlen(json_string_value(pid)) != json_string_length(pid)) {
+			fail(err, "unknown_pulse", "no such pulse");
+			goto done;
+		}
+		snprintf(msg->pulse_id, sizeof(msg->pulse_id), "%s", json_string_value(pid));
+		if(msg->type == DCMSG_ANSWER) {
+			json_t *responses = json_object_get(root, "responses");
+			if(!json_is_object(responses)) {
+				fail(err, "bad_responses", "\"responses\" must be an object of item_id: number");
+				goto done;
+			}
+			json_t *final = json_object_get(root, "final");
+			if(final != NULL && !json_is_boolean(final)) {
+				fail(err, "bad_message", "\"final\" must be a boolean");
+				goto done;
+			}
+			msg->final = (final == NULL || json_is_true(final)) ? 1 : 0;
+			msg->responses = json_incref(responses);
+		}
 		rc = 0;
 	} else {
 		fail(err, "unknown_type", "unknown message type");
@@ -68,6 +95,12 @@ int dcmsg_parse(const char *buf, size_t len, dcmsg *msg, dcmsg_error *err) {
 done:
 	json_decref(root);
 	return rc;
+}
+
+void dcmsg_clear(dcmsg *msg) {
+	if(msg->responses)
+		json_decref(msg->responses);
+	msg->responses = NULL;
 }
 
 char *dcmsg_encode(const char *type, json_t *fields) {
@@ -93,6 +126,20 @@ char *dcmsg_pong(const char *ref) {
 	if(ref && *ref)
 		json_object_set_new(f, "ref", json_string(ref));
 	char *s = dcmsg_encode("pong", f);
+	json_decref(f);
+	return s;
+}
+
+char *dcmsg_ack(const char *pulse_id, int complete) {
+	json_t *f = json_pack("{s:s, s:b, s:b}", "pulse_id", pulse_id, "stored", 1, "complete", complete);
+	char *s = dcmsg_encode("ack", f);
+	json_decref(f);
+	return s;
+}
+
+char *dcmsg_pulse_expired(const char *pulse_id) {
+	json_t *f = json_pack("{s:s}", "pulse_id", pulse_id);
+	char *s = dcmsg_encode("pulse_expired", f);
 	json_decref(f);
 	return s;
 }

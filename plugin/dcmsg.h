@@ -8,6 +8,10 @@
  * `unknown_type`, …) with a reason, ready to be sent back as an `error`.
  * The builders produce the server's messages as compact JSON strings.
  *
+ * An `answer` is checked here only for its envelope (pulse_id a short
+ * string, responses an object, final a boolean); its values are checked
+ * against the instrument by instrument_answer_merge().
+ *
  * Pure: bytes in, struct or string out; no Janus, no I/O.
  */
 #ifndef ALLIANCE_DCMSG_H
@@ -19,14 +23,26 @@
 #define DCMSG_MAX_BYTES 16384
 #define DCMSG_REF_MAX 64
 
+#define DCMSG_PULSE_ID_MAX 80
+
 typedef enum dcmsg_type {
 	DCMSG_PING = 1,
+	DCMSG_ANSWER,       /* pulse_id, responses (object), final */
+	DCMSG_DISMISS,      /* pulse_id */
 } dcmsg_type;
 
 typedef struct dcmsg {
 	dcmsg_type type;
 	char ref[DCMSG_REF_MAX + 1];   /* the sender's `ref`, "" if none */
+	char pulse_id[DCMSG_PULSE_ID_MAX + 1];
+	json_t *responses;             /* answer: a reference the caller releases
+	                                  with dcmsg_clear(); validated against the
+	                                  instrument elsewhere */
+	int final;                     /* answer: 1 unless "final":false */
 } dcmsg;
+
+/* Release what a parsed message holds (safe on a zeroed or failed one). */
+void dcmsg_clear(dcmsg *msg);
 
 typedef struct dcmsg_error {
 	const char *code;              /* slug, static */
@@ -41,6 +57,8 @@ int dcmsg_parse(const char *buf, size_t len, dcmsg *msg, dcmsg_error *err);
 /* Builders; each returns a newly allocated string (free with free()). */
 char *dcmsg_hello(const char *role, const char *visit_id);
 char *dcmsg_pong(const char *ref);
+char *dcmsg_ack(const char *pulse_id, int complete);
+char *dcmsg_pulse_expired(const char *pulse_id);
 char *dcmsg_error_text(const dcmsg_error *err);
 /* Any server message given as a JSON object: adds "v":1 and "type". The
  * object is not consumed. */

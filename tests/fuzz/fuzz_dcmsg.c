@@ -11,9 +11,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 	dcmsg m;
 	dcmsg_error e;
 	char *reply;
-	if(dcmsg_parse((const char *)data, size, &m, &e) == 0)
-		reply = dcmsg_pong(m.ref);
-	else
+	if(dcmsg_parse((const char *)data, size, &m, &e) == 0) {
+		if(m.type == DCMSG_ANSWER && !json_is_object(m.responses))
+			abort();
+		reply = m.type == DCMSG_PING ? dcmsg_pong(m.ref) : dcmsg_ack(m.pulse_id, m.final);
+		dcmsg_clear(&m);
+	} else
 		reply = dcmsg_error_text(&e);
 	if(reply == NULL)
 		abort();

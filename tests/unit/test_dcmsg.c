@@ -49,6 +49,42 @@ static void test_parse(void) {
 	g_free(longref);
 }
 
+static void test_answer_and_dismiss(void) {
+	dcmsg m;
+	dcmsg_error e;
+	const char *a = "{\"v\":1,\"type\":\"answer\",\"pulse_id\":\"v1-1\",\"responses\":{\"bond\":7.5},\"final\":false}";
+	g_assert_cmpint(dcmsg_parse(a, strlen(a), &m, &e), ==, 0);
+	g_assert_cmpint(m.type, ==, DCMSG_ANSWER);
+	g_assert_cmpstr(m.pulse_id, ==, "v1-1");
+	g_assert_cmpint(m.final, ==, 0);
+	g_assert_true(json_is_object(m.responses));
+	g_assert_cmpfloat(json_real_value(json_object_get(m.responses, "bond")), ==, 7.5);
+	dcmsg_clear(&m);
+	g_assert_null(m.responses);
+	dcmsg_clear(&m);   /* twice is harmless */
+	/* final defaults to true */
+	const char *b = "{\"v\":1,\"type\":\"answer\",\"pulse_id\":\"v1-1\",\"responses\":{}}";
+	g_assert_cmpint(dcmsg_parse(b, strlen(b), &m, &e), ==, 0);
+	g_assert_cmpint(m.final, ==, 1);
+	dcmsg_clear(&m);
+	const char *d = "{\"v\":1,\"type\":\"dismiss\",\"pulse_id\":\"v1-2\"}";
+	g_assert_cmpint(dcmsg_parse(d, strlen(d), &m, &e), ==, 0);
+	g_assert_cmpint(m.type, ==, DCMSG_DISMISS);
+	g_assert_cmpstr(m.pulse_id, ==, "v1-2");
+	g_assert_null(m.responses);
+	/* envelope refusals */
+	g_assert_cmpstr(slug("{\"v\":1,\"type\":\"answer\",\"responses\":{}}"), ==, "bad_message");
+	g_assert_cmpstr(slug("{\"v\":1,\"type\":\"answer\",\"pulse_id\":7,\"responses\":{}}"), ==, "bad_message");
+	g_assert_cmpstr(slug("{\"v\":1,\"type\":\"answer\",\"pulse_id\":\"\",\"responses\":{}}"), ==, "bad_message");
+	g_assert_cmpstr(slug("{\"v\":1,\"type\":\"answer\",\"pulse_id\":\"p\"}"), ==, "bad_responses");
+	g_assert_cmpstr(slug("{\"v\":1,\"type\":\"answer\",\"pulse_id\":\"p\",\"responses\":[1]}"), ==, "bad_responses");
+	g_assert_cmpstr(slug("{\"v\":1,\"type\":\"answer\",\"pulse_id\":\"p\",\"responses\":{},\"final\":\"yes\"}"), ==, "bad_message");
+	g_assert_cmpstr(slug("{\"v\":1,\"type\":\"dismiss\"}"), ==, "bad_message");
+	char *longid = g_strdup_printf("{\"v\":1,\"type\":\"dismiss\",\"pulse_id\":\"%0100d\"}", 0);
+	g_assert_cmpstr(slug(longid), ==, "unknown_pulse");
+	g_free(longid);
+}
+
 static void test_size_limit(void) {
 	dcmsg m;
 	dcmsg_error e;
@@ -87,6 +123,15 @@ static void test_builders(void) {
 	j = decode(dcmsg_pong(""));
 	g_assert_null(json_object_get(j, "ref"));
 	json_decref(j);
+	j = decode(dcmsg_ack("v1-1", 1));
+	g_assert_cmpstr(json_string_value(json_object_get(j, "type")), ==, "ack");
+	g_assert_cmpstr(json_string_value(json_object_get(j, "pulse_id")), ==, "v1-1");
+	g_assert_true(json_is_true(json_object_get(j, "stored")));
+	g_assert_true(json_is_true(json_object_get(j, "complete")));
+	json_decref(j);
+	j = decode(dcmsg_pulse_expired("v1-3"));
+	g_assert_cmpstr(json_string_value(json_object_get(j, "type")), ==, "pulse_expired");
+	json_decref(j);
 	dcmsg_error e = { .code = "unknown_type", .reason = "unknown message type", .ref = "r9" };
 	j = decode(dcmsg_error_text(&e));
 	g_assert_cmpstr(json_string_value(json_object_get(j, "type")), ==, "error");
@@ -98,6 +143,7 @@ static void test_builders(void) {
 int main(int argc, char **argv) {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/dcmsg/parse", test_parse);
+	g_test_add_func("/dcmsg/answer-dismiss", test_answer_and_dismiss);
 	g_test_add_func("/dcmsg/size-limit", test_size_limit);
 	g_test_add_func("/dcmsg/builders", test_builders);
 	return g_test_run();
