@@ -143,9 +143,12 @@ ADMIN_SECRET_FILE="$STATE/admin-secret"
 chmod 600 "$ADMIN_SECRET_FILE"
 ADMIN_SECRET="$(cat "$ADMIN_SECRET_FILE")"
 
-INSTRUMENTS_DIR="$ROOT/conf/instruments"
+INSTRUMENTS_DIR=""
+for d in "$ROOT/conf/instruments" "$ROOT/conf/alliance-instruments"; do
+    [[ -d "$d" ]] && { INSTRUMENTS_DIR="$d"; break; }
+done
 mkdir -p "$STATE/instruments"
-[[ -d "$INSTRUMENTS_DIR" ]] || INSTRUMENTS_DIR="$STATE/instruments"
+[[ -n "$INSTRUMENTS_DIR" ]] || INSTRUMENTS_DIR="$STATE/instruments"   # none shipped yet
 
 # Fill a template's @NAME@ placeholders (values are quoted, so no character
 # in them is special) and refuse to write a file with one left over.

@@ -187,7 +187,7 @@ async function run() {
       `no answer within ${CONNECT_TIMEOUT_MS / 1000} s`);
   } catch (e) {
     if (myAttempt !== attempt) return;
-    show("error", `Janus unreachable at ${servers.join(" and ")}.`,
+    show("error", `Janus unreachable at ${servers.join(" and ")}`,
       `Is the server running, and are these ports open from this device? (${e.message})`);
     return;
   }

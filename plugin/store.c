@@ -1,0 +1,536 @@
+/*
+ * store.c — see store.h. The backend-neutral half of the store: the job
+ * queue, the writer thread and the callbacks. The SQL lives in the
+ * backends (store_sqlite.c), reached through store_backend_ops.
+ *
+ * Invariants:
+ * - jobs run in queue order, one at a time, on the writer thread, which is
+ *   the only thread that touches the backend after store_start();
+ * - every accepted job's callback is called exactly once, after its
+ *   transaction ended; store_close() runs the queue dry before stopping;
+ * - samples_queued counts the JOB_SAMPLE entries in `jobs`, and only they
+ *   are ever refused for lack of room.
+ *
+ * Consecutive samples at the head of the queue are handed to the backend
+ * as one batch (one transaction, up to SAMPLE_BATCH): at synchronous=FULL
+ * every commit costs an fsync, and samples have no callback to wait for.
+ */
+#include "store_backend.h"
+
+#include <math.h>
+#include <string.h>
+
+#define SAMPLE_BATCH 256
+#define ERRLEN 256
+
+typedef enum job_kind {
+	JOB_SYNC,
+	JOB_VISIT_CREATE,
+	JOB_VISIT_STATE,
+	JOB_PARTICIPANT,
+	JOB_PULSE_CREATE,
+	JOB_PULSE_STATUS,
+	JOB_ANSWER,
+	JOB_DISMISS,
+	JOB_ALERT,
+	JOB_EVENT,
+	JOB_SAMPLE,
+	JOB_CLIENT_SCORES,
+} job_kind;
+
+typedef struct sync_wait {
+	GMutex lock;
+	GCond cond;
+	gboolean done;
+} sync_wait;
+
+typedef struct store_job {
+	job_kind kind;
+	store_done_cb done;
+	store_values_cb values;
+	void *user;
+	GStringChunk *strings;             /* every string of the job */
+	union {
+		store_visit_rec visit;
+		struct {                       /* visit state, pulse status, dismiss */
+			const char *id, *status;
+			gint64 at_us;
+		} change;
+		struct {
+			const char *visit_id, *role, *code, *language;
+			gboolean consent;
+			gint64 at_us;
+		} join;
+		store_pulse_rec pulse;
+		store_answer_rec answer;       /* items/scores arrays are g_new'd */
+		store_alert_rec alert;
+		struct {
+			const char *visit_id, *kind, *detail_json;
+			gint64 at_us;
+		} event;
+		store_sample_rec sample;
+		struct {
+			const char *client_code, *instrument_id, *score_name, *exclude;
+			int limit;
+		} scores;
+		sync_wait *sync;
+	} u;
+} store_job;
+
+struct store {
+	char *path;
+	char *warning;
+	const store_backend_ops *ops;
+	store_backend *backend;
+	GThread *thread;
+	GMutex lock;                       /* guards everything below */
+	GCond wake;                        /* jobs arrived, or closing */
+	GQueue jobs;
+	guint samples_queued;
+	guint64 dropped;
+	gboolean closing;                  /* store_close() was called */
+	gboolean stopped;                  /* the writer thread has exited */
+};
+
+static gpointer writer_main(gpointer data);
+
+/* --- jobs ------------------------------------------------------------------------------ */
+
+static store_job *job_new(job_kind kind, store_done_cb done, void *user) {
+	store_job *j = g_new0(store_job, 1);
+	j->kind = kind;
+	j->done = done;
+	j->user = user;
+	j->strings = g_string_chunk_new(128);
+	return j;
+}
+
+/* A copy owned by the job; NULL stays NULL. */
+static const char *jstr(store_job *j, const char *s) {
+	return s ? g_string_chunk_insert(j->strings, s) : NULL;
+}
+
+static void job_free(store_job *j) {
+	if(j->kind == JOB_ANSWER) {
+		g_free((gpointer)j->u.answer.items);
+		g_free((gpointer)j->u.answer.scores);
+	}
+	g_string_chunk_free(j->strings);
+	g_free(j);
+}
+
+/* Queue a job, or refuse it (freed, -1) if the writer has stopped or it is
+ * a sample and the sample queue is full. */
+static int enqueue(store *st, store_job *j) {
+	g_mutex_lock(&st->lock);
+	if(st->stopped) {
+		if(j->kind == JOB_SAMPLE)
+			st->dropped++;
+		g_mutex_unlock(&st->lock);
+		job_free(j);
+		return -1;
+	}
+	if(j->kind == JOB_SAMPLE) {
+		if(st->samples_queued >= STORE_SAMPLE_QUEUE_MAX) {
+			st->dropped++;
+			g_mutex_unlock(&st->lock);
+			job_free(j);
+			return -1;
+		}
+		st->samples_queued++;
+	}
+	g_queue_push_tail(&st->jobs, j);
+	g_cond_signal(&st->wake);
+	g_mutex_unlock(&st->lock);
+	return 0;
+}
+
+/* --- lifetime ------------------------------------------------------------------------ */
+
+store *store_start(const char *path, const store_backend_ops *ops,
+		store_backend *b, const char *warning, char *err, size_t errlen) {
+	store *st = g_new0(store, 1);
+	st->path = g_strdup(path);
+	st->warning = g_strdup(warning);
+	st->ops = ops;
+	st->backend = b;
+	g_mutex_init(&st->lock);
+	g_cond_init(&st->wake);
+	g_queue_init(&st->jobs);
+	GError *gerr = NULL;
+	st->thread = g_thread_try_new("ap-store", writer_main, st, &gerr);
+	if(st->thread == NULL) {
+		g_snprintf(err, errlen, "cannot start the store's writer thread: %s",
+			gerr ? gerr->message : "unknown error");
+		g_clear_error(&gerr);
+		ops->close(b);
+		g_mutex_clear(&st->lock);
+		g_cond_clear(&st->wake);
+		g_free(st->path);
+		g_free(st->warning);
+		g_free(st);
+		return NULL;
+	}
+	return st;
+}
+
+void store_close(store *st) {
+	if(st == NULL)
+		return;
+	g_mutex_lock(&st->lock);
+	st->closing = TRUE;
+	g_cond_signal(&st->wake);
+	g_mutex_unlock(&st->lock);
+	g_thread_join(st->thread);     /* returns once the queue ran dry */
+	st->ops->close(st->backend);
+	g_mutex_clear(&st->lock);
+	g_cond_clear(&st->wake);
+	g_free(st->path);
+	g_free(st->warning);
+	g_free(st);
+}
+
+const char *store_warning(const store *st) {
+	return st ? st->warning : NULL;
+}
+
+const char *store_path(const store *st) {
+	return st ? st->path : NULL;
+}
+
+guint store_queue_depth(store *st) {
+	g_mutex_lock(&st->lock);
+	guint n = st->jobs.length;
+	g_mutex_unlock(&st->lock);
+	return n;
+}
+
+guint64 store_dropped_samples(store *st) {
+	g_mutex_lock(&st->lock);
+	guint64 n = st->dropped;
+	g_mutex_unlock(&st->lock);
+	return n;
+}
+
+int store_sync(store *st) {
+	if(st == NULL || g_thread_self() == st->thread)
+		return -1;
+	sync_wait w;
+	g_mutex_init(&w.lock);
+	g_cond_init(&w.cond);
+	w.done = FALSE;
+	store_job *j = job_new(JOB_SYNC, NULL, NULL);
+	j->u.sync = &w;
+	int rc = enqueue(st, j);
+	if(rc == 0) {
+		g_mutex_lock(&w.lock);
+		while(!w.done)
+			g_cond_wait(&w.cond, &w.lock);
+		g_mutex_unlock(&w.lock);
+	}
+	g_mutex_clear(&w.lock);
+	g_cond_clear(&w.cond);
+	return rc;
+}
+
+const char *store_rc_name(store_rc rc) {
+	switch(rc) {
+		case STORE_OK: return "ok";
+		case STORE_ERR: return "error";
+		case STORE_ALREADY_FINAL: return "already_final";
+		case STORE_NOT_FOUND: return "not_found";
+		case STORE_BUSY: return "busy";
+	}
+	return "unknown";
+}
+
+/* --- the writer thread ------------------------------------------------------------- */
+
+static void run_samples(store *st, store_job *first) {
+	store_job *batch[SAMPLE_BATCH];
+	store_sample_rec recs[SAMPLE_BATCH];
+	guint n = 0;
+	batch[n++] = first;
+	g_mutex_lock(&st->lock);
+	while(n < SAMPLE_BATCH) {
+		store_job *next = g_queue_peek_head(&st->jobs);
+		if(next == NULL || next->kind != JOB_SAMPLE)
+			break;
+		batch[n++] = g_queue_pop_head(&st->jobs);
+	}
+	st->samples_queued -= n;
+	g_mutex_unlock(&st->lock);
+	for(guint i = 0; i < n; i++)
+		recs[i] = batch[i]->u.sample;
+	guint failed = st->ops->samples(st->backend, recs, n);
+	if(failed > 0) {
+		g_mutex_lock(&st->lock);
+		st->dropped += failed;
+		g_mutex_unlock(&st->lock);
+	}
+	for(guint i = 0; i < n; i++)
+		job_free(batch[i]);
+}
+
+static void run_job(store *st, store_job *j) {
+	char err[ERRLEN] = "";
+	store_rc rc = STORE_OK;
+	store_backend *b = st->backend;
+	const store_backend_ops *ops = st->ops;
+	switch(j->kind) {
+		case JOB_SYNC:
+			g_mutex_lock(&j->u.sync->lock);
+			j->u.sync->done = TRUE;
+			g_cond_signal(&j->u.sync->cond);
+			g_mutex_unlock(&j->u.sync->lock);
+			return;
+		case JOB_CLIENT_SCORES: {
+			GArray *out = g_array_new(FALSE, FALSE, sizeof(double));
+			rc = ops->client_scores(b, j->u.scores.client_code,
+				j->u.scores.instrument_id, j->u.scores.score_name,
+				j->u.scores.exclude, j->u.scores.limit, out, err, sizeof(err));
+			if(j->values) {
+				if(rc == STORE_OK)
+					j->values(rc, (const double *)(void *)out->data, (int)out->len, j->user);
+				else
+					j->values(rc, NULL, 0, j->user);
+			}
+			g_array_free(out, TRUE);
+			return;
+		}
+		case JOB_SAMPLE:
+			return;                    /* handled by run_samples() */
+		case JOB_VISIT_CREATE:
+			rc = ops->visit_create(b, &j->u.visit, err, sizeof(err));
+			break;
+		case JOB_VISIT_STATE:
+			rc = ops->visit_state(b, j->u.change.id, j->u.change.status,
+				j->u.change.at_us, err, sizeof(err));
+			break;
+		case JOB_PARTICIPANT:
+			rc = ops->participant_join(b, j->u.join.visit_id, j->u.join.role,
+				j->u.join.code, j->u.join.consent, j->u.join.language,
+				j->u.join.at_us, err, sizeof(err));
+			break;
+		case JOB_PULSE_CREATE:
+			rc = ops->pulse_create(b, &j->u.pulse, err, sizeof(err));
+			break;
+		case JOB_PULSE_STATUS:
+			rc = ops->pulse_status(b, j->u.change.id, j->u.change.status,
+				j->u.change.at_us, err, sizeof(err));
+			break;
+		case JOB_ANSWER:
+			rc = ops->answer(b, &j->u.answer, err, sizeof(err));
+			break;
+		case JOB_DISMISS:
+			rc = ops->dismiss(b, j->u.change.id, j->u.change.at_us, err, sizeof(err));
+			break;
+		case JOB_ALERT:
+			rc = ops->alert(b, &j->u.alert, err, sizeof(err));
+			break;
+		case JOB_EVENT:
+			rc = ops->event(b, j->u.event.visit_id, j->u.event.kind,
+				j->u.event.detail_json, j->u.event.at_us, err, sizeof(err));
+			break;
+	}
+	if(j->done)
+		j->done(rc, rc == STORE_OK ? NULL : (err[0] ? err : store_rc_name(rc)), j->user);
+}
+
+static gpointer writer_main(gpointer data) {
+	store *st = data;
+	for(;;) {
+		g_mutex_lock(&st->lock);
+		while(g_queue_is_empty(&st->jobs) && !st->closing)
+			g_cond_wait(&st->wake, &st->lock);
+		store_job *j = g_queue_pop_head(&st->jobs);
+		if(j == NULL) {                /* closing and nothing left */
+			st->stopped = TRUE;
+			g_mutex_unlock(&st->lock);
+			return NULL;
+		}
+		g_mutex_unlock(&st->lock);
+		if(j->kind == JOB_SAMPLE) {
+			run_samples(st, j);        /* frees the batch */
+			continue;
+		}
+		run_job(st, j);
+		job_free(j);
+	}
+}
+
+/* --- the write calls: validate, copy, queue -------------------------------------- */
+
+int store_visit_create(store *st, const store_visit_rec *r,
+		store_done_cb cb, void *user) {
+	if(st == NULL || r == NULL || !r->visit_id || !r->therapist_code
+			|| !r->client_code || !r->modality)
+		return -1;
+	store_job *j = job_new(JOB_VISIT_CREATE, cb, user);
+	j->u.visit.visit_id = jstr(j, r->visit_id);
+	j->u.visit.therapist_code = jstr(j, r->therapist_code);
+	j->u.visit.client_code = jstr(j, r->client_code);
+	j->u.visit.modality = jstr(j, r->modality);
+	j->u.visit.created_at_us = r->created_at_us;
+	return enqueue(st, j);
+}
+
+static int queue_change(store *st, job_kind kind, const char *id,
+		const char *status, gint64 at_us, store_done_cb cb, void *user) {
+	store_job *j = job_new(kind, cb, user);
+	j->u.change.id = jstr(j, id);
+	j->u.change.status = jstr(j, status);
+	j->u.change.at_us = at_us;
+	return enqueue(st, j);
+}
+
+int store_visit_state(store *st, const char *visit_id, const char *state,
+		gint64 at_us, store_done_cb cb, void *user) {
+	if(st == NULL || visit_id == NULL || state == NULL)
+		return -1;
+	return queue_change(st, JOB_VISIT_STATE, visit_id, state, at_us, cb, user);
+}
+
+int store_participant_join(store *st, const char *visit_id, const char *role,
+		const char *code, gboolean research_consent, const char *language,
+		gint64 at_us, store_done_cb cb, void *user) {
+	if(st == NULL || visit_id == NULL || role == NULL)
+		return -1;
+	store_job *j = job_new(JOB_PARTICIPANT, cb, user);
+	j->u.join.visit_id = jstr(j, visit_id);
+	j->u.join.role = jstr(j, role);
+	j->u.join.code = jstr(j, code);
+	j->u.join.language = jstr(j, language);
+	j->u.join.consent = research_consent ? TRUE : FALSE;
+	j->u.join.at_us = at_us;
+	return enqueue(st, j);
+}
+
+int store_pulse_create(store *st, const store_pulse_rec *r,
+		store_done_cb cb, void *user) {
+	if(st == NULL || r == NULL || !r->pulse_id || !r->visit_id || !r->role
+			|| !r->kind || !r->instrument_id || !r->instrument_version
+			|| !r->language || !r->trigger)
+		return -1;
+	store_job *j = job_new(JOB_PULSE_CREATE, cb, user);
+	store_pulse_rec *p = &j->u.pulse;
+	p->pulse_id = jstr(j, r->pulse_id);
+	p->visit_id = jstr(j, r->visit_id);
+	p->role = jstr(j, r->role);
+	p->kind = jstr(j, r->kind);
+	p->instrument_id = jstr(j, r->instrument_id);
+	p->instrument_version = jstr(j, r->instrument_version);
+	p->language = jstr(j, r->language);
+	p->trigger = jstr(j, r->trigger);
+	p->delivered_via = jstr(j, r->delivered_via);
+	p->created_at_us = r->created_at_us;
+	p->expires_at_us = r->expires_at_us;
+	return enqueue(st, j);
+}
+
+int store_pulse_status(store *st, const char *pulse_id, const char *status,
+		gint64 at_us, store_done_cb cb, void *user) {
+	if(st == NULL || pulse_id == NULL || status == NULL)
+		return -1;
+	if(strcmp(status, "dismissed") == 0)
+		return store_dismiss(st, pulse_id, at_us, cb, user);
+	if(strcmp(status, "delivered") != 0 && strcmp(status, "expired") != 0)
+		return -1;
+	return queue_change(st, JOB_PULSE_STATUS, pulse_id, status, at_us, cb, user);
+}
+
+int store_answer(store *st, const store_answer_rec *r,
+		store_done_cb cb, void *user) {
+	if(st == NULL || r == NULL || r->pulse_id == NULL
+			|| r->n_items < 0 || (r->n_items > 0 && r->items == NULL)
+			|| r->n_scores < 0 || (r->n_scores > 0 && r->scores == NULL))
+		return -1;
+	for(int i = 0; i < r->n_items; i++)
+		if(r->items[i].item_id == NULL || !isfinite(r->items[i].value))
+			return -1;
+	for(int i = 0; i < r->n_scores; i++)
+		if(r->scores[i].name == NULL || !isfinite(r->scores[i].value))
+			return -1;
+	store_job *j = job_new(JOB_ANSWER, cb, user);
+	store_answer_rec *a = &j->u.answer;
+	*a = *r;
+	a->pulse_id = jstr(j, r->pulse_id);
+	a->final = r->final ? TRUE : FALSE;
+	a->research_consent = r->research_consent ? TRUE : FALSE;
+	store_item_value *items = g_new0(store_item_value, r->n_items > 0 ? r->n_items : 1);
+	for(int i = 0; i < r->n_items; i++) {
+		items[i].item_id = jstr(j, r->items[i].item_id);
+		items[i].value = r->items[i].value;
+	}
+	a->items = items;
+	store_score *scores = g_new0(store_score, r->n_scores > 0 ? r->n_scores : 1);
+	for(int i = 0; i < a->n_scores; i++) {
+		scores[i].name = jstr(j, r->scores[i].name);
+		scores[i].value = r->scores[i].value;
+	}
+	a->scores = scores;
+	return enqueue(st, j);
+}
+
+int store_dismiss(store *st, const char *pulse_id, gint64 at_us,
+		store_done_cb cb, void *user) {
+	if(st == NULL || pulse_id == NULL)
+		return -1;
+	return queue_change(st, JOB_DISMISS, pulse_id, NULL, at_us, cb, user);
+}
+
+int store_alert(store *st, const store_alert_rec *r,
+		store_done_cb cb, void *user) {
+	if(st == NULL || r == NULL || !r->visit_id || !r->rule || !r->score_name
+			|| !isfinite(r->score) || !isfinite(r->threshold))
+		return -1;
+	store_job *j = job_new(JOB_ALERT, cb, user);
+	store_alert_rec *a = &j->u.alert;
+	*a = *r;
+	a->visit_id = jstr(j, r->visit_id);
+	a->pulse_id = jstr(j, r->pulse_id);
+	a->rule = jstr(j, r->rule);
+	a->score_name = jstr(j, r->score_name);
+	a->quality_json = jstr(j, r->quality_json);
+	return enqueue(st, j);
+}
+
+int store_event(store *st, const char *visit_id, const char *kind,
+		const char *detail_json, gint64 at_us, store_done_cb cb, void *user) {
+	if(st == NULL || kind == NULL)
+		return -1;
+	store_job *j = job_new(JOB_EVENT, cb, user);
+	j->u.event.visit_id = jstr(j, visit_id);
+	j->u.event.kind = jstr(j, kind);
+	j->u.event.detail_json = jstr(j, detail_json);
+	j->u.event.at_us = at_us;
+	return enqueue(st, j);
+}
+
+int store_quality_sample(store *st, const char *visit_id, const char *leg,
+		const char *medium, gint64 at_us, const char *metrics_json) {
+	if(st == NULL || !visit_id || !leg || !medium || !metrics_json)
+		return -1;
+	store_job *j = job_new(JOB_SAMPLE, NULL, NULL);
+	j->u.sample.visit_id = jstr(j, visit_id);
+	j->u.sample.leg = jstr(j, leg);
+	j->u.sample.medium = jstr(j, medium);
+	j->u.sample.metrics_json = jstr(j, metrics_json);
+	j->u.sample.at_us = at_us;
+	return enqueue(st, j);
+}
+
+int store_client_scores(store *st, const char *client_code,
+		const char *instrument_id, const char *score_name,
+		const char *exclude_visit_id, int limit, store_values_cb cb, void *user) {
+	if(st == NULL || !client_code || !instrument_id || !score_name)
+		return -1;
+	store_job *j = job_new(JOB_CLIENT_SCORES, NULL, user);
+	j->values = cb;
+	j->u.scores.client_code = jstr(j, client_code);
+	j->u.scores.instrument_id = jstr(j, instrument_id);
+	j->u.scores.score_name = jstr(j, score_name);
+	j->u.scores.exclude = jstr(j, exclude_visit_id);
+	j->u.scores.limit = limit;
+	return enqueue(st, j);
+}

@@ -1,0 +1,243 @@
+/*
+ * store.h — durable storage of Alliance Pulse: visits, pulses, answers,
+ * alerts, events and connection-quality samples.
+ *
+ * One store is one database (an SQLite file here; a PostgreSQL backend can
+ * be added behind the same interface, see store_backend.h). Callers never
+ * touch the database: every call copies its arguments into a job and
+ * appends it to the store's queue; one writer thread owns the connection
+ * and runs the jobs in order, each write job in a transaction of its own.
+ * When the transaction has committed (or failed) the job's callback runs,
+ * on the writer thread. So:
+ *
+ * - "the callback said STORE_OK" means "the row is on disk" (synchronous=FULL
+ *   in WAL mode: it survives a crash of the process and of the machine).
+ *   An answer is acknowledged to the participant only from its callback.
+ * - Jobs run in the order they were queued, by whatever thread; a read job
+ *   sees every write queued before it.
+ * - Callbacks run on the writer thread and hold it up: they must be short
+ *   and must not call store_sync() or store_close() (that would deadlock);
+ *   they may queue further jobs.
+ * - The store never logs. Errors come back as text (callback `error`,
+ *   store_open_*'s err buffer, store_warning()); the text names paths and
+ *   ids but never codes, answers, keys or invites.
+ *
+ * Refusals are part of the contract: a final answer is final (a second
+ * answer or a dismissal is refused with STORE_ALREADY_FINAL and changes
+ * nothing), and the check is made by the database inside the transaction,
+ * not from memory.
+ *
+ * Quality samples are the only droppable jobs: at most
+ * STORE_SAMPLE_QUEUE_MAX of them wait in the queue; beyond that
+ * store_quality_sample() refuses and counts a drop. Every other job is
+ * queued however long the queue is: answers are never dropped.
+ *
+ * Times are microseconds since the Unix epoch (UTC), passed in by the
+ * caller; the store has no clock of its own.
+ */
+#ifndef ALLIANCE_STORE_H
+#define ALLIANCE_STORE_H
+
+#include <stddef.h>
+#include <glib.h>
+
+/* The schema version this build writes (the number of migrations it has). */
+#define STORE_SCHEMA_VERSION 1
+
+/* Quality samples waiting in the queue beyond this many are dropped. */
+#define STORE_SAMPLE_QUEUE_MAX 10000
+
+typedef struct store store;
+
+typedef enum store_rc {
+	STORE_OK = 0,
+	STORE_ERR = -1,            /* failed; the error text says why */
+	STORE_ALREADY_FINAL = -2,  /* the pulse is closed: answered, dismissed or expired */
+	STORE_NOT_FOUND = -3,      /* the visit or pulse named is not stored */
+	STORE_BUSY = -4,           /* another process held the database too long */
+} store_rc;
+
+/* A job finished. Runs on the writer thread after the transaction
+ * committed (rc == STORE_OK, error NULL) or was rolled back (error says
+ * why; valid only during the call). Must not block long. */
+typedef void (*store_done_cb)(store_rc rc, const char *error, void *user);
+
+/* A read job finished: values[0..n-1] are valid only during the call. */
+typedef void (*store_values_cb)(store_rc rc, const double *values, int n,
+	void *user);
+
+/* --- opening and closing ------------------------------------------------------ */
+
+/* Open (creating if missing) the SQLite database at path and start its
+ * writer thread. A new file is created with mode 0600 before SQLite sees
+ * it; an existing one (and its -wal/-shm files) readable or writable by
+ * group or others is tightened to 0600, which store_warning() reports.
+ * The database is put in WAL mode with synchronous=FULL and foreign keys
+ * on, and missing schema migrations are run (all in one transaction).
+ * Returns NULL with a sentence in err when the folder is missing or
+ * read-only, the file is read-only or not an SQLite database, the schema
+ * is newer than this build, or the file belongs to another application. */
+store *store_open_sqlite(const char *path, char *err, size_t errlen);
+
+/* Run every queued job (their callbacks fire), stop the writer thread and
+ * close the database. Not from a callback. NULL is allowed. */
+void store_close(store *st);
+
+/* What the store changed on its own at open (e.g. file modes tightened),
+ * for the caller to log; NULL if nothing. Owned by the store. */
+const char *store_warning(const store *st);
+
+/* The database this store writes: a file path for SQLite. */
+const char *store_path(const store *st);
+
+/* Monitoring: jobs waiting (not counting the one running), and quality
+ * samples that were not stored (queue full, or their write failed). */
+guint store_queue_depth(store *st);
+guint64 store_dropped_samples(store *st);
+
+/* Wait until every job queued before this call has run (and committed).
+ * Returns 0, or -1 if the writer has already stopped (store_close() is
+ * ending) or if called on the writer thread (from a callback), where it
+ * would wait for itself. */
+int store_sync(store *st);
+
+/* --- writes -------------------------------------------------------------------------
+ * Each call queues one job, run as one transaction. Strings and arrays are
+ * copied before the call returns. Returns 0 when queued (cb, if not NULL,
+ * will be called exactly once), or -1 when refused at once (a required
+ * argument is NULL, a value is not finite, or the writer has already
+ * stopped: store_close() is ending); cb is then never called. Jobs queued
+ * while store_close() drains the queue (e.g. from callbacks) still run. */
+
+typedef struct store_visit_rec {
+	const char *visit_id;
+	const char *therapist_code;
+	const char *client_code;
+	const char *modality;              /* "video" | "in_person" */
+	gint64 created_at_us;
+} store_visit_rec;
+
+/* A new visit, in state "created". */
+int store_visit_create(store *st, const store_visit_rec *r,
+	store_done_cb cb, void *user);
+
+/* The visit moves to state (created|waiting|live|ended|closed). Entering
+ * "live", "ended" or "closed" the first time also sets admitted_at,
+ * ended_at or closed_at to at_us. STORE_NOT_FOUND for an unknown visit. */
+int store_visit_state(store *st, const char *visit_id, const char *state,
+	gint64 at_us, store_done_cb cb, void *user);
+
+/* A participant joined (one row per join: re-joins are kept). role is
+ * therapist|client|observer; code is NULL for observers; research_consent
+ * as given at this join; language may be NULL. */
+int store_participant_join(store *st, const char *visit_id, const char *role,
+	const char *code, gboolean research_consent, const char *language,
+	gint64 at_us, store_done_cb cb, void *user);
+
+typedef struct store_pulse_rec {
+	const char *pulse_id;
+	const char *visit_id;
+	const char *role;                  /* target: "client" | "therapist" */
+	const char *kind;                  /* "in_session" | "end" */
+	const char *instrument_id;
+	const char *instrument_version;
+	const char *language;              /* of the text shown */
+	const char *trigger;               /* schedule|therapist|end|quality */
+	const char *delivered_via;         /* datachannel|event; may be NULL */
+	gint64 created_at_us;
+	gint64 expires_at_us;              /* 0: does not expire */
+} store_pulse_rec;
+
+/* A new pulse, in status "pending". */
+int store_pulse_create(store *st, const store_pulse_rec *r,
+	store_done_cb cb, void *user);
+
+/* status "delivered": pending -> delivered (a no-op, STORE_OK, once the
+ * pulse is delivered or partially answered); "expired": pending, delivered
+ * or partial -> expired; "dismissed": exactly store_dismiss(). A closed
+ * pulse (answered, dismissed, expired) is never changed: STORE_ALREADY_FINAL.
+ * Any other status is refused at once (-1). */
+int store_pulse_status(store *st, const char *pulse_id, const char *status,
+	gint64 at_us, store_done_cb cb, void *user);
+
+typedef struct store_item_value {
+	const char *item_id;
+	double value;
+} store_item_value;
+
+typedef struct store_score {
+	const char *name;                  /* "total", a subscale, ... */
+	double value;
+} store_score;
+
+typedef struct store_answer_rec {
+	const char *pulse_id;
+	gboolean final;
+	gint64 answered_at_us;
+	gint64 time_to_answer_ms;          /* from delivery to this answer */
+	gboolean research_consent;         /* the client's consent in force */
+	int n_items;
+	const store_item_value *items;
+	int n_scores;
+	const store_score *scores;         /* stored only when final */
+} store_answer_rec;
+
+/* Store (part of) an answer: the answer row is created or updated, the
+ * item values merge with those of earlier partial answers (an item given
+ * again takes its new value), the pulse becomes "partial" or "answered".
+ * Scores are stored only with a final answer. If the pulse is closed
+ * (already has a final answer, was dismissed or expired) the whole job is
+ * refused with STORE_ALREADY_FINAL and nothing changes; STORE_NOT_FOUND
+ * for an unknown pulse. */
+int store_answer(store *st, const store_answer_rec *r,
+	store_done_cb cb, void *user);
+
+/* The participant declined the pulse ("Not now"): the answer row is marked
+ * dismissed (item values of an earlier partial answer are kept) and the
+ * pulse becomes "dismissed". STORE_ALREADY_FINAL if the pulse is closed. */
+int store_dismiss(store *st, const char *pulse_id, gint64 at_us,
+	store_done_cb cb, void *user);
+
+typedef struct store_alert_rec {
+	const char *visit_id;
+	const char *pulse_id;              /* may be NULL */
+	const char *rule;                  /* "below_cutoff" | "drop" */
+	const char *score_name;
+	double score;
+	double threshold;
+	const char *quality_json;          /* quality context; may be NULL */
+	gint64 at_us;
+} store_alert_rec;
+
+/* An alert sent to the therapist. */
+int store_alert(store *st, const store_alert_rec *r,
+	store_done_cb cb, void *user);
+
+/* Something worth keeping in the visit's history (or the server's, with
+ * visit_id NULL). detail_json may be NULL and must never hold codes,
+ * answers, keys or invites. */
+int store_event(store *st, const char *visit_id, const char *kind,
+	const char *detail_json, gint64 at_us, store_done_cb cb, void *user);
+
+/* One quality window of one leg (client_up, ...) and medium (audio,
+ * video). Droppable: returns -1 and counts a drop when
+ * STORE_SAMPLE_QUEUE_MAX samples are already waiting. Consecutive queued
+ * samples are written together in one transaction; a sample whose write
+ * fails (e.g. unknown visit) is counted as dropped. No callback. */
+int store_quality_sample(store *st, const char *visit_id, const char *leg,
+	const char *medium, gint64 at_us, const char *metrics_json);
+
+/* --- reads (jobs too: they see every write queued before them) ----------------- */
+
+/* The baseline for the drop rule: the final scores named score_name of the
+ * client's own pulses (role "client") of instrument_id, in visits of
+ * client_code other than exclude_visit_id (NULL: none excluded); the
+ * `limit` most recent (limit <= 0: all), returned oldest first. */
+int store_client_scores(store *st, const char *client_code,
+	const char *instrument_id, const char *score_name,
+	const char *exclude_visit_id, int limit, store_values_cb cb, void *user);
+
+/* A name for an rc ("ok", "already_final", ...). */
+const char *store_rc_name(store_rc rc);
+
+#endif

@@ -1,0 +1,66 @@
+/*
+ * store_backend.h — what a storage backend provides to store.c.
+ *
+ * Internal to the store: callers include store.h only. store.c owns the
+ * queue, the writer thread and the callbacks; a backend (store_sqlite.c;
+ * later a PostgreSQL one) owns one connection and turns each operation into
+ * one transaction. A backend's open function prepares its connection (and
+ * runs its migrations) on the caller's thread, then hands it to
+ * store_start(); from then on every operation is called on the writer
+ * thread only, one at a time, so a backend needs no locking of its own.
+ *
+ * Every operation returns a store_rc and, unless STORE_OK, a sentence in
+ * err (never codes, answers, keys or invites). The records passed in are
+ * the store's copies; a backend must not keep pointers into them.
+ */
+#ifndef ALLIANCE_STORE_BACKEND_H
+#define ALLIANCE_STORE_BACKEND_H
+
+#include "store.h"
+
+typedef struct store_backend store_backend;    /* defined by each backend */
+
+typedef struct store_sample_rec {
+	const char *visit_id, *leg, *medium, *metrics_json;
+	gint64 at_us;
+} store_sample_rec;
+
+typedef struct store_backend_ops {
+	const char *name;                  /* "sqlite" */
+	store_rc (*visit_create)(store_backend *b, const store_visit_rec *r,
+		char *err, size_t errlen);
+	store_rc (*visit_state)(store_backend *b, const char *visit_id,
+		const char *state, gint64 at_us, char *err, size_t errlen);
+	store_rc (*participant_join)(store_backend *b, const char *visit_id,
+		const char *role, const char *code, gboolean research_consent,
+		const char *language, gint64 at_us, char *err, size_t errlen);
+	store_rc (*pulse_create)(store_backend *b, const store_pulse_rec *r,
+		char *err, size_t errlen);
+	/* status is "delivered" or "expired" (dismissals use dismiss) */
+	store_rc (*pulse_status)(store_backend *b, const char *pulse_id,
+		const char *status, gint64 at_us, char *err, size_t errlen);
+	store_rc (*answer)(store_backend *b, const store_answer_rec *r,
+		char *err, size_t errlen);
+	store_rc (*dismiss)(store_backend *b, const char *pulse_id, gint64 at_us,
+		char *err, size_t errlen);
+	store_rc (*alert)(store_backend *b, const store_alert_rec *r,
+		char *err, size_t errlen);
+	store_rc (*event)(store_backend *b, const char *visit_id, const char *kind,
+		const char *detail_json, gint64 at_us, char *err, size_t errlen);
+	/* n samples in one transaction; returns how many could not be stored */
+	guint (*samples)(store_backend *b, const store_sample_rec *s, guint n);
+	/* appends doubles to out, oldest first */
+	store_rc (*client_scores)(store_backend *b, const char *client_code,
+		const char *instrument_id, const char *score_name,
+		const char *exclude_visit_id, int limit, GArray *out,
+		char *err, size_t errlen);
+	void (*close)(store_backend *b);
+} store_backend_ops;
+
+/* Start the writer thread for an opened backend. Takes ownership of b
+ * (closed with ops->close on failure too). path names the database in
+ * messages; warning (may be NULL) is copied for store_warning(). */
+store *store_start(const char *path, const store_backend_ops *ops,
+	store_backend *b, const char *warning, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,43 @@
+/*
+ * store_sqlite.h — internals of the SQLite backend that tests and tools
+ * may reach; callers of the store use store.h (store_open_sqlite) only.
+ *
+ * Migrations: store_sqlite_migrations[i] is the SQL of schema version i+1.
+ * They are append-only: a released migration is never edited, a change is
+ * a new entry (and STORE_SCHEMA_VERSION in store.h goes up with it).
+ */
+#ifndef ALLIANCE_STORE_SQLITE_H
+#define ALLIANCE_STORE_SQLITE_H
+
+#include "store.h"
+
+struct sqlite3;
+
+/* Open the connection with SQLITE_OPEN_READONLY. The store refuses a
+ * read-only connection; the flag exists so tests can reach that refusal
+ * as root, whom file modes do not stop. */
+#define STORE_SQLITE_OPEN_READONLY 0x1u
+
+store *store_sqlite_open_ex(const char *path, unsigned flags,
+	char *err, size_t errlen);
+
+extern const char *const store_sqlite_migrations[];
+extern const int store_sqlite_n_migrations;
+
+/* Bring db up to version n by running migrations[version..n-1], all in
+ * one IMMEDIATE transaction together with the version check (so two
+ * processes opening one file cannot both migrate it). Refuses a database
+ * whose version is above n, or that has tables but no schema_version
+ * (another application's). Returns the version found before migrating,
+ * or -1 with the reason in err, worded to follow the database's name
+ * ("has schema version 99, newer than ..."); nothing is changed then.
+ * sqlite_rc (may be NULL) receives SQLite's result code of the failure, so
+ * the opener can tell a corrupt or read-only file from a refusal. */
+int store_sqlite_migrate(struct sqlite3 *db, const char *const *migrations,
+	int n, int *sqlite_rc, char *err, size_t errlen);
+
+/* The application_id written into the database header by migration 1
+ * ("APLS"), so `file` and this code can tell our databases from others. */
+#define STORE_SQLITE_APPLICATION_ID 0x41504C53
+
+#endif
