@@ -73,6 +73,8 @@ volatile gint initialized = 0, stopping = 0;
 GHashTable *visits = NULL;
 GHashTable *visits_by_invite = NULL;
 janus_mutex visits_mutex = JANUS_MUTEX_INITIALIZER;
+instrument_set *instruments = NULL;
+store *db = NULL;
 
 static GHashTable *sessions = NULL;     /* janus_plugin_session* -> ap_session */
 static janus_mutex sessions_mutex = JANUS_MUTEX_INITIALIZER;
@@ -126,6 +128,35 @@ static int cfg_keys(janus_config *cfg, const char *category, gboolean therapist)
 	return 0;
 }
 
+/* in_session_at_s = "600, 1800": ascending offsets in seconds. */
+static int cfg_offsets(const char *v) {
+	settings.n_offsets = 1;
+	settings.offsets_s[0] = 1500;   /* default: 25 minutes into the visit */
+	if(v == NULL)
+		return 0;
+	settings.n_offsets = 0;
+	gchar **parts = g_strsplit(v, ",", -1);
+	int rc = 0;
+	for(int i = 0; parts[i] && rc == 0; i++) {
+		gchar *t = g_strstrip(parts[i]);
+		if(*t == '\0')
+			continue;
+		gchar *end = NULL;
+		gint64 n = g_ascii_strtoll(t, &end, 10);
+		if(end == t || *end != '\0' || n < 0 || n > PROTO_OFFSET_MAX_S ||
+				settings.n_offsets >= PULSE_OFFSETS_MAX ||
+				(settings.n_offsets > 0 && n < settings.offsets_s[settings.n_offsets - 1])) {
+			JANUS_LOG(LOG_ERR, "[%s] general.in_session_at_s must list up to %d ascending offsets in seconds (got '%s')\n",
+				ALLIANCE_PACKAGE, PULSE_OFFSETS_MAX, v);
+			rc = -1;
+			break;
+		}
+		settings.offsets_s[settings.n_offsets++] = (int)n;
+	}
+	g_strfreev(parts);
+	return rc;
+}
+
 static int load_config(const char *config_path) {
 	memset(&settings, 0, sizeof(settings));
 	settings.keys = auth_keyring_new();
@@ -142,15 +173,17 @@ static int load_config(const char *config_path) {
 	int rc = -1;
 	janus_config_category *general = janus_config_get_create(cfg, NULL, janus_config_type_category, "general");
 	const char *v;
-	if((v = cfg_item(cfg, general, "db_path")) != NULL)
-		settings.db_path = g_strdup(v);
-	if((v = cfg_item(cfg, general, "instruments_dir")) != NULL)
-		settings.instruments_dir = g_strdup(v);
+	settings.db_path = g_strdup((v = cfg_item(cfg, general, "db_path")) ? v : "/var/lib/janus/alliance.sqlite");
+	settings.instruments_dir = g_strdup((v = cfg_item(cfg, general, "instruments_dir")) ? v : "/etc/janus/alliance-instruments");
 	if((v = cfg_item(cfg, general, "events")) != NULL)
 		settings.events = janus_is_true(v);
 	if((settings.end_grace_s = cfg_int(cfg, general, "end_grace_s", 180, 7 * 24 * 3600)) < 0)
 		goto out;
 	if((settings.max_visits = cfg_int(cfg, general, "max_visits", 1000, 1000000)) < 0)
+		goto out;
+	if((settings.pulse_expires_s = cfg_int(cfg, general, "pulse_expires_s", 120, 3600)) < 0)
+		goto out;
+	if(cfg_offsets(cfg_item(cfg, general, "in_session_at_s")) < 0)
 		goto out;
 	if(cfg_keys(cfg, "therapists", TRUE) < 0 || cfg_keys(cfg, "supervisors", FALSE) < 0)
 		goto out;
@@ -191,22 +224,47 @@ static int alliance_init(janus_callbacks *callback, const char *config_path) {
 		JANUS_LOG(LOG_FATAL, "[%s] configuration refused, plugin not started\n", ALLIANCE_PACKAGE);
 		return -1;
 	}
+	/* instruments: a bad file is refused with its reason, the rest load */
+	GPtrArray *problems = g_ptr_array_new_with_free_func(g_free);
+	instruments = instrument_set_load_dir(settings.instruments_dir, problems);
+	for(guint i = 0; i < problems->len; i++)
+		JANUS_LOG(LOG_ERR, "[%s] instrument refused: %s\n", ALLIANCE_PACKAGE, (char *)problems->pdata[i]);
+	g_ptr_array_free(problems, TRUE);
+	JANUS_LOG(LOG_INFO, "[%s] %d instruments loaded from %s\n", ALLIANCE_PACKAGE,
+		instrument_set_count(instruments), settings.instruments_dir);
+	/* the store: without it nothing could be kept, so refuse to start */
+	char err[512] = "";
+	db = store_open_sqlite(settings.db_path, err, sizeof(err));
+	if(db == NULL) {
+		JANUS_LOG(LOG_FATAL, "[%s] cannot open the store: %s — plugin not started\n", ALLIANCE_PACKAGE, err);
+		instrument_set_free(instruments);
+		instruments = NULL;
+		free_settings();
+		return -1;
+	}
+	if(store_warning(db))
+		JANUS_LOG(LOG_WARN, "[%s] store: %s\n", ALLIANCE_PACKAGE, store_warning(db));
 	gateway = callback;
 	sessions = g_hash_table_new_full(NULL, NULL, NULL, NULL);
 	visits = g_hash_table_new(g_str_hash, g_str_equal);
 	visits_by_invite = g_hash_table_new(digest_hash, digest_equal);
 	g_atomic_int_set(&initialized, 1);
-	if(shell_requests_start() < 0) {
+	if(shell_requests_start() < 0 || shell_pulses_start() < 0) {
 		g_atomic_int_set(&initialized, 0);
+		shell_requests_stop();
 		g_hash_table_destroy(sessions);
 		g_hash_table_destroy(visits);
 		g_hash_table_destroy(visits_by_invite);
+		store_close(db);
+		db = NULL;
+		instrument_set_free(instruments);
+		instruments = NULL;
 		free_settings();
 		return -1;
 	}
-	JANUS_LOG(LOG_INFO, "%s initialized (%zu therapist keys, %zu supervisor keys, end_grace_s=%d, max_visits=%d)\n",
+	JANUS_LOG(LOG_INFO, "%s initialized (%zu therapist keys, %zu supervisor keys, end_grace_s=%d, max_visits=%d, store %s)\n",
 		ALLIANCE_NAME, auth_keyring_therapists(settings.keys), auth_keyring_supervisors(settings.keys),
-		settings.end_grace_s, settings.max_visits);
+		settings.end_grace_s, settings.max_visits, store_path(db));
 	return 0;
 }
 
@@ -215,6 +273,7 @@ static void alliance_destroy(void) {
 		return;
 	g_atomic_int_set(&stopping, 1);
 	shell_requests_stop();
+	shell_pulses_stop();
 	shell_visits_destroy_all();
 	janus_mutex_lock(&sessions_mutex);
 	g_hash_table_destroy(sessions);
@@ -225,6 +284,10 @@ static void alliance_destroy(void) {
 	g_hash_table_destroy(visits_by_invite);
 	visits = visits_by_invite = NULL;
 	janus_mutex_unlock(&visits_mutex);
+	store_close(db);      /* every queued write lands first */
+	db = NULL;
+	instrument_set_free(instruments);
+	instruments = NULL;
 	free_settings();
 	g_atomic_int_set(&initialized, 0);
 	g_atomic_int_set(&stopping, 0);
@@ -260,6 +323,8 @@ static void alliance_create_session(janus_plugin_session *handle, int *error) {
 	ap_session *s = g_new0(ap_session, 1);
 	s->handle = handle;
 	s->audio_pt = s->video_pt = -1;
+	janus_rtp_switching_context_reset(&s->rx_ctx[0]);
+	janus_rtp_switching_context_reset(&s->rx_ctx[1]);
 	g_atomic_int_set(&s->send_audio, 1);
 	g_atomic_int_set(&s->send_video, 1);
 	janus_mutex_init(&s->mutex);
@@ -366,8 +431,10 @@ static struct janus_plugin_result *alliance_handle_message(janus_plugin_session 
 	if(proto_parse(message, &req, &err) < 0) {
 		JANUS_LOG(LOG_VERB, "[%s-%p] request refused: %d %s\n", ALLIANCE_PACKAGE, handle,
 			err.code, proto_error_slug(err.code));
+		json_t *answer = proto_error_json(&err);
+		shell_refuse_offer(s, jsep, answer);
 		janus_refcount_decrease(&s->ref);
-		return answer_now(proto_error_json(&err), transaction, message, jsep);
+		return answer_now(answer, transaction, message, jsep);
 	}
 	if(req.sync) {
 		json_t *response = shell_request_sync(s, &req);
@@ -407,6 +474,24 @@ static json_t *alliance_handle_admin_message(json_t *message) {
 }
 
 /* --- helpers for the other shell files ----------------------------------- */
+gboolean shell_refuse_offer(ap_session *s, const json_t *jsep, json_t *error) {
+	/* The core set up ICE/DTLS for an offer before the plugin saw the
+	 * request. When the plugin refuses it on a handle that has no media
+	 * yet, that half-made PeerConnection would make the next offer fail
+	 * ("Agent already exists"): drop it, so a corrected retry works. An
+	 * established call is left alone. */
+	if(jsep == NULL || g_atomic_int_get(&s->media_up))
+		return FALSE;
+	const char *type = json_string_value(json_object_get(jsep, "type"));
+	if(type == NULL || strcmp(type, "offer") != 0)
+		return FALSE;
+	gateway->close_pc(s->handle);
+	/* tell the client: wait for Janus's `hangup`, then offer afresh */
+	if(error)
+		json_object_set_new(error, "pc_reset", json_true());
+	return TRUE;
+}
+
 int shell_push(ap_session *s, const char *transaction, json_t *msg, json_t *jsep) {
 	int rc = gateway->push_event(s->handle, &alliance_plugin, transaction, msg, jsep);
 	json_decref(msg);

@@ -36,6 +36,16 @@ const char *proto_error_slug(int code) {
 		case PROTO_ERR_INVALID_SDP: return "invalid_sdp";
 		case PROTO_ERR_NO_CONSENT: return "no_consent";
 		case PROTO_ERR_LIMIT_REACHED: return "limit_reached";
+		case PROTO_ERR_PULSE_PENDING: return "pulse_pending";
+		case PROTO_ERR_UNKNOWN_PULSE: return "unknown_pulse";
+		case PROTO_ERR_ALREADY_ANSWERED: return "already_answered";
+		case PROTO_ERR_EXPIRED: return "expired";
+		case PROTO_ERR_NOT_YOURS: return "not_yours";
+		case PROTO_ERR_UNKNOWN_ITEM: return "unknown_item";
+		case PROTO_ERR_OUT_OF_RANGE: return "out_of_range";
+		case PROTO_ERR_WRONG_TYPE: return "wrong_type";
+		case PROTO_ERR_INCOMPLETE: return "incomplete";
+		case PROTO_ERR_STORE: return "store_failed";
 		default: return "internal";
 	}
 }
@@ -83,6 +93,16 @@ static int get_bool(const json_t *body, const char *name, proto_error *err) {
 	return json_is_true(v) ? 1 : 0;
 }
 
+static bool lang_ok(const char *s) {
+	size_t n = strlen(s);
+	if(n < 2 || n > PROTO_LANG_MAX)
+		return false;
+	for(size_t i = 0; i < n; i++)
+		if(!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || s[i] == '-'))
+			return false;
+	return true;
+}
+
 static int parse_create(const json_t *body, proto_request *req, proto_error *err) {
 	const char *modality = NULL;
 	if(get_string(body, "therapist_key", true, &req->therapist_key, err) < 0)
@@ -105,11 +125,81 @@ static int parse_create(const json_t *body, proto_request *req, proto_error *err
 			return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element (modality must be \"video\" or \"in_person\")");
 	}
 	json_t *instruments = json_object_get(body, "instruments");
-	if(instruments && !json_is_null(instruments) && !json_is_object(instruments))
-		return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element type (instruments should be an object)");
+	if(instruments && !json_is_null(instruments)) {
+		if(!json_is_object(instruments))
+			return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element type (instruments should be an object)");
+		if(get_string(instruments, "in_session", false, &req->instr_in_session, err) < 0 ||
+				get_string(instruments, "end", false, &req->instr_end, err) < 0 ||
+				get_string(instruments, "therapist_end", false, &req->instr_therapist_end, err) < 0)
+			return -1;
+	}
 	json_t *schedule = json_object_get(body, "schedule");
-	if(schedule && !json_is_null(schedule) && !json_is_object(schedule))
-		return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element type (schedule should be an object)");
+	if(schedule && !json_is_null(schedule)) {
+		if(!json_is_object(schedule))
+			return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element type (schedule should be an object)");
+		json_t *at = json_object_get(schedule, "in_session_at_s");
+		if(at && !json_is_null(at)) {
+			if(!json_is_array(at) || json_array_size(at) > PROTO_OFFSETS_MAX)
+				return proto_fail(err, PROTO_ERR_INVALID_ELEMENT,
+					"Invalid element (schedule.in_session_at_s should be an array of at most %d offsets)", PROTO_OFFSETS_MAX);
+			req->n_offsets = 0;
+			size_t i;
+			json_t *v;
+			json_array_foreach(at, i, v) {
+				if(!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > PROTO_OFFSET_MAX_S)
+					return proto_fail(err, PROTO_ERR_INVALID_ELEMENT,
+						"Invalid element (schedule.in_session_at_s[%zu] should be an integer 0..%d)", i, PROTO_OFFSET_MAX_S);
+				req->offsets_s[req->n_offsets++] = (int)json_integer_value(v);
+			}
+			/* ascending order is what the scheduler walks */
+			for(int a = 1; a < req->n_offsets; a++)
+				if(req->offsets_s[a] < req->offsets_s[a-1])
+					return proto_fail(err, PROTO_ERR_INVALID_ELEMENT,
+						"Invalid element (schedule.in_session_at_s must be ascending)");
+		}
+		int ep = get_bool(schedule, "end_pulse", err);
+		if(ep == -2)
+			return -1;
+		req->end_pulse = ep;
+	}
+	return 0;
+}
+
+static int parse_pulse(const json_t *body, proto_request *req, proto_error *err) {
+	const char *target = NULL;
+	if(get_string(body, "instrument", false, &req->instrument, err) < 0)
+		return -1;
+	int r = get_string(body, "target", false, &target, err);
+	if(r < 0)
+		return -1;
+	req->target = VISIT_ROLE_CLIENT;
+	if(r == 1) {
+		if(!strcmp(target, "client"))
+			req->target = VISIT_ROLE_CLIENT;
+		else if(!strcmp(target, "therapist"))
+			req->target = VISIT_ROLE_THERAPIST;
+		else if(!strcmp(target, "both"))
+			req->target_both = true;
+		else
+			return proto_fail(err, PROTO_ERR_INVALID_ELEMENT,
+				"Invalid element (target must be \"client\", \"therapist\" or \"both\")");
+	}
+	return 0;
+}
+
+static int parse_answer(const json_t *body, proto_request *req, proto_error *err) {
+	if(get_string(body, "pulse_id", true, &req->pulse_id, err) < 0)
+		return -1;
+	json_t *responses = json_object_get(body, "responses");
+	if(responses == NULL || json_is_null(responses))
+		return proto_fail(err, PROTO_ERR_MISSING_ELEMENT, "Missing element (responses)");
+	if(!json_is_object(responses))
+		return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element type (responses should be an object of item_id: number)");
+	req->responses = responses;
+	int f = get_bool(body, "final", err);
+	if(f == -2)
+		return -1;
+	req->final = (f != 0);
 	return 0;
 }
 
@@ -150,6 +240,10 @@ static int parse_join(const json_t *body, proto_request *req, proto_error *err) 
 		return proto_fail(err, PROTO_ERR_INVALID_ELEMENT,
 			"Invalid element (role must be \"therapist\", \"client\" or \"observer\")");
 	}
+	if(get_string(body, "language", false, &req->language, err) < 0)
+		return -1;
+	if(req->language && !lang_ok(req->language))
+		return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element (language should be a tag like \"en\" or \"de-AT\")");
 	return 0;
 }
 
@@ -166,6 +260,8 @@ static int parse_configure(const json_t *body, proto_request *req, proto_error *
 int proto_parse(const json_t *body, proto_request *req, proto_error *err) {
 	memset(req, 0, sizeof(*req));
 	req->audio = req->video = -1;
+	req->n_offsets = -1;
+	req->end_pulse = -1;
 	err->code = 0;
 	err->reason[0] = '\0';
 	if(body == NULL)
@@ -198,6 +294,13 @@ int proto_parse(const json_t *body, proto_request *req, proto_error *err) {
 		req->kind = PROTO_STATUS;
 		req->sync = true;
 		return 0;
+	} else if(!strcmp(request, "pulse")) {
+		req->kind = PROTO_PULSE;
+		return parse_pulse(body, req, err);
+	} else if(!strcmp(request, "answer")) {
+		req->kind = PROTO_ANSWER;
+		req->sync = true;
+		return parse_answer(body, req, err);
 	}
 	return proto_fail(err, PROTO_ERR_UNKNOWN_REQUEST, "Unknown request '%.64s'", request);
 }

@@ -37,6 +37,16 @@ enum proto_error_code {
 	PROTO_ERR_INVALID_SDP = 484,
 	PROTO_ERR_NO_CONSENT = 485,
 	PROTO_ERR_LIMIT_REACHED = 486,
+	PROTO_ERR_PULSE_PENDING = 487,
+	PROTO_ERR_UNKNOWN_PULSE = 488,
+	PROTO_ERR_ALREADY_ANSWERED = 489,
+	PROTO_ERR_EXPIRED = 490,
+	PROTO_ERR_NOT_YOURS = 491,
+	PROTO_ERR_UNKNOWN_ITEM = 492,
+	PROTO_ERR_OUT_OF_RANGE = 493,
+	PROTO_ERR_WRONG_TYPE = 494,
+	PROTO_ERR_INCOMPLETE = 495,
+	PROTO_ERR_STORE = 496,
 	PROTO_ERR_INTERNAL = 499,
 };
 
@@ -56,7 +66,13 @@ typedef enum proto_kind {
 	PROTO_END,
 	PROTO_LEAVE,
 	PROTO_STATUS,
+	PROTO_PULSE,
+	PROTO_ANSWER,
 } proto_kind;
+
+#define PROTO_OFFSETS_MAX 16
+#define PROTO_OFFSET_MAX_S (24 * 3600)
+#define PROTO_LANG_MAX 16
 
 typedef struct proto_request {
 	proto_kind kind;
@@ -65,6 +81,10 @@ typedef struct proto_request {
 	const char *therapist_key;
 	const char *client_code;
 	visit_modality modality;
+	const char *instr_in_session, *instr_end, *instr_therapist_end; /* NULL = default */
+	int offsets_s[PROTO_OFFSETS_MAX];   /* schedule.in_session_at_s */
+	int n_offsets;                      /* -1 = not given */
+	int end_pulse;                      /* schedule.end_pulse: -1 not given, 0/1 */
 	/* join */
 	visit_role role;
 	const char *visit_id;
@@ -72,8 +92,17 @@ typedef struct proto_request {
 	const char *rejoin_key;
 	const char *supervisor_key;
 	bool research_consent;
+	const char *language;               /* join: optional, e.g. "en", "de-AT" */
 	/* configure: -1 = not given, 0/1 = value */
 	int audio, video;
+	/* pulse */
+	const char *instrument;             /* NULL = the visit's default */
+	visit_role target;                  /* client (default) or therapist */
+	bool target_both;
+	/* answer */
+	const char *pulse_id;
+	const json_t *responses;            /* an object; values checked later */
+	bool final;                         /* default true */
 } proto_request;
 
 /* Validate body into req. Returns 0, or -1 with err filled. */

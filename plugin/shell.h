@@ -9,6 +9,8 @@
  *                       handle bookkeeping, handle_message, query_session
  *   shell_requests.c    the message thread: join, admit, configure, end, …
  *   shell_media.c       SDP answers, RTP/RTCP relay, data channel, hangup
+ *   shell_pulses.c      pulse delivery, the scheduler timer, answers, acks,
+ *                       alerts
  *
  * Threads and locks. handle_message runs on Janus's request pool; requests
  * that change visits go through one message thread (shell_requests.c).
@@ -35,10 +37,15 @@
 #include <plugins/plugin.h>
 #include <mutex.h>
 #include <refcount.h>
+#include <rtp.h>
 
 #include "auth.h"
 #include "visit.h"
 #include "proto.h"
+#include "pulse.h"
+#include "instrument.h"
+#include "store.h"
+#include "dcmsg.h"
 
 #define ALLIANCE_VERSION 1
 #define ALLIANCE_VERSION_STRING "0.1.0"
@@ -55,6 +62,9 @@ typedef struct ap_settings {
 	int end_grace_s;
 	int max_visits;
 	gboolean events;
+	int pulse_expires_s;               /* in-session pulses */
+	int offsets_s[PULSE_OFFSETS_MAX];  /* default in-session schedule */
+	int n_offsets;
 } ap_settings;
 
 struct ap_visit;
@@ -74,6 +84,11 @@ typedef struct ap_session {
 	/* counters (approximate when read from another thread) */
 	guint64 rtp_in[2], rtp_relayed[2], rtcp_in, pli_in, remb_in, dc_in, dc_err;
 	struct ap_session *peer;     /* linked participant, under mutex */
+	/* continuity of what this session RECEIVES (audio, video): a re-joining
+	 * peer starts new sequence numbers and timestamps, and the core keeps
+	 * only our SSRC, so the relay rewrites them to continue smoothly.
+	 * Written by the sending peer's loop thread only. */
+	janus_rtp_switching_context rx_ctx[2];
 	volatile gint hangingup;
 	volatile gint destroyed;
 	janus_mutex mutex;
@@ -84,6 +99,9 @@ typedef struct ap_visit {
 	visit v;                     /* pure state, under visits_mutex */
 	ap_session *therapist;       /* slots (refs held), under visits_mutex */
 	ap_session *client;
+	pulse_sched ps;              /* under visits_mutex */
+	instrument_answer *partial[PULSE_MAX];   /* answers so far, per pulse */
+	char lang[2][PROTO_LANG_MAX + 1];        /* [0] therapist, [1] client */
 	janus_refcount ref;
 } ap_visit;
 
@@ -95,20 +113,35 @@ extern volatile gint initialized, stopping;
 extern GHashTable *visits;          /* visit_id -> ap_visit (ref held) */
 extern GHashTable *visits_by_invite;/* invite digest bytes -> ap_visit (no ref) */
 extern janus_mutex visits_mutex;
+extern instrument_set *instruments;  /* loaded at init, read-only after */
+extern store *db;
 
 /* alliance_plugin.c */
 ap_session *shell_session_lookup(janus_plugin_session *handle); /* ref++ or NULL */
 void shell_notify(janus_plugin_session *handle, const char *event, json_t *fields);
 int shell_push(ap_session *s, const char *transaction, json_t *msg, json_t *jsep);
+gboolean shell_refuse_offer(ap_session *s, const json_t *jsep, json_t *error);
 
 /* shell_requests.c */
 int shell_requests_start(void);
 void shell_requests_stop(void);
 void shell_requests_enqueue(ap_session *s, char *transaction, json_t *message, json_t *jsep);
 json_t *shell_request_sync(ap_session *s, const proto_request *req);
+json_t *shell_error_json(int code, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+void shell_visit_close_locked(ap_visit *av);  /* unseat all, close, forget */
 void shell_session_detach(ap_session *s, gboolean tell_self);
 void shell_visit_unref(ap_visit *av);
 void shell_visits_destroy_all(void);
+
+/* shell_pulses.c (the *_locked and on_join/end/pending under visits_mutex) */
+int shell_pulses_start(void);
+void shell_pulses_stop(void);
+void shell_pulses_on_join(ap_visit *av, ap_session *s, gint64 now);
+void shell_pulses_end(ap_visit *av, gint64 now, json_t *pulse_ids); /* creates; on_join delivers */
+json_t *shell_pulses_pending(ap_visit *av, gint64 now);
+json_t *shell_pulse_request(ap_session *s, const proto_request *req);
+json_t *shell_answer_request(ap_session *s, const proto_request *req);
+void shell_answer_dc(ap_session *s, const dcmsg *msg);
 
 /* shell_media.c */
 ap_session *shell_peer_get(ap_session *s);    /* ref++ or NULL */

@@ -8,8 +8,11 @@
  * the same codecs). When the visit is live and both are present the two
  * sessions are linked (->peer); incoming_rtp then forwards each packet to
  * the peer with the payload type rewritten to the one negotiated on the
- * peer's PeerConnection. The Janus core rewrites SSRCs and keeps sequence
- * numbers continuous across re-joins. Keyframes: a PLI or FIR from one side
+ * peer's PeerConnection. The Janus core only replaces the SSRC, so the
+ * relay keeps sequence numbers and timestamps continuous itself (a
+ * switching context per receiving session and medium, as the stock
+ * plugins do): a re-joining participant's new stream then continues the
+ * old one instead of jumping, which SRTP would take for replays. Keyframes: a PLI or FIR from one side
  * becomes a PLI to the other, and whenever a link forms or a PeerConnection
  * comes up both sides are asked for one, so a (re-)joining participant sees
  * video at once. REMB is handled as the stock VideoCall plugin does: it is
@@ -19,7 +22,6 @@
  * session's own mutex held for two pointer operations.
  */
 #include "shell.h"
-#include "dcmsg.h"
 #include "ratelimit.h"
 
 #include <debug.h>
@@ -165,6 +167,8 @@ void alliance_setup_media(janus_plugin_session *handle) {
 }
 
 void shell_media_reset(ap_session *s) {
+	janus_rtp_switching_context_reset(&s->rx_ctx[0]);
+	janus_rtp_switching_context_reset(&s->rx_ctx[1]);
 	g_atomic_int_set(&s->media_up, 0);
 	g_atomic_int_set(&s->dataready, 0);
 	g_atomic_int_set(&s->hello_sent, 0);
@@ -215,11 +219,19 @@ void alliance_incoming_rtp(janus_plugin_session *handle, janus_plugin_rtp *packe
 		return;
 	int pt = vi ? p->video_pt : p->audio_pt;
 	if(pt >= 0 && g_atomic_int_get(&p->media_up) && !g_atomic_int_get(&p->destroyed)) {
+		/* rewrite for the peer's PeerConnection, relay, restore: the core
+		 * reads the original header for its own statistics after us */
 		int mindex = packet->mindex;
+		uint32_t ssrc = h->ssrc, ts = h->timestamp;
+		uint16_t seq = h->seq_number;
+		janus_rtp_header_update(h, &p->rx_ctx[vi], vi, 0);
 		h->type = (uint16_t)pt;
 		packet->mindex = -1;        /* the peer's first m-line of this kind */
 		gateway->relay_rtp(p->handle, packet);
-		h->type = (uint16_t)own_pt; /* the core's statistics read it after us */
+		h->type = (uint16_t)own_pt;
+		h->ssrc = ssrc;
+		h->timestamp = ts;
+		h->seq_number = seq;
 		packet->mindex = mindex;
 		s->rtp_relayed[vi]++;
 	}
@@ -306,6 +318,7 @@ void alliance_incoming_data(janus_plugin_session *handle, janus_plugin_data *pac
 	}
 	char *reply = NULL;
 	dcmsg msg;
+	memset(&msg, 0, sizeof(msg));
 	dcmsg_error err;
 	if(!dc_allowed(s)) {
 		memset(&err, 0, sizeof(err));
@@ -324,7 +337,10 @@ void alliance_incoming_data(janus_plugin_session *handle, janus_plugin_data *pac
 		reply = dcmsg_error_text(&err);
 	} else if(msg.type == DCMSG_PING) {
 		reply = dcmsg_pong(msg.ref);
+	} else if(msg.type == DCMSG_ANSWER || msg.type == DCMSG_DISMISS) {
+		shell_answer_dc(s, &msg);   /* acked after the commit */
 	}
+	dcmsg_clear(&msg);
 	shell_send_dc(s, reply);
 	free(reply);
 	janus_refcount_decrease(&s->ref);

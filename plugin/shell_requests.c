@@ -53,7 +53,15 @@ void shell_requests_enqueue(ap_session *s, char *transaction, json_t *message, j
 /* --- visits -------------------------------------------------------------- */
 static void visit_free(const janus_refcount *ref) {
 	ap_visit *av = janus_refcount_containerof(ref, ap_visit, ref);
+	for(int i = 0; i < PULSE_MAX; i++)
+		g_free(av->partial[i]);
 	g_free(av);
+}
+
+static void stored(store_rc rc, const char *error, void *user) {
+	if(rc != STORE_OK)
+		JANUS_LOG(LOG_ERR, "[%s] store: %s (%s)\n", ALLIANCE_PACKAGE,
+			error ? error : store_rc_name(rc), (const char *)user);
 }
 
 void shell_visit_unref(ap_visit *av) {
@@ -140,25 +148,28 @@ void shell_session_detach(ap_session *s, gboolean close_media) {
 	shell_visit_unref(av);
 }
 
+void shell_visit_close_locked(ap_visit *av) {
+	janus_refcount_increase(&av->ref);
+	ap_session *slots[2] = { av->therapist, av->client };
+	for(int i = 0; i < 2; i++)
+		if(slots[i])
+			shell_visit_unref(unseat(slots[i]));
+	visit_close(&av->v);
+	visit_forget(av);
+	shell_visit_unref(av);
+}
+
 void shell_visits_destroy_all(void) {
 	janus_mutex_lock(&visits_mutex);
 	GList *all = g_hash_table_get_values(visits);
-	for(GList *l = all; l; l = l->next) {
-		ap_visit *av = l->data;
-		ap_session *slots[2] = { av->therapist, av->client };
-		for(int i = 0; i < 2; i++)
-			if(slots[i])
-				shell_visit_unref(unseat(slots[i]));
-		visit_close(&av->v);
-		visit_forget(av);
-	}
+	for(GList *l = all; l; l = l->next)
+		shell_visit_close_locked(l->data);
 	g_list_free(all);
 	janus_mutex_unlock(&visits_mutex);
 }
 
 /* --- answers ------------------------------------------------------------- */
-static json_t *error_json(int code, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-static json_t *error_json(int code, const char *fmt, ...) {
+json_t *shell_error_json(int code, const char *fmt, ...) {
 	proto_error err;
 	err.code = code;
 	va_list ap;
@@ -170,18 +181,18 @@ static json_t *error_json(int code, const char *fmt, ...) {
 
 static json_t *visit_error(visit_result r) {
 	switch(r) {
-		case VISIT_ERR_UNAUTHORIZED: return error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (this key does not belong to the visit's therapist)");
-		case VISIT_ERR_INVALID_INVITE: return error_json(PROTO_ERR_INVALID_INVITE, "Invalid invite");
-		case VISIT_ERR_INVITE_USED: return error_json(PROTO_ERR_INVITE_USED, "Invite already used: re-join with the rejoin_key given at the first join");
-		case VISIT_ERR_FORBIDDEN: return error_json(PROTO_ERR_FORBIDDEN, "This role may not make this request");
-		case VISIT_ERR_ROLE_PRESENT: return error_json(PROTO_ERR_ALREADY_JOINED, "That role is already present in the visit");
-		case VISIT_ERR_NOT_ADMITTED: return error_json(PROTO_ERR_NOT_ADMITTED, "Not admitted yet: wait for the therapist");
-		case VISIT_ERR_WRONG_STATE: return error_json(PROTO_ERR_WRONG_STATE, "Not possible in the visit's current state");
-		case VISIT_ERR_CLOSED: return error_json(PROTO_ERR_NO_SUCH_VISIT, "The visit is closed");
-		case VISIT_ERR_NO_CONSENT: return error_json(PROTO_ERR_NO_CONSENT, "The client did not consent to observers");
+		case VISIT_ERR_UNAUTHORIZED: return shell_error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (this key does not belong to the visit's therapist)");
+		case VISIT_ERR_INVALID_INVITE: return shell_error_json(PROTO_ERR_INVALID_INVITE, "Invalid invite");
+		case VISIT_ERR_INVITE_USED: return shell_error_json(PROTO_ERR_INVITE_USED, "Invite already used: re-join with the rejoin_key given at the first join");
+		case VISIT_ERR_FORBIDDEN: return shell_error_json(PROTO_ERR_FORBIDDEN, "This role may not make this request");
+		case VISIT_ERR_ROLE_PRESENT: return shell_error_json(PROTO_ERR_ALREADY_JOINED, "That role is already present in the visit");
+		case VISIT_ERR_NOT_ADMITTED: return shell_error_json(PROTO_ERR_NOT_ADMITTED, "Not admitted yet: wait for the therapist");
+		case VISIT_ERR_WRONG_STATE: return shell_error_json(PROTO_ERR_WRONG_STATE, "Not possible in the visit's current state");
+		case VISIT_ERR_CLOSED: return shell_error_json(PROTO_ERR_NO_SUCH_VISIT, "The visit is closed");
+		case VISIT_ERR_NO_CONSENT: return shell_error_json(PROTO_ERR_NO_CONSENT, "The client did not consent to observers");
 		case VISIT_OK: break;
 	}
-	return error_json(PROTO_ERR_INTERNAL, "Internal error");
+	return shell_error_json(PROTO_ERR_INTERNAL, "Internal error");
 }
 
 static json_t *participants_json(ap_visit *av) {
@@ -193,26 +204,64 @@ static json_t *participants_json(ap_visit *av) {
 }
 
 /* --- sync requests (answered from handle_message) ------------------------ */
+/* The visit's pulse plan from the request and the defaults; an error
+ * answer if it names an instrument that is not loaded or of another kind. */
+static json_t *pulse_plan(const proto_request *req, pulse_config *pc) {
+	memset(pc, 0, sizeof(*pc));
+	const char *ids[3] = { req->instr_in_session, req->instr_end, req->instr_therapist_end };
+	const char *kinds[3] = { "in_session", "end", "therapist_end" };
+	char *slots[3] = { pc->in_session, pc->end, pc->therapist_end };
+	for(int i = 0; i < 3; i++) {
+		const instrument *ins = ids[i] ? instrument_set_get(instruments, ids[i]) :
+			instrument_set_default(instruments, kinds[i]);
+		if(ids[i] && ins == NULL)
+			return shell_error_json(PROTO_ERR_INVALID_ELEMENT, "Unknown instrument '%.48s' (instruments.%s)", ids[i], kinds[i]);
+		if(ins)
+			g_strlcpy(slots[i], instrument_id(ins), PULSE_INSTRUMENT_MAX + 1);
+	}
+	if(req->n_offsets >= 0) {
+		pc->n_offsets = req->n_offsets;
+		memcpy(pc->offsets_s, req->offsets_s, sizeof(int) * (size_t)req->n_offsets);
+	} else {
+		pc->n_offsets = settings.n_offsets;
+		memcpy(pc->offsets_s, settings.offsets_s, sizeof(int) * (size_t)settings.n_offsets);
+	}
+	if(pc->in_session[0] == '\0')
+		pc->n_offsets = 0;   /* nothing to send */
+	pc->expires_in_s = settings.pulse_expires_s;
+	pc->end_grace_s = settings.end_grace_s;
+	pc->end_pulse = (req->end_pulse != 0) && pc->end[0] != '\0';
+	return NULL;
+}
+
 static json_t *request_create(const proto_request *req) {
 	const char *code = auth_keyring_therapist(settings.keys, req->therapist_key);
 	if(code == NULL)
-		return error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (wrong therapist key)");
+		return shell_error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (wrong therapist key)");
+	pulse_config pc;
+	json_t *bad = pulse_plan(req, &pc);
+	if(bad)
+		return bad;
 	char id[AUTH_TOKEN_CHARS + 1], invite[AUTH_TOKEN_CHARS + 1];
 	if(auth_token_new(id) < 0 || auth_token_new(invite) < 0)
-		return error_json(PROTO_ERR_INTERNAL, "Could not draw random numbers");
+		return shell_error_json(PROTO_ERR_INTERNAL, "Could not draw random numbers");
 	auth_digest invite_digest;
 	auth_digest_of(invite, &invite_digest);
 	janus_mutex_lock(&visits_mutex);
 	if((int)g_hash_table_size(visits) >= settings.max_visits) {
 		janus_mutex_unlock(&visits_mutex);
-		return error_json(PROTO_ERR_LIMIT_REACHED, "Too many open visits (max_visits=%d)", settings.max_visits);
+		return shell_error_json(PROTO_ERR_LIMIT_REACHED, "Too many open visits (max_visits=%d)", settings.max_visits);
 	}
 	ap_visit *av = g_new0(ap_visit, 1);
 	janus_refcount_init(&av->ref, visit_free);     /* the table's reference */
-	visit_init(&av->v, id, code, req->client_code, req->modality, &invite_digest,
-		janus_get_real_time());
+	gint64 now = janus_get_real_time();
+	visit_init(&av->v, id, code, req->client_code, req->modality, &invite_digest, now);
+	pulse_sched_init(&av->ps, av->v.id, &pc);
 	g_hash_table_insert(visits, av->v.id, av);
 	g_hash_table_insert(visits_by_invite, &av->v.invite, av);
+	store_visit_rec rec = { .visit_id = id, .therapist_code = code, .client_code = req->client_code,
+		.modality = visit_modality_name(req->modality), .created_at_us = now };
+	store_visit_create(db, &rec, stored, (void *)"visit");
 	janus_mutex_unlock(&visits_mutex);
 	JANUS_LOG(LOG_INFO, "[%s] visit created (%s)\n", ALLIANCE_PACKAGE, visit_modality_name(req->modality));
 	shell_notify(NULL, "created", json_pack("{s:s, s:s}", "visit_id", id,
@@ -228,12 +277,13 @@ static json_t *request_status(ap_session *s) {
 	ap_visit *av = s->visit;
 	if(av == NULL) {
 		janus_mutex_unlock(&visits_mutex);
-		return error_json(PROTO_ERR_NOT_JOINED, "Join a visit first");
+		return shell_error_json(PROTO_ERR_NOT_JOINED, "Join a visit first");
 	}
-	json_t *r = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:[], s:{}}",
+	json_t *r = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:{}}",
 		"alliance", "status", "visit_id", av->v.id, "state", visit_state_name(av->v.state),
 		"modality", visit_modality_name(av->v.modality), "role", visit_role_name(s->role),
-		"participants", participants_json(av), "pending_pulses", "quality");
+		"participants", participants_json(av),
+		"pending_pulses", shell_pulses_pending(av, janus_get_real_time()), "quality");
 	janus_mutex_unlock(&visits_mutex);
 	return r;
 }
@@ -242,15 +292,16 @@ json_t *shell_request_sync(ap_session *s, const proto_request *req) {
 	switch(req->kind) {
 		case PROTO_CREATE: return request_create(req);
 		case PROTO_STATUS: return request_status(s);
-		default: return error_json(PROTO_ERR_INTERNAL, "Not a synchronous request");
+		case PROTO_ANSWER: return shell_answer_request(s, req);
+		default: return shell_error_json(PROTO_ERR_INTERNAL, "Not a synchronous request");
 	}
 }
 
 /* --- async requests (message thread) ------------------------------------- */
 /* A handler fills an outcome: the answer pushed with the request's
  * transaction (plus an optional JSEP), then events for participants, then
- * PeerConnections to close — all delivered after visits_mutex is released,
- * in that order, so a participant always sees its answer before the events
+ * pulses that waited for the answer — all delivered after visits_mutex is
+ * released, in that order, so a participant always sees its answer before the events
  * it caused. */
 #define OUTCOME_MAX 4
 typedef struct outcome {
@@ -259,8 +310,8 @@ typedef struct outcome {
 	ap_session *event_to[OUTCOME_MAX];   /* references held */
 	json_t *event[OUTCOME_MAX];
 	int events;
-	ap_session *close[2];                /* references held */
-	int closes;
+	ap_visit *deferred_visit;            /* pulses to send after the answer (ref held) */
+	gboolean deferred_end;               /* ...the end pulses */
 } outcome;
 
 static void outcome_event(outcome *out, ap_session *to, json_t *event) {
@@ -273,13 +324,6 @@ static void outcome_event(outcome *out, ap_session *to, json_t *event) {
 	out->event[out->events++] = event;
 }
 
-static void outcome_close(outcome *out, ap_session *s) {
-	if(s == NULL || out->closes >= 2)
-		return;
-	janus_refcount_increase(&s->ref);
-	out->close[out->closes++] = s;
-}
-
 static void outcome_deliver(outcome *out, ap_session *s, const char *transaction) {
 	if(out->answer)
 		shell_push(s, transaction, out->answer, out->jsep);
@@ -289,10 +333,20 @@ static void outcome_deliver(outcome *out, ap_session *s, const char *transaction
 		push_event_to(out->event_to[i], out->event[i]);
 		janus_refcount_decrease(&out->event_to[i]->ref);
 	}
-	for(int i = 0; i < out->closes; i++) {
-		if(g_atomic_int_get(&out->close[i]->media_up))
-			gateway->close_pc(out->close[i]->handle);
-		janus_refcount_decrease(&out->close[i]->ref);
+	if(out->deferred_visit) {
+		ap_visit *av = out->deferred_visit;
+		janus_mutex_lock(&visits_mutex);
+		gint64 now = janus_get_real_time();
+		if(out->deferred_end) {
+			if(av->therapist)
+				shell_pulses_on_join(av, av->therapist, now);
+			if(av->client)
+				shell_pulses_on_join(av, av->client, now);
+		} else if(s->visit == av) {
+			shell_pulses_on_join(av, s, now);
+		}
+		janus_mutex_unlock(&visits_mutex);
+		shell_visit_unref(av);
 	}
 }
 
@@ -304,11 +358,11 @@ static ap_visit *join_target(const proto_request *req, json_t **error) {
 		auth_digest_of(req->invite, &d);
 		av = g_hash_table_lookup(visits_by_invite, &d);
 		if(av == NULL)
-			*error = error_json(PROTO_ERR_INVALID_INVITE, "Invalid invite");
+			*error = shell_error_json(PROTO_ERR_INVALID_INVITE, "Invalid invite");
 	} else {
 		av = g_hash_table_lookup(visits, req->visit_id);
 		if(av == NULL)
-			*error = error_json(PROTO_ERR_NO_SUCH_VISIT, "No such visit");
+			*error = shell_error_json(PROTO_ERR_NO_SUCH_VISIT, "No such visit");
 	}
 	return av;
 }
@@ -318,24 +372,24 @@ static void request_join(ap_session *s, const proto_request *req, outcome *out) 
 	if(req->role == VISIT_ROLE_THERAPIST) {
 		code = auth_keyring_therapist(settings.keys, req->therapist_key);
 		if(code == NULL) {
-			out->answer = error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (wrong therapist key)");
+			out->answer = shell_error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (wrong therapist key)");
 			return;
 		}
 	} else if(req->role == VISIT_ROLE_OBSERVER) {
 		if(!auth_keyring_supervisor(settings.keys, req->supervisor_key)) {
-			out->answer = error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (wrong supervisor key)");
+			out->answer = shell_error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (wrong supervisor key)");
 			return;
 		}
 	}
 	char rejoin[AUTH_TOKEN_CHARS + 1] = "";
 	if(req->role == VISIT_ROLE_CLIENT && auth_token_new(rejoin) < 0) {
-		out->answer = error_json(PROTO_ERR_INTERNAL, "Could not draw random numbers");
+		out->answer = shell_error_json(PROTO_ERR_INTERNAL, "Could not draw random numbers");
 		return;
 	}
 	janus_mutex_lock(&visits_mutex);
 	if(s->visit != NULL) {
 		janus_mutex_unlock(&visits_mutex);
-		out->answer = error_json(PROTO_ERR_ALREADY_JOINED, "This handle already joined a visit");
+		out->answer = shell_error_json(PROTO_ERR_ALREADY_JOINED, "This handle already joined a visit");
 		return;
 	}
 	ap_visit *av = join_target(req, &out->answer);
@@ -365,6 +419,17 @@ static void request_join(ap_session *s, const proto_request *req, outcome *out) 
 	}
 	seat(av, s, req->role);
 	shell_sync_links(av);
+	gint64 now = janus_get_real_time();
+	if(req->role != VISIT_ROLE_OBSERVER)
+		g_strlcpy(av->lang[req->role == VISIT_ROLE_THERAPIST ? 0 : 1],
+			req->language ? req->language : "", PROTO_LANG_MAX + 1);
+	store_participant_join(db, av->v.id, visit_role_name(req->role),
+		req->role == VISIT_ROLE_THERAPIST ? av->v.therapist_code :
+		req->role == VISIT_ROLE_CLIENT ? av->v.client_code : NULL,
+		req->role == VISIT_ROLE_CLIENT ? req->research_consent : FALSE,
+		req->language, now, stored, (void *)"participant");
+	if(first)
+		store_visit_state(db, av->v.id, "waiting", now, stored, (void *)"visit waiting");
 	out->answer = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "alliance", "joined",
 		"role", visit_role_name(req->role), "visit_id", av->v.id,
 		"state", visit_state_name(av->v.state), "modality", visit_modality_name(av->v.modality),
@@ -387,6 +452,10 @@ static void request_join(ap_session *s, const proto_request *req, outcome *out) 
 	shell_notify(s->handle, "joined", json_pack("{s:s, s:s, s:s}", "visit_id", av->v.id,
 		"role", visit_role_name(req->role), "state", visit_state_name(av->v.state)));
 	janus_mutex_unlock(&visits_mutex);
+	/* after the `joined` answer: pulses that waited for this participant
+	 * (an end pulse on re-join within the grace) */
+	out->deferred_visit = av;
+	janus_refcount_increase(&av->ref);
 }
 
 static void request_admit(ap_session *s, outcome *out) {
@@ -394,7 +463,7 @@ static void request_admit(ap_session *s, outcome *out) {
 	ap_visit *av = s->visit;
 	if(av == NULL) {
 		janus_mutex_unlock(&visits_mutex);
-		out->answer = error_json(PROTO_ERR_NOT_JOINED, "Join a visit first");
+		out->answer = shell_error_json(PROTO_ERR_NOT_JOINED, "Join a visit first");
 		return;
 	}
 	visit_result r = visit_admit(&av->v, s->role, janus_get_real_time());
@@ -404,6 +473,9 @@ static void request_admit(ap_session *s, outcome *out) {
 		return;
 	}
 	shell_sync_links(av);
+	gint64 now = janus_get_real_time();
+	pulse_sched_live(&av->ps, now);
+	store_visit_state(db, av->v.id, "live", now, stored, (void *)"visit live");
 	out->answer = json_pack("{s:s, s:s}", "alliance", "admitted", "visit_id", av->v.id);
 	outcome_event(out, av->client, json_pack("{s:s, s:s}", "alliance", "admitted", "visit_id", av->v.id));
 	shell_notify(s->handle, "admitted", json_pack("{s:s}", "visit_id", av->v.id));
@@ -417,7 +489,7 @@ static void request_configure(ap_session *s, const proto_request *req, json_t *j
 	ap_visit *av = s->visit;
 	if(av == NULL) {
 		janus_mutex_unlock(&visits_mutex);
-		out->answer = error_json(PROTO_ERR_NOT_JOINED, "Join a visit first");
+		out->answer = shell_error_json(PROTO_ERR_NOT_JOINED, "Join a visit first");
 		return;
 	}
 	visit_result r = visit_may_configure(&av->v, s->role);
@@ -427,11 +499,11 @@ static void request_configure(ap_session *s, const proto_request *req, json_t *j
 		return;
 	}
 	if(jsep != NULL && (type == NULL || sdp == NULL || strcmp(type, "offer") != 0)) {
-		out->answer = error_json(PROTO_ERR_INVALID_SDP, "JSEP must be an offer with an SDP (the plugin answers)");
+		out->answer = shell_error_json(PROTO_ERR_INVALID_SDP, "JSEP must be an offer with an SDP (the plugin answers)");
 		return;
 	}
 	if(jsep == NULL && !g_atomic_int_get(&s->negotiated)) {
-		out->answer = error_json(PROTO_ERR_INVALID_SDP, "The first configure needs a JSEP offer");
+		out->answer = shell_error_json(PROTO_ERR_INVALID_SDP, "The first configure needs a JSEP offer");
 		return;
 	}
 	if(sdp) {
@@ -454,41 +526,40 @@ static void request_configure(ap_session *s, const proto_request *req, json_t *j
 		"audio", g_atomic_int_get(&s->send_audio), "video", g_atomic_int_get(&s->send_video));
 }
 
-/* End the visit: stop relay, tell the client, close both PCs, close it. */
+/* End the visit: the relay stops, the end pulses go out, and the visit
+ * accepts answers for end_grace_s (the timer closes it then). The
+ * PeerConnections stay up so the end pulses can use the data channel; the
+ * pages hang up their media themselves. */
 static void request_end(ap_session *s, outcome *out) {
 	janus_mutex_lock(&visits_mutex);
 	ap_visit *av = s->visit;
 	if(av == NULL) {
 		janus_mutex_unlock(&visits_mutex);
-		out->answer = error_json(PROTO_ERR_NOT_JOINED, "Join a visit first");
+		out->answer = shell_error_json(PROTO_ERR_NOT_JOINED, "Join a visit first");
 		return;
 	}
-	visit_result r = visit_end(&av->v, s->role, janus_get_real_time());
+	gint64 now = janus_get_real_time();
+	visit_result r = visit_end(&av->v, s->role, now);
 	if(r != VISIT_OK) {
 		janus_mutex_unlock(&visits_mutex);
 		out->answer = visit_error(r);
 		return;
 	}
-	char id[VISIT_ID_MAX + 1];
-	g_strlcpy(id, av->v.id, sizeof(id));
 	shell_unlink(av);
-	out->answer = json_pack("{s:s, s:s, s:[]}", "alliance", "ended", "visit_id", id, "pulse_ids");
-	outcome_event(out, av->client, json_pack("{s:s, s:s}", "alliance", "ended", "visit_id", id));
-	outcome_close(out, av->client);
-	outcome_close(out, av->therapist);
-	/* for now ending closes the visit at once (answers after `end` arrive
-	 * with pulses, in a later version) */
-	ap_session *slots[2] = { av->therapist, av->client };
+	store_visit_state(db, av->v.id, "ended", now, stored, (void *)"visit ended");
+	json_t *ids = json_array();
+	shell_pulses_end(av, now, ids);
+	out->answer = json_pack("{s:s, s:s, s:o, s:i}", "alliance", "ended", "visit_id", av->v.id,
+		"pulse_ids", ids, "end_grace_s", settings.end_grace_s);
+	outcome_event(out, av->client, json_pack("{s:s, s:s, s:i}", "alliance", "ended",
+		"visit_id", av->v.id, "end_grace_s", settings.end_grace_s));
+	/* the end pulses follow the `ended` answer and event */
+	out->deferred_visit = av;
+	out->deferred_end = TRUE;
 	janus_refcount_increase(&av->ref);
-	for(int i = 0; i < 2; i++)
-		if(slots[i])
-			shell_visit_unref(unseat(slots[i]));
-	visit_close(&av->v);
-	visit_forget(av);
-	shell_notify(s->handle, "ended", json_pack("{s:s}", "visit_id", id));
+	shell_notify(s->handle, "ended", json_pack("{s:s}", "visit_id", av->v.id));
 	janus_mutex_unlock(&visits_mutex);
-	shell_visit_unref(av);
-	JANUS_LOG(LOG_INFO, "[%s] visit ended and closed\n", ALLIANCE_PACKAGE);
+	JANUS_LOG(LOG_INFO, "[%s] visit ended; answers accepted for %d s\n", ALLIANCE_PACKAGE, settings.end_grace_s);
 }
 
 /* Returns TRUE if it answered (and detached) itself. */
@@ -497,7 +568,7 @@ static gboolean request_leave(ap_session *s, const char *transaction, outcome *o
 	gboolean joined = s->visit != NULL;
 	janus_mutex_unlock(&visits_mutex);
 	if(!joined) {
-		out->answer = error_json(PROTO_ERR_NOT_JOINED, "Join a visit first");
+		out->answer = shell_error_json(PROTO_ERR_NOT_JOINED, "Join a visit first");
 		return FALSE;
 	}
 	/* answer first, then the other side hears of it and the PC closes */
@@ -520,17 +591,20 @@ static void handle_async(ap_message *m) {
 			case PROTO_ADMIT: request_admit(s, &out); break;
 			case PROTO_CONFIGURE: request_configure(s, &req, m->jsep, &out); break;
 			case PROTO_END: request_end(s, &out); break;
+			case PROTO_PULSE: out.answer = shell_pulse_request(s, &req); break;
 			case PROTO_LEAVE:
 				if(request_leave(s, m->transaction, &out))
 					return;
 				break;
-			default: out.answer = error_json(PROTO_ERR_INTERNAL, "Unexpected request"); break;
+			default: out.answer = shell_error_json(PROTO_ERR_INTERNAL, "Unexpected request"); break;
 		}
 	}
 	if(out.answer && json_is_string(json_object_get(out.answer, "alliance")) &&
-			!strcmp(json_string_value(json_object_get(out.answer, "alliance")), "error"))
+			!strcmp(json_string_value(json_object_get(out.answer, "alliance")), "error")) {
+		shell_refuse_offer(s, m->jsep, out.answer);
 		JANUS_LOG(LOG_VERB, "[%s-%p] request refused: %s\n", ALLIANCE_PACKAGE, s->handle,
 			json_string_value(json_object_get(out.answer, "error")));
+	}
 	outcome_deliver(&out, s, m->transaction);
 }
 

@@ -20,8 +20,15 @@ void visit_init(visit *v, const char *id, const char *therapist_code,
 	v->created_at_us = now_us;
 }
 
-static bool open_for_joins(const visit *v) {
+/* Before `end`: everything is possible. */
+static bool running(const visit *v) {
 	return v->state == VISIT_CREATED || v->state == VISIT_WAITING || v->state == VISIT_LIVE;
+}
+
+/* Therapist and client may (re-)join until the visit closes: after `end`,
+ * within the grace, to answer their end pulses. */
+static bool open_for_joins(const visit *v) {
+	return running(v) || v->state == VISIT_ENDED;
 }
 
 visit_result visit_join_therapist(visit *v, const char *therapist_code) {
@@ -61,6 +68,8 @@ visit_result visit_join_client(visit *v, const char *invite,
 	v->invite_used = true;
 	v->client_present = true;
 	v->research_consent = research_consent;
+	if(v->state == VISIT_ENDED)
+		return VISIT_OK;           /* back for the end pulse: no media */
 	if(v->client_admitted)
 		v->state = VISIT_LIVE;
 	else if(v->state == VISIT_CREATED)
@@ -73,8 +82,8 @@ void visit_set_rejoin(visit *v, const auth_digest *rejoin) {
 }
 
 visit_result visit_join_observer(visit *v) {
-	if(!open_for_joins(v))
-		return VISIT_ERR_CLOSED;
+	if(!running(v))
+		return v->state == VISIT_ENDED ? VISIT_ERR_WRONG_STATE : VISIT_ERR_CLOSED;
 	if(!v->invite_used || !v->research_consent)
 		return VISIT_ERR_NO_CONSENT;
 	v->observers++;
@@ -98,6 +107,8 @@ visit_result visit_admit(visit *v, visit_role who, int64_t now_us) {
 visit_result visit_may_configure(const visit *v, visit_role who) {
 	if(!open_for_joins(v))
 		return VISIT_ERR_CLOSED;
+	if(v->state == VISIT_ENDED)
+		return VISIT_ERR_WRONG_STATE;   /* media stopped at `end` */
 	switch(who) {
 		case VISIT_ROLE_THERAPIST:
 			return VISIT_OK;   /* camera may be up while the client waits */
@@ -113,6 +124,8 @@ visit_result visit_end(visit *v, visit_role who, int64_t now_us) {
 		return VISIT_ERR_FORBIDDEN;
 	if(!open_for_joins(v))
 		return VISIT_ERR_CLOSED;
+	if(v->state == VISIT_ENDED)
+		return VISIT_ERR_WRONG_STATE;   /* already ended */
 	v->state = VISIT_ENDED;
 	v->ended_at_us = now_us;
 	return VISIT_OK;

@@ -14,6 +14,9 @@
  *   client proves identity with the re-join key issued at that join;
  * - once admitted, a client stays admitted for the life of the visit, so a
  *   re-join after a network drop goes straight back to `live`;
+ * - after `end` (state ENDED) therapist and client may still join, for the
+ *   end pulses, until the shell closes the visit at the end of the grace;
+ *   nothing else is possible then (no admission, no media, no observers);
  * - a refused transition changes nothing (every check precedes every write).
  */
 #ifndef ALLIANCE_VISIT_H

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import faulthandler
 import inspect
 import os
 import signal
@@ -40,8 +41,9 @@ DEFAULT_TIMEOUT_S = 60
 
 
 def pytest_configure(config):
+    # `kill -USR1 <pytest pid>` prints every thread's Python stack (for hangs)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     config.addinivalue_line("markers", "timeout_s(n): per-test asyncio timeout in seconds")
-    config.addinivalue_line("markers", "needs_alliance: needs the alliance plugin .so")
 
 
 def _kill_running_janus():
@@ -58,9 +60,14 @@ def net():
     if os.geteuid() != 0:
         pytest.exit("the integration suite needs root (ip netns); use tests/integration/run.sh",
                     returncode=2)
-    install_signal_teardown()
     pair = NetnsPair()
+
+    def _emergency_cleanup():
+        _kill_running_janus()
+        pair.teardown()
+    install_signal_teardown(_emergency_cleanup)
     atexit.register(_kill_running_janus)        # runs before the netns atexit teardown
+    _atexit_cleanups.append(pair.teardown)
     pair.setup()
     pair.enter_client()
     pin_host_addresses(pair.client_ip)
@@ -73,6 +80,29 @@ def net():
         alive = [pid for pid in _janus.STARTED_PIDS if _pid_alive(pid)]
         assert not left, f"left behind: {left}"
         assert not alive, f"janus processes still running: {alive}"
+
+
+_atexit_cleanups = []          # namespace teardowns, also run by hand below
+_interrupted = False
+
+
+def pytest_keyboard_interrupt(excinfo):
+    global _interrupted
+    _interrupted = True
+
+
+def pytest_unconfigure(config):
+    # After an interrupted run (Ctrl-C) aiortc/asyncio worker threads can keep
+    # the interpreter from exiting. Make sure the cleanup ran (normally the
+    # fixture finalizers did it already; both are idempotent), then leave
+    # without waiting for those threads. Exit status 2 = pytest's "interrupted".
+    if _interrupted:
+        _kill_running_janus()
+        for fn in _atexit_cleanups:
+            fn()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(2)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -99,13 +129,16 @@ def _start_checked(server):
     return server
 
 
-def _stop_checked(server):
+def _stop_checked(server, secrets=()):
     log = server.stop()
     problems = []
     if server.exit_problem:
         problems.append(server.exit_problem)
     problems += server.health_problems() if server.proc else []
     problems = [p for p in problems if "not running" not in p]   # it was stopped on purpose
+    leaked = sum(1 for s in set(secrets) if s and s in log)
+    if leaked:   # never print them: say how many
+        problems.append(f"{leaked} credential value(s) (keys/invites/rejoin keys) appear in the janus log")
     if problems:
         pytest.fail("janus shutdown: " + "; ".join(problems) + "\n--- plugin log lines ---\n"
                     + server.plugin_lines() + "\n--- log tail ---\n"
@@ -113,16 +146,21 @@ def _stop_checked(server):
 
 
 @pytest.fixture(scope="module")
-def janus(net, keys, tmp_path_factory):
+def janus(net, keys, tmp_path_factory, request):
+    """One Janus per module. A module may set ALLIANCE_CONFIG = {...} to pass
+    plugin settings (end_grace_s, extra_general, ...) to alliance_config()."""
     so = _janus.plugin_so_path()
     if not so.exists():
-        pytest.skip(f"alliance plugin not built ({so}); set ALLIANCE_PLUGIN_SO")
-    srv = alliance_server(net, tmp_path_factory.mktemp("janus"), keys)
+        pytest.fail(f"alliance plugin not built ({so}); run ./autogen.sh && ./configure && make "
+                    "or set ALLIANCE_PLUGIN_SO", pytrace=False)
+    cfg = dict(getattr(request.module, "ALLIANCE_CONFIG", {}))
+    srv = alliance_server(net, tmp_path_factory.mktemp("janus"), keys, **cfg)
     _start_checked(srv)
     try:
         yield srv
     finally:
-        _stop_checked(srv)
+        _stop_checked(srv, secrets=list(keys.therapists.values()) + list(keys.supervisors.values())
+                      + list(_api.SEEN_SECRETS))
 
 
 # -- async tests -----------------------------------------------------------------

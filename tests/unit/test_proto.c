@@ -100,6 +100,68 @@ static void test_each_refusal(void) {
 	g_assert_cmpint(code_of("{\"request\":\"configure\",\"video\":1}"), ==, PROTO_ERR_INVALID_ELEMENT);
 }
 
+static void test_pulse_answer_schedule(void) {
+	proto_request req;
+	proto_error err;
+	g_assert_cmpint(parse("{\"request\":\"pulse\"}", &req, &err), ==, 0);
+	g_assert_cmpint(req.kind, ==, PROTO_PULSE);
+	g_assert_false(req.sync);
+	g_assert_cmpint(req.target, ==, VISIT_ROLE_CLIENT);
+	g_assert_false(req.target_both);
+	g_assert_cmpint(parse("{\"request\":\"pulse\",\"target\":\"therapist\"}", &req, &err), ==, 0);
+	g_assert_cmpint(req.target, ==, VISIT_ROLE_THERAPIST);
+	g_assert_cmpint(parse("{\"request\":\"pulse\",\"target\":\"both\"}", &req, &err), ==, 0);
+	g_assert_true(req.target_both);
+	g_assert_cmpint(code_of("{\"request\":\"pulse\",\"target\":\"everyone\"}"), ==, PROTO_ERR_INVALID_ELEMENT);
+	g_assert_cmpint(code_of("{\"request\":\"pulse\",\"instrument\":5}"), ==, PROTO_ERR_INVALID_ELEMENT);
+
+	json_t *body = json_pack("{s:s, s:s, s:{s:f}, s:b}", "request", "answer", "pulse_id", "v-1",
+		"responses", "bond", 7.5, "final", 0);
+	g_assert_cmpint(proto_parse(body, &req, &err), ==, 0);
+	g_assert_cmpint(req.kind, ==, PROTO_ANSWER);
+	g_assert_true(req.sync);
+	g_assert_false(req.final);
+	g_assert_true(json_is_object(req.responses));
+	json_decref(body);
+	g_assert_cmpint(parse("{\"request\":\"answer\",\"pulse_id\":\"p\",\"responses\":{}}", &req, &err), ==, 0);
+	g_assert_true(req.final);
+	g_assert_cmpint(code_of("{\"request\":\"answer\",\"responses\":{}}"), ==, PROTO_ERR_MISSING_ELEMENT);
+	g_assert_cmpint(code_of("{\"request\":\"answer\",\"pulse_id\":\"p\"}"), ==, PROTO_ERR_MISSING_ELEMENT);
+	g_assert_cmpint(code_of("{\"request\":\"answer\",\"pulse_id\":\"p\",\"responses\":[]}"), ==, PROTO_ERR_INVALID_ELEMENT);
+	g_assert_cmpint(code_of("{\"request\":\"answer\",\"pulse_id\":\"p\",\"responses\":{},\"final\":1}"), ==, PROTO_ERR_INVALID_ELEMENT);
+
+	/* schedules and instruments on create */
+	const char *base = "{\"request\":\"create\",\"therapist_key\":\"k\",\"client_code\":\"C-1\"";
+	char buf[512];
+	g_snprintf(buf, sizeof(buf), "%s,\"schedule\":{\"in_session_at_s\":[60,600],\"end_pulse\":false},\"instruments\":{\"end\":\"srs\"}}", base);
+	g_assert_cmpint(parse(buf, &req, &err), ==, 0);
+	g_assert_cmpint(req.n_offsets, ==, 2);
+	g_assert_cmpint(req.offsets_s[1], ==, 600);
+	g_assert_cmpint(req.end_pulse, ==, 0);
+	g_snprintf(buf, sizeof(buf), "%s}", base);
+	g_assert_cmpint(parse(buf, &req, &err), ==, 0);
+	g_assert_cmpint(req.n_offsets, ==, -1);
+	g_assert_cmpint(req.end_pulse, ==, -1);
+	g_snprintf(buf, sizeof(buf), "%s,\"schedule\":{\"in_session_at_s\":[600,60]}}", base);
+	g_assert_cmpint(code_of(buf), ==, PROTO_ERR_INVALID_ELEMENT);
+	g_snprintf(buf, sizeof(buf), "%s,\"schedule\":{\"in_session_at_s\":[-1]}}", base);
+	g_assert_cmpint(code_of(buf), ==, PROTO_ERR_INVALID_ELEMENT);
+	g_snprintf(buf, sizeof(buf), "%s,\"schedule\":{\"in_session_at_s\":[1.5]}}", base);
+	g_assert_cmpint(code_of(buf), ==, PROTO_ERR_INVALID_ELEMENT);
+	g_snprintf(buf, sizeof(buf), "%s,\"schedule\":{\"in_session_at_s\":\"60\"}}", base);
+	g_assert_cmpint(code_of(buf), ==, PROTO_ERR_INVALID_ELEMENT);
+	g_snprintf(buf, sizeof(buf), "%s,\"schedule\":{\"in_session_at_s\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]}}", base);
+	g_assert_cmpint(code_of(buf), ==, PROTO_ERR_INVALID_ELEMENT);
+	g_snprintf(buf, sizeof(buf), "%s,\"schedule\":{\"end_pulse\":\"no\"}}", base);
+	g_assert_cmpint(code_of(buf), ==, PROTO_ERR_INVALID_ELEMENT);
+	g_snprintf(buf, sizeof(buf), "%s,\"instruments\":{\"end\":7}}", base);
+	g_assert_cmpint(code_of(buf), ==, PROTO_ERR_INVALID_ELEMENT);
+	/* languages on join */
+	g_assert_cmpint(code_of("{\"request\":\"join\",\"role\":\"client\",\"invite\":\"i\",\"consent\":{\"research\":true},\"language\":\"de-AT\"}"), ==, 0);
+	g_assert_cmpint(code_of("{\"request\":\"join\",\"role\":\"client\",\"invite\":\"i\",\"consent\":{\"research\":true},\"language\":\"d\"}"), ==, PROTO_ERR_INVALID_ELEMENT);
+	g_assert_cmpint(code_of("{\"request\":\"join\",\"role\":\"therapist\",\"visit_id\":\"v\",\"therapist_key\":\"k\",\"language\":\"en;drop\"}"), ==, PROTO_ERR_INVALID_ELEMENT);
+}
+
 static void test_bounds(void) {
 	/* a string of PROTO_STRING_MAX is fine, one more is not */
 	char *ok = g_strnfill(PROTO_STRING_MAX, 'k');
@@ -135,7 +197,7 @@ static void test_error_json(void) {
 	json_decref(j);
 	/* every code has its own slug */
 	GHashTable *slugs = g_hash_table_new(g_str_hash, g_str_equal);
-	for(int c = PROTO_ERR_NO_MESSAGE; c <= PROTO_ERR_LIMIT_REACHED; c++) {
+	for(int c = PROTO_ERR_NO_MESSAGE; c <= PROTO_ERR_STORE; c++) {
 		const char *slug = proto_error_slug(c);
 		g_assert_false(g_hash_table_contains(slugs, slug));
 		g_hash_table_add(slugs, (gpointer)slug);
@@ -148,6 +210,7 @@ int main(int argc, char **argv) {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/proto/good", test_good_requests);
 	g_test_add_func("/proto/refusals", test_each_refusal);
+	g_test_add_func("/proto/pulse-answer-schedule", test_pulse_answer_schedule);
 	g_test_add_func("/proto/bounds", test_bounds);
 	g_test_add_func("/proto/error-json", test_error_json);
 	return g_test_run();

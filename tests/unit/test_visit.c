@@ -89,12 +89,28 @@ static void test_refusals_change_nothing(void) {
 	g_assert_cmpint(visit_admit(&v, VISIT_ROLE_THERAPIST, 2), ==, VISIT_OK);
 	ASSERT_REFUSED(&v, visit_admit(&v, VISIT_ROLE_THERAPIST, 3), VISIT_ERR_WRONG_STATE);
 	g_assert_cmpint(visit_end(&v, VISIT_ROLE_THERAPIST, 4), ==, VISIT_OK);
-	/* nothing works on an ended visit */
-	ASSERT_REFUSED(&v, visit_end(&v, VISIT_ROLE_THERAPIST, 5), VISIT_ERR_CLOSED);
+	/* after end: no media, no admission, no second end, no observers... */
+	ASSERT_REFUSED(&v, visit_end(&v, VISIT_ROLE_THERAPIST, 5), VISIT_ERR_WRONG_STATE);
+	ASSERT_REFUSED(&v, visit_admit(&v, VISIT_ROLE_THERAPIST, 6), VISIT_ERR_WRONG_STATE);
+	ASSERT_REFUSED(&v, visit_may_configure(&v, VISIT_ROLE_THERAPIST), VISIT_ERR_WRONG_STATE);
+	ASSERT_REFUSED(&v, visit_may_configure(&v, VISIT_ROLE_CLIENT), VISIT_ERR_WRONG_STATE);
+	ASSERT_REFUSED(&v, visit_join_observer(&v), VISIT_ERR_WRONG_STATE);
+	/* ...but the client may come back within the grace, and stays ENDED */
+	visit_leave(&v, VISIT_ROLE_CLIENT);
+	g_assert_cmpint(visit_join_client(&v, INVITE, REJOIN, true, &first), ==, VISIT_OK);
+	g_assert_cmpint(v.state, ==, VISIT_ENDED);
+	g_assert_false(visit_relaying(&v));
+	ASSERT_REFUSED(&v, visit_join_therapist(&v, "T-01"), VISIT_ERR_ROLE_PRESENT);
+	visit_leave(&v, VISIT_ROLE_THERAPIST);
+	g_assert_cmpint(visit_join_therapist(&v, "T-01"), ==, VISIT_OK);
+	/* closed: nothing at all */
+	visit_close(&v);
+	ASSERT_REFUSED(&v, visit_end(&v, VISIT_ROLE_THERAPIST, 7), VISIT_ERR_CLOSED);
 	ASSERT_REFUSED(&v, visit_join_therapist(&v, "T-01"), VISIT_ERR_CLOSED);
 	ASSERT_REFUSED(&v, visit_join_client(&v, INVITE, REJOIN, true, &first), VISIT_ERR_CLOSED);
-	ASSERT_REFUSED(&v, visit_admit(&v, VISIT_ROLE_THERAPIST, 6), VISIT_ERR_CLOSED);
+	ASSERT_REFUSED(&v, visit_admit(&v, VISIT_ROLE_THERAPIST, 8), VISIT_ERR_CLOSED);
 	ASSERT_REFUSED(&v, visit_may_configure(&v, VISIT_ROLE_THERAPIST), VISIT_ERR_CLOSED);
+	ASSERT_REFUSED(&v, visit_join_observer(&v), VISIT_ERR_CLOSED);
 }
 
 static void test_client_first_then_therapist(void) {

@@ -136,10 +136,19 @@ async def status(h: Handle) -> dict:
 def participant_roles(st: dict) -> Set[str]:
     """Roles present according to a status answer. PROTOCOL.md fixes that
     status carries `participants` but not its shape; accept a list of role
-    strings, a list of objects with `role`, or an object keyed by role."""
+    strings, a list of objects with `role`, or an object keyed by role whose
+    values say `present` (what the plugin sends today)."""
     ps = st.get("participants")
     if isinstance(ps, dict):
-        return {k for k, v in ps.items() if v not in (None, False)}
+        # {"therapist": {"present": true, ...}, "client": {...}, "observers": 0}
+        out = set()
+        for k, v in ps.items():
+            if isinstance(v, dict):
+                if v.get("present", True) is not False:
+                    out.add(k)
+            elif v is True:
+                out.add(k)
+        return out
     if isinstance(ps, list):
         out = set()
         for p in ps:

@@ -42,6 +42,21 @@ SECRET_FIELDS = {"therapist_key", "supervisor_key", "rejoin_key", "invite", "adm
                  "apisecret", "token"}
 
 TRACE: Deque[str] = collections.deque(maxlen=400)
+# every credential-like value seen in the traffic (keys, invites, rejoin
+# keys), so a test can check that none of them ended up in the Janus log
+SEEN_SECRETS: set = set()
+
+
+def _collect_secrets(obj: Any) -> None:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k in SECRET_FIELDS and isinstance(v, str) and len(v) >= 16:
+                SEEN_SECRETS.add(v)
+            else:
+                _collect_secrets(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            _collect_secrets(v)
 
 
 def _redact(obj: Any) -> Any:
@@ -61,6 +76,7 @@ def _redact(obj: Any) -> Any:
 
 
 def _trace(direction: str, tag: str, msg: Any) -> None:
+    _collect_secrets(msg)
     try:
         text = json.dumps(_redact(msg), separators=(",", ":")) if not isinstance(msg, (bytes, str)) \
             else repr(msg[:200])

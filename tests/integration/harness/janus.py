@@ -191,6 +191,7 @@ class JanusServer:
     admin_secret = "{self.admin_secret}"
     session_timeout = {self.session_timeout}
     server_name = "alliance-it"
+    interface = "{self.ip}"
 }}
 certificates: {{
 }}

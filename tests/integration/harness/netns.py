@@ -20,7 +20,9 @@ import os
 import secrets
 import signal
 import subprocess
-from typing import List, Optional
+import sys
+import time
+from typing import Callable, List, Optional
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -77,10 +79,21 @@ class NetnsPair:
             _ip("-n", self.client_ns, "addr", "add", f"{self.client_ip}/30", "dev", self.client_if)
             _ip("-n", self.server_ns, "link", "set", self.server_if, "up")
             _ip("-n", self.client_ns, "link", "set", self.client_if, "up")
+            self._wait_carrier()
         except BaseException:
             self.teardown()
             raise
         return self
+
+    def _wait_carrier(self, timeout: float = 3.0) -> None:
+        """Both veth ends operationally up (LOWER_UP) before anyone gathers
+        ICE candidates or picks a local address."""
+        deadline = time.monotonic() + timeout
+        for ns, ifname in ((self.server_ns, self.server_if), (self.client_ns, self.client_if)):
+            while "LOWER_UP" not in _ip("-n", ns, "-o", "link", "show", "dev", ifname).stdout:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{ifname} in {ns} did not come up")
+                time.sleep(0.02)
 
     def __enter__(self) -> "NetnsPair":
         return self.setup()
@@ -143,10 +156,19 @@ class NetnsPair:
         return left
 
 
-def install_signal_teardown() -> None:
-    """Turn SIGTERM/SIGHUP into KeyboardInterrupt so `finally`/fixture
-    finalizers and atexit handlers run instead of the process just dying."""
-    def _raise(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
+def install_signal_teardown(cleanup: Callable[[], None]) -> None:
+    """On SIGTERM/SIGHUP: run `cleanup` (stop janus, delete the namespaces)
+    right in the handler and exit with 128+signum. Raising
+    KeyboardInterrupt instead is not reliable here: it can land inside
+    asyncio/aiortc internals and be delayed or swallowed. (SIGINT / Ctrl-C
+    keeps pytest's own KeyboardInterrupt handling; fixture finalizers and
+    atexit do the cleanup then.)"""
+    def _handler(signum, frame):
+        try:
+            cleanup()
+        finally:
+            sys.stderr.write(f"\nintegration harness: signal {signum}, cleaned up, exiting\n")
+            sys.stderr.flush()
+            os._exit(128 + signum)
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise)
+        signal.signal(sig, _handler)
