@@ -12,6 +12,7 @@
 #   local-run check     conf/run-local.sh --check against build/plain
 #   asan:  build/unit/integration   the same with --enable-sanitizers in
 #                       build/asan, integration with ALLIANCE_SANITIZE=1
+#   fuzz                tests/fuzz/run.sh: libFuzzer targets on their seeds
 #
 # Counting: unit and integration tests are counted one by one from their
 # runners' summaries (automake's test harness, pytest); the other stages
@@ -263,6 +264,14 @@ else
 fi
 
 build_and_test asan --enable-sanitizers
+
+# The libFuzzer targets (data-channel codec, request validator, instrument
+# files), each for FUZZ_SECONDS (default 20) from its seed corpus.
+if [[ $PLAIN_OK == 1 ]]; then
+    run_stage "fuzz" 0 -- "$ROOT/tests/fuzz/run.sh" "$ROOT/build/plain"
+else
+    skip_stage "fuzz" "plain build failed"
+fi
 
 # --- summary ---------------------------------------------------------------------------
 echo
