@@ -30,6 +30,104 @@ static void take_ref(json_t *root, char out[DCMSG_REF_MAX + 1]) {
 	out[n] = '\0';
 }
 
+/* A stats number: absent is fine (stays 0), present must be a finite number
+ * in [0, max]. Returns 0 or -1. */
+static int stat_num(json_t *group, const char *name, double max, double *out) {
+	json_t *v = json_object_get(group, name);
+	if(v == NULL || json_is_null(v))
+		return 0;
+	if(!json_is_number(v))
+		return -1;
+	double d = json_number_value(v);
+	if(!(d >= 0.0 && d <= max))      /* also false for NaN */
+		return -1;
+	*out = d;
+	return 0;
+}
+
+static json_t *stat_group(json_t *root, const char *name, unsigned bit, unsigned *present, int *bad) {
+	json_t *g = json_object_get(root, name);
+	if(g == NULL || json_is_null(g))
+		return NULL;
+	if(!json_is_object(g)) {
+		*bad = 1;
+		return NULL;
+	}
+	*present |= bit;
+	return g;
+}
+
+#define BIG 1e12
+static int parse_stats(json_t *root, dcmsg_stats *st, dcmsg_error *err) {
+	int bad = 0;
+	json_t *g;
+	if((g = stat_group(root, "inbound_video", DCMSG_STATS_INBOUND_VIDEO, &st->present, &bad)) != NULL)
+		bad |= stat_num(g, "freezeCount", BIG, &st->freeze_count) |
+			stat_num(g, "totalFreezesDuration", BIG, &st->total_freezes_duration) |
+			stat_num(g, "framesDecoded", BIG, &st->frames_decoded) |
+			stat_num(g, "framesDropped", BIG, &st->frames_dropped) |
+			stat_num(g, "packetsLost", BIG, &st->packets_lost) |
+			stat_num(g, "jitter", 1e6, &st->jitter) |
+			stat_num(g, "jitterBufferDelay", BIG, &st->jitter_buffer_delay);
+	if((g = stat_group(root, "inbound_audio", DCMSG_STATS_INBOUND_AUDIO, &st->present, &bad)) != NULL)
+		bad |= stat_num(g, "concealedSamples", BIG, &st->concealed_samples) |
+			stat_num(g, "totalSamplesReceived", BIG, &st->total_samples_received);
+	if((g = stat_group(root, "outbound_video", DCMSG_STATS_OUTBOUND_VIDEO, &st->present, &bad)) != NULL) {
+		json_t *r = json_object_get(g, "qualityLimitationReason");
+		if(r && !json_is_null(r)) {
+			const char *rs = json_string_value(r);
+			if(rs && (!strcmp(rs, "none") || !strcmp(rs, "cpu") || !strcmp(rs, "bandwidth") || !strcmp(rs, "other")))
+				snprintf(st->quality_limitation_reason, sizeof(st->quality_limitation_reason), "%s", rs);
+			else
+				bad = 1;
+		}
+		json_t *d = json_object_get(g, "qualityLimitationDurations");
+		if(d && !json_is_null(d)) {
+			if(!json_is_object(d))
+				bad = 1;
+			else
+				bad |= stat_num(d, "cpu", BIG, &st->ql_duration_cpu) |
+					stat_num(d, "bandwidth", BIG, &st->ql_duration_bandwidth) |
+					stat_num(d, "other", BIG, &st->ql_duration_other) |
+					stat_num(d, "none", BIG, &st->ql_duration_none);
+		}
+	}
+	if((g = stat_group(root, "candidate_pair", DCMSG_STATS_CANDIDATE_PAIR, &st->present, &bad)) != NULL)
+		bad |= stat_num(g, "currentRoundTripTime", 3600, &st->current_round_trip_time) |
+			stat_num(g, "availableOutgoingBitrate", 1e11, &st->available_outgoing_bitrate);
+	if(bad)
+		return fail(err, "bad_stats", "stats fields must be non-negative finite numbers (and groups objects)");
+	if(st->present == 0)
+		return fail(err, "bad_stats", "stats has none of inbound_video, inbound_audio, outbound_video, candidate_pair");
+	return 0;
+}
+#undef BIG
+
+char *dcmsg_stats_json(const dcmsg_stats *st) {
+	json_t *o = json_object();
+	if(st->present & DCMSG_STATS_INBOUND_VIDEO)
+		json_object_set_new(o, "inbound_video", json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
+			"freezeCount", st->freeze_count, "totalFreezesDuration", st->total_freezes_duration,
+			"framesDecoded", st->frames_decoded, "framesDropped", st->frames_dropped,
+			"packetsLost", st->packets_lost, "jitter", st->jitter,
+			"jitterBufferDelay", st->jitter_buffer_delay));
+	if(st->present & DCMSG_STATS_INBOUND_AUDIO)
+		json_object_set_new(o, "inbound_audio", json_pack("{s:f, s:f}",
+			"concealedSamples", st->concealed_samples, "totalSamplesReceived", st->total_samples_received));
+	if(st->present & DCMSG_STATS_OUTBOUND_VIDEO)
+		json_object_set_new(o, "outbound_video", json_pack("{s:s, s:{s:f, s:f, s:f, s:f}}",
+			"qualityLimitationReason", st->quality_limitation_reason,
+			"qualityLimitationDurations", "cpu", st->ql_duration_cpu, "bandwidth", st->ql_duration_bandwidth,
+			"other", st->ql_duration_other, "none", st->ql_duration_none));
+	if(st->present & DCMSG_STATS_CANDIDATE_PAIR)
+		json_object_set_new(o, "candidate_pair", json_pack("{s:f, s:f}",
+			"currentRoundTripTime", st->current_round_trip_time,
+			"availableOutgoingBitrate", st->available_outgoing_bitrate));
+	char *s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return s;
+}
+
 int dcmsg_parse(const char *buf, size_t len, dcmsg *msg, dcmsg_error *err) {
 	memset(msg, 0, sizeof(*msg));
 	memset(err, 0, sizeof(*err));
@@ -89,6 +187,10 @@ int dcmsg_parse(const char *buf, size_t len, dcmsg *msg, dcmsg_error *err) {
 			msg->responses = json_incref(responses);
 		}
 		rc = 0;
+	} else if(!strcmp(t, "stats")) {
+		msg->type = DCMSG_STATS;
+		if(parse_stats(root, &msg->stats, err) == 0)
+			rc = 0;
 	} else {
 		fail(err, "unknown_type", "unknown message type");
 	}

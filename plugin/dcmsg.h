@@ -29,7 +29,30 @@ typedef enum dcmsg_type {
 	DCMSG_PING = 1,
 	DCMSG_ANSWER,       /* pulse_id, responses (object), final */
 	DCMSG_DISMISS,      /* pulse_id */
+	DCMSG_STATS,        /* the browser's getStats() digest, see below */
 } dcmsg_type;
+
+/* The `stats` digest (PROTOCOL.md): groups inbound_video, inbound_audio,
+ * outbound_video, candidate_pair, each optional; within them only the
+ * fields below are kept, each validated (finite, >= 0, bounded; the
+ * quality-limitation reason from its fixed set). */
+typedef struct dcmsg_stats {
+	unsigned present;              /* DCMSG_STATS_* bits of the groups given */
+	/* inbound video */
+	double freeze_count, total_freezes_duration, frames_decoded, frames_dropped,
+		packets_lost, jitter, jitter_buffer_delay;
+	/* inbound audio */
+	double concealed_samples, total_samples_received;
+	/* outbound video */
+	char quality_limitation_reason[16];   /* none|cpu|bandwidth|other or "" */
+	double ql_duration_cpu, ql_duration_bandwidth, ql_duration_other, ql_duration_none;
+	/* candidate pair */
+	double current_round_trip_time, available_outgoing_bitrate;
+} dcmsg_stats;
+#define DCMSG_STATS_INBOUND_VIDEO 1u
+#define DCMSG_STATS_INBOUND_AUDIO 2u
+#define DCMSG_STATS_OUTBOUND_VIDEO 4u
+#define DCMSG_STATS_CANDIDATE_PAIR 8u
 
 typedef struct dcmsg {
 	dcmsg_type type;
@@ -39,7 +62,12 @@ typedef struct dcmsg {
 	                                  with dcmsg_clear(); validated against the
 	                                  instrument elsewhere */
 	int final;                     /* answer: 1 unless "final":false */
+	dcmsg_stats stats;             /* stats */
 } dcmsg;
+
+/* The validated stats as a compact JSON object (new string, free()), the
+ * client-side view stored with the *_down legs. */
+char *dcmsg_stats_json(const dcmsg_stats *st);
 
 /* Release what a parsed message holds (safe on a zeroed or failed one). */
 void dcmsg_clear(dcmsg *msg);

@@ -85,6 +85,48 @@ static void test_answer_and_dismiss(void) {
 	g_free(longid);
 }
 
+static void test_stats(void) {
+	dcmsg m;
+	dcmsg_error e;
+	const char *ok = "{\"v\":1,\"type\":\"stats\","
+		"\"inbound_video\":{\"freezeCount\":2,\"totalFreezesDuration\":1.25,\"framesDecoded\":900,"
+		"\"framesDropped\":3,\"packetsLost\":12,\"jitter\":0.004,\"jitterBufferDelay\":30.5,\"ignored\":\"x\"},"
+		"\"inbound_audio\":{\"concealedSamples\":480,\"totalSamplesReceived\":96000},"
+		"\"outbound_video\":{\"qualityLimitationReason\":\"bandwidth\",\"qualityLimitationDurations\":{\"bandwidth\":4.5,\"none\":20}},"
+		"\"candidate_pair\":{\"currentRoundTripTime\":0.031,\"availableOutgoingBitrate\":1500000}}";
+	g_assert_cmpint(dcmsg_parse(ok, strlen(ok), &m, &e), ==, 0);
+	g_assert_cmpint(m.type, ==, DCMSG_STATS);
+	g_assert_cmpuint(m.stats.present, ==, 15);
+	g_assert_cmpfloat(m.stats.freeze_count, ==, 2);
+	g_assert_cmpfloat(m.stats.total_freezes_duration, ==, 1.25);
+	g_assert_cmpfloat(m.stats.concealed_samples, ==, 480);
+	g_assert_cmpstr(m.stats.quality_limitation_reason, ==, "bandwidth");
+	g_assert_cmpfloat(m.stats.ql_duration_bandwidth, ==, 4.5);
+	g_assert_cmpfloat(m.stats.current_round_trip_time, ==, 0.031);
+	char *j = dcmsg_stats_json(&m.stats);
+	json_error_t jerr;
+	json_t *o = json_loads(j, 0, &jerr);
+	g_assert_nonnull(o);
+	g_assert_cmpfloat(json_real_value(json_object_get(json_object_get(o, "inbound_video"), "freezeCount")), ==, 2);
+	g_assert_null(json_object_get(json_object_get(o, "inbound_video"), "ignored"));
+	json_decref(o);
+	free(j);
+	dcmsg_clear(&m);
+	/* one group is enough */
+	const char *one = "{\"v\":1,\"type\":\"stats\",\"candidate_pair\":{\"currentRoundTripTime\":0.1}}";
+	g_assert_cmpint(dcmsg_parse(one, strlen(one), &m, &e), ==, 0);
+	g_assert_cmpuint(m.stats.present, ==, DCMSG_STATS_CANDIDATE_PAIR);
+	/* refusals */
+	g_assert_cmpstr(slug("{\"v\":1,\"type\":\"stats\"}"), ==, "bad_stats");
+	g_assert_cmpstr(slug("{\"v\":1,\"type\":\"stats\",\"inbound_video\":[]}"), ==, "bad_stats");
+	g_assert_cmpstr(slug("{\"v\":1,\"type\":\"stats\",\"inbound_video\":{\"freezeCount\":-1}}"), ==, "bad_stats");
+	g_assert_cmpstr(slug("{\"v\":1,\"type\":\"stats\",\"inbound_video\":{\"freezeCount\":\"2\"}}"), ==, "bad_stats");
+	g_assert_cmpstr(slug("{\"v\":1,\"type\":\"stats\",\"inbound_video\":{\"jitter\":1e300}}"), ==, "bad_stats");
+	g_assert_cmpstr(slug("{\"v\":1,\"type\":\"stats\",\"outbound_video\":{\"qualityLimitationReason\":\"aliens\"}}"), ==, "bad_stats");
+	g_assert_cmpstr(slug("{\"v\":1,\"type\":\"stats\",\"outbound_video\":{\"qualityLimitationDurations\":3}}"), ==, "bad_stats");
+	g_assert_cmpstr(slug("{\"v\":1,\"type\":\"stats\",\"candidate_pair\":{\"currentRoundTripTime\":7200}}"), ==, "bad_stats");
+}
+
 static void test_size_limit(void) {
 	dcmsg m;
 	dcmsg_error e;
@@ -144,6 +186,7 @@ int main(int argc, char **argv) {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/dcmsg/parse", test_parse);
 	g_test_add_func("/dcmsg/answer-dismiss", test_answer_and_dismiss);
+	g_test_add_func("/dcmsg/stats", test_stats);
 	g_test_add_func("/dcmsg/size-limit", test_size_limit);
 	g_test_add_func("/dcmsg/builders", test_builders);
 	return g_test_run();
