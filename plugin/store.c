@@ -17,7 +17,9 @@
  */
 #include "store_backend.h"
 
+#include <jansson.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SAMPLE_BATCH 256
@@ -36,6 +38,9 @@ typedef enum job_kind {
 	JOB_EVENT,
 	JOB_SAMPLE,
 	JOB_CLIENT_SCORES,
+	JOB_PULSE_QUALITY,
+	JOB_INCIDENT,
+	JOB_VISIT_QUALITY,
 } job_kind;
 
 typedef struct sync_wait {
@@ -48,6 +53,7 @@ typedef struct store_job {
 	job_kind kind;
 	store_done_cb done;
 	store_values_cb values;
+	store_text_cb text;
 	void *user;
 	GStringChunk *strings;             /* every string of the job */
 	union {
@@ -69,6 +75,11 @@ typedef struct store_job {
 			gint64 at_us;
 		} event;
 		store_sample_rec sample;
+		struct {
+			const char *pulse_id, *quality_json;
+		} quality;
+		store_incident_rec incident;
+		const char *visit_id;          /* visit quality */
 		struct {
 			const char *client_code, *instrument_id, *score_name, *exclude;
 			int limit;
@@ -298,6 +309,18 @@ static void run_job(store *st, store_job *j) {
 			g_array_free(out, TRUE);
 			return;
 		}
+		case JOB_VISIT_QUALITY: {
+			json_t *out = NULL;
+			rc = ops->visit_quality(b, j->u.visit_id, &out, err, sizeof(err));
+			char *text = NULL;
+			if(rc == STORE_OK && (text = json_dumps(out, JSON_COMPACT)) == NULL)
+				rc = STORE_ERR;        /* out of memory */
+			if(j->text)
+				j->text(rc, rc == STORE_OK ? text : NULL, j->user);
+			free(text);
+			json_decref(out);
+			return;
+		}
 		case JOB_SAMPLE:
 			return;                    /* handled by run_samples() */
 		case JOB_VISIT_CREATE:
@@ -331,6 +354,13 @@ static void run_job(store *st, store_job *j) {
 		case JOB_EVENT:
 			rc = ops->event(b, j->u.event.visit_id, j->u.event.kind,
 				j->u.event.detail_json, j->u.event.at_us, err, sizeof(err));
+			break;
+		case JOB_PULSE_QUALITY:
+			rc = ops->pulse_quality(b, j->u.quality.pulse_id,
+				j->u.quality.quality_json, err, sizeof(err));
+			break;
+		case JOB_INCIDENT:
+			rc = ops->incident(b, &j->u.incident, err, sizeof(err));
 			break;
 	}
 	if(j->done)
@@ -517,6 +547,68 @@ int store_quality_sample(store *st, const char *visit_id, const char *leg,
 	j->u.sample.medium = jstr(j, medium);
 	j->u.sample.metrics_json = jstr(j, metrics_json);
 	j->u.sample.at_us = at_us;
+	return enqueue(st, j);
+}
+
+/* TRUE if text is one JSON object (the whole text, no duplicate keys). */
+static gboolean is_json_object(const char *text) {
+	json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+	gboolean ok = j != NULL && json_is_object(j);
+	json_decref(j);
+	return ok;
+}
+
+static gboolean one_of(const char *s, const char *const *names) {
+	for(; *names; names++)
+		if(strcmp(s, *names) == 0)
+			return TRUE;
+	return FALSE;
+}
+
+/* The names the incidents table's CHECK constraints accept (migration 2). */
+static const char *const incident_legs[] = {
+	"client_up", "client_down", "therapist_up", "therapist_down", NULL };
+static const char *const incident_media[] = { "audio", "video", "any", NULL };
+static const char *const incident_kinds[] = {
+	"freeze", "loss_burst", "high_rtt", "stall", "reconnect", "slow_link", NULL };
+
+int store_pulse_quality(store *st, const char *pulse_id, const char *quality_json,
+		store_done_cb cb, void *user) {
+	if(st == NULL || pulse_id == NULL || quality_json == NULL
+			|| !is_json_object(quality_json))
+		return -1;
+	store_job *j = job_new(JOB_PULSE_QUALITY, cb, user);
+	j->u.quality.pulse_id = jstr(j, pulse_id);
+	j->u.quality.quality_json = jstr(j, quality_json);
+	return enqueue(st, j);
+}
+
+int store_incident(store *st, const store_incident_rec *r,
+		store_done_cb cb, void *user) {
+	if(st == NULL || r == NULL || !r->visit_id || !r->leg || !r->medium || !r->kind
+			|| !one_of(r->leg, incident_legs) || !one_of(r->medium, incident_media)
+			|| !one_of(r->kind, incident_kinds)
+			|| (r->ended_at_us != 0 && r->ended_at_us < r->started_at_us)
+			|| (r->detail_json != NULL && !is_json_object(r->detail_json)))
+		return -1;
+	store_job *j = job_new(JOB_INCIDENT, cb, user);
+	store_incident_rec *i = &j->u.incident;
+	*i = *r;
+	i->visit_id = jstr(j, r->visit_id);
+	i->leg = jstr(j, r->leg);
+	i->medium = jstr(j, r->medium);
+	i->kind = jstr(j, r->kind);
+	i->detail_json = jstr(j, r->detail_json);
+	return enqueue(st, j);
+}
+
+int store_visit_quality(store *st, const char *visit_id, store_text_cb cb,
+		void *user) {
+	if(st == NULL || visit_id == NULL)
+		return -1;
+	store_job *j = job_new(JOB_VISIT_QUALITY, NULL, user);
+	j->text = cb;
+	j->u.visit_id = jstr(j, visit_id);
 	return enqueue(st, j);
 }
 

@@ -1,6 +1,6 @@
 /*
  * store.h — durable storage of Alliance Pulse: visits, pulses, answers,
- * alerts, events and connection-quality samples.
+ * alerts, events, connection-quality samples and incidents.
  *
  * One store is one database (an SQLite file here; a PostgreSQL backend can
  * be added behind the same interface, see store_backend.h). Callers never
@@ -42,7 +42,7 @@
 #include <glib.h>
 
 /* The schema version this build writes (the number of migrations it has). */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* Quality samples waiting in the queue beyond this many are dropped. */
 #define STORE_SAMPLE_QUEUE_MAX 10000
@@ -65,6 +65,10 @@ typedef void (*store_done_cb)(store_rc rc, const char *error, void *user);
 /* A read job finished: values[0..n-1] are valid only during the call. */
 typedef void (*store_values_cb)(store_rc rc, const double *values, int n,
 	void *user);
+
+/* A read job finished: json (NULL unless rc == STORE_OK) is valid only
+ * during the call. */
+typedef void (*store_text_cb)(store_rc rc, const char *json, void *user);
 
 /* --- opening and closing ------------------------------------------------------ */
 
@@ -105,7 +109,8 @@ int store_sync(store *st);
  * Each call queues one job, run as one transaction. Strings and arrays are
  * copied before the call returns. Returns 0 when queued (cb, if not NULL,
  * will be called exactly once), or -1 when refused at once (a required
- * argument is NULL, a value is not finite, or the writer has already
+ * argument is NULL, a value is not finite, a name is outside its fixed set
+ * or a text that must be a JSON object is not, or the writer has already
  * stopped: store_close() is ending); cb is then never called. Jobs queued
  * while store_close() drains the queue (e.g. from callbacks) still run. */
 
@@ -227,6 +232,33 @@ int store_event(store *st, const char *visit_id, const char *kind,
 int store_quality_sample(store *st, const char *visit_id, const char *leg,
 	const char *medium, gint64 at_us, const char *metrics_json);
 
+/* The connection-quality context of a pulse: quality_json, a JSON object
+ * summarising each leg over the minutes before delivery (the whole visit
+ * for end pulses), is stored with the pulse, replacing any earlier one.
+ * Allowed whatever the pulse's status (the context is measured, not
+ * answered). Refused at once (-1) if quality_json is not a JSON object;
+ * STORE_NOT_FOUND for an unknown pulse. */
+int store_pulse_quality(store *st, const char *pulse_id, const char *quality_json,
+	store_done_cb cb, void *user);
+
+typedef struct store_incident_rec {
+	const char *visit_id;
+	const char *leg;                   /* client_up|client_down|therapist_up|therapist_down */
+	const char *medium;                /* audio|video|any */
+	const char *kind;                  /* freeze|loss_burst|high_rtt|stall|reconnect|slow_link */
+	gint64 started_at_us;
+	gint64 ended_at_us;                /* 0 = still open */
+	const char *detail_json;           /* a JSON object; may be NULL */
+} store_incident_rec;
+
+/* A connection-quality incident of one leg of a visit (one new row each
+ * call). Refused at once (-1) for an unknown leg, medium or kind, an end
+ * before the start (ended_at_us != 0 && ended_at_us < started_at_us), or
+ * a detail_json that is not a JSON object. STORE_NOT_FOUND for an unknown
+ * visit. */
+int store_incident(store *st, const store_incident_rec *r,
+	store_done_cb cb, void *user);
+
 /* --- reads (jobs too: they see every write queued before them) ----------------- */
 
 /* The baseline for the drop rule: the final scores named score_name of the
@@ -236,6 +268,17 @@ int store_quality_sample(store *st, const char *visit_id, const char *leg,
 int store_client_scores(store *st, const char *client_code,
 	const char *instrument_id, const char *score_name,
 	const char *exclude_visit_id, int limit, store_values_cb cb, void *user);
+
+/* The connection quality of a visit, for reports, as one JSON object:
+ *   {"pulses":[{"pulse_id":"p1","quality":{...} or null}, ...],
+ *    "incidents":[{"leg":..,"medium":..,"kind":..,"started_at":<us>,
+ *                  "ended_at":<us> or null,"detail":{...} or null}, ...],
+ *    "samples":<number of quality samples stored>}
+ * pulses in order of creation, incidents in order of start. The read sees
+ * one consistent state of the database. STORE_NOT_FOUND (json NULL) for an
+ * unknown visit. */
+int store_visit_quality(store *st, const char *visit_id, store_text_cb cb,
+	void *user);
 
 /* A name for an rc ("ok", "already_final", ...). */
 const char *store_rc_name(store_rc rc);

@@ -18,6 +18,8 @@
 
 #include "store.h"
 
+#include <jansson.h>
+
 typedef struct store_backend store_backend;    /* defined by each backend */
 
 typedef struct store_sample_rec {
@@ -47,6 +49,11 @@ typedef struct store_backend_ops {
 		char *err, size_t errlen);
 	store_rc (*event)(store_backend *b, const char *visit_id, const char *kind,
 		const char *detail_json, gint64 at_us, char *err, size_t errlen);
+	/* sets pulses.quality_json; STORE_NOT_FOUND for an unknown pulse */
+	store_rc (*pulse_quality)(store_backend *b, const char *pulse_id,
+		const char *quality_json, char *err, size_t errlen);
+	store_rc (*incident)(store_backend *b, const store_incident_rec *r,
+		char *err, size_t errlen);
 	/* n samples in one transaction; returns how many could not be stored */
 	guint (*samples)(store_backend *b, const store_sample_rec *s, guint n);
 	/* appends doubles to out, oldest first */
@@ -54,6 +61,10 @@ typedef struct store_backend_ops {
 		const char *instrument_id, const char *score_name,
 		const char *exclude_visit_id, int limit, GArray *out,
 		char *err, size_t errlen);
+	/* the object described at store_visit_quality(), in *out (a new
+	 * reference) when STORE_OK; one consistent read */
+	store_rc (*visit_quality)(store_backend *b, const char *visit_id,
+		json_t **out, char *err, size_t errlen);
 	void (*close)(store_backend *b);
 } store_backend_ops;
 

@@ -39,7 +39,7 @@
 /* --- statements ---------------------------------------------------------------------- */
 
 enum {
-	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
+	ST_BEGIN, ST_BEGIN_READ, ST_COMMIT, ST_ROLLBACK,
 	ST_VISIT_INSERT, ST_VISIT_STATE,
 	ST_PARTICIPANT_INSERT,
 	ST_PULSE_INSERT, ST_PULSE_READ, ST_PULSE_SET_STATUS,
@@ -47,11 +47,14 @@ enum {
 	ST_DISMISS_INSERT, ST_DISMISS_UPDATE,
 	ST_ALERT_INSERT, ST_EVENT_INSERT, ST_SAMPLE_INSERT,
 	ST_CLIENT_SCORES,
+	ST_PULSE_QUALITY, ST_INCIDENT_INSERT,
+	ST_VISIT_EXISTS, ST_VISIT_PULSE_QUALITY, ST_VISIT_INCIDENTS, ST_VISIT_SAMPLES,
 	ST__COUNT
 };
 
 static const char *const statement_sql[ST__COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_BEGIN_READ] = "BEGIN",         /* a read: one snapshot, no write lock */
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_VISIT_INSERT] =
@@ -115,6 +118,22 @@ static const char *const statement_sql[ST__COUNT] = {
 		"    AND s.name = ?3 AND a.final = 1 AND (?4 IS NULL OR v.visit_id <> ?4)"
 		"  ORDER BY a.answered_at DESC, p.pulse_id DESC LIMIT ?5"
 		") ORDER BY t ASC, pid ASC",
+	[ST_PULSE_QUALITY] =
+		"UPDATE pulses SET quality_json = ?2 WHERE pulse_id = ?1",
+	[ST_INCIDENT_INSERT] =
+		"INSERT INTO incidents(visit_id, leg, medium, kind, started_at, ended_at, detail_json)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[ST_VISIT_EXISTS] =
+		"SELECT 1 FROM visits WHERE visit_id = ?1",
+	[ST_VISIT_PULSE_QUALITY] =
+		"SELECT pulse_id, quality_json FROM pulses WHERE visit_id = ?1"
+		" ORDER BY created_at, pulse_id",
+	/* incidents_by_visit gives the order */
+	[ST_VISIT_INCIDENTS] =
+		"SELECT leg, medium, kind, started_at, ended_at, detail_json FROM incidents"
+		" WHERE visit_id = ?1 ORDER BY started_at, id",
+	[ST_VISIT_SAMPLES] =
+		"SELECT count(*) FROM quality_samples WHERE visit_id = ?1",
 };
 
 struct store_backend {
@@ -481,6 +500,130 @@ static store_rc sq_client_scores(store_backend *b, const char *client_code,
 	return STORE_OK;
 }
 
+static store_rc sq_pulse_quality(store_backend *b, const char *pulse_id,
+		const char *quality_json, char *err, size_t errlen) {
+	sqlite3_stmt *s = b->st[ST_PULSE_QUALITY];
+	bind_text(s, 1, pulse_id);
+	bind_text(s, 2, quality_json);
+	store_rc rc = run_one(b, s, "pulse_quality", err, errlen);
+	if(rc == STORE_OK && sqlite3_changes(b->db) == 0) {
+		g_snprintf(err, errlen, "pulse %s is not stored", pulse_id);
+		return STORE_NOT_FOUND;
+	}
+	return rc;
+}
+
+static store_rc sq_incident(store_backend *b, const store_incident_rec *r,
+		char *err, size_t errlen) {
+	sqlite3_stmt *s = b->st[ST_INCIDENT_INSERT];
+	bind_text(s, 1, r->visit_id);
+	bind_text(s, 2, r->leg);
+	bind_text(s, 3, r->medium);
+	bind_text(s, 4, r->kind);
+	sqlite3_bind_int64(s, 5, r->started_at_us);
+	if(r->ended_at_us != 0)
+		sqlite3_bind_int64(s, 6, r->ended_at_us);
+	else
+		sqlite3_bind_null(s, 6);      /* still open */
+	bind_text(s, 7, r->detail_json);
+	return run_one(b, s, "incident", err, errlen);
+}
+
+/* Stored JSON text as a value: the object, or null when there is none (or
+ * the text, written by some other writer, is not an object). */
+static json_t *stored_object(sqlite3_stmt *s, int col) {
+	const unsigned char *t = sqlite3_column_text(s, col);
+	json_t *j = t ? json_loads((const char *)t, 0, NULL) : NULL;
+	if(j != NULL && json_is_object(j))
+		return j;
+	json_decref(j);
+	return json_null();
+}
+
+/* Finish a SELECT: SQLITE_DONE, or the error with its message in b->msg. */
+static int finish(store_backend *b, sqlite3_stmt *s, int rc) {
+	if(rc != SQLITE_DONE)
+		g_strlcpy(b->msg, sqlite3_errmsg(b->db), sizeof(b->msg));
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc;
+}
+
+static store_rc sq_visit_quality(store_backend *b, const char *visit_id,
+		json_t **out, char *err, size_t errlen) {
+	*out = NULL;
+	int rc = run(b, b->st[ST_BEGIN_READ]);
+	if(rc != SQLITE_DONE)
+		return fail(b, rc, "visit_quality", err, errlen);
+	store_rc res = STORE_OK;
+	json_t *pulses = json_array(), *incidents = json_array();
+	json_int_t samples = 0;
+
+	sqlite3_stmt *s = b->st[ST_VISIT_EXISTS];
+	bind_text(s, 1, visit_id);
+	rc = sqlite3_step(s);
+	gboolean found = rc == SQLITE_ROW;
+	if((rc = finish(b, s, rc == SQLITE_ROW ? SQLITE_DONE : rc)) != SQLITE_DONE)
+		goto failed;
+	if(!found) {
+		g_snprintf(err, errlen, "visit %s is not stored", visit_id);
+		res = STORE_NOT_FOUND;
+		goto done;
+	}
+
+	s = b->st[ST_VISIT_PULSE_QUALITY];
+	bind_text(s, 1, visit_id);
+	while((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(pulses, json_pack("{s:s, s:o}",
+			"pulse_id", (const char *)sqlite3_column_text(s, 0),
+			"quality", stored_object(s, 1)));
+	if((rc = finish(b, s, rc)) != SQLITE_DONE)
+		goto failed;
+
+	s = b->st[ST_VISIT_INCIDENTS];
+	bind_text(s, 1, visit_id);
+	while((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		json_t *ended = sqlite3_column_type(s, 4) == SQLITE_NULL ? json_null()
+			: json_integer((json_int_t)sqlite3_column_int64(s, 4));
+		json_array_append_new(incidents, json_pack("{s:s, s:s, s:s, s:I, s:o, s:o}",
+			"leg", (const char *)sqlite3_column_text(s, 0),
+			"medium", (const char *)sqlite3_column_text(s, 1),
+			"kind", (const char *)sqlite3_column_text(s, 2),
+			"started_at", (json_int_t)sqlite3_column_int64(s, 3),
+			"ended_at", ended,
+			"detail", stored_object(s, 5)));
+	}
+	if((rc = finish(b, s, rc)) != SQLITE_DONE)
+		goto failed;
+
+	s = b->st[ST_VISIT_SAMPLES];
+	bind_text(s, 1, visit_id);
+	rc = sqlite3_step(s);
+	if(rc == SQLITE_ROW) {
+		samples = (json_int_t)sqlite3_column_int64(s, 0);
+		rc = SQLITE_DONE;
+	}
+	if((rc = finish(b, s, rc)) != SQLITE_DONE)
+		goto failed;
+	goto done;
+failed:
+	res = fail(b, rc, "visit_quality", err, errlen);
+done:
+	res = tx_end(b, res, err, errlen);
+	if(res == STORE_OK) {
+		*out = json_pack("{s:o, s:o, s:I}", "pulses", pulses, "incidents", incidents,
+			"samples", samples);
+		if(*out == NULL) {             /* json_pack stole the references */
+			g_snprintf(err, errlen, "visit_quality: out of memory");
+			return STORE_ERR;
+		}
+		return STORE_OK;
+	}
+	json_decref(pulses);
+	json_decref(incidents);
+	return res;
+}
+
 static void sq_close(store_backend *b) {
 	if(b == NULL)
 		return;
@@ -503,6 +646,9 @@ static const store_backend_ops sqlite_ops = {
 	.event = sq_event,
 	.samples = sq_samples,
 	.client_scores = sq_client_scores,
+	.pulse_quality = sq_pulse_quality,
+	.incident = sq_incident,
+	.visit_quality = sq_visit_quality,
 	.close = sq_close,
 };
 

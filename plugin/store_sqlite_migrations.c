@@ -135,6 +135,26 @@ const char *const store_sqlite_migrations[] = {
 "  WHEN NOT EXISTS (SELECT 1 FROM answers WHERE pulse_id = NEW.pulse_id AND final = 1)"
 "  BEGIN SELECT RAISE(ABORT, 'scores are stored only with a final answer'); END;"
 "PRAGMA application_id = 1095781459;",          /* STORE_SQLITE_APPLICATION_ID */
+
+/* 2: connection quality next to the answers. A pulse keeps the quality
+ * context it was delivered in (NULL until set, and in rows from version
+ * 1); incidents are the notable stretches of a leg (freezes, loss bursts,
+ * ...), open (ended_at NULL) or closed, erased with their visit. */
+"ALTER TABLE pulses ADD COLUMN quality_json TEXT;"
+"CREATE TABLE incidents ("
+"  id          INTEGER PRIMARY KEY,"
+"  visit_id    TEXT NOT NULL REFERENCES visits(visit_id) ON DELETE CASCADE,"
+"  leg         TEXT NOT NULL"
+"              CHECK (leg IN ('client_up','client_down','therapist_up','therapist_down')),"
+"  medium      TEXT NOT NULL CHECK (medium IN ('audio','video','any')),"
+"  kind        TEXT NOT NULL CHECK (kind IN"
+"              ('freeze','loss_burst','high_rtt','stall','reconnect','slow_link')),"
+"  started_at  INTEGER NOT NULL,"
+"  ended_at    INTEGER,"
+"  detail_json TEXT,"
+"  CHECK (ended_at IS NULL OR ended_at >= started_at)"
+");"
+"CREATE INDEX incidents_by_visit ON incidents(visit_id, started_at);",
 };
 const int store_sqlite_n_migrations = G_N_ELEMENTS(store_sqlite_migrations);
 G_STATIC_ASSERT(G_N_ELEMENTS(store_sqlite_migrations) == STORE_SCHEMA_VERSION);

@@ -1,7 +1,8 @@
 /* Unit tests for store.c and store_sqlite.c, against real SQLite files in
  * temporary folders: file modes, migrations, open refusals, the answer
  * rules, callbacks after commit, draining, sample drops, the baseline
- * query, durability across a crash of the process.
+ * query, durability across a crash of the process, the quality context of
+ * pulses, incidents and the visit-quality read, the upgrade from version 1.
  *
  * The tests read what the store wrote through a second, independent
  * SQLite connection, never through the store itself. */
@@ -18,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <sqlite3.h>
+#include <jansson.h>
 #include "store.h"
 #include "store_sqlite.h"
 
@@ -255,15 +257,20 @@ static void test_tightens_0644(fixture *fx, gconstpointer data) {
 
 /* --- migrations --------------------------------------------------------------------------- */
 
-static void test_fresh_is_version_1(fixture *fx, gconstpointer data) {
+static void test_fresh_is_current_version(fixture *fx, gconstpointer data) {
 	store *st = open_ok(fx->path);
 	store_close(st);
-	g_assert_cmpint(STORE_SCHEMA_VERSION, ==, 1);
+	g_assert_cmpint(STORE_SCHEMA_VERSION, ==, 2);
+	g_assert_cmpint(store_sqlite_n_migrations, ==, STORE_SCHEMA_VERSION);
 	g_assert_cmpint(q_int(fx->path, "SELECT max(version) FROM schema_version"), ==, STORE_SCHEMA_VERSION);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM schema_version"), ==, 1);
+	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM schema_version"), ==, STORE_SCHEMA_VERSION);
 	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
 		"('visits','participants','pulses','answers','answer_items','scores','alerts',"
-		"'events','quality_samples')"), ==, 9);
+		"'events','quality_samples','incidents')"), ==, 10);
+	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM pragma_table_info('pulses')"
+		" WHERE name = 'quality_json' AND type = 'TEXT' AND \"notnull\" = 0"), ==, 1);
+	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+		" AND name = 'incidents_by_visit'"), ==, 1);
 	g_assert_cmpint(q_int(fx->path, "PRAGMA application_id"), ==, STORE_SQLITE_APPLICATION_ID);
 	char *mode = q_rows(fx->path, "PRAGMA journal_mode");
 	g_assert_cmpstr(mode, ==, "wal\n");          /* persistent in the file */
@@ -279,8 +286,8 @@ static void test_reopen_keeps_data(fixture *fx, gconstpointer data) {
 	store_close(st);
 	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM visits"), ==, 2);
 	g_assert_cmpint(q_int(fx->path, "SELECT created_at FROM visits WHERE visit_id = 'v1'"), ==, 1000);
-	/* migration 1 ran once */
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM schema_version"), ==, 1);
+	/* each migration ran once */
+	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM schema_version"), ==, STORE_SCHEMA_VERSION);
 }
 
 static void test_newer_refused(fixture *fx, gconstpointer data) {
@@ -302,49 +309,113 @@ static void test_newer_refused(fixture *fx, gconstpointer data) {
 }
 
 /* Older databases get the missing migrations, all in one transaction: a
- * failing one leaves the database as it was. Uses made-up migrations 2 and
- * 3, since this build has only one. */
+ * failing one leaves the database as it was. Uses this build's migrations
+ * followed by made-up ones (N+1 good, N+2 failing half-way). */
 static void test_missing_migrations_run(fixture *fx, gconstpointer data) {
+	enum { N = STORE_SCHEMA_VERSION };
 	char err[256];
-	const char *const good[] = {
-		store_sqlite_migrations[0],
-		"CREATE TABLE extra2 (x INTEGER); ALTER TABLE visits ADD COLUMN note2 TEXT;",
-	};
-	const char *const bad[] = {
-		store_sqlite_migrations[0], good[1],
-		"CREATE TABLE extra3 (x INTEGER); INSERT INTO no_such_table VALUES (1);",
-	};
+	const char *good[N + 1], *bad[N + 2];
+	for(int i = 0; i < N; i++)
+		good[i] = bad[i] = store_sqlite_migrations[i];
+	good[N] = bad[N] = "CREATE TABLE extra_next (x INTEGER); ALTER TABLE visits ADD COLUMN note_next TEXT;";
+	bad[N + 1] = "CREATE TABLE extra_bad (x INTEGER); INSERT INTO no_such_table VALUES (1);";
 	sqlite3 *db = raw_create(fx->path);
 	/* version 0 -> 1 */
 	g_assert_cmpint(store_sqlite_migrate(db, good, 1, NULL, err, sizeof(err)), ==, 0);
 	g_assert_cmpint(q_int(fx->path, "SELECT max(version) FROM schema_version"), ==, 1);
-	/* 1 -> 2: only the missing one runs */
-	g_assert_cmpint(store_sqlite_migrate(db, good, 2, NULL, err, sizeof(err)), ==, 1);
-	g_assert_cmpint(q_int(fx->path, "SELECT max(version) FROM schema_version"), ==, 2);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM schema_version"), ==, 2);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = 'extra2'"), ==, 1);
+	/* 1 -> N+1: only the missing ones run */
+	g_assert_cmpint(store_sqlite_migrate(db, good, N + 1, NULL, err, sizeof(err)), ==, 1);
+	g_assert_cmpint(q_int(fx->path, "SELECT max(version) FROM schema_version"), ==, N + 1);
+	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM schema_version"), ==, N + 1);
+	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = 'extra_next'"), ==, 1);
 	/* up to date: nothing runs */
-	g_assert_cmpint(store_sqlite_migrate(db, good, 2, NULL, err, sizeof(err)), ==, 2);
-	/* 2 -> 3 fails half-way: rolled back, including its first statement */
-	g_assert_cmpint(store_sqlite_migrate(db, bad, 3, NULL, err, sizeof(err)), ==, -1);
+	g_assert_cmpint(store_sqlite_migrate(db, good, N + 1, NULL, err, sizeof(err)), ==, N + 1);
+	/* N+1 -> N+2 fails half-way: rolled back, including its first statement */
+	g_assert_cmpint(store_sqlite_migrate(db, bad, N + 2, NULL, err, sizeof(err)), ==, -1);
 	g_test_message("failed migration: %s", err);
-	g_assert_nonnull(strstr(err, "version 3"));
-	g_assert_cmpint(q_int(fx->path, "SELECT max(version) FROM schema_version"), ==, 2);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = 'extra3'"), ==, 0);
-	/* 0 -> 2 in one go on a second file, and a failure from 0 leaves it empty */
+	char *want = g_strdup_printf("version %d", N + 2);
+	g_assert_nonnull(strstr(err, want));
+	g_free(want);
+	g_assert_cmpint(q_int(fx->path, "SELECT max(version) FROM schema_version"), ==, N + 1);
+	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = 'extra_bad'"), ==, 0);
+	/* 0 -> N+1 in one go on a second file, and a failure from 0 leaves it empty */
 	char *p2 = g_build_filename(fx->dir, "two.sqlite", NULL);
 	sqlite3 *db2 = raw_create(p2);
-	g_assert_cmpint(store_sqlite_migrate(db2, bad, 3, NULL, err, sizeof(err)), ==, -1);
+	g_assert_cmpint(store_sqlite_migrate(db2, bad, N + 2, NULL, err, sizeof(err)), ==, -1);
 	g_assert_cmpint(q_int(p2, "SELECT count(*) FROM sqlite_master"), ==, 0);
-	g_assert_cmpint(store_sqlite_migrate(db2, good, 2, NULL, err, sizeof(err)), ==, 0);
-	g_assert_cmpint(q_int(p2, "SELECT max(version) FROM schema_version"), ==, 2);
+	g_assert_cmpint(store_sqlite_migrate(db2, good, N + 1, NULL, err, sizeof(err)), ==, 0);
+	g_assert_cmpint(q_int(p2, "SELECT max(version) FROM schema_version"), ==, N + 1);
 	sqlite3_close(db2);
 	g_free(p2);
 	sqlite3_close(db);
-	/* and this build, which knows only version 1, refuses the version-2 file */
+	/* and this build, which knows only version N, refuses the version N+1 file */
 	char *e = open_refused(fx->path);
-	g_assert_nonnull(strstr(e, "schema version 2, newer than this build knows (1)"));
+	want = g_strdup_printf("schema version %d, newer than this build knows (%d)", N + 1, N);
+	g_assert_nonnull(strstr(e, want));
+	g_free(want);
 	g_free(e);
+}
+
+/* A database written by a version-1 build is upgraded in place at open:
+ * its rows stay, the new column is NULL in them, the new table is there
+ * and usable. */
+static void test_upgrade_from_v1(fixture *fx, gconstpointer data) {
+	char err[256];
+	sqlite3 *db = raw_create(fx->path);
+	/* the version-1 schema, exactly as a version-1 build made it */
+	g_assert_cmpint(sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL), ==, SQLITE_OK);
+	g_assert_cmpint(store_sqlite_migrate(db, store_sqlite_migrations, 1, NULL, err, sizeof(err)), ==, 0);
+	g_assert_cmpint(sqlite3_exec(db,
+		"INSERT INTO visits(visit_id, therapist_code, client_code, modality, state, created_at)"
+		"  VALUES ('v1', 'T-01', 'C-0042', 'video', 'live', 1000);"
+		"INSERT INTO pulses(pulse_id, visit_id, role, kind, instrument_id, instrument_version,"
+		"  language, \"trigger\", delivered_via, created_at, expires_at, status, status_at)"
+		"  VALUES ('p1', 'v1', 'client', 'in_session', 'srs', '1', 'en', 'schedule',"
+		"  'datachannel', 2000, NULL, 'delivered', 2100);"
+		"INSERT INTO quality_samples(visit_id, leg, medium, at, metrics_json)"
+		"  VALUES ('v1', 'client_up', 'audio', 2050, '{}');",
+		NULL, NULL, NULL), ==, SQLITE_OK);
+	sqlite3_close(db);
+	g_assert_cmpint(g_chmod(fx->path, 0600), ==, 0);      /* as the store had made it */
+	g_assert_cmpint(q_int(fx->path, "SELECT max(version) FROM schema_version"), ==, 1);
+	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM pragma_table_info('pulses')"
+		" WHERE name = 'quality_json'"), ==, 0);
+	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = 'incidents'"), ==, 0);
+
+	store *st = open_ok(fx->path);
+	g_assert_null(store_warning(st));
+	store_close(st);
+	g_assert_cmpint(q_int(fx->path, "SELECT max(version) FROM schema_version"), ==, 2);
+	char *rows = q_rows(fx->path, "SELECT version FROM schema_version ORDER BY version");
+	g_assert_cmpstr(rows, ==, "1\n2\n");
+	g_free(rows);
+	rows = q_rows(fx->path, "SELECT pulse_id, visit_id, role, instrument_id, \"trigger\", created_at,"
+		" expires_at, status, status_at, quality_json FROM pulses");
+	g_assert_cmpstr(rows, ==, "p1|v1|client|srs|schedule|2000|~|delivered|2100|~\n");
+	g_free(rows);
+	g_assert_cmpint(q_int(fx->path, "SELECT quality_json IS NULL FROM pulses WHERE pulse_id = 'p1'"), ==, 1);
+	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM visits"), ==, 1);
+	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM quality_samples"), ==, 1);
+	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM incidents"), ==, 0);
+	g_assert_cmpint(q_int(fx->path, "PRAGMA application_id"), ==, STORE_SQLITE_APPLICATION_ID);
+
+	/* the new operations work on the upgraded file, old rows included */
+	st = open_ok(fx->path);
+	done_rec dq = { 0 }, di = { 0 };
+	g_assert_cmpint(store_pulse_quality(st, "p1", "{\"client_up\":{\"mos\":4.2}}", on_done, &dq), ==, 0);
+	store_incident_rec inc = { "v1", "client_up", "audio", "freeze", 2010, 2020, NULL };
+	g_assert_cmpint(store_incident(st, &inc, on_done, &di), ==, 0);
+	g_assert_cmpint(store_sync(st), ==, 0);
+	g_assert_cmpint(dq.rc, ==, STORE_OK);
+	g_assert_cmpint(di.rc, ==, STORE_OK);
+	store_close(st);
+	rows = q_rows(fx->path, "SELECT quality_json FROM pulses");
+	g_assert_cmpstr(rows, ==, "{\"client_up\":{\"mos\":4.2}}\n");
+	g_free(rows);
+	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM incidents"), ==, 1);
+	/* a second open migrates nothing more */
+	store_close(open_ok(fx->path));
+	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM schema_version"), ==, 2);
 }
 
 static void test_foreign_db_refused(fixture *fx, gconstpointer data) {
@@ -968,6 +1039,323 @@ static void test_sample_overflow(fixture *fx, gconstpointer data) {
 	g_cond_clear(&g.cond);
 }
 
+/* --- connection quality: pulse context, incidents, the visit read ---------------------- */
+
+static store_rc quality_sync(store *st, const char *pulse_id, const char *json) {
+	done_rec d = { 0 };
+	g_assert_cmpint(store_pulse_quality(st, pulse_id, json, on_done, &d), ==, 0);
+	g_assert_cmpint(store_sync(st), ==, 0);
+	g_assert_cmpint(d.calls, ==, 1);
+	return d.rc;
+}
+
+static store_rc incident_sync(store *st, const store_incident_rec *r, char *error, size_t len) {
+	done_rec d = { 0 };
+	g_assert_cmpint(store_incident(st, r, on_done, &d), ==, 0);
+	g_assert_cmpint(store_sync(st), ==, 0);
+	g_assert_cmpint(d.calls, ==, 1);
+	if(error)
+		g_strlcpy(error, d.error, len);
+	return d.rc;
+}
+
+static void test_pulse_quality(fixture *fx, gconstpointer data) {
+	store *st = open_ok(fx->path);
+	seed(st);
+	/* the row is there when the callback runs (a second connection sees it) */
+	seen_rec sq = { fx->path, "SELECT count(*) FROM pulses WHERE pulse_id = 'p1'"
+		" AND quality_json = '{\"client_up\":{\"loss\":0.02}}'", -1, 0, 0, NULL, 0 };
+	g_assert_cmpint(store_pulse_quality(st, "p1", "{\"client_up\":{\"loss\":0.02}}",
+		on_done_look, &sq), ==, 0);
+	g_assert_cmpint(store_sync(st), ==, 0);
+	g_assert_cmpint(sq.calls, ==, 1);
+	g_assert_cmpint(sq.rc, ==, STORE_OK);
+	g_assert_cmpint(sq.count, ==, 1);
+	/* set again: replaced; the other pulses and the status are untouched */
+	const char *q2 = "{\"client_up\":{\"loss\":0.1,\"mos\":3.1},\"therapist_down\":{\"freezes\":2}}";
+	g_assert_cmpint(quality_sync(st, "p1", q2), ==, STORE_OK);
+	char *rows = q_rows(fx->path, "SELECT pulse_id, status, status_at, quality_json FROM pulses ORDER BY pulse_id");
+	char *want = g_strdup_printf("p1|pending|2000|%s\np2|pending|2100|~\np3|pending|2200|~\n", q2);
+	g_assert_cmpstr(rows, ==, want);
+	g_free(rows); g_free(want);
+	/* whatever the status: answered, dismissed, expired pulses take it too,
+	 * and nothing of their answers changes */
+	const store_item_value it[] = { { "goals", 3.0 } };
+	const store_score sc[] = { { "total", 3.0 } };
+	g_assert_cmpint(answer_sync(st, "p1", TRUE, 3000, it, 1, sc, 1), ==, STORE_OK);
+	g_assert_cmpint(dismiss_sync(st, "p2", 3100), ==, STORE_OK);
+	g_assert_cmpint(status_sync(st, "p3", "expired", 3200), ==, STORE_OK);
+	char *before = answer_state(fx->path);
+	g_assert_cmpint(quality_sync(st, "p1", "{\"end\":true}"), ==, STORE_OK);
+	g_assert_cmpint(quality_sync(st, "p2", "{\"d\":1}"), ==, STORE_OK);
+	g_assert_cmpint(quality_sync(st, "p3", "{}"), ==, STORE_OK);
+	char *after = answer_state(fx->path);
+	g_assert_cmpstr(after, ==, before);
+	g_free(before); g_free(after);
+	rows = q_rows(fx->path, "SELECT pulse_id, status, quality_json FROM pulses ORDER BY pulse_id");
+	g_assert_cmpstr(rows, ==, "p1|answered|{\"end\":true}\np2|dismissed|{\"d\":1}\np3|expired|{}\n");
+	g_free(rows);
+	/* an unknown pulse is not found, and nothing is written */
+	done_rec d = { 0 };
+	g_assert_cmpint(store_pulse_quality(st, "nope", "{}", on_done, &d), ==, 0);
+	g_assert_cmpint(store_sync(st), ==, 0);
+	g_assert_cmpint(d.calls, ==, 1);
+	g_assert_cmpint(d.rc, ==, STORE_NOT_FOUND);
+	g_assert_cmpstr(d.error, ==, "pulse nope is not stored");
+	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM pulses"), ==, 3);
+	store_close(st);
+}
+
+static void test_incident(fixture *fx, gconstpointer data) {
+	store *st = open_ok(fx->path);
+	add_visit(st, "v1", "C-0042", 1000);
+	/* a closed incident with details, read by a second connection from
+	 * inside the callback */
+	seen_rec si = { fx->path, "SELECT count(*) FROM incidents WHERE visit_id = 'v1'", -1, 0, 0, NULL, 0 };
+	store_incident_rec r = { "v1", "client_down", "video", "freeze", 5000, 7500,
+		"{\"freezes\":3,\"longest_ms\":1800}" };
+	g_assert_cmpint(store_incident(st, &r, on_done_look, &si), ==, 0);
+	g_assert_cmpint(store_sync(st), ==, 0);
+	g_assert_cmpint(si.calls, ==, 1);
+	g_assert_cmpint(si.rc, ==, STORE_OK);
+	g_assert_cmpint(si.count, ==, 1);
+	/* still open (ended_at NULL), no details; one that ends as it starts */
+	store_incident_rec open = { "v1", "therapist_up", "any", "reconnect", 8000, 0, NULL };
+	g_assert_cmpint(incident_sync(st, &open, NULL, 0), ==, STORE_OK);
+	store_incident_rec instant = { "v1", "client_up", "audio", "loss_burst", 9000, 9000, "{}" };
+	g_assert_cmpint(incident_sync(st, &instant, NULL, 0), ==, STORE_OK);
+	/* every kind and leg the schema knows goes in */
+	const char *kinds[] = { "high_rtt", "stall", "slow_link" };
+	for(size_t i = 0; i < G_N_ELEMENTS(kinds); i++) {
+		store_incident_rec k = { "v1", "therapist_down", "audio", kinds[i], 10000 + (gint64)i, 0, NULL };
+		g_assert_cmpint(incident_sync(st, &k, NULL, 0), ==, STORE_OK);
+	}
+	/* an unknown visit is not found */
+	char error[256];
+	store_incident_rec lost = { "nope", "client_up", "audio", "freeze", 1, 2, NULL };
+	g_assert_cmpint(incident_sync(st, &lost, error, sizeof(error)), ==, STORE_NOT_FOUND);
+	g_test_message("unknown visit: %s", error);
+	store_close(st);
+	char *rows = q_rows(fx->path, "SELECT visit_id, leg, medium, kind, started_at, ended_at, detail_json"
+		" FROM incidents ORDER BY id");
+	g_assert_cmpstr(rows, ==,
+		"v1|client_down|video|freeze|5000|7500|{\"freezes\":3,\"longest_ms\":1800}\n"
+		"v1|therapist_up|any|reconnect|8000|~|~\n"
+		"v1|client_up|audio|loss_burst|9000|9000|{}\n"
+		"v1|therapist_down|audio|high_rtt|10000|~|~\n"
+		"v1|therapist_down|audio|stall|10001|~|~\n"
+		"v1|therapist_down|audio|slow_link|10002|~|~\n");
+	g_free(rows);
+	/* the visit's incidents come from the index, in order of start */
+	char *plan = q_rows(fx->path, "EXPLAIN QUERY PLAN SELECT leg FROM incidents"
+		" WHERE visit_id = 'v1' ORDER BY started_at, id");
+	g_test_message("plan:\n%s", plan);
+	g_assert_nonnull(strstr(plan, "incidents_by_visit"));
+	g_assert_null(strstr(plan, "TEMP B-TREE"));
+	g_free(plan);
+}
+
+/* Bad values are refused at once (cb never called, nothing queued), and
+ * the schema refuses them from any other writer too. */
+static void test_quality_refusals(fixture *fx, gconstpointer data) {
+	store *st = open_ok(fx->path);
+	seed(st);
+	done_rec d = { 0 };
+	/* pulse quality: NULLs, and text that is not one JSON object */
+	g_assert_cmpint(store_pulse_quality(NULL, "p1", "{}", on_done, &d), ==, -1);
+	g_assert_cmpint(store_pulse_quality(st, NULL, "{}", on_done, &d), ==, -1);
+	g_assert_cmpint(store_pulse_quality(st, "p1", NULL, on_done, &d), ==, -1);
+	const char *not_objects[] = { "", "nope", "[1,2]", "\"text\"", "42", "null",
+		"{\"a\":1} trailing", "{\"a\":1,\"a\":2}", "{\"a\":" };
+	for(size_t i = 0; i < G_N_ELEMENTS(not_objects); i++)
+		if(store_pulse_quality(st, "p1", not_objects[i], on_done, &d) != -1)
+			g_error("store_pulse_quality accepted %s", not_objects[i]);
+	/* incidents: NULLs, unknown names, the end before the start, details */
+	g_assert_cmpint(store_incident(st, NULL, on_done, &d), ==, -1);
+	const store_incident_rec ok = { "v1", "client_up", "audio", "freeze", 5000, 6000, "{\"n\":1}" };
+	g_assert_cmpint(store_incident(NULL, &ok, on_done, &d), ==, -1);
+	store_incident_rec bad[] = { ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok, ok };
+	bad[0].visit_id = NULL;
+	bad[1].leg = NULL;
+	bad[2].medium = NULL;
+	bad[3].kind = NULL;
+	bad[4].leg = "client_sideways";
+	bad[5].leg = "CLIENT_UP";
+	bad[6].medium = "data";
+	bad[7].kind = "lag";
+	bad[8].kind = "";
+	bad[9].ended_at_us = 4999;                      /* before the start */
+	bad[10].detail_json = "[]";
+	bad[11].detail_json = "not json";
+	bad[12].ended_at_us = -1;
+	for(size_t i = 0; i < G_N_ELEMENTS(bad); i++)
+		if(store_incident(st, &bad[i], on_done, &d) != -1)
+			g_error("store_incident accepted bad record %zu", i);
+	/* the read needs a visit id */
+	g_assert_cmpint(store_visit_quality(st, NULL, NULL, NULL), ==, -1);
+	g_assert_cmpint(store_visit_quality(NULL, "v1", NULL, NULL), ==, -1);
+	g_assert_cmpint(store_sync(st), ==, 0);
+	g_assert_cmpint(d.calls, ==, 0);
+	/* the valid record itself goes in */
+	g_assert_cmpint(incident_sync(st, &ok, NULL, 0), ==, STORE_OK);
+	store_close(st);
+	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM incidents"), ==, 1);
+	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM pulses WHERE quality_json IS NOT NULL"), ==, 0);
+
+	/* the CHECK constraints hold for any writer */
+	sqlite3 *db = raw_open(fx->path);
+	const char *const forbidden[] = {
+		"INSERT INTO incidents(visit_id, leg, medium, kind, started_at) VALUES ('v1','client_sideways','audio','freeze',1)",
+		"INSERT INTO incidents(visit_id, leg, medium, kind, started_at) VALUES ('v1','client_up','data','freeze',1)",
+		"INSERT INTO incidents(visit_id, leg, medium, kind, started_at) VALUES ('v1','client_up','audio','lag',1)",
+		"INSERT INTO incidents(visit_id, leg, medium, kind, started_at, ended_at) VALUES ('v1','client_up','audio','freeze',5,4)",
+		"INSERT INTO incidents(visit_id, leg, medium, kind) VALUES ('v1','client_up','audio','freeze')",
+		"INSERT INTO incidents(visit_id, leg, medium, kind, started_at) VALUES (NULL,'client_up','audio','freeze',1)",
+	};
+	for(size_t i = 0; i < G_N_ELEMENTS(forbidden); i++) {
+		char *msg = NULL;
+		if(sqlite3_exec(db, forbidden[i], NULL, NULL, &msg) == SQLITE_OK)
+			g_error("the database accepted: %s", forbidden[i]);
+		g_test_message("%s -> %s", forbidden[i], msg);
+		sqlite3_free(msg);
+	}
+	sqlite3_close(db);
+	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM incidents"), ==, 1);
+}
+
+/* Erasing a visit erases its incidents (and its pulses' quality context
+ * with the pulses); other visits keep theirs. */
+static void test_incidents_cascade(fixture *fx, gconstpointer data) {
+	store *st = open_ok(fx->path);
+	seed(st);
+	add_visit(st, "v2", "C-0099", 1500);
+	g_assert_cmpint(quality_sync(st, "p1", "{\"client_up\":{}}"), ==, STORE_OK);
+	store_incident_rec a = { "v1", "client_up", "audio", "freeze", 5000, 6000, "{\"n\":1}" };
+	store_incident_rec b = { "v1", "therapist_down", "video", "stall", 7000, 0, NULL };
+	store_incident_rec c = { "v2", "client_down", "any", "high_rtt", 8000, 9000, NULL };
+	g_assert_cmpint(incident_sync(st, &a, NULL, 0), ==, STORE_OK);
+	g_assert_cmpint(incident_sync(st, &b, NULL, 0), ==, STORE_OK);
+	g_assert_cmpint(incident_sync(st, &c, NULL, 0), ==, STORE_OK);
+	store_close(st);
+	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM incidents"), ==, 3);
+	sqlite3 *db = raw_open(fx->path);
+	g_assert_cmpint(sqlite3_exec(db, "PRAGMA foreign_keys = ON; DELETE FROM visits WHERE client_code = 'C-0042'",
+		NULL, NULL, NULL), ==, SQLITE_OK);
+	sqlite3_close(db);
+	char *rows = q_rows(fx->path, "SELECT visit_id, kind FROM incidents");
+	g_assert_cmpstr(rows, ==, "v2|high_rtt\n");
+	g_free(rows);
+	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM pulses"), ==, 0);
+}
+
+typedef struct text_rec {
+	int calls;
+	store_rc rc;
+	char *json;
+} text_rec;
+
+static void on_text(store_rc rc, const char *json, void *user) {
+	text_rec *t = user;
+	t->calls++;
+	t->rc = rc;
+	g_free(t->json);
+	t->json = g_strdup(json);
+}
+
+/* Read a visit's quality; compares it with want (JSON text, compared as
+ * JSON values) unless want is NULL. Returns the rc. */
+static store_rc visit_quality_is(store *st, const char *visit_id, const char *want) {
+	text_rec t = { 0, STORE_ERR, NULL };
+	g_assert_cmpint(store_visit_quality(st, visit_id, on_text, &t), ==, 0);
+	g_assert_cmpint(store_sync(st), ==, 0);
+	g_assert_cmpint(t.calls, ==, 1);
+	if(t.rc != STORE_OK) {
+		g_assert_null(t.json);
+		return t.rc;
+	}
+	g_assert_nonnull(t.json);
+	g_test_message("%s: %s", visit_id, t.json);
+	json_error_t e;
+	json_t *got = json_loads(t.json, 0, &e);
+	if(got == NULL)
+		g_error("not JSON: %s (%s)", t.json, e.text);
+	if(want) {
+		json_t *w = json_loads(want, 0, &e);
+		if(w == NULL)
+			g_error("bad expectation: %s (%s)", want, e.text);
+		if(!json_equal(got, w))
+			g_error("visit quality\n  got  %s\n  want %s", t.json, want);
+		json_decref(w);
+	}
+	json_decref(got);
+	g_free(t.json);
+	return t.rc;
+}
+
+static void test_visit_quality_read(fixture *fx, gconstpointer data) {
+	store *st = open_ok(fx->path);
+	/* nothing recorded yet: every pulse listed with null quality */
+	seed(st);
+	g_assert_cmpint(visit_quality_is(st, "v1",
+		"{\"pulses\":[{\"pulse_id\":\"p1\",\"quality\":null},{\"pulse_id\":\"p2\",\"quality\":null},"
+		"{\"pulse_id\":\"p3\",\"quality\":null}],\"incidents\":[],\"samples\":0}"), ==, STORE_OK);
+	add_visit(st, "v2", "C-0099", 1500);
+	add_pulse(st, "q1", "v2", "client", "srs", 1600);
+	g_assert_cmpint(quality_sync(st, "p2", "{\"client_up\":{\"loss\":0.05,\"mos\":3.9}}"), ==, STORE_OK);
+	g_assert_cmpint(quality_sync(st, "q1", "{\"other\":1}"), ==, STORE_OK);
+	/* incidents queued out of order of start, no sync before the read: the
+	 * read sees every write queued before it */
+	store_incident_rec later = { "v1", "therapist_down", "video", "freeze", 9000, 0, NULL };
+	store_incident_rec first = { "v1", "client_up", "audio", "loss_burst", 4000, 4500, "{\"loss\":0.3}" };
+	store_incident_rec elsewhere = { "v2", "client_up", "audio", "stall", 4100, 4200, NULL };
+	g_assert_cmpint(store_incident(st, &later, NULL, NULL), ==, 0);
+	g_assert_cmpint(store_incident(st, &first, NULL, NULL), ==, 0);
+	g_assert_cmpint(store_incident(st, &elsewhere, NULL, NULL), ==, 0);
+	for(int i = 0; i < 3; i++)
+		g_assert_cmpint(store_quality_sample(st, "v1", "client_up", "audio", 5000 + i, "{}"), ==, 0);
+	g_assert_cmpint(store_quality_sample(st, "v2", "client_up", "audio", 5000, "{}"), ==, 0);
+	const char *want_v1 =
+		"{\"pulses\":[{\"pulse_id\":\"p1\",\"quality\":null},"
+		"{\"pulse_id\":\"p2\",\"quality\":{\"client_up\":{\"loss\":0.05,\"mos\":3.9}}},"
+		"{\"pulse_id\":\"p3\",\"quality\":null}],"
+		"\"incidents\":[{\"leg\":\"client_up\",\"medium\":\"audio\",\"kind\":\"loss_burst\","
+		"\"started_at\":4000,\"ended_at\":4500,\"detail\":{\"loss\":0.3}},"
+		"{\"leg\":\"therapist_down\",\"medium\":\"video\",\"kind\":\"freeze\","
+		"\"started_at\":9000,\"ended_at\":null,\"detail\":null}],"
+		"\"samples\":3}";
+	g_assert_cmpint(visit_quality_is(st, "v1", want_v1), ==, STORE_OK);
+	g_assert_cmpint(visit_quality_is(st, "v2",
+		"{\"pulses\":[{\"pulse_id\":\"q1\",\"quality\":{\"other\":1}}],"
+		"\"incidents\":[{\"leg\":\"client_up\",\"medium\":\"audio\",\"kind\":\"stall\","
+		"\"started_at\":4100,\"ended_at\":4200,\"detail\":null}],\"samples\":1}"), ==, STORE_OK);
+	/* the text is compact JSON with the keys in the documented order */
+	text_rec t = { 0, STORE_ERR, NULL };
+	g_assert_cmpint(store_visit_quality(st, "v2", on_text, &t), ==, 0);
+	g_assert_cmpint(store_sync(st), ==, 0);
+	g_assert_cmpstr(t.json, ==, "{\"pulses\":[{\"pulse_id\":\"q1\",\"quality\":{\"other\":1}}],"
+		"\"incidents\":[{\"leg\":\"client_up\",\"medium\":\"audio\",\"kind\":\"stall\","
+		"\"started_at\":4100,\"ended_at\":4200,\"detail\":null}],\"samples\":1}");
+	g_free(t.json);
+	/* an unknown visit is not found (no text) */
+	g_assert_cmpint(visit_quality_is(st, "nope", NULL), ==, STORE_NOT_FOUND);
+	/* a visit without pulses, incidents or samples */
+	add_visit(st, "v3", "C-0099", 1700);
+	g_assert_cmpint(visit_quality_is(st, "v3", "{\"pulses\":[],\"incidents\":[],\"samples\":0}"), ==, STORE_OK);
+	/* text some other writer stored that is not an object reads as null */
+	sqlite3 *db = raw_open(fx->path);
+	g_assert_cmpint(sqlite3_exec(db, "UPDATE pulses SET quality_json = 'garbage' WHERE pulse_id = 'q1';"
+		"UPDATE incidents SET detail_json = '[1]' WHERE visit_id = 'v2'", NULL, NULL, NULL), ==, SQLITE_OK);
+	sqlite3_close(db);
+	g_assert_cmpint(visit_quality_is(st, "v2",
+		"{\"pulses\":[{\"pulse_id\":\"q1\",\"quality\":null}],"
+		"\"incidents\":[{\"leg\":\"client_up\",\"medium\":\"audio\",\"kind\":\"stall\","
+		"\"started_at\":4100,\"ended_at\":4200,\"detail\":null}],\"samples\":1}"), ==, STORE_OK);
+	/* a NULL callback is allowed */
+	g_assert_cmpint(store_visit_quality(st, "v1", NULL, NULL), ==, 0);
+	g_assert_cmpint(store_sync(st), ==, 0);
+	store_close(st);
+}
+
 /* --- the baseline read ---------------------------------------------------------------------- */
 
 typedef struct values_rec {
@@ -1107,16 +1495,22 @@ int main(int argc, char **argv) {
 	ADD("open/read-only-folder-and-file", test_readonly_folder_and_file);
 	ADD("open/corrupt-file", test_corrupt_file);
 	ADD("open/foreign-database", test_foreign_db_refused);
-	ADD("migrate/fresh-is-version-1", test_fresh_is_version_1);
+	ADD("migrate/fresh-is-current-version", test_fresh_is_current_version);
 	ADD("migrate/reopen-keeps-data", test_reopen_keeps_data);
 	ADD("migrate/newer-refused", test_newer_refused);
 	ADD("migrate/missing-run-in-one-transaction", test_missing_migrations_run);
+	ADD("migrate/upgrade-from-v1", test_upgrade_from_v1);
 	ADD("answer/flow", test_answer_flow);
 	ADD("answer/rules-in-sql", test_rules_in_sql);
 	ADD("answer/two-writers-one-final", test_two_writers_one_final);
 	ADD("answer/dismiss-and-status", test_dismiss_and_status);
 	ADD("rows/visits-participants-alerts-events", test_visit_rows);
 	ADD("rows/refused-at-enqueue", test_refused_at_enqueue);
+	ADD("quality/pulse-quality", test_pulse_quality);
+	ADD("quality/incident", test_incident);
+	ADD("quality/refusals", test_quality_refusals);
+	ADD("quality/incidents-cascade", test_incidents_cascade);
+	ADD("quality/visit-quality-read", test_visit_quality_read);
 	ADD("queue/callback-after-commit", test_callback_after_commit);
 	ADD("queue/close-drains", test_close_drains);
 	ADD("queue/sample-overflow", test_sample_overflow);
