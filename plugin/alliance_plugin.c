@@ -185,6 +185,25 @@ static int load_config(const char *config_path) {
 		goto out;
 	if(cfg_offsets(cfg_item(cfg, general, "in_session_at_s")) < 0)
 		goto out;
+	if((settings.quality_sample_s = cfg_int(cfg, general, "quality_sample_s", 5, 3600)) < 0)
+		goto out;
+	if(settings.quality_sample_s < 5 || settings.quality_sample_s % 5 != 0) {
+		JANUS_LOG(LOG_ERR, "[%s] general.quality_sample_s must be a multiple of 5 (got %d)\n",
+			ALLIANCE_PACKAGE, settings.quality_sample_s);
+		goto out;
+	}
+	if((settings.quality_context_s = cfg_int(cfg, general, "quality_context_s", 120, 1200)) < 0)
+		goto out;
+	if(settings.quality_context_s < 5) {
+		JANUS_LOG(LOG_ERR, "[%s] general.quality_context_s must be 5..1200\n", ALLIANCE_PACKAGE);
+		goto out;
+	}
+	if((settings.quality_live_s = cfg_int(cfg, general, "quality_live_s", 5, 60)) < 0)
+		goto out;
+	if(settings.quality_live_s < 1) {
+		JANUS_LOG(LOG_ERR, "[%s] general.quality_live_s must be 1..60\n", ALLIANCE_PACKAGE);
+		goto out;
+	}
 	if(cfg_keys(cfg, "therapists", TRUE) < 0 || cfg_keys(cfg, "supervisors", FALSE) < 0)
 		goto out;
 	if(auth_keyring_therapists(settings.keys) == 0)
@@ -298,6 +317,7 @@ static void alliance_destroy(void) {
 static void session_free(const janus_refcount *ref) {
 	ap_session *s = janus_refcount_containerof(ref, ap_session, ref);
 	janus_refcount_decrease(&s->handle->ref);
+	shell_quality_session_clear(s);
 	janus_mutex_destroy(&s->mutex);
 	g_free(s);
 }
@@ -325,6 +345,7 @@ static void alliance_create_session(janus_plugin_session *handle, int *error) {
 	s->audio_pt = s->video_pt = -1;
 	janus_rtp_switching_context_reset(&s->rx_ctx[0]);
 	janus_rtp_switching_context_reset(&s->rx_ctx[1]);
+	shell_quality_session_init(s);
 	g_atomic_int_set(&s->send_audio, 1);
 	g_atomic_int_set(&s->send_video, 1);
 	janus_mutex_init(&s->mutex);

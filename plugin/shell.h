@@ -11,6 +11,8 @@
  *   shell_media.c       SDP answers, RTP/RTCP relay, data channel, hangup
  *   shell_pulses.c      pulse delivery, the scheduler timer, answers, acks,
  *                       alerts
+ *   shell_quality.c     per-leg metering on the hot path, 1 s windows,
+ *                       samples, quality contexts, incidents, live quality
  *
  * Threads and locks. handle_message runs on Janus's request pool; requests
  * that change visits go through one message thread (shell_requests.c).
@@ -46,6 +48,9 @@
 #include "instrument.h"
 #include "store.h"
 #include "dcmsg.h"
+#include "meter.h"
+#include "quality.h"
+#include "ratelimit.h"
 
 #define ALLIANCE_VERSION 1
 #define ALLIANCE_VERSION_STRING "0.1.0"
@@ -63,6 +68,9 @@ typedef struct ap_settings {
 	int max_visits;
 	gboolean events;
 	int pulse_expires_s;               /* in-session pulses */
+	int quality_sample_s;              /* stored samples every … (multiple of 5) */
+	int quality_context_s;             /* a pulse's quality context */
+	int quality_live_s;                /* live quality to the therapist every … */
 	int offsets_s[PULSE_OFFSETS_MAX];  /* default in-session schedule */
 	int n_offsets;
 } ap_settings;
@@ -89,6 +97,14 @@ typedef struct ap_session {
 	 * only our SSRC, so the relay rewrites them to continue smoothly.
 	 * Written by the sending peer's loop thread only. */
 	janus_rtp_switching_context rx_ctx[2];
+	/* metering (shell_quality.c): [0] audio, [1] video. Each meter has its
+	 * own lock, taken by this handle's RTP/RTCP callbacks and once a second
+	 * by the timer; no lock is shared between legs. */
+	GMutex up_mutex[2], down_mutex[2];
+	meter_up up[2];
+	meter_down down[2];
+	ratelimit stats_rl;          /* `stats` messages, under up_mutex[0] */
+	gint64 hung_up_at;           /* monotonic, for reconnect incidents */
 	volatile gint hangingup;
 	volatile gint destroyed;
 	janus_mutex mutex;
@@ -102,6 +118,11 @@ typedef struct ap_visit {
 	pulse_sched ps;              /* under visits_mutex */
 	instrument_answer *partial[PULSE_MAX];   /* answers so far, per pulse */
 	char lang[2][PROTO_LANG_MAX + 1];        /* [0] therapist, [1] client */
+	quality_visit q;                          /* under visits_mutex */
+	char *pulse_quality[PULSE_MAX];           /* each pulse's quality context (JSON) */
+	quality_sum sample_acc[Q_LEGS][Q_MEDIA];  /* buckets not yet stored */
+	int sample_buckets;
+	gint64 next_window_us, next_live_us, next_sample_us;   /* monotonic */
 	janus_refcount ref;
 } ap_visit;
 
@@ -142,6 +163,19 @@ json_t *shell_pulses_pending(ap_visit *av, gint64 now);
 json_t *shell_pulse_request(ap_session *s, const proto_request *req);
 json_t *shell_answer_request(ap_session *s, const proto_request *req);
 void shell_answer_dc(ap_session *s, const dcmsg *msg);
+
+/* shell_quality.c */
+void shell_quality_session_init(ap_session *s);
+void shell_quality_session_clear(ap_session *s);
+void shell_quality_rtp(ap_session *s, janus_plugin_rtp *packet);
+void shell_quality_rtcp(ap_session *s, janus_plugin_rtcp *packet);
+void shell_quality_stats(ap_session *s, const dcmsg *msg);
+void shell_quality_tick(ap_visit *av, gint64 now_mono, gint64 now_real);  /* under visits_mutex */
+char *shell_quality_context(ap_visit *av, gboolean whole_visit);          /* under visits_mutex */
+json_t *shell_quality_live(ap_visit *av, int seconds);                    /* under visits_mutex */
+void shell_quality_reconnect(ap_session *s);
+void shell_quality_slow_link(ap_session *s, gboolean video, gboolean uplink);
+void shell_quality_finish(ap_visit *av, gint64 now_mono, gint64 now_real); /* visit closes */
 
 /* shell_media.c */
 ap_session *shell_peer_get(ap_session *s);    /* ref++ or NULL */

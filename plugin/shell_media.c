@@ -156,6 +156,7 @@ void alliance_setup_media(janus_plugin_session *handle) {
 	JANUS_LOG(LOG_INFO, "[%s-%p] WebRTC media is up\n", ALLIANCE_PACKAGE, handle);
 	g_atomic_int_set(&s->hangingup, 0);
 	g_atomic_int_set(&s->media_up, 1);
+	shell_quality_reconnect(s);
 	ap_session *p = shell_peer_get(s);
 	if(p) {
 		/* keyframes both ways: the newcomer sees video at once */
@@ -183,6 +184,7 @@ void alliance_hangup_media(janus_plugin_session *handle) {
 	if(s == NULL)
 		return;
 	if(g_atomic_int_compare_and_exchange(&s->hangingup, 0, 1)) {
+		s->hung_up_at = janus_get_monotonic_time();
 		shell_media_reset(s);
 		shell_notify(handle, "media_down", NULL);
 		g_atomic_int_set(&s->hangingup, 0);
@@ -199,15 +201,12 @@ void alliance_slow_link(janus_plugin_session *handle, int mindex, gboolean video
 	json_t *ev = json_pack("{s:s, s:s, s:b}", "alliance", "slow_link",
 		"media", video ? "video" : "audio", "uplink", uplink);
 	shell_push(s, NULL, ev, NULL);
+	shell_quality_slow_link(s, video, uplink);
 }
 
 /* --- RTP / RTCP relay (hot path) ------------------------------------------ */
-void alliance_incoming_rtp(janus_plugin_session *handle, janus_plugin_rtp *packet) {
-	ap_session *s = live_session(handle);
-	if(s == NULL || packet->buffer == NULL || packet->length < 12)
-		return;
-	int vi = packet->video ? 1 : 0;
-	s->rtp_in[vi]++;
+/* Forward one packet to the linked peer, if any. */
+static inline void relay(ap_session *s, janus_plugin_rtp *packet, int vi) {
 	if(!g_atomic_int_get(vi ? &s->send_video : &s->send_audio))
 		return;
 	janus_rtp_header *h = (janus_rtp_header *)packet->buffer;
@@ -238,11 +237,22 @@ void alliance_incoming_rtp(janus_plugin_session *handle, janus_plugin_rtp *packe
 	janus_refcount_decrease(&p->ref);
 }
 
+void alliance_incoming_rtp(janus_plugin_session *handle, janus_plugin_rtp *packet) {
+	ap_session *s = live_session(handle);
+	if(s == NULL || packet->buffer == NULL || packet->length < 12)
+		return;
+	int vi = packet->video ? 1 : 0;
+	s->rtp_in[vi]++;
+	relay(s, packet, vi);              /* first the relay, then the meter */
+	shell_quality_rtp(s, packet);
+}
+
 void alliance_incoming_rtcp(janus_plugin_session *handle, janus_plugin_rtcp *packet) {
 	ap_session *s = live_session(handle);
 	if(s == NULL || packet->buffer == NULL || packet->length < 4)
 		return;
 	s->rtcp_in++;
+	shell_quality_rtcp(s, packet);
 	uint32_t remb = janus_rtcp_get_remb(packet->buffer, packet->length);
 	if(remb > 0) {
 		s->remb_in++;
@@ -339,6 +349,8 @@ void alliance_incoming_data(janus_plugin_session *handle, janus_plugin_data *pac
 		reply = dcmsg_pong(msg.ref);
 	} else if(msg.type == DCMSG_ANSWER || msg.type == DCMSG_DISMISS) {
 		shell_answer_dc(s, &msg);   /* acked after the commit */
+	} else if(msg.type == DCMSG_STATS) {
+		shell_quality_stats(s, &msg);
 	}
 	dcmsg_clear(&msg);
 	shell_send_dc(s, reply);

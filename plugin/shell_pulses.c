@@ -126,6 +126,14 @@ static void record(ap_visit *av, int index) {
 		.created_at_us = p->created_us, .expires_at_us = p->expires_us,
 	};
 	store_pulse_create(db, &rec, stored, (void *)"pulse");
+	/* what the connection was like before it: the last quality_context_s,
+	 * or the whole visit for an end pulse */
+	char *ctx = shell_quality_context(av, p->kind == PULSE_END);
+	if(ctx) {
+		store_pulse_quality(db, p->id, ctx, stored, (void *)"pulse quality");
+		free(av->pulse_quality[index]);
+		av->pulse_quality[index] = ctx;
+	}
 	shell_notify(s ? s->handle : NULL, "pulse", json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}",
 		"visit_id", av->v.id, "pulse_id", p->id, "kind", pulse_kind_name(p->kind),
 		"target", visit_role_name(p->target), "instrument", p->instrument,
@@ -279,22 +287,38 @@ static void job_unref(answer_job *j) {
 static void raise_alert(const answer_job *j, const char *rule, const char *score_name,
 		double score, double threshold) {
 	gint64 now = janus_get_real_time();
-	store_alert_rec rec = {
-		.visit_id = j->visit_id, .pulse_id = j->pulse_id, .rule = rule,
-		.score_name = score_name, .score = score, .threshold = threshold,
-		.quality_json = NULL, .at_us = now,
-	};
-	store_alert(db, &rec, stored, (void *)"alert");
-	char message[200];
+	char message[320];
 	if(!strcmp(rule, "below_cutoff"))
 		g_snprintf(message, sizeof(message), "Pulse %s %.1f is below %.1f: a good moment to check in with your client.",
 			score_name, score, threshold);
 	else
 		g_snprintf(message, sizeof(message), "Pulse %s %.1f is %.1f below the client's usual %.1f: a good moment to check in.",
 			score_name, score, threshold - score, threshold);
-	json_t *fields = json_pack("{s:s, s:s, s:s, s:f, s:f, s:n, s:s}", "pulse_id", j->pulse_id,
+	janus_mutex_lock(&visits_mutex);
+	json_t *quality = NULL;
+	const char *ctx = j->av->pulse_quality[j->index];
+	if(ctx) {
+		json_error_t jerr;
+		quality = json_loads(ctx, 0, &jerr);
+	}
+	janus_mutex_unlock(&visits_mutex);
+	/* the technical-confound note: was the connection bad before it? */
+	if(quality) {
+		json_int_t fr = json_integer_value(json_object_get(quality, "freezes"));
+		double frs = json_number_value(json_object_get(quality, "freeze_s"));
+		json_t *path = json_object_get(json_object_get(quality, "paths"), "therapist_to_client");
+		double mos = json_number_value(json_object_get(path, "mos"));
+		size_t used = strlen(message);
+		if(json_is_number(json_object_get(path, "mos")))
+			g_snprintf(message + used, sizeof(message) - used, " Connection before it: %" JSON_INTEGER_FORMAT
+				" freezes, %.0f s frozen, MOS %.1f.", fr, frs, mos);
+		else
+			g_snprintf(message + used, sizeof(message) - used, " Connection before it: %" JSON_INTEGER_FORMAT
+				" freezes, %.0f s frozen.", fr, frs);
+	}
+	json_t *fields = json_pack("{s:s, s:s, s:s, s:f, s:f, s:o, s:s}", "pulse_id", j->pulse_id,
 		"rule", rule, "score_name", score_name, "score", score, "threshold", threshold,
-		"quality", "message", message);
+		"quality", quality ? quality : json_null(), "message", message);
 	janus_mutex_lock(&visits_mutex);
 	ap_session *t = j->av->therapist;
 	if(t)
@@ -312,6 +336,14 @@ static void raise_alert(const answer_job *j, const char *rule, const char *score
 		shell_push(t, NULL, ev, NULL);
 		janus_refcount_decrease(&t->ref);
 	}
+	char *qtext = quality ? json_dumps(quality, JSON_COMPACT) : NULL;
+	store_alert_rec rec = {
+		.visit_id = j->visit_id, .pulse_id = j->pulse_id, .rule = rule,
+		.score_name = score_name, .score = score, .threshold = threshold,
+		.quality_json = qtext, .at_us = now,
+	};
+	store_alert(db, &rec, stored, (void *)"alert");
+	free(qtext);
 	json_object_set_new(fields, "visit_id", json_string(j->visit_id));
 	shell_notify(NULL, "alert", fields);
 	JANUS_LOG(LOG_INFO, "[%s] alert (%s) for visit %s\n", ALLIANCE_PACKAGE, rule, j->visit_id);
@@ -590,6 +622,7 @@ static void close_visit(ap_visit *av, gint64 now) {
 		if(slots[i])
 			shell_push(slots[i], NULL, json_pack("{s:s, s:s}", "alliance", "closed",
 				"visit_id", av->v.id), NULL);
+	shell_quality_finish(av, janus_get_monotonic_time(), now);
 	store_visit_state(db, av->v.id, "closed", now, stored, (void *)"visit closed");
 	shell_notify(NULL, "closed", json_pack("{s:s}", "visit_id", av->v.id));
 	shell_visit_close_locked(av);
@@ -597,6 +630,7 @@ static void close_visit(ap_visit *av, gint64 now) {
 
 static void tick(void) {
 	gint64 now = janus_get_real_time();
+	gint64 mono = janus_get_monotonic_time();
 	GList *closing = NULL;
 	janus_mutex_lock(&visits_mutex);
 	GHashTableIter iter;
@@ -612,6 +646,7 @@ static void tick(void) {
 			else
 				expire(av, act[i].index, now);
 		}
+		shell_quality_tick(av, mono, now);
 		if(av->v.state == VISIT_ENDED &&
 				now >= av->v.ended_at_us + (gint64)settings.end_grace_s * G_USEC_PER_SEC)
 			closing = g_list_prepend(closing, av);

@@ -12,6 +12,7 @@
 #include "shell.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <debug.h>
@@ -53,8 +54,11 @@ void shell_requests_enqueue(ap_session *s, char *transaction, json_t *message, j
 /* --- visits -------------------------------------------------------------- */
 static void visit_free(const janus_refcount *ref) {
 	ap_visit *av = janus_refcount_containerof(ref, ap_visit, ref);
-	for(int i = 0; i < PULSE_MAX; i++)
+	for(int i = 0; i < PULSE_MAX; i++) {
 		g_free(av->partial[i]);
+		free(av->pulse_quality[i]);
+	}
+	quality_visit_free(&av->q);
 	g_free(av);
 }
 
@@ -253,6 +257,11 @@ static json_t *request_create(const proto_request *req) {
 		return shell_error_json(PROTO_ERR_LIMIT_REACHED, "Too many open visits (max_visits=%d)", settings.max_visits);
 	}
 	ap_visit *av = g_new0(ap_visit, 1);
+	if(quality_visit_init(&av->q, settings.quality_context_s) < 0) {
+		janus_mutex_unlock(&visits_mutex);
+		g_free(av);
+		return shell_error_json(PROTO_ERR_INTERNAL, "Out of memory");
+	}
 	janus_refcount_init(&av->ref, visit_free);     /* the table's reference */
 	gint64 now = janus_get_real_time();
 	visit_init(&av->v, id, code, req->client_code, req->modality, &invite_digest, now);
@@ -279,11 +288,12 @@ static json_t *request_status(ap_session *s) {
 		janus_mutex_unlock(&visits_mutex);
 		return shell_error_json(PROTO_ERR_NOT_JOINED, "Join a visit first");
 	}
-	json_t *r = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:{}}",
+	json_t *r = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o}",
 		"alliance", "status", "visit_id", av->v.id, "state", visit_state_name(av->v.state),
 		"modality", visit_modality_name(av->v.modality), "role", visit_role_name(s->role),
 		"participants", participants_json(av),
-		"pending_pulses", shell_pulses_pending(av, janus_get_real_time()), "quality");
+		"pending_pulses", shell_pulses_pending(av, janus_get_real_time()));
+	json_object_set_new(r, "quality", shell_quality_live(av, 10));
 	janus_mutex_unlock(&visits_mutex);
 	return r;
 }

@@ -9,7 +9,7 @@ secs="${FUZZ_SECONDS:-20}"
 make -C "$build" -s fuzz
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-for t in dcmsg proto instrument; do
+for t in dcmsg proto instrument meter; do
 	mkdir -p "$work/$t"
 	cp "$here/corpus/$t/"* "$work/$t/"
 	echo "fuzz_$t: ${secs}s on $(ls "$here/corpus/$t" | wc -l) seeds"
