@@ -17,6 +17,8 @@ void quality_sum_add(quality_sum *s, const meter_window *w) {
 	if(w->end_us > s->end_us)
 		s->end_us = w->end_us;
 	s->windows++;
+	if(w->dir == METER_DOWN)
+		s->down_windows++;
 	if(w->end_us > w->start_us)
 		s->dur_us += w->end_us - w->start_us;
 	if(w->expected > 0) {
@@ -60,6 +62,7 @@ void quality_sum_merge(quality_sum *into, const quality_sum *from) {
 	if(from->end_us > into->end_us)
 		into->end_us = from->end_us;
 	into->windows += from->windows;
+	into->down_windows += from->down_windows;
 	into->dur_us += from->dur_us;
 	into->packets += from->packets;
 	into->expected += from->expected;
@@ -158,9 +161,14 @@ static void track(quality_visit *q, quality_leg leg, int m, const meter_window *
 			t->stall_open = true;
 			t->stall_start = w->end_us - (w->max_gap_ms > 0 ? w->max_gap_ms : w->stall_ms) * 1000;
 		}
-		if(t->stall_open && w->packets > 0 && w->max_gap_ms < 2000) {
+		/* media is back in this window; the silence that ended in it is
+		 * its longest gap (meter.h), which dates the return */
+		if(t->stall_open && w->packets > 0) {
 			t->stall_open = false;
-			emit(q, leg, m, QI_STALL, t->stall_start, w->start_us, (double)(w->start_us - t->stall_start) / 1000.0);
+			int64_t end = t->stall_start + w->max_gap_ms * 1000;
+			if(end < w->start_us || end > w->end_us)
+				end = w->start_us;
+			emit(q, leg, m, QI_STALL, t->stall_start, end, (double)(end - t->stall_start) / 1000.0);
 		}
 	}
 	/* loss bursts, with hysteresis */
@@ -251,6 +259,8 @@ void quality_close_all(quality_visit *q, int64_t now_us) {
 }
 
 int quality_take_incidents(quality_visit *q, quality_incident *out, int max) {
+	if(!out || max <= 0)
+		return 0;
 	int n = q->n_done < max ? q->n_done : max;
 	memcpy(out, q->done, sizeof(quality_incident) * (size_t)n);
 	memmove(q->done, q->done + n, sizeof(quality_incident) * (size_t)(q->n_done - n));
@@ -259,15 +269,26 @@ int quality_take_incidents(quality_visit *q, quality_incident *out, int max) {
 }
 
 /* --- JSON ---------------------------------------------------------------------- */
+/* v rounded to 1/scale; null when unknown (negative), NaN or absurd (the
+ * cast below is only defined well inside the range of long long) */
 static json_t *num_or_null(double v, double scale) {
-	if(v < 0)
+	if(!(v >= 0 && v < 1e15))
 		return json_null();
 	return json_real((double)(long long)(v * scale + 0.5) / scale);
 }
 
+/* milliseconds as seconds rounded to 0.1 */
+static double tenths(int64_t ms) {
+	return (double)((ms + (ms < 0 ? -50 : 50)) / 100) / 10.0;
+}
+
+static json_t *tenths_s(int64_t ms) {
+	return json_real(tenths(ms));
+}
+
 static json_t *sum_json(const quality_sum *s, bool video, bool down) {
 	json_t *o = json_object();
-	json_object_set_new(o, "seconds", json_real((double)(s->dur_us / 100000) / 10.0));
+	json_object_set_new(o, "seconds", tenths_s(s->dur_us / 1000));
 	json_object_set_new(o, "loss_pct", num_or_null(quality_sum_loss_pct(s), 100));
 	json_object_set_new(o, "jitter_ms", num_or_null(quality_sum_jitter_ms(s), 100));
 	if(down) {
@@ -284,21 +305,20 @@ static json_t *sum_json(const quality_sum *s, bool video, bool down) {
 		json_object_set_new(o, "lost", json_integer(s->lost));
 		json_object_set_new(o, "bitrate_kbps", num_or_null(quality_sum_bitrate_kbps(s), 10));
 		json_object_set_new(o, "stalls", json_integer(s->stalls));
-		json_object_set_new(o, "stall_s", json_real((double)(s->stall_ms / 100) / 10.0));
+		json_object_set_new(o, "stall_s", tenths_s(s->stall_ms));
 		if(video) {
 			json_object_set_new(o, "fps", num_or_null(quality_sum_fps(s), 10));
 			json_object_set_new(o, "freezes", json_integer(s->freezes));
-			json_object_set_new(o, "freeze_s", json_real((double)(s->freeze_ms / 100) / 10.0));
+			json_object_set_new(o, "freeze_s", tenths_s(s->freeze_ms));
 		}
 	}
 	return o;
 }
 
 int quality_sum_format(const quality_sum *s, bool video, char *buf, size_t len) {
-	/* the sample: up legs count packets, down legs carry rtt; both shapes fit */
-	bool down = s->rtt_n > 0 || (s->expected == 0 && s->bytes == 0 && s->loss_n > 0);
-	json_t *o = sum_json(s, video, down);
-	char *t = json_dumps(o, JSON_COMPACT);
+	/* the sample: up legs count packets, down legs carry rtt */
+	json_t *o = sum_json(s, video, s->down_windows > 0);
+	char *t = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
 	json_decref(o);
 	int n = -1;
 	if(t && strlen(t) < len) {
@@ -317,12 +337,16 @@ static json_t *path_json(const quality_sum *up, const quality_sum *sender_down, 
 	double loss_a = quality_sum_loss_pct(up), loss_b = quality_sum_loss_pct(recv_down);
 	if(loss_a < 0 && loss_b < 0)
 		return json_null();   /* no audio either way */
+	/* The relay keeps the sender's sequence gaps and timing, so what the
+	 * receiver reports (loss, jitter) already covers the whole path; the
+	 * sender's up leg stands in until the receiver has reported. RTT: the
+	 * two legs' round trips add (each measured by the core's SR/RR). */
 	double rtt = (rtt_a > 0 ? rtt_a : 0) + (rtt_b > 0 ? rtt_b : 0);
-	double jit = (jit_a > 0 ? jit_a : 0) + (jit_b > 0 ? jit_b : 0);
-	double la = loss_a > 0 ? loss_a / 100.0 : 0, lb = loss_b > 0 ? loss_b / 100.0 : 0;
-	double loss = 100.0 * (1.0 - (1.0 - la) * (1.0 - lb));
+	double jit = jit_b >= 0 ? jit_b : (jit_a > 0 ? jit_a : 0);
+	double loss = loss_b >= 0 ? loss_b : (loss_a > 0 ? loss_a : 0);
 	double r = emodel_r(rtt, jit, loss);
-	double mos = emodel_mos(r);
+	/* the badge follows the MOS as shown (rounded to 0.01) */
+	double mos = (double)(long long)(emodel_mos(r) * 100 + 0.5) / 100;
 	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:s, s:b}",
 		"rtt_ms", num_or_null(rtt, 10), "jitter_ms", num_or_null(jit, 10),
 		"loss_pct", num_or_null(loss, 100), "r", num_or_null(r, 10), "mos", num_or_null(mos, 100),
@@ -370,10 +394,10 @@ char *quality_context_json(const quality_visit *q, int seconds) {
 		"client_to_therapist", path_json(&agg[Q_CLIENT_UP][0], &agg[Q_CLIENT_DOWN][0], &agg[Q_THERAPIST_DOWN][0]),
 		"therapist_to_client", path_json(&agg[Q_THERAPIST_UP][0], &agg[Q_THERAPIST_DOWN][0], &agg[Q_CLIENT_DOWN][0]));
 	json_t *o = json_pack("{s:i, s:f, s:o, s:o, s:I, s:f, s:I}",
-		"window_s", seconds, "measured_s", (double)(span / 100000) / 10.0,
+		"window_s", seconds, "measured_s", tenths(span / 1000),
 		"legs", legs, "paths", paths, "freezes", (json_int_t)freezes,
-		"freeze_s", (double)(freeze_ms / 100) / 10.0, "incidents", (json_int_t)q->incidents_total);
-	char *t = json_dumps(o, JSON_COMPACT);
+		"freeze_s", tenths(freeze_ms), "incidents", (json_int_t)q->incidents_total);
+	char *t = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
 	json_decref(o);
 	return t;
 }

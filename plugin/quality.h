@@ -14,8 +14,11 @@
  * reports gave deltas), else the mean of the windows' loss %; jitter and
  * RTT are means of the windows that knew them, with their maxima; bitrate
  * and frame rate are totals over the summed time. Paths (what one
- * participant hears from the other) get an E-model R and MOS (emodel.h)
- * from the sender's up sum and the receiver's down sum.
+ * participant hears from the other) get an E-model R and MOS (emodel.h):
+ * the relay keeps the sender's sequence gaps and timing, so the loss and
+ * jitter the receiver reports describe the whole path (the sender's up leg
+ * stands in until the receiver has reported); the RTT is the sum of the
+ * two legs' round trips.
  *
  * Incidents, per leg and medium (docs/metrics.md has the thresholds):
  *   freeze     a video freeze the meter counted: start = end - duration
@@ -47,6 +50,7 @@ typedef enum quality_leg {
 
 typedef struct quality_sum {
 	int64_t windows;
+	int64_t down_windows;                     /* of them, down (RTCP) windows */
 	int64_t start_us, end_us, dur_us;
 	int64_t packets, expected, lost;          /* lost >= 0 per window */
 	int64_t counted_windows;                  /* windows with expected > 0 */
@@ -129,7 +133,11 @@ int quality_take_incidents(quality_visit *q, quality_incident *out, int max);
  * "incidents": n}. */
 char *quality_context_json(const quality_visit *q, int seconds);
 
-/* One bucket of one leg+medium as JSON (the stored sample), in buf. */
+/* One bucket of one leg+medium as JSON (the stored sample), in buf: the
+ * shape of a down leg (rtt, nack, pli, fir) if its windows were down
+ * windows, else of an up leg (packets, bitrate, stalls, fps, freezes).
+ * Returns the length, or -1 if it did not fit (buf then holds ""); 512
+ * bytes always suffice. */
 int quality_sum_format(const quality_sum *s, bool video, char *buf, size_t len);
 
 /* "good" / "fair" / "poor" for a path MOS (>= 4.0, >= 3.1, else). */
