@@ -80,6 +80,7 @@ struct ap_visit;
 typedef struct ap_session {
 	janus_plugin_session *handle;
 	struct ap_visit *visit;      /* joined visit (ref held), under visits_mutex */
+	char closed_visit[VISIT_ID_MAX + 1];  /* the visit that closed under it, if any */
 	visit_role role;
 	/* negotiated media (set by configure on the message thread) */
 	volatile gint negotiated;    /* an answer was sent at least once */
@@ -159,7 +160,7 @@ int shell_pulses_start(void);
 void shell_pulses_stop(void);
 void shell_pulses_on_join(ap_visit *av, ap_session *s, gint64 now);
 void shell_pulses_end(ap_visit *av, gint64 now, json_t *pulse_ids); /* creates; on_join delivers */
-json_t *shell_pulses_pending(ap_visit *av, gint64 now);
+json_t *shell_pulses_pending(ap_visit *av, visit_role viewer, gint64 now);
 json_t *shell_pulse_request(ap_session *s, const proto_request *req);
 json_t *shell_answer_request(ap_session *s, const proto_request *req);
 void shell_answer_dc(ap_session *s, const dcmsg *msg);

@@ -103,7 +103,7 @@ static gboolean deliver(ap_visit *av, int index, gint64 now) {
 	gboolean dc = g_atomic_int_get(&s->dataready);
 	send_to(s, "pulse", fields);
 	pulse_sched_delivered(&av->ps, index, now);
-	store_pulse_status(db, p->id, "delivered", now, stored, (void *)"pulse delivered");
+	store_pulse_delivered(db, p->id, dc ? "datachannel" : "event", now, stored, (void *)"pulse delivered");
 	JANUS_LOG(LOG_VERB, "[%s] pulse %s delivered by %s\n", ALLIANCE_PACKAGE, p->id,
 		dc ? "data channel" : "event");
 	return TRUE;
@@ -156,11 +156,16 @@ static void expire(ap_visit *av, int index, gint64 now) {
 	av->partial[index] = NULL;
 }
 
+/* A participant (re-)joined: every pulse still open for their role goes to
+ * this new handle — one created while they were away, or one an earlier
+ * handle got but did not answer (a reloaded page). */
 void shell_pulses_on_join(ap_visit *av, ap_session *s, gint64 now) {
-	int und[PULSE_MAX];
-	int n = pulse_sched_undelivered(&av->ps, s->role, und, PULSE_MAX);
-	for(int i = 0; i < n; i++)
-		deliver(av, und[i], now);
+	for(int i = 0; i < av->ps.n; i++) {
+		pulse *p = &av->ps.pulses[i];
+		if(p->target == s->role && (p->status == PULSE_OPEN || p->status == PULSE_PARTIAL) &&
+				now < p->expires_us)
+			deliver(av, i, now);
+	}
 }
 
 void shell_pulses_end(ap_visit *av, gint64 now, json_t *pulse_ids) {
@@ -174,10 +179,13 @@ void shell_pulses_end(ap_visit *av, gint64 now, json_t *pulse_ids) {
 	}
 }
 
-json_t *shell_pulses_pending(ap_visit *av, gint64 now) {
+json_t *shell_pulses_pending(ap_visit *av, visit_role viewer, gint64 now) {
 	json_t *list = json_array();
 	for(int i = 0; i < av->ps.n; i++) {
 		pulse *p = &av->ps.pulses[i];
+		/* the therapist sees both; a client only their own */
+		if(viewer != VISIT_ROLE_THERAPIST && p->target != viewer)
+			continue;
 		if((p->status == PULSE_OPEN || p->status == PULSE_PARTIAL) && now < p->expires_us)
 			json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:b, s:I}",
 				"pulse_id", p->id, "target", visit_role_name(p->target),
@@ -448,8 +456,12 @@ static answer_job *submit(ap_session *s, const char *pulse_id, const json_t *res
 	janus_mutex_lock(&visits_mutex);
 	ap_visit *av = s->visit;
 	if(av == NULL) {
+		gboolean closed = s->closed_visit[0] != '\0';
 		janus_mutex_unlock(&visits_mutex);
-		fail_answer(e, PROTO_ERR_NOT_JOINED, "not_joined", "join a visit first");
+		if(closed)   /* the visit closed under this handle: the time is over */
+			fail_answer(e, PROTO_ERR_EXPIRED, "expired", "the visit is closed: answers are no longer accepted");
+		else
+			fail_answer(e, PROTO_ERR_NOT_JOINED, "not_joined", "join a visit first");
 		return NULL;
 	}
 	int index = -1;
@@ -619,9 +631,12 @@ static GCond timer_cond;
 static void close_visit(ap_visit *av, gint64 now) {
 	ap_session *slots[2] = { av->therapist, av->client };
 	for(int i = 0; i < 2; i++)
-		if(slots[i])
+		if(slots[i]) {
+			/* late answers on this handle get `expired`, not `not_joined` */
+			g_strlcpy(slots[i]->closed_visit, av->v.id, sizeof(slots[i]->closed_visit));
 			shell_push(slots[i], NULL, json_pack("{s:s, s:s}", "alliance", "closed",
 				"visit_id", av->v.id), NULL);
+		}
 	shell_quality_finish(av, janus_get_monotonic_time(), now);
 	store_visit_state(db, av->v.id, "closed", now, stored, (void *)"visit closed");
 	shell_notify(NULL, "closed", json_pack("{s:s}", "visit_id", av->v.id));

@@ -92,6 +92,7 @@ static ap_session **slot_of(ap_visit *av, visit_role role) {
  * visit, the visit's slot one on s. */
 static void seat(ap_visit *av, ap_session *s, visit_role role) {
 	janus_refcount_increase(&av->ref);
+	s->closed_visit[0] = '\0';
 	s->visit = av;
 	s->role = role;
 	ap_session **slot = slot_of(av, role);
@@ -292,7 +293,7 @@ static json_t *request_status(ap_session *s) {
 		"alliance", "status", "visit_id", av->v.id, "state", visit_state_name(av->v.state),
 		"modality", visit_modality_name(av->v.modality), "role", visit_role_name(s->role),
 		"participants", participants_json(av),
-		"pending_pulses", shell_pulses_pending(av, janus_get_real_time()));
+		"pending_pulses", shell_pulses_pending(av, s->role, janus_get_real_time()));
 	json_object_set_new(r, "quality", shell_quality_live(av, 10));
 	janus_mutex_unlock(&visits_mutex);
 	return r;

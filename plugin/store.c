@@ -469,6 +469,16 @@ int store_pulse_status(store *st, const char *pulse_id, const char *status,
 	return queue_change(st, JOB_PULSE_STATUS, pulse_id, status, at_us, cb, user);
 }
 
+int store_pulse_delivered(store *st, const char *pulse_id, const char *via,
+		gint64 at_us, store_done_cb cb, void *user) {
+	if(st == NULL || pulse_id == NULL || via == NULL ||
+			(strcmp(via, "datachannel") != 0 && strcmp(via, "event") != 0))
+		return -1;
+	char status[32];
+	g_snprintf(status, sizeof(status), "delivered:%s", via);
+	return queue_change(st, JOB_PULSE_STATUS, pulse_id, status, at_us, cb, user);
+}
+
 int store_answer(store *st, const store_answer_rec *r,
 		store_done_cb cb, void *user) {
 	if(st == NULL || r == NULL || r->pulse_id == NULL

@@ -165,6 +165,12 @@ int store_pulse_create(store *st, const store_pulse_rec *r,
 int store_pulse_status(store *st, const char *pulse_id, const char *status,
 	gint64 at_us, store_done_cb cb, void *user);
 
+/* The pulse went out by via ("datachannel" | "event"): status as
+ * store_pulse_status(…, "delivered", …), and delivered_via is set if it
+ * was not known when the pulse was created (a pulse delivered on re-join). */
+int store_pulse_delivered(store *st, const char *pulse_id, const char *via,
+	gint64 at_us, store_done_cb cb, void *user);
+
 typedef struct store_item_value {
 	const char *item_id;
 	double value;

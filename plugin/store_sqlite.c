@@ -47,7 +47,7 @@ enum {
 	ST_DISMISS_INSERT, ST_DISMISS_UPDATE,
 	ST_ALERT_INSERT, ST_EVENT_INSERT, ST_SAMPLE_INSERT,
 	ST_CLIENT_SCORES,
-	ST_PULSE_QUALITY, ST_INCIDENT_INSERT,
+	ST_PULSE_QUALITY, ST_INCIDENT_INSERT, ST_PULSE_SET_VIA,
 	ST_VISIT_EXISTS, ST_VISIT_PULSE_QUALITY, ST_VISIT_INCIDENTS, ST_VISIT_SAMPLES,
 	ST__COUNT
 };
@@ -120,6 +120,8 @@ static const char *const statement_sql[ST__COUNT] = {
 		") ORDER BY t ASC, pid ASC",
 	[ST_PULSE_QUALITY] =
 		"UPDATE pulses SET quality_json = ?2 WHERE pulse_id = ?1",
+	[ST_PULSE_SET_VIA] =
+		"UPDATE pulses SET delivered_via = ?2 WHERE pulse_id = ?1 AND delivered_via IS NULL",
 	[ST_INCIDENT_INSERT] =
 		"INSERT INTO incidents(visit_id, leg, medium, kind, started_at, ended_at, detail_json)"
 		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -335,6 +337,13 @@ static store_rc sq_pulse_status(store_backend *b, const char *pulse_id,
 	int rc = tx_begin(b);
 	if(rc != SQLITE_DONE)
 		return fail(b, rc, "pulse_status", err, errlen);
+	/* "delivered:<via>" (store_pulse_delivered) also records how it went
+	 * out, if that was not known when the pulse was created */
+	const char *via = NULL;
+	if(g_str_has_prefix(status, "delivered:")) {
+		via = status + strlen("delivered:");
+		status = "delivered";
+	}
 	pulse_state ps;
 	store_rc out = open_pulse(b, pulse_id, "pulse_status", &ps, err, errlen);
 	/* delivery never moves a pulse backwards: only pending -> delivered */
@@ -342,6 +351,13 @@ static store_rc sq_pulse_status(store_backend *b, const char *pulse_id,
 	if(out == STORE_OK && change) {
 		rc = set_pulse_status(b, pulse_id, status, at_us);
 		if(rc != SQLITE_DONE)
+			out = fail(b, rc, "pulse_status", err, errlen);
+	}
+	if(out == STORE_OK && via) {
+		sqlite3_stmt *st = b->st[ST_PULSE_SET_VIA];
+		bind_text(st, 1, pulse_id);
+		bind_text(st, 2, via);
+		if((rc = run(b, st)) != SQLITE_DONE)
 			out = fail(b, rc, "pulse_status", err, errlen);
 	}
 	return tx_end(b, out, err, errlen);

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import api as _api  # noqa: E402
 from harness import janus as _janus  # noqa: E402
+from harness.evh import EventCollector  # noqa: E402
 from harness.janus import AllianceKeys, alliance_server  # noqa: E402
 from harness.netns import NetnsPair, install_signal_teardown  # noqa: E402
 from harness.peer import pin_host_addresses  # noqa: E402
@@ -148,19 +149,41 @@ def _stop_checked(server, secrets=()):
 @pytest.fixture(scope="module")
 def janus(net, keys, tmp_path_factory, request):
     """One Janus per module. A module may set ALLIANCE_CONFIG = {...} to pass
-    plugin settings (end_grace_s, extra_general, ...) to alliance_config()."""
+    plugin settings (end_grace_s, events, extra_general, ...) to
+    alliance_config(), and ALLIANCE_EVENT_HANDLER = "plugins" (or another
+    sampleevh events mask) to have Janus's sample event handler POST its
+    events to `janus.collector` (harness/evh.py)."""
     so = _janus.plugin_so_path()
     if not so.exists():
         pytest.fail(f"alliance plugin not built ({so}); run ./autogen.sh && ./configure && make "
                     "or set ALLIANCE_PLUGIN_SO", pytrace=False)
     cfg = dict(getattr(request.module, "ALLIANCE_CONFIG", {}))
+    # ALLIANCE_EVENT_HANDLER = "plugins" (a sampleevh events mask): load the
+    # stock sample event handler, POSTing to a collector in the client
+    # namespace (janus.collector, harness/evh.py)
+    evh_mask = getattr(request.module, "ALLIANCE_EVENT_HANDLER", None)
+    collector = None
+    if evh_mask:
+        collector = EventCollector(net.client_ip).start()
+        cfg["event_handler"] = {"backend": collector.url,
+                                "events": evh_mask if isinstance(evh_mask, str) else "plugins"}
     srv = alliance_server(net, tmp_path_factory.mktemp("janus"), keys, **cfg)
-    _start_checked(srv)
+    srv.collector = collector
+    try:
+        _start_checked(srv)
+    except BaseException:
+        if collector is not None:
+            collector.stop()
+        raise
     try:
         yield srv
     finally:
-        _stop_checked(srv, secrets=list(keys.therapists.values()) + list(keys.supervisors.values())
-                      + list(_api.SEEN_SECRETS))
+        try:
+            _stop_checked(srv, secrets=list(keys.therapists.values())
+                          + list(keys.supervisors.values()) + list(_api.SEEN_SECRETS))
+        finally:
+            if collector is not None:
+                collector.stop()
 
 
 # -- async tests -----------------------------------------------------------------

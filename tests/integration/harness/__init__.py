@@ -5,4 +5,6 @@ Modules:
   janus  -- a throwaway Janus instance (config folder, start, health, stop)
   api    -- asyncio Janus API clients (HTTP long-poll and WebSocket)
   peer   -- an aiortc participant with synthetic audio/video + data channel
+  evh    -- an HTTP collector for Janus's sample event handler
+  store  -- read-only queries on the plugin's SQLite store
 """

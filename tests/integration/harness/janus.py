@@ -7,6 +7,15 @@ what the run needs, starts `ip netns exec <server-ns> janus -F <confdir>`
 with stdout+stderr captured to a log file, waits for the HTTP API to answer
 `{"janus":"info"}` listing the required plugins, and on `stop()` sends
 SIGTERM (then SIGKILL after a grace period) and returns the log.
+`kill()` is a crash (SIGKILL, no cleanup); `restart()` starts the same
+configuration and workdir again (same database), e.g. after a `kill()`.
+`start(require_plugins=False)` only waits for the core (for tests of a
+plugin that refuses to initialise).
+
+With `event_handler={"backend": url, "events": "plugins"}` the stock
+sample event handler (libjanus_sampleevh.so) is loaded and POSTs Janus
+events to `url` (see harness/evh.py for a collector), and the core's
+`events.broadcast` is on.
 
 `health_problems()` is what the per-test check uses: the process must still
 run and the log must not contain sanitizer reports.
@@ -41,6 +50,7 @@ from .netns import NetnsPair
 REPO_ROOT = Path(__file__).resolve().parents[3]
 JANUS_LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
 TRANSPORTS = ("libjanus_http.so", "libjanus_websockets.so")
+SAMPLE_EVH = "libjanus_sampleevh.so"
 ALLIANCE_PACKAGE = "janus.plugin.alliance"
 
 HTTP_PORT = 8088
@@ -141,7 +151,8 @@ class JanusServer:
     def __init__(self, net: NetnsPair, workdir: Path, *, plugin_sos: Iterable[Path],
                  required_plugins: Iterable[str], plugin_configs: Optional[Dict[str, str]] = None,
                  debug_level: Optional[int] = None, sanitize: Optional[bool] = None,
-                 session_timeout: int = 60) -> None:
+                 session_timeout: int = 60, event_handler: Optional[Dict[str, str]] = None,
+                 umask: Optional[int] = None) -> None:
         self.net = net
         self.workdir = Path(workdir)
         self.plugin_sos = [Path(p) for p in plugin_sos]
@@ -151,7 +162,14 @@ class JanusServer:
                                else os.environ.get("ALLIANCE_JANUS_DEBUG", "4"))
         self.sanitize = sanitize_enabled() if sanitize is None else sanitize
         self.session_timeout = session_timeout
+        self.event_handler = dict(event_handler) if event_handler else None
+        self.umask = umask                       # janus's umask (None: inherit ours)
+        self.db_path: Optional[Path] = None      # set by alliance_server()
+        self.collector = None                    # an evh.EventCollector, if a fixture made one
         self.admin_secret = secrets.token_hex(16)
+        # unique per instance: start() checks that the janus answering on the
+        # (fixed) ports is this one and not another instance still running
+        self.server_name = f"alliance-it-{secrets.token_hex(4)}"
         self.ip = net.server_ip
         self.http_url = f"http://{self.ip}:{HTTP_PORT}/janus"
         self.ws_url = f"ws://{self.ip}:{WS_PORT}/"
@@ -170,14 +188,20 @@ class JanusServer:
         for t in targets:
             if not t.exists():
                 raise JanusStartError(f"{t} does not exist")
-            (folder / t.name).symlink_to(t.resolve())
+            link = folder / t.name
+            if link.is_symlink() and os.path.realpath(link) == str(t.resolve()):
+                continue          # restart(): the folder is already there
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(t.resolve())
         return folder
 
     def write_config(self) -> None:
         self.confdir.mkdir(parents=True, exist_ok=True)
         plugins = self._link_folder("plugins", self.plugin_sos)
         transports = self._link_folder("transports", [JANUS_LIB / "transports" / t for t in TRANSPORTS])
-        events = self._link_folder("events", [])
+        events = self._link_folder("events", [JANUS_LIB / "events" / SAMPLE_EVH]
+                                   if self.event_handler else [])
         loggers = self._link_folder("loggers", [])
         (self.confdir / "janus.jcfg").write_text(f"""general: {{
     configs_folder = "{self.confdir}"
@@ -190,7 +214,7 @@ class JanusServer:
     debug_colors = false
     admin_secret = "{self.admin_secret}"
     session_timeout = {self.session_timeout}
-    server_name = "alliance-it"
+    server_name = "{self.server_name}"
     interface = "{self.ip}"
 }}
 certificates: {{
@@ -208,7 +232,18 @@ transports: {{
 loggers: {{
 }}
 events: {{
-    broadcast = false
+    broadcast = {"true" if self.event_handler else "false"}
+}}
+""")
+        if self.event_handler:
+            (self.confdir / "janus.eventhandler.sampleevh.jcfg").write_text(f"""general: {{
+    enabled = true
+    events = "{self.event_handler.get('events', 'plugins')}"
+    grouping = {self.event_handler.get('grouping', 'true')}
+    json = "plain"
+    backend = "{self.event_handler['backend']}"
+    max_retransmissions = 3
+    retransmissions_backoff = 50
 }}
 """)
         (self.confdir / "janus.transport.http.jcfg").write_text(f"""general: {{
@@ -247,7 +282,9 @@ cors: {{
             (self.confdir / name).write_text(text)
 
     # -- process -----------------------------------------------------------
-    def start(self, timeout: float = 15.0) -> "JanusServer":
+    def start(self, timeout: float = 15.0, require_plugins: bool = True) -> "JanusServer":
+        """Start janus and wait until `GET /info` answers (listing the
+        required plugins unless require_plugins=False)."""
         self.write_config()
         cmd = ["ip", "netns", "exec", self.net.server_ns]
         env_vars = sanitizer_env() if self.sanitize else {}
@@ -257,18 +294,19 @@ cors: {{
         self._log_fh = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log_fh, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=self.workdir,
-                                     start_new_session=True)
+                                     start_new_session=True,
+                                     umask=-1 if self.umask is None else self.umask)
         STARTED_PIDS.append(self.proc.pid)
         RUNNING.append(self)
         try:
-            self._wait_ready(timeout)
+            self._wait_ready(timeout, require_plugins)
         except BaseException:
             self.stop()
             raise
         self._checked_offset = self.log_size()
         return self
 
-    def _wait_ready(self, timeout: float) -> None:
+    def _wait_ready(self, timeout: float, require_plugins: bool = True) -> None:
         deadline = time.monotonic() + timeout
         last_err = None
         while time.monotonic() < deadline:
@@ -278,7 +316,12 @@ cors: {{
             try:
                 info = self.http_json("GET", f"{self.http_url}/info", timeout=1.0)
                 if info.get("janus") == "server_info":
-                    missing = [p for p in self.required_plugins if p not in info.get("plugins", {})]
+                    if info.get("server-name") != self.server_name:
+                        raise JanusStartError(
+                            f"another janus ({info.get('server-name')!r}) answers on {self.http_url}; "
+                            "only one instance can run at a time (fixed ports)\n" + self.log_tail(20))
+                    missing = [p for p in self.required_plugins if p not in info.get("plugins", {})] \
+                        if require_plugins else []
                     if missing:
                         raise JanusStartError(f"janus is up but plugin(s) {missing} not loaded; "
                                               f"loaded: {list(info.get('plugins', {}))}\n"
@@ -317,6 +360,29 @@ cors: {{
             self._log_fh.close()
             self._log_fh = None
         return self.log_text()
+
+    def kill(self) -> None:
+        """A crash: SIGKILL to janus's process group, no shutdown, no
+        checkpoint. The process is reaped; the workdir stays."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+        if self in RUNNING:
+            RUNNING.remove(self)
+        if getattr(self, "_log_fh", None):
+            self._log_fh.close()
+            self._log_fh = None
+
+    def restart(self, *, hard: bool = True, timeout: float = 15.0,
+                require_plugins: bool = True) -> "JanusServer":
+        """Start again with the same config folder and workdir (so the same
+        database). hard=True: kill() first (if still running); else stop()."""
+        if hard:
+            self.kill()
+        else:
+            self.stop()
+        self.exit_problem = None
+        return self.start(timeout=timeout, require_plugins=require_plugins)
 
     # -- log -----------------------------------------------------------------
     def log_size(self) -> int:
@@ -387,9 +453,17 @@ cors: {{
         return self.admin(f"/{session_id}/{handle_id}", "handle_info").get("info", {})
 
 
-def alliance_server(net: NetnsPair, workdir: Path, keys: AllianceKeys, **cfg) -> JanusServer:
-    """A JanusServer loading only the alliance plugin, configured with `keys`."""
+def alliance_server(net: NetnsPair, workdir: Path, keys: AllianceKeys, *,
+                    db_path: Optional[Path] = None,
+                    event_handler: Optional[Dict[str, str]] = None, **cfg) -> JanusServer:
+    """A JanusServer loading only the alliance plugin, configured with `keys`.
+    The store is `<workdir>/alliance.sqlite` unless `db_path` says otherwise
+    (`server.db_path` either way); `event_handler` as for JanusServer."""
     so = plugin_so_path()
-    text = alliance_config(Path(workdir) / "alliance.sqlite", keys, **cfg)
-    return JanusServer(net, workdir, plugin_sos=[so], required_plugins=[ALLIANCE_PACKAGE],
-                       plugin_configs={f"{ALLIANCE_PACKAGE}.jcfg": text})
+    db = Path(db_path) if db_path is not None else Path(workdir) / "alliance.sqlite"
+    text = alliance_config(db, keys, **cfg)
+    srv = JanusServer(net, workdir, plugin_sos=[so], required_plugins=[ALLIANCE_PACKAGE],
+                      plugin_configs={f"{ALLIANCE_PACKAGE}.jcfg": text},
+                      event_handler=event_handler)
+    srv.db_path = db
+    return srv

@@ -1,0 +1,98 @@
+"""Read-only access to the plugin's SQLite store (`server.db_path`), for
+checking what was stored.
+
+Every call opens its own read-only connection (`mode=ro`) and closes it,
+so it always sees the latest commit and never holds a lock or a WAL
+snapshot that would keep Janus from checkpointing. Nothing here writes.
+
+    rows(db, "SELECT * FROM answers WHERE pulse_id = ?", (pid,))  -> [dict]
+    one(db, sql, args)                                             -> dict | None
+    await wait_row(db, sql, args, timeout=5)                       -> dict (first row)
+    visit_snapshot(db, visit_id)   -> every stored row about one visit
+                                      (pulses, answers, answer_items, scores, alerts)
+"""
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+
+def connect_ro(db: Path) -> sqlite3.Connection:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    con.row_factory = sqlite3.Row
+    return con
+
+
+def rows(db: Path, sql: str, args: Sequence[Any] = ()) -> List[Dict[str, Any]]:
+    con = connect_ro(db)
+    try:
+        return [dict(r) for r in con.execute(sql, tuple(args)).fetchall()]
+    finally:
+        con.close()
+
+
+def one(db: Path, sql: str, args: Sequence[Any] = ()) -> Optional[Dict[str, Any]]:
+    r = rows(db, sql, args)
+    assert len(r) <= 1, f"expected at most one row for {sql!r} {args}, got {r}"
+    return r[0] if r else None
+
+
+async def wait_rows(db: Path, sql: str, args: Sequence[Any] = (),
+                    predicate: Optional[Callable[[List[Dict[str, Any]]], bool]] = None,
+                    timeout: float = 5.0) -> List[Dict[str, Any]]:
+    """Poll until the query returns rows (and predicate(rows) holds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = rows(db, sql, args)
+        if r and (predicate is None or predicate(r)):
+            return r
+        if time.monotonic() > deadline:
+            raise AssertionError(f"store: {sql!r} {tuple(args)} did not reach the expected "
+                                 f"rows within {timeout}s; last: {r}")
+        await asyncio.sleep(0.05)
+
+
+async def wait_row(db: Path, sql: str, args: Sequence[Any] = (),
+                   predicate: Optional[Callable[[Dict[str, Any]], bool]] = None,
+                   timeout: float = 5.0) -> Dict[str, Any]:
+    r = await wait_rows(db, sql, args, (lambda rs: predicate(rs[0])) if predicate else None,
+                        timeout)
+    return r[0]
+
+
+def visit_snapshot(db: Path, visit_id: str) -> Dict[str, List[Dict[str, Any]]]:
+    """Every row about the visit's pulses and answers, in a stable order."""
+    q = {
+        "visits": ("SELECT * FROM visits WHERE visit_id = ?", "visit_id"),
+        "pulses": ("SELECT * FROM pulses WHERE visit_id = ? ORDER BY pulse_id", None),
+        "answers": ("SELECT a.* FROM answers a JOIN pulses p USING (pulse_id) "
+                    "WHERE p.visit_id = ? ORDER BY a.pulse_id", None),
+        "answer_items": ("SELECT i.* FROM answer_items i JOIN pulses p USING (pulse_id) "
+                         "WHERE p.visit_id = ? ORDER BY i.pulse_id, i.item_id", None),
+        "scores": ("SELECT s.* FROM scores s JOIN pulses p USING (pulse_id) "
+                   "WHERE p.visit_id = ? ORDER BY s.pulse_id, s.name", None),
+        "alerts": ("SELECT * FROM alerts WHERE visit_id = ? ORDER BY id", None),
+    }
+    con = connect_ro(db)
+    try:
+        con.execute("BEGIN")            # one read snapshot for all tables
+        out = {name: [dict(r) for r in con.execute(sql, (visit_id,)).fetchall()]
+               for name, (sql, _) in q.items()}
+        con.execute("COMMIT")
+        return out
+    finally:
+        con.close()
+
+
+def answer_of(db: Path, pulse_id: str) -> Dict[str, Any]:
+    """{"answer": row or None, "items": {item: value}, "scores": {name: value}}."""
+    return {
+        "answer": one(db, "SELECT * FROM answers WHERE pulse_id = ?", (pulse_id,)),
+        "items": {r["item_id"]: r["value"] for r in
+                  rows(db, "SELECT item_id, value FROM answer_items WHERE pulse_id = ?", (pulse_id,))},
+        "scores": {r["name"]: r["value"] for r in
+                   rows(db, "SELECT name, value FROM scores WHERE pulse_id = ?", (pulse_id,))},
+    }
