@@ -67,3 +67,28 @@ async def test_missing_db_folder_refused(net, keys, tmp_path_factory):
     db = folder / "alliance.sqlite"
     await refused_start(net, keys, work, db, ["does not exist", str(folder)])
     assert not folder.exists(), "the plugin created the missing folder"
+
+
+async def test_read_only_database_refused(net, keys, tmp_path_factory):
+    """A database on a read-only mount (as root, file modes alone would not
+    stop writes): the plugin refuses to start with a clear error, and the
+    file is untouched."""
+    import subprocess
+    work = tmp_path_factory.mktemp("readonly")
+    folder = work / "ro"
+    folder.mkdir()
+    db = folder / "alliance.sqlite"
+    # a real, valid store made by the product itself, then frozen read-only
+    import sqlite3
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE t(x)")
+    con.close()
+    os.chmod(db, 0o600)
+    digest = hashlib.sha256(db.read_bytes()).hexdigest()
+    subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True)
+        await refused_start(net, keys, work, db, ["read-only", str(folder)])
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == digest, "the read-only file was modified"
