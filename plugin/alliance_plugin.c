@@ -200,6 +200,14 @@ static int load_config(const char *config_path) {
 	}
 	if((settings.quality_live_s = cfg_int(cfg, general, "quality_live_s", 5, 60)) < 0)
 		goto out;
+	if((settings.qpulse_freezes = cfg_int(cfg, general, "quality_pulse_freezes", 0, 1000)) < 0 ||
+			(settings.qpulse_frozen_s = cfg_int(cfg, general, "quality_pulse_frozen_s", 0, 3600)) < 0 ||
+			(settings.qpulse_window_s = cfg_int(cfg, general, "quality_pulse_window_s", 120, 1200)) < 0)
+		goto out;
+	if(settings.qpulse_window_s < 5) {
+		JANUS_LOG(LOG_ERR, "[%s] general.quality_pulse_window_s must be 5..1200\n", ALLIANCE_PACKAGE);
+		goto out;
+	}
 	if(settings.quality_live_s < 1) {
 		JANUS_LOG(LOG_ERR, "[%s] general.quality_live_s must be 1..60\n", ALLIANCE_PACKAGE);
 		goto out;

@@ -402,6 +402,20 @@ char *quality_context_json(const quality_visit *q, int seconds) {
 	return t;
 }
 
+void quality_recent(const quality_visit *q, int seconds, quality_leg leg, int medium,
+		quality_sum *out) {
+	memset(out, 0, sizeof(*out));
+	if(leg < 0 || leg >= Q_LEGS || medium < 0 || medium >= Q_MEDIA)
+		return;
+	quality_sum_merge(out, &q->cur[leg][medium]);
+	int want = (int)((seconds * 1000000LL + Q_BUCKET_US - 1) / Q_BUCKET_US);
+	int take = want < q->n ? want : q->n;
+	for(int k = 0; k < take; k++) {
+		int slot = (q->head + q->n - 1 - k) % q->cap;
+		quality_sum_merge(out, &ring_at(q, slot)[leg * Q_MEDIA + medium]);
+	}
+}
+
 const char *quality_badge(double mos) {
 	if(mos >= 4.0)
 		return "good";

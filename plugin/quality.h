@@ -133,6 +133,11 @@ int quality_take_incidents(quality_visit *q, quality_incident *out, int max);
  * "incidents": n}. */
 char *quality_context_json(const quality_visit *q, int seconds);
 
+/* Sum of the last `seconds` (the current bucket and enough completed ones)
+ * of one leg and medium, into *out. */
+void quality_recent(const quality_visit *q, int seconds, quality_leg leg, int medium,
+	quality_sum *out);
+
 /* One bucket of one leg+medium as JSON (the stored sample), in buf: the
  * shape of a down leg (rtt, nack, pli, fir) if its windows were down
  * windows, else of an up leg (packets, bitrate, stalls, fps, freezes).

@@ -71,6 +71,10 @@ typedef struct ap_settings {
 	int quality_sample_s;              /* stored samples every … (multiple of 5) */
 	int quality_context_s;             /* a pulse's quality context */
 	int quality_live_s;                /* live quality to the therapist every … */
+	/* the quality-triggered technology pulse (off when both are 0) */
+	int qpulse_freezes;                /* >= this many freezes ... */
+	int qpulse_frozen_s;               /* ... or >= this many seconds frozen ... */
+	int qpulse_window_s;               /* ... within this window */
 	int offsets_s[PULSE_OFFSETS_MAX];  /* default in-session schedule */
 	int n_offsets;
 } ap_settings;
@@ -124,6 +128,7 @@ typedef struct ap_visit {
 	quality_sum sample_acc[Q_LEGS][Q_MEDIA];  /* buckets not yet stored */
 	int sample_buckets;
 	gint64 next_window_us, next_live_us, next_sample_us;   /* monotonic */
+	gint64 qpulse_after_us;                   /* no quality pulse before (monotonic) */
 	janus_refcount ref;
 } ap_visit;
 
@@ -162,6 +167,7 @@ void shell_pulses_on_join(ap_visit *av, ap_session *s, gint64 now);
 void shell_pulses_end(ap_visit *av, gint64 now, json_t *pulse_ids); /* creates; on_join delivers */
 json_t *shell_pulses_pending(ap_visit *av, visit_role viewer, gint64 now);
 json_t *shell_pulse_request(ap_session *s, const proto_request *req);
+gboolean shell_pulses_quality_trigger(ap_visit *av, gint64 now_real);
 json_t *shell_answer_request(ap_session *s, const proto_request *req);
 void shell_answer_dc(ap_session *s, const dcmsg *msg);
 

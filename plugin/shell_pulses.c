@@ -258,6 +258,23 @@ json_t *shell_pulse_request(ap_session *s, const proto_request *req) {
 	return json_pack("{s:s, s:o}", "alliance", "pulse_sent", "pulse_ids", ids);
 }
 
+/* The quality rule fired: send the technology item to the client, if one
+ * is loaded, the client is present and has no open pulse (under
+ * visits_mutex). Returns TRUE if a pulse went out. */
+gboolean shell_pulses_quality_trigger(ap_visit *av, gint64 now) {
+	const instrument *tech = instrument_set_default(instruments, "technology");
+	if(tech == NULL || av->client == NULL || av->v.state != VISIT_LIVE)
+		return FALSE;
+	int index = -1;
+	if(pulse_sched_trigger(&av->ps, VISIT_ROLE_CLIENT, instrument_id(tech),
+			PULSE_TRIGGER_QUALITY, now, &index) != PULSE_OK)
+		return FALSE;
+	launch(av, index, now);
+	JANUS_LOG(LOG_INFO, "[%s] quality rule: technology pulse %s sent\n", ALLIANCE_PACKAGE,
+		av->ps.pulses[index].id);
+	return TRUE;
+}
+
 /* --- answers ----------------------------------------------------------------- */
 typedef struct answer_job {
 	volatile gint refs;            /* the store callback's, plus a sync waiter's */

@@ -214,6 +214,20 @@ void shell_quality_tick(ap_visit *av, gint64 now, gint64 now_real) {
 		if(av->therapist)
 			feed_session(av, av->therapist, Q_THERAPIST_UP, Q_THERAPIST_DOWN, now);
 	}
+	/* the optional quality rule: a run of freezes asks the client about the
+	 * technology (separating "the video was bad" from "the session was") */
+	if((settings.qpulse_freezes > 0 || settings.qpulse_frozen_s > 0) && av->v.state == VISIT_LIVE &&
+			now >= av->qpulse_after_us) {
+		quality_sum a, b;
+		quality_recent(&av->q, settings.qpulse_window_s, Q_CLIENT_UP, 1, &a);
+		quality_recent(&av->q, settings.qpulse_window_s, Q_THERAPIST_UP, 1, &b);
+		int64_t freezes = a.freezes + b.freezes, frozen_ms = a.freeze_ms + b.freeze_ms;
+		if((settings.qpulse_freezes > 0 && freezes >= settings.qpulse_freezes) ||
+				(settings.qpulse_frozen_s > 0 && frozen_ms >= (int64_t)settings.qpulse_frozen_s * 1000)) {
+			if(shell_pulses_quality_trigger(av, now_real))
+				av->qpulse_after_us = now + (gint64)settings.qpulse_window_s * G_USEC_PER_SEC;
+		}
+	}
 	gint64 offset = now_real - now;
 	quality_sum bucket[Q_LEGS][Q_MEDIA];
 	if(quality_roll(&av->q, now, FALSE, bucket))

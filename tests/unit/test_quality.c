@@ -945,6 +945,46 @@ static void test_sum_format(void) {
 	json_decref(o);
 }
 
+/* quality_recent: the current bucket plus the completed buckets covering
+ * `seconds`, for one leg and medium (the quality-triggered pulse's rule). */
+static void test_recent(void) {
+	quality_visit *q = new_visit(60);
+	/* 20 s of client_up video, one freeze of 700 ms at second 3 and one of
+	 * 900 ms at second 17; therapist_up video clean */
+	for(int i = 0; i < 20; i++) {
+		meter_window v = up(true, T0 + i * S, 100, 0);
+		if(i == 3 || i == 17) {
+			v.freezes = 1;
+			v.freeze_ms = i == 3 ? 700 : 900;
+		}
+		quality_feed(q, Q_CLIENT_UP, &v);
+		meter_window t = up(true, T0 + i * S, 100, 0);
+		quality_feed(q, Q_THERAPIST_UP, &t);
+		quality_roll(q, T0 + (i + 1) * S, false, NULL);
+	}
+	quality_sum r;
+	/* 5 s: only the last bucket (seconds 15..19) -> one freeze, 900 ms */
+	quality_recent(q, 5, Q_CLIENT_UP, 1, &r);
+	g_assert_cmpint(r.freezes, ==, 1);
+	g_assert_cmpint(r.freeze_ms, ==, 900);
+	g_assert_cmpint(r.windows, ==, 5);
+	/* 20 s: both */
+	quality_recent(q, 20, Q_CLIENT_UP, 1, &r);
+	g_assert_cmpint(r.freezes, ==, 2);
+	g_assert_cmpint(r.freeze_ms, ==, 1600);
+	g_assert_cmpint(r.windows, ==, 20);
+	/* other leg, other medium, bad arguments: nothing */
+	quality_recent(q, 20, Q_THERAPIST_UP, 1, &r);
+	g_assert_cmpint(r.freezes, ==, 0);
+	quality_recent(q, 20, Q_CLIENT_UP, 0, &r);
+	g_assert_cmpint(r.windows, ==, 0);
+	quality_recent(q, 20, Q_LEGS, 1, &r);
+	g_assert_cmpint(r.windows, ==, 0);
+	quality_recent(q, 20, Q_CLIENT_UP, 2, &r);
+	g_assert_cmpint(r.windows, ==, 0);
+	free_visit(q);
+}
+
 int main(int argc, char **argv) {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/quality/sum/loss-jitter-rates", test_sum_loss_jitter_rates);
@@ -960,6 +1000,7 @@ int main(int argc, char **argv) {
 	g_test_add_func("/quality/incident/overflow", test_incident_overflow);
 	g_test_add_func("/quality/paths", test_paths);
 	g_test_add_func("/quality/badge", test_badge);
+	g_test_add_func("/quality/recent", test_recent);
 	g_test_add_func("/quality/json/context-shape", test_context_json_shape);
 	g_test_add_func("/quality/json/sum-format", test_sum_format);
 	return g_test_run();
