@@ -31,18 +31,22 @@ static void take_ref(json_t *root, char out[DCMSG_REF_MAX + 1]) {
 }
 
 /* A stats number: absent is fine (stays 0), present must be a finite number
- * in [0, max]. Returns 0 or -1. */
-static int stat_num(json_t *group, const char *name, double max, double *out) {
+ * in [min, max]. Returns 0 or -1. */
+static int stat_range(json_t *group, const char *name, double min, double max, double *out) {
 	json_t *v = json_object_get(group, name);
 	if(v == NULL || json_is_null(v))
 		return 0;
 	if(!json_is_number(v))
 		return -1;
 	double d = json_number_value(v);
-	if(!(d >= 0.0 && d <= max))      /* also false for NaN */
+	if(!(d >= min && d <= max))      /* also false for NaN */
 		return -1;
 	*out = d;
 	return 0;
+}
+
+static int stat_num(json_t *group, const char *name, double max, double *out) {
+	return stat_range(group, name, 0.0, max, out);
 }
 
 static json_t *stat_group(json_t *root, const char *name, unsigned bit, unsigned *present, int *bad) {
@@ -66,7 +70,8 @@ static int parse_stats(json_t *root, dcmsg_stats *st, dcmsg_error *err) {
 			stat_num(g, "totalFreezesDuration", BIG, &st->total_freezes_duration) |
 			stat_num(g, "framesDecoded", BIG, &st->frames_decoded) |
 			stat_num(g, "framesDropped", BIG, &st->frames_dropped) |
-			stat_num(g, "packetsLost", BIG, &st->packets_lost) |
+			/* signed in webrtc-stats: duplicates make it negative */
+			stat_range(g, "packetsLost", -BIG, BIG, &st->packets_lost) |
 			stat_num(g, "jitter", 1e6, &st->jitter) |
 			stat_num(g, "jitterBufferDelay", BIG, &st->jitter_buffer_delay);
 	if((g = stat_group(root, "inbound_audio", DCMSG_STATS_INBOUND_AUDIO, &st->present, &bad)) != NULL)

@@ -20,8 +20,9 @@
 #include <rtcp.h>
 #include <utils.h>
 
-#define STATS_RATE_PER_S 0.5
-#define STATS_BURST 3.0
+/* one digest about every 2 s (a little slack for timer jitter), no burst */
+#define STATS_RATE_PER_S (1.0 / 1.8)
+#define STATS_BURST 1.0
 
 void shell_quality_session_init(ap_session *s) {
 	for(int m = 0; m < 2; m++) {

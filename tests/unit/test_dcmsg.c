@@ -112,6 +112,10 @@ static void test_stats(void) {
 	json_decref(o);
 	free(j);
 	dcmsg_clear(&m);
+	/* packetsLost is signed (duplicates) */
+	const char *neg = "{\"v\":1,\"type\":\"stats\",\"inbound_video\":{\"packetsLost\":-3}}";
+	g_assert_cmpint(dcmsg_parse(neg, strlen(neg), &m, &e), ==, 0);
+	g_assert_cmpfloat(m.stats.packets_lost, ==, -3);
 	/* one group is enough */
 	const char *one = "{\"v\":1,\"type\":\"stats\",\"candidate_pair\":{\"currentRoundTripTime\":0.1}}";
 	g_assert_cmpint(dcmsg_parse(one, strlen(one), &m, &e), ==, 0);

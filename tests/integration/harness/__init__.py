@@ -7,4 +7,5 @@ Modules:
   peer   -- an aiortc participant with synthetic audio/video + data channel
   evh    -- an HTTP collector for Janus's sample event handler
   store  -- read-only queries on the plugin's SQLite store
+  quality -- loss injection (nftables), stored samples/incidents, core and aiortc stats
 """

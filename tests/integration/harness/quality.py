@@ -258,6 +258,9 @@ async def snapshot(janus, v) -> Dict[str, Any]:
     ti = ts.get(("inbound-rtp", "audio"))
     out["client_sent"] = o.packetsSent if o else None
     out["client_ri_lost"] = ri.packetsLost if ri else None
+    # Janus's own RFC 3550 jitter of the client's audio as it put it into its
+    # receiver reports (RTP units, so finer than handle_info's integer ms)
+    out["client_ri_jitter_ms"] = (ri.jitter / 48.0) if ri else None
     out["client_ri_rtt_ms"] = (ri.roundTripTime * 1000.0) if ri and ri.roundTripTime is not None \
         else None
     out["th_in_received"] = ti.packetsReceived if ti else None
