@@ -1,0 +1,68 @@
+"""The optional quality-triggered pulse: with quality_pulse_freezes = 1 a
+video freeze on either up leg sends the client the technology item
+(ap-tech) within a second or two, stored with trigger "quality" and a
+quality context that holds the freeze; it is not sent again within the
+rule's window, and a visit without freezes gets none."""
+import asyncio
+
+import pytest
+
+from harness import store
+from harness.alliance import Scope
+from harness.peer import VIDEO_CLOCK
+from harness.pulses import live_visit
+
+WINDOW_S = 60
+ALLIANCE_CONFIG = {"extra_general": f"quality_pulse_freezes = 1\n    quality_pulse_window_s = {WINDOW_S}"}
+
+
+def pause_video(track, seconds):
+    """The client's camera stops for `seconds` once (the next frame is
+    captured and sent late), as in test_quality.py."""
+    async def recv_once_late():
+        del track.recv
+        track._ts += int(seconds * VIDEO_CLOCK)
+        return await track.recv()
+    track.recv = recv_once_late
+
+
+def quality_pulses(db, visit_id):
+    return store.rows(db, "SELECT pulse_id, role, instrument_id, trigger, quality_json FROM pulses "
+                           "WHERE visit_id = ? AND trigger = 'quality'", (visit_id,))
+
+
+@pytest.mark.timeout_s(60)
+async def test_freeze_triggers_the_technology_item(janus, keys):
+    async with Scope(janus) as sc:
+        v = await live_visit(sc, keys, "C-QP1", media=True)
+        await asyncio.sleep(3)                       # frame intervals learnt, no freeze yet
+        assert not quality_pulses(janus.db_path, v.visit_id), "a quality pulse without a freeze"
+        pause_video(v.pc.video_track, 2)
+        p = await v.pc.wait_message(type="pulse", timeout=8)
+        assert p["instrument"]["id"] == "ap-tech", p
+        assert p["kind"] == "in_session", p
+        rows = quality_pulses(janus.db_path, v.visit_id)
+        assert len(rows) == 1 and rows[0]["pulse_id"] == p["pulse_id"], rows
+        assert rows[0]["role"] == "client" and rows[0]["instrument_id"] == "ap-tech", rows
+        import json
+        q = json.loads(rows[0]["quality_json"])
+        assert q["freezes"] >= 1, q
+        # answer it (a 1-5 likert), then freeze again: no second one within the window
+        item = p["instrument"]["items"][0]["id"]
+        await v.pc.send({"v": 1, "type": "answer", "pulse_id": p["pulse_id"], "responses": {item: 2}})
+        ack = await v.pc.wait_message(type="ack", timeout=5)
+        assert ack["pulse_id"] == p["pulse_id"] and ack["complete"] is True, ack
+        await asyncio.sleep(1)
+        pause_video(v.pc.video_track, 2)
+        await asyncio.sleep(5)
+        assert len(quality_pulses(janus.db_path, v.visit_id)) == 1, "a second quality pulse within the window"
+
+
+@pytest.mark.timeout_s(40)
+async def test_no_freeze_no_quality_pulse(janus, keys):
+    async with Scope(janus) as sc:
+        v = await live_visit(sc, keys, "C-QP2", media=True)
+        await asyncio.sleep(8)
+        assert not quality_pulses(janus.db_path, v.visit_id)
+        pulses = [m for m in v.pc.messages if '"pulse"' in str(m)]
+        assert not pulses, pulses
