@@ -23,7 +23,15 @@ PACKAGES=(
     python3 python3-aiortc python3-aiohttp python3-websockets python3-pytest
     # network namespaces, loss injection, process control
     nftables iproute2 procps
+    # end-to-end tests of web-client/ (tests/e2e): Debian's browser, driven by
+    # playwright-core from npm with the machine's Node.js (no browser download)
+    chromium
 )
+# Node.js and npm (for playwright-core): the machine's own if it has them,
+# else Debian's.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    PACKAGES+=(nodejs npm)
+fi
 
 quiet=0
 [[ "${1:-}" == "--quiet" ]] && quiet=1

@@ -9,12 +9,14 @@
 #   plain: build        ../../configure && make          in build/plain
 #   plain: unit         make check (unit tests)
 #   plain: integration  tests/integration/run.sh, real Janus + aiortc clients
+#   e2e                 tests/e2e/run.sh: the web pages in Chromium against the
+#                       plain build (real Janus, two network namespaces)
 #   local-run check     conf/run-local.sh --check against build/plain
 #   asan:  build/unit/integration   the same with --enable-sanitizers in
 #                       build/asan, integration with ALLIANCE_SANITIZE=1
 #   fuzz                tests/fuzz/run.sh: libFuzzer targets on their seeds
 #
-# Counting: unit and integration tests are counted one by one from their
+# Counting: unit, integration and e2e tests are counted one by one from their
 # runners' summaries (automake's test harness, pytest); the other stages
 # count as one check each; a stage that fails without a runner summary
 # counts as one failure. A stage whose build failed is skipped (its build
@@ -245,6 +247,15 @@ build_and_test() {          # build_and_test NAME CONFIGURE-ARGS... ; sets BUILT
 
 build_and_test plain
 PLAIN_OK=$BUILT_OK
+
+# The web client (therapist, client, kiosk, supervisor pages) in Debian's
+# Chromium against a real Janus with the plain build (tests/e2e/run.sh).
+if [[ $PLAIN_OK == 1 ]]; then
+    run_stage "e2e" 1 ALLIANCE_PLUGIN_SO="$ROOT/build/plain/plugin/.libs/libjanus_alliance.so" \
+        -- "$ROOT/tests/e2e/run.sh"
+else
+    skip_stage "e2e" "plain build failed"
+fi
 
 # The local run, checked once against the plain build, on ports nobody uses.
 if [[ $PLAIN_OK == 1 ]]; then

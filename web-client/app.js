@@ -3,8 +3,10 @@
 // Connects to Janus with the official janus.js (Debian's libjs-janus-gateway,
 // loaded as a classic script before this module), WebSocket first and HTTP
 // long-poll as the fallback, attaches to the Alliance Pulse plugin and says
-// plainly whether that worked. The therapist, client, kiosk and supervisor
-// pages will build on the same connect/attach steps.
+// plainly whether that worked, and links to the therapist, client, kiosk and
+// supervisor pages (js/*.mjs).
+
+import { loadConfig, serverList } from "./js/config.mjs";
 
 const PLUGIN = "janus.plugin.alliance";
 const CONNECT_TIMEOUT_MS = 20000;
@@ -16,30 +18,8 @@ let attempt = 0;      // so late callbacks of an abandoned attempt are ignored
 
 /* ---------- configuration ---------- */
 
-// conf/run-local.sh serves /config.json with the ports it chose; behind
-// another web server the file may be absent and Janus's defaults apply.
-async function loadConfig() {
-  try {
-    const r = await fetch("config.json", { cache: "no-store" });
-    if (r.ok) return await r.json();
-  } catch (_) { /* no config: defaults */ }
-  return {};
-}
-
-// [WebSocket, HTTP] on the host this page came from; janus.js uses the first
-// that answers. location.hostname already brackets IPv6 literals.
-export function serverList(cfg, loc = window.location) {
-  if (Array.isArray(cfg.servers) && cfg.servers.length) return cfg.servers;
-  const secure = loc.protocol === "https:";
-  const host = loc.hostname || "localhost";
-  const wsPort = cfg.ws_port ?? (secure ? 8989 : 8188);
-  const httpPort = cfg.http_port ?? (secure ? 8089 : 8088);
-  const path = cfg.http_path ?? "/janus";
-  return [
-    `${secure ? "wss" : "ws"}://${host}:${wsPort}`,
-    `${secure ? "https" : "http"}://${host}:${httpPort}${path}`,
-  ];
-}
+// Where Janus is: js/config.mjs (config.json, ?janus= when allowed, defaults).
+export { serverList };
 
 // janus.js reads only adapter.browserDetails; if Debian's adapter.js was not
 // served, give it a small stand-in rather than failing.
@@ -206,7 +186,7 @@ async function run() {
   const info = await getInfo(session);
   if (myAttempt !== attempt) return;
   show("ok", "Connected, plugin loaded.",
-    "This browser can reach the Alliance Pulse server. Visit pages will appear here in a later version.");
+    "This browser can reach the Alliance Pulse server.");
   showDetails(server, info);
 }
 

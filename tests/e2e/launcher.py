@@ -1,0 +1,207 @@
+#!/usr/bin/python3
+"""End-to-end tests of the web client in Chromium — the launcher.
+
+Reuses the integration harness (tests/integration/harness): two network
+namespaces joined by a veth pair (ICE does not work over loopback), and a
+throwaway Janus with the alliance plugin in the *server* namespace. This
+process then moves its main thread into the *client* namespace, so
+everything it starts from there lives in it:
+
+  * conf/serve-web.py serving web-client/ (+ Debian's janus.js and
+    adapter.js, + a config.json naming Janus at its namespace address) on
+    127.0.0.1 — a secure origin, so the camera is allowed;
+  * node tests/e2e/e2e.mjs, which drives Debian's Chromium (playwright-core,
+    no browser download) through the scenarios and writes its results.
+
+Afterwards it stops Janus and checks it the way the integration suite
+does (clean exit, no sanitizer report, no key / invite / rejoin key in the
+log), counts that as one more test, deletes the namespaces and prints
+"N passed, N failed in T s".
+
+Environment: ALLIANCE_PLUGIN_SO (as the integration suite), E2E_KEEP=1
+keeps the Janus workdir, E2E_ONLY=<regex> runs matching tests only.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+
+from harness.janus import AllianceKeys, alliance_server, plugin_so_path, RUNNING  # noqa: E402
+from harness.netns import NetnsPair, install_signal_teardown  # noqa: E402
+
+ARTIFACTS = REPO / "tests" / "artifacts" / "e2e"
+WEB_PORT = 8080
+NODE_TIMEOUT_S = int(os.environ.get("E2E_TIMEOUT_S", "170"))
+
+
+def say(msg: str) -> None:
+    print(f"e2e: {msg}", flush=True)
+
+
+def wait_http(url: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as r:
+                if r.status == 200:
+                    return
+        except Exception as e:  # noqa: BLE001 - any failure means "not yet"
+            last = e
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {timeout}s ({last})")
+
+
+def main() -> int:
+    t0 = time.monotonic()
+    if os.geteuid() != 0:
+        say("needs root (ip netns); use tests/e2e/run.sh")
+        return 2
+    so = plugin_so_path()
+    if not so.exists():
+        say(f"alliance plugin not built ({so}); build it or set ALLIANCE_PLUGIN_SO")
+        return 2
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for old in ([] if os.environ.get("E2E_ONLY") else ARTIFACTS.glob("*.png")):
+        old.unlink()
+    workdir = Path(tempfile.mkdtemp(prefix="alliance-e2e-"))
+    os.chmod(workdir, 0o700)
+    keys = AllianceKeys()
+    net = NetnsPair(prefix="ae")
+    procs: list[subprocess.Popen] = []
+
+    def cleanup() -> None:
+        for p in procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for p in procs:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+        for srv in list(RUNNING):
+            try:
+                srv.stop(grace=5)
+            except Exception:  # noqa: BLE001
+                pass
+        net.teardown()
+
+    install_signal_teardown(cleanup)
+    results = {"tests": [], "secrets": []}
+    janus_ok = True
+    janus_problems: list[str] = []
+    try:
+        net.setup()
+        net.enter_client()
+        srv = alliance_server(
+            net, workdir, keys, end_grace_s=60,
+            extra_general='quality_live_s = 2\n    in_session_at_s = ""\n    pulse_expires_s = 8')
+        srv.start()
+        say(f"janus {srv.info.get('version_string', '?')} with {so} at {srv.ip} "
+            f"(namespaces {net.server_ns} / {net.client_ns})")
+
+        webcfg = workdir / "web-config.json"
+        webcfg.write_text(json.dumps({
+            "servers": [srv.ws_url.rstrip("/"), srv.http_url],
+            "allow_janus_param": True,
+        }))
+        web_log = open(workdir / "web.log", "wb")
+        web = subprocess.Popen(
+            ["/usr/bin/python3", str(REPO / "conf" / "serve-web.py"), "--dir", str(REPO / "web-client"),
+             "--bind", "127.0.0.1", "--port", str(WEB_PORT),
+             "--alias", "/janus.js=/usr/share/javascript/janus-gateway/janus.js",
+             "--alias", "/adapter.js=/usr/share/javascript/webrtc-adapter/adapter.js",
+             "--alias", f"/config.json={webcfg}"],
+            stdout=web_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        procs.append(web)
+        base = f"http://127.0.0.1:{WEB_PORT}/"
+        wait_http(base + "config.json")
+
+        results_path = workdir / "results.json"
+        env = dict(os.environ)
+        env.update({
+            "E2E_BASE": base,
+            "E2E_SERVER_IP": srv.ip,
+            "E2E_JANUS_WS": srv.ws_url.rstrip("/"),
+            "E2E_JANUS_HTTP": srv.http_url,
+            "E2E_THERAPIST_KEY": keys.therapist("T-01"),
+            "E2E_SUPERVISOR_KEY": keys.supervisor("s01"),
+            "E2E_DB": str(srv.db_path),
+            "E2E_ARTIFACTS": str(ARTIFACTS),
+            "E2E_RESULTS": str(results_path),
+        })
+        node = subprocess.Popen(["node", str(HERE / "e2e.mjs")], env=env, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        procs.append(node)
+        try:
+            rc = node.wait(NODE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            say(f"the browser tests did not finish within {NODE_TIMEOUT_S}s; stopping them")
+            os.killpg(node.pid, signal.SIGKILL)
+            node.wait(5)
+            rc = -1
+        if results_path.exists():
+            results = json.loads(results_path.read_text())
+        if rc != 0 and not any(not t["ok"] for t in results.get("tests", [])):
+            results.setdefault("tests", []).append({"name": "browser test runner", "ok": False,
+                                                    "error": f"node exited with {rc}"})
+
+        # Janus after the run: alive until now, stops cleanly, nothing leaked
+        janus_problems += srv.health_problems(since=0)
+        log = srv.stop()
+        if srv.exit_problem:
+            janus_problems.append(srv.exit_problem)
+        secrets = set(keys.therapists.values()) | set(keys.supervisors.values()) | set(results.get("secrets", []))
+        leaked = sum(1 for s in secrets if s and s in log)
+        if leaked:
+            janus_problems.append(f"{leaked} credential value(s) (keys/invites/rejoin keys) appear in the janus log")
+        janus_ok = not janus_problems
+        shutil.copy(srv.log_path, ARTIFACTS / "janus.log")
+    except Exception as e:  # noqa: BLE001 - report, clean up, fail
+        say(f"setup failed: {e}")
+        results.setdefault("tests", []).append({"name": "e2e setup", "ok": False, "error": str(e)})
+        janus_ok = False
+        janus_problems.append("not checked (setup failed)")
+    finally:
+        cleanup()
+        left = net.leftovers()
+        if left:
+            janus_problems.append(f"left behind: {left}")
+            janus_ok = False
+        if os.environ.get("E2E_KEEP") != "1":
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            say(f"kept {workdir}")
+
+    tests = results.get("tests", [])
+    tests.append({"name": "janus after the run: clean exit, no sanitizer report, no credential in its log",
+                  "ok": janus_ok, "error": "; ".join(janus_problems)})
+    if not janus_ok:
+        print(f"FAIL  {tests[-1]['name']}\n      {tests[-1]['error']}", flush=True)
+    else:
+        print(f"ok    {tests[-1]['name']}", flush=True)
+    passed = sum(1 for t in tests if t["ok"])
+    failed = len(tests) - passed
+    shots = sorted(p.name for p in ARTIFACTS.glob("*.png"))
+    say(f"{len(shots)} screenshots in {ARTIFACTS.relative_to(REPO)}/")
+    print(f"{passed} passed, {failed} failed in {time.monotonic() - t0:.1f}s", flush=True)
+    return 0 if failed == 0 and passed > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

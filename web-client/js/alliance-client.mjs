@@ -1,0 +1,379 @@
+// Alliance Pulse web client — one participant's connection to the
+// janus.plugin.alliance plugin, built on Debian's janus.js (window.Janus).
+//
+//   const ac = new AllianceClient({ servers, name: "client" });
+//   await ac.connect();                 // WebSocket first, HTTP long-poll after
+//   await ac.attach();
+//   const r = await ac.request({ request: "join", ... });   // {data, jsep}
+//   ac.on("event", (data, jsep) => ...);     // events nobody asked for
+//   ac.on("dc", (msg) => ...);               // JSON messages on the `alliance` channel
+//   await ac.startMedia({ stream });         // offer (A/V + data) -> configure -> answer
+//   ac.sendDc({ type: "answer", ... });      // adds "v": 1
+//
+// Requests and their answers. The plugin answers create/status/answer (and
+// report/forget) synchronously; janus.js hands those to send()'s success
+// callback. join/admit/configure/pulse/end/leave are answered later by an
+// event carrying the request's transaction — but janus.js does not pass an
+// event's transaction on to the application. So this wrapper sends async
+// requests one at a time per handle and takes, as the answer, the first
+// event whose `alliance` is the answer that request has (joined, admitted,
+// …) or `error`: each async request has its own answer kind, and the plugin
+// sends `error` only as an answer, so nothing else can be mistaken for it.
+//
+// Connection loss: janus.js reports it through the session's error
+// callback; the wrapper then tries session.reconnect() (a `claim` of the
+// same Janus session, so handles and the visit survive) for up to
+// RECONNECT_FOR_MS, and emits "connection" {state: "lost" | "restored" |
+// "gone"}. After "gone" a page starts again (a fresh session and a re-join).
+
+const PLUGIN = "janus.plugin.alliance";
+export const DC_LABEL = "alliance";
+const ASYNC_ANSWER = {
+  join: "joined", admit: "admitted", configure: "configured",
+  pulse: "pulse_sent", end: "ended", leave: "left",
+};
+const CONNECT_TIMEOUT_MS = 15000;
+const REQUEST_TIMEOUT_MS = 15000;
+const RECONNECT_FOR_MS = 45000;
+
+let janusReady = null;
+
+// janus.js reads adapter.browserDetails; Debian's adapter.js provides it. If
+// /adapter.js was not served, give janus.js a small stand-in.
+function webrtcAdapter() {
+  if (window.adapter && window.adapter.browserDetails) return window.adapter;
+  const ua = navigator.userAgent;
+  let m;
+  if ((m = ua.match(/Firefox\/(\d+)/))) return { browserDetails: { browser: "firefox", version: +m[1] } };
+  if ((m = ua.match(/(?:Chrome|Chromium|CriOS)\/(\d+)/))) return { browserDetails: { browser: "chrome", version: +m[1] } };
+  if ((m = ua.match(/Version\/(\d+).*Safari/))) return { browserDetails: { browser: "safari", version: 605 } };
+  return { browserDetails: { browser: "unknown", version: null } };
+}
+
+export class AllianceError extends Error {
+  // code: the plugin's error_code (470-499), or a string for other failures:
+  // "unreachable", "timeout", "no_janus_js", "janus" (a Janus core error)
+  constructor(code, message, data = null) {
+    super(message);
+    this.code = code;
+    this.data = data;
+  }
+}
+
+export function initJanus() {
+  if (janusReady) return janusReady;
+  janusReady = new Promise((resolve, reject) => {
+    if (typeof window.Janus !== "function") {
+      reject(new AllianceError("no_janus_js", "janus.js did not load (expected at /janus.js)"));
+      return;
+    }
+    window.Janus.init({
+      debug: ["warn", "error"],
+      dependencies: window.Janus.useDefaultDependencies({ adapter: webrtcAdapter() }),
+      callback: resolve,
+    });
+  });
+  janusReady.catch(() => { janusReady = null; });
+  return janusReady;
+}
+
+function withTimeout(promise, ms, onTimeout) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => { timer = setTimeout(() => reject(onTimeout()), ms); }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+export class AllianceClient {
+  constructor({ servers, name = "page" }) {
+    this.servers = servers;
+    this.name = name;
+    this.janus = null;
+    this.handle = null;
+    this.server = null;          // the address that answered
+    this.listeners = new Map();
+    this.asyncChain = Promise.resolve();
+    this.pending = null;         // {expect, resolve, reject}
+    this.dc = { open: false, hello: null };
+    this.localStream = null;
+    this.remoteStream = new MediaStream();
+    this.webrtcUp = false;
+    this.closed = false;
+    this.reconnecting = false;
+  }
+
+  /* ---------- events ---------- */
+  on(type, fn) {
+    if (!this.listeners.has(type)) this.listeners.set(type, new Set());
+    this.listeners.get(type).add(fn);
+    return () => this.listeners.get(type)?.delete(fn);
+  }
+
+  emit(type, ...args) {
+    for (const fn of this.listeners.get(type) || []) {
+      try {
+        fn(...args);
+      } catch (e) {
+        // a page's handler failing must not break the connection; report it
+        setTimeout(() => { throw e; });
+      }
+    }
+  }
+
+  /* ---------- session and handle ---------- */
+  async connect() {
+    await initJanus();
+    const servers = this.servers;
+    const session = await withTimeout(new Promise((resolve, reject) => {
+      let settled = false;
+      const s = new window.Janus({
+        server: servers,
+        iceServers: [],
+        success: () => { settled = true; resolve(s); },
+        error: (msg) => {
+          if (!settled) {
+            settled = true;
+            reject(new AllianceError("unreachable", String(msg)));
+            return;
+          }
+          this.onConnectionLost(String(msg));
+        },
+        destroyed: () => {},
+      });
+    }), CONNECT_TIMEOUT_MS, () => new AllianceError("unreachable", `no answer within ${CONNECT_TIMEOUT_MS / 1000} s`));
+    this.janus = session;
+    this.server = session.getServer();
+    return this.server;
+  }
+
+  get transport() {
+    return this.server && this.server.startsWith("ws") ? "WebSocket" : "HTTP";
+  }
+
+  onConnectionLost(msg) {
+    if (this.closed || this.reconnecting) return;
+    this.reconnecting = true;
+    this.emit("connection", { state: "lost", message: msg });
+    const deadline = Date.now() + RECONNECT_FOR_MS;
+    const tryOnce = () => {
+      if (this.closed) return;
+      if (Date.now() > deadline) {
+        this.reconnecting = false;
+        this.emit("connection", { state: "gone", message: msg });
+        return;
+      }
+      this.janus.reconnect({
+        success: () => {
+          this.reconnecting = false;
+          this.emit("connection", { state: "restored" });
+        },
+        error: () => setTimeout(tryOnce, 2000),
+      });
+    };
+    setTimeout(tryOnce, 1000);
+  }
+
+  // Round trip of a Janus `info` request, in ms (median of n).
+  async infoRtt(n = 3) {
+    const times = [];
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      await withTimeout(new Promise((resolve, reject) => {
+        this.janus.getInfo({ success: resolve, error: (e) => reject(new AllianceError("unreachable", String(e))) });
+      }), 5000, () => new AllianceError("timeout", "no answer to info"));
+      times.push(performance.now() - t0);
+    }
+    times.sort((a, b) => a - b);
+    return times[Math.floor(times.length / 2)];
+  }
+
+  attach() {
+    return withTimeout(new Promise((resolve, reject) => {
+      this.janus.attach({
+        plugin: PLUGIN,
+        opaqueId: `alliance-${this.name}-${window.Janus.randomString(8)}`,
+        success: (h) => { this.handle = h; resolve(h); },
+        error: (msg) => reject(new AllianceError("janus", `the Alliance Pulse plugin is not available: ${msg}`)),
+        onmessage: (data, jsep) => this.onMessage(data, jsep),
+        ondataopen: (label) => {
+          if (label === DC_LABEL) {
+            this.dc.open = true;
+            this.emit("dcopen");
+          }
+        },
+        ondata: (text, label) => this.onData(text, label),
+        onlocaltrack: () => {},
+        onremotetrack: (track, mid, on) => this.onRemoteTrack(track, mid, on),
+        webrtcState: (up, reason) => {
+          this.webrtcUp = up;
+          if (!up) this.dc.open = false;
+          this.emit("webrtc", up, reason);
+        },
+        iceState: (state) => this.emit("ice", state),
+        mediaState: (medium, receiving) => this.emit("media", medium, receiving),
+        slowLink: (uplink, lost) => this.emit("slowlink", uplink, lost),
+        oncleanup: () => {
+          this.dc.open = false;
+          this.dc.hello = null;
+          this.remoteStream = new MediaStream();
+          this.emit("cleanup");
+        },
+        ondetached: () => this.emit("detached"),
+      });
+    }), REQUEST_TIMEOUT_MS, () => new AllianceError("timeout", "no answer to attach"));
+  }
+
+  onMessage(data, jsep) {
+    if (!data || typeof data !== "object") return;
+    const p = this.pending;
+    if (p && (data.alliance === p.expect || data.alliance === "error")) {
+      this.pending = null;
+      p.resolve({ data, jsep: jsep || null });
+      return;
+    }
+    this.emit("event", data, jsep || null);
+  }
+
+  onData(text, label) {
+    if (label && label !== DC_LABEL) return;
+    let msg;
+    try {
+      msg = JSON.parse(text);
+    } catch (_) {
+      return;
+    }
+    if (!msg || typeof msg !== "object") return;
+    if (msg.type === "hello") {
+      this.dc.hello = msg;
+      this.dc.open = true;
+    }
+    this.emit("dc", msg);
+  }
+
+  onRemoteTrack(track, mid, on) {
+    if (on) {
+      for (const t of this.remoteStream.getTracks()) {
+        if (t.kind === track.kind && t.id !== track.id) this.remoteStream.removeTrack(t);
+      }
+      if (!this.remoteStream.getTrackById(track.id)) this.remoteStream.addTrack(track);
+    } else {
+      const t = this.remoteStream.getTrackById(track.id);
+      if (t) this.remoteStream.removeTrack(t);
+    }
+    this.emit("remotetrack", this.remoteStream, track, on);
+  }
+
+  // One plugin request. Resolves {data, jsep}; `data.alliance === "error"`
+  // is a normal answer (see error_code). Rejects on transport failures.
+  request(body, { jsep = null, timeout = REQUEST_TIMEOUT_MS } = {}) {
+    const expect = ASYNC_ANSWER[body.request];
+    if (!expect) return this.sendRaw(body, jsep, null, timeout);
+    const run = () => this.sendRaw(body, jsep, expect, timeout);
+    const p = this.asyncChain.then(run, run);
+    this.asyncChain = p.catch(() => {});
+    return p;
+  }
+
+  sendRaw(body, jsep, expect, timeout) {
+    if (!this.handle) return Promise.reject(new AllianceError("janus", "not attached"));
+    return withTimeout(new Promise((resolve, reject) => {
+      if (expect) this.pending = { expect, resolve, reject };
+      const msg = { message: body };
+      if (jsep) msg.jsep = jsep;
+      msg.success = (data) => {
+        if (data !== undefined && data !== null) {
+          // answered at once (a sync request, or a refusal before queueing)
+          if (expect && this.pending && this.pending.resolve === resolve) this.pending = null;
+          resolve({ data, jsep: null });
+        } else if (!expect) {
+          // a request we thought sync was acked: wait for its event
+          this.pending = { expect: body.request, resolve, reject };
+        }
+      };
+      msg.error = (err) => {
+        if (this.pending && this.pending.resolve === resolve) this.pending = null;
+        reject(new AllianceError("janus", String(err)));
+      };
+      this.handle.send(msg);
+    }), timeout, () => {
+      if (this.pending && this.pending.expect === (expect || body.request)) this.pending = null;
+      return new AllianceError("timeout", `no answer to ${body.request} within ${timeout / 1000} s`);
+    });
+  }
+
+  /* ---------- media ---------- */
+  // Offer with the given stream's tracks (or receive-only audio/video when
+  // there is none) plus the `alliance` data channel, send it with
+  // `configure`, apply the answer. Resolves the `configured` data.
+  async startMedia({ stream = null, audio = true, video = true, data = true } = {}) {
+    this.localStream = stream;
+    window.Janus.dataChanDefaultLabel = DC_LABEL;
+    const tracks = [];
+    const at = stream ? stream.getAudioTracks()[0] : null;
+    const vt = stream ? stream.getVideoTracks()[0] : null;
+    if (audio) tracks.push(at ? { type: "audio", capture: at, recv: true } : { type: "audio", capture: false, recv: true });
+    if (video) tracks.push(vt ? { type: "video", capture: vt, recv: true } : { type: "video", capture: false, recv: true });
+    if (data) tracks.push({ type: "data" });
+    const offer = await new Promise((resolve, reject) => {
+      this.handle.createOffer({
+        tracks,
+        success: resolve,
+        error: (e) => reject(new AllianceError("webrtc", `could not prepare the call: ${e && e.message ? e.message : e}`)),
+      });
+    });
+    const r = await this.request({ request: "configure", audio: !!at, video: !!vt }, { jsep: offer });
+    if (r.data.alliance === "error") {
+      throw new AllianceError(r.data.error_code, r.data.error, r.data);
+    }
+    if (r.jsep) {
+      await new Promise((resolve, reject) => {
+        this.handle.handleRemoteJsep({
+          jsep: r.jsep,
+          success: resolve,
+          error: (e) => reject(new AllianceError("webrtc", `could not start the call: ${e}`)),
+        });
+      });
+    }
+    return r.data;
+  }
+
+  get pc() {
+    return this.handle && this.handle.webrtcStuff ? this.handle.webrtcStuff.pc : null;
+  }
+
+  // Send one JSON message on the `alliance` channel; false if it is not open.
+  sendDc(obj) {
+    if (!this.handle || !this.dc.open) return false;
+    const dc = this.handle.webrtcStuff && this.handle.webrtcStuff.dataChannel
+      ? this.handle.webrtcStuff.dataChannel[DC_LABEL] : null;
+    if (!dc || dc.readyState !== "open") return false;
+    try {
+      dc.send(JSON.stringify({ v: 1, ...obj }));
+      return true;
+    } catch (_) {
+      return false;
+    }
+  }
+
+  stopLocalMedia() {
+    if (this.localStream) {
+      for (const t of this.localStream.getTracks()) t.stop();
+    }
+  }
+
+  hangup() {
+    if (this.handle) {
+      try { this.handle.hangup(); } catch (_) { /* gone already */ }
+    }
+  }
+
+  destroy() {
+    this.closed = true;
+    if (this.janus) {
+      try { this.janus.destroy({ notifyDestroyed: false }); } catch (_) { /* gone already */ }
+    }
+    this.janus = null;
+    this.handle = null;
+  }
+}

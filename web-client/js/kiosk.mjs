@@ -1,0 +1,286 @@
+// Alliance Pulse — the in-person kiosk (kiosk.html#invite=…, or the code
+// typed in): for `in_person` visits, on a tablet in the therapy room or the
+// waiting area. No camera, no microphone, no PeerConnection: pulses arrive
+// as Janus events ({"alliance":"pulse", …}) and answers go by the `answer`
+// request. After the end-of-visit pulse the kiosk forgets the visit and is
+// ready for the next person.
+//
+// "Not now" only hides the question here: without a data channel there is
+// no way to store a dismissal (the Janus API has no dismiss request), so the
+// pulse expires on the server.
+
+import { loadConfig, serverList } from "./config.mjs";
+import { AllianceClient } from "./alliance-client.mjs";
+import { $, showScreen, setStatus, clearStatus, store, hashParams } from "./ui.mjs";
+import { t, applyLanguage, chooseLanguage, errorText } from "./i18n.mjs";
+import { PulseForm, AnswerChannel } from "./pulse.mjs";
+
+const K = { invite: "ap.kiosk.invite", rejoin: "ap.kiosk.rejoin", lang: "ap.lang" };
+const RESET_AFTER_MS = 20000;
+const THANKS_MS = 2500;
+
+const state = {
+  servers: [],
+  invite: null,
+  ac: null,
+  answers: null,
+  phase: "setup",      // setup | consent | waiting | ready | pulse | ended | done
+  current: null,
+  done: new Set(),
+  resetTimer: null,
+  ended: false,
+  research: false,
+};
+
+function fatal(headline, detail = "", retry = null) {
+  showScreen("s-error");
+  setStatus("error-status", "error", headline, detail);
+  const b = $("error-retry");
+  b.hidden = !retry;
+  b.onclick = retry;
+}
+
+function setLanguage(lang) {
+  applyLanguage(lang);
+  store.set(K.lang, lang);
+  $("lang").value = lang;
+}
+$("lang").addEventListener("change", (e) => setLanguage(e.target.value));
+
+/* ---------------- setup ---------------- */
+function showSetup() {
+  state.phase = "setup";
+  showScreen("s-setup");
+  $("invite-input").value = "";
+}
+
+$("setup-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  let v = $("invite-input").value.trim();
+  const m = v.match(/invite=([A-Za-z0-9_-]+)/);
+  if (m) v = m[1];
+  if (!/^[A-Za-z0-9_-]{16,128}$/.test(v)) {
+    $("invite-input").setAttribute("aria-invalid", "true");
+    setStatus("setup-status", "error", t("err.477"));
+    $("invite-input").focus();
+    return;
+  }
+  $("invite-input").removeAttribute("aria-invalid");
+  clearStatus("setup-status");
+  state.invite = v;
+  store.set(K.invite, v);
+  showConsent();
+});
+
+function showConsent() {
+  state.phase = "consent";
+  showScreen("s-consent");
+  for (const r of document.querySelectorAll("input[name=research]")) r.checked = false;
+}
+
+$("consent-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const chosen = document.querySelector("input[name=research]:checked");
+  if (!chosen) {
+    $("consent-error").hidden = false;
+    document.querySelector("input[name=research]").focus();
+    return;
+  }
+  $("consent-error").hidden = true;
+  join(chosen.value === "yes");
+});
+
+/* ---------------- join ---------------- */
+async function join(research) {
+  state.research = research;
+  state.phase = "waiting";
+  showScreen("s-wait");
+  setStatus("wait-status", "pending", t("conn.connecting"));
+  let ac = state.ac;
+  try {
+    if (!ac || !ac.handle) {
+      ac = new AllianceClient({ servers: state.servers, name: "kiosk" });
+      state.ac = ac;
+      await ac.connect();
+      await ac.attach();
+      wire(ac);
+    }
+  } catch (e) {
+    state.ac = null;
+    fatal(t("conn.unreachable"), t("conn.unreachable.detail", { servers: state.servers.join(", ") }), () => join(research));
+    return;
+  }
+  const body = { request: "join", role: "client", invite: state.invite, consent: { research }, language: document.documentElement.lang };
+  const saved = savedRejoin();
+  if (saved) body.rejoin_key = saved;
+  let r;
+  try {
+    r = await ac.request(body);
+  } catch (e) {
+    fatal(errorText(e), "", () => join(research));
+    return;
+  }
+  const d = r.data;
+  if (d.alliance === "error") {
+    if (d.error_code === 477 || d.error_code === 478) {
+      store.del(K.invite);
+      store.del(K.rejoin);
+      fatal(errorText(d));
+    } else {
+      fatal(errorText(d), "", () => join(research));
+    }
+    return;
+  }
+  if (d.rejoin_key) store.set(K.rejoin, JSON.stringify({ invite: state.invite, key: d.rejoin_key }));
+  if (d.state === "live") showReady();
+  else if (d.state === "ended") { state.ended = true; showReady(); }
+  else setStatus("wait-status", "pending", t("kiosk.waiting"));
+}
+
+function savedRejoin() {
+  try {
+    const s = JSON.parse(store.get(K.rejoin) || "null");
+    return s && s.invite === state.invite ? s.key : null;
+  } catch (_) {
+    return null;
+  }
+}
+
+function showReady(note = null) {
+  if (state.phase === "done") return;
+  state.phase = "ready";
+  showScreen("s-ready");
+  if (note) setStatus("ready-status", "ok", note);
+  else clearStatus("ready-status");
+}
+
+/* ---------------- pulses ---------------- */
+function showPulse(p) {
+  if (!p || !p.instrument || state.done.has(p.pulse_id)) return;
+  if (state.current && state.current.pulse.pulse_id === p.pulse_id && !state.current.closed) return;
+  if (state.phase === "done" || state.phase === "setup") return;
+  if (p.kind === "end") state.ended = true;
+  state.phase = "pulse";
+  showScreen("s-pulse", { focus: false });
+  const pf = new PulseForm(p, {
+    variant: "kiosk",
+    onSubmit: (responses) => state.answers.viaRequest(p.pulse_id, responses),
+    onDismiss: () => null,
+  });
+  pf.onClose = (reason) => {
+    state.done.add(p.pulse_id);
+    setTimeout(() => {
+      if (state.current === pf) state.current = null;
+      if (p.kind === "end" && reason !== "replaced") {
+        finish(reason === "answered");
+        return;
+      }
+      if (reason === "replaced") return;
+      showReady(reason === "answered" ? t("kiosk.thanks") : null);
+      if (reason === "answered") setTimeout(() => { if (state.phase === "ready") clearStatus("ready-status"); }, THANKS_MS);
+    }, reason === "answered" ? 900 : 200);
+  };
+  if (state.current && !state.current.closed) state.current.close("replaced");
+  state.current = pf;
+  $("pulse-slot").replaceChildren(pf.root);
+  pf.focusFirst();
+}
+
+function expirePulse(pulseId) {
+  state.done.add(pulseId);
+  if (state.current && state.current.pulse.pulse_id === pulseId && !state.current.closed) {
+    state.current.setMessage("warn", t("pulse.expired"));
+    state.current.close("expired");
+  }
+}
+
+/* ---------------- end and reset ---------------- */
+function finish(answered) {
+  if (state.phase === "done") return;
+  state.phase = "done";
+  showScreen("s-done");
+  setStatus("done-status", "ok", answered ? t("kiosk.done") : t("call.thanks_noanswer"));
+  const ac = state.ac;
+  state.ac = null;
+  if (ac) ac.request({ request: "leave" }).catch(() => {}).finally(() => ac.destroy());
+  store.del(K.invite);
+  store.del(K.rejoin);
+  clearTimeout(state.resetTimer);
+  state.resetTimer = setTimeout(reset, RESET_AFTER_MS);
+}
+
+function reset() {
+  clearTimeout(state.resetTimer);
+  if (state.ac) state.ac.destroy();
+  state.ac = null;
+  state.invite = null;
+  state.current = null;
+  state.ended = false;
+  state.done.clear();
+  $("pulse-slot").replaceChildren();
+  store.del(K.invite);
+  store.del(K.rejoin);
+  showSetup();
+}
+$("next-person").addEventListener("click", reset);
+$("error-reset").addEventListener("click", reset);
+
+/* ---------------- events ---------------- */
+function wire(ac) {
+  state.answers = new AnswerChannel(ac);
+  ac.on("event", (d) => {
+    switch (d.alliance) {
+      case "admitted": showReady(); break;
+      case "pulse": showPulse(d); break;
+      case "pulse_expired": expirePulse(d.pulse_id); break;
+      case "ended":
+        state.ended = true;
+        if (state.phase !== "pulse") setStatus("ready-status", "pending", t("call.end_pulse_wait"));
+        setTimeout(() => { if (state.phase === "ready" && state.ended) finish(false); }, 10000);
+        break;
+      case "closed":
+        if (state.phase !== "done") finish(false);
+        break;
+      default: break;
+    }
+  });
+  ac.on("connection", ({ state: s }) => {
+    const b = $("conn-banner");
+    if (s === "lost") {
+      b.hidden = false;
+      b.className = "conn-banner warn";
+      b.textContent = t("conn.lost");
+    } else if (s === "restored") {
+      b.className = "conn-banner ok";
+      b.textContent = t("conn.restored");
+      setTimeout(() => { b.hidden = true; }, 3000);
+    } else if (s === "gone") {
+      b.hidden = true;
+      state.ac = null;
+      if (state.phase !== "done") fatal(t("conn.gone"), t("conn.gone.detail"), () => join(state.research));
+    }
+  });
+}
+
+/* ---------------- start ---------------- */
+async function main() {
+  setLanguage(chooseLanguage(store.get(K.lang)));
+  const cfg = await loadConfig();
+  state.servers = serverList(cfg);
+  const fromLink = hashParams().get("invite");
+  if (fromLink) {
+    state.invite = fromLink.trim();
+    store.set(K.invite, state.invite);
+    history.replaceState(null, "", window.location.pathname + window.location.search);
+  } else {
+    state.invite = store.get(K.invite);
+  }
+  if (state.invite) showConsent();
+  else showSetup();
+}
+
+main().catch((e) => fatal(t("err.generic", { error: e && e.message ? e.message : String(e) })));
+
+window.alliancePage = {
+  get phase() { return state.phase; },
+};
