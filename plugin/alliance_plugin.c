@@ -208,6 +208,8 @@ static int load_config(const char *config_path) {
 		JANUS_LOG(LOG_ERR, "[%s] general.quality_pulse_window_s must be 5..1200\n", ALLIANCE_PACKAGE);
 		goto out;
 	}
+	if((settings.retention_days = cfg_int(cfg, general, "retention_days", 0, 36500)) < 0)
+		goto out;
 	if(settings.quality_live_s < 1) {
 		JANUS_LOG(LOG_ERR, "[%s] general.quality_live_s must be 1..60\n", ALLIANCE_PACKAGE);
 		goto out;
@@ -276,6 +278,7 @@ static int alliance_init(janus_callbacks *callback, const char *config_path) {
 	visits = g_hash_table_new(g_str_hash, g_str_equal);
 	visits_by_invite = g_hash_table_new(digest_hash, digest_equal);
 	g_atomic_int_set(&initialized, 1);
+	shell_retention_tick(janus_get_real_time());   /* at start, then daily from the timer */
 	if(shell_requests_start() < 0 || shell_pulses_start() < 0) {
 		g_atomic_int_set(&initialized, 0);
 		shell_requests_stop();
@@ -289,9 +292,9 @@ static int alliance_init(janus_callbacks *callback, const char *config_path) {
 		free_settings();
 		return -1;
 	}
-	JANUS_LOG(LOG_INFO, "%s initialized (%zu therapist keys, %zu supervisor keys, end_grace_s=%d, max_visits=%d, store %s)\n",
+	JANUS_LOG(LOG_INFO, "%s initialized (%zu therapist keys, %zu supervisor keys, end_grace_s=%d, max_visits=%d, retention_days=%d, store %s)\n",
 		ALLIANCE_NAME, auth_keyring_therapists(settings.keys), auth_keyring_supervisors(settings.keys),
-		settings.end_grace_s, settings.max_visits, store_path(db));
+		settings.end_grace_s, settings.max_visits, settings.retention_days, store_path(db));
 	return 0;
 }
 

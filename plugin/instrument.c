@@ -839,6 +839,42 @@ int instrument_score(const instrument *ins, const instrument_answer *a, instrume
 	return 0;
 }
 
+bool instrument_score_range(const instrument *ins, const char *name, double *min, double *max) {
+	if(ins == NULL || name == NULL)
+		return false;
+	int which = -2;                          /* -1 total, else a subscale */
+	if(!strcmp(name, "total")) {
+		if(ins->total_mode == MODE_NONE)
+			return false;
+		which = -1;
+	} else {
+		for(int s = 0; s < ins->n_sub; s++)
+			if(!strcmp(ins->sub[s], name))
+				which = s;
+		if(which == -2)
+			return false;
+	}
+	/* reverse keying maps [min, max] onto itself: the range is the items' */
+	double lo = 0, hi = 0;
+	int n = 0;
+	for(int i = 0; i < ins->n_items; i++) {
+		const item *it = &ins->items[i];
+		if(which >= 0 && it->subscale != which)
+			continue;
+		lo += it->min;
+		hi += it->max;
+		n++;
+	}
+	score_mode mode = which < 0 ? ins->total_mode : ins->sub_mode;
+	if(n == 0)
+		return false;
+	if(min)
+		*min = round6(mode == MODE_MEAN ? lo / n : lo);
+	if(max)
+		*max = round6(mode == MODE_MEAN ? hi / n : hi);
+	return true;
+}
+
 bool instrument_score_get(const instrument_scores *s, const char *name, double *out) {
 	if(name == NULL)
 		return false;

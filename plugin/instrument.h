@@ -150,6 +150,12 @@ int instrument_score(const instrument *ins, const instrument_answer *a,
 /* A score by name: "total" or a subscale. False if there is none. */
 bool instrument_score_get(const instrument_scores *s, const char *name, double *out);
 
+/* The smallest and largest value a score ("total" or a subscale) can take
+ * (either pointer may be NULL): sums or means of its items' scale bounds,
+ * as its scoring says. False if the instrument has no such score. The
+ * reports use the maximum for ceiling flags. */
+bool instrument_score_range(const instrument *ins, const char *name, double *min, double *max);
+
 /* {"total": x, "subscales": {name: x, …}} (new reference; "total" is
  * omitted when the instrument has none), for storage and events. */
 json_t *instrument_scores_json(const instrument_scores *s);

@@ -4,8 +4,10 @@
  */
 #include "proto.h"
 
+#include <glib.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int proto_fail(proto_error *err, int code, const char *fmt, ...) {
@@ -257,6 +259,190 @@ static int parse_configure(const json_t *body, proto_request *req, proto_error *
 	return 0;
 }
 
+/* --- report and forget ----------------------------------------------------- */
+
+const char *proto_report_kind_name(proto_report_kind k) {
+	switch(k) {
+		case PROTO_REPORT_SUMMARY: return "summary";
+		case PROTO_REPORT_COMPARE: return "compare";
+		case PROTO_REPORT_VISITS: return "visits";
+		case PROTO_REPORT_VISIT: return "visit";
+	}
+	return "unknown";
+}
+
+#define YEAR_MIN 1970
+#define YEAR_MAX 9999
+
+int proto_parse_time(const char *text, bool end_of_day, int64_t *out_us) {
+	if(text == NULL || text[0] == '\0' || strlen(text) > 64)
+		return -1;
+	/* integer microseconds */
+	if(g_ascii_isdigit(text[0]) && strspn(text, "0123456789") == strlen(text)) {
+		if(strlen(text) > 17)          /* beyond year 5000 in µs */
+			return -1;
+		*out_us = (int64_t)g_ascii_strtoll(text, NULL, 10);
+		return 0;
+	}
+	int y, m, d;
+	char tail;
+	GDateTime *dt = NULL;
+	if(strlen(text) == 10 && sscanf(text, "%4d-%2d-%2d%c", &y, &m, &d, &tail) == 3
+			&& text[4] == '-' && text[7] == '-') {
+		if(y < YEAR_MIN || y > YEAR_MAX || !g_date_valid_dmy((GDateDay)d, (GDateMonth)m, (GDateYear)y))
+			return -1;
+		dt = g_date_time_new_utc(y, m, d, 0, 0, 0);
+		if(dt && end_of_day) {
+			GDateTime *next = g_date_time_add_days(dt, 1);
+			g_date_time_unref(dt);
+			dt = next;
+		}
+	} else {
+		/* a full date and time; GLib wants the 'T' and takes no zone as UTC here */
+		if(strlen(text) < 19 || text[10] != 'T')
+			return -1;
+		GTimeZone *utc = g_time_zone_new_utc();
+		dt = g_date_time_new_from_iso8601(text, utc);
+		g_time_zone_unref(utc);
+		if(dt && (g_date_time_get_year(dt) < YEAR_MIN || g_date_time_get_year(dt) > YEAR_MAX)) {
+			g_date_time_unref(dt);
+			dt = NULL;
+		}
+	}
+	if(dt == NULL)
+		return -1;
+	*out_us = (int64_t)g_date_time_to_unix(dt) * 1000000 + g_date_time_get_microsecond(dt);
+	g_date_time_unref(dt);
+	return *out_us >= 0 ? 0 : -1;
+}
+
+/* from / to: ISO 8601 text or integer microseconds. */
+static int get_time(const json_t *filters, const char *name, bool end_of_day,
+		int64_t *out, proto_error *err) {
+	json_t *v = json_object_get(filters, name);
+	*out = 0;
+	if(v == NULL || json_is_null(v))
+		return 0;
+	if(json_is_integer(v)) {
+		if(json_integer_value(v) < 0 || json_integer_value(v) > 253402300799999999LL)
+			return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element (filters.%s out of range)", name);
+		*out = json_integer_value(v);
+		return 0;
+	}
+	if(!json_is_string(v) || proto_parse_time(json_string_value(v), end_of_day, out) < 0)
+		return proto_fail(err, PROTO_ERR_INVALID_ELEMENT,
+			"Invalid element (filters.%s should be an ISO 8601 date or time, e.g. \"2024-05-01\" or "
+			"\"2024-05-01T10:00:00Z\", or microseconds since the epoch)", name);
+	return 0;
+}
+
+static bool code_ok_or_fail(const char *code, const char *name, proto_error *err) {
+	if(code == NULL || auth_code_ok(code))
+		return true;
+	proto_fail(err, PROTO_ERR_INVALID_ELEMENT,
+		"Invalid element (%s must be a pseudonymous code: 1-%d of A-Z a-z 0-9 . _ -)", name, AUTH_CODE_MAX);
+	return false;
+}
+
+int proto_report_filters_parse(const json_t *filters, proto_report_filters *out,
+		proto_error *err) {
+	memset(out, 0, sizeof(*out));
+	out->research = -1;
+	if(filters == NULL || json_is_null(filters))
+		return 0;
+	if(!json_is_object(filters))
+		return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element type (filters should be an object)");
+	static const char *const known[] = { "visit_id", "therapist", "client", "modality",
+		"instrument", "from", "to", "research", "limit", NULL };
+	const char *key;
+	json_t *value;
+	json_object_foreach((json_t *)filters, key, value) {
+		bool ok = false;
+		for(int i = 0; known[i]; i++)
+			if(!strcmp(key, known[i]))
+				ok = true;
+		if(!ok)
+			return proto_fail(err, PROTO_ERR_INVALID_ELEMENT,
+				"Invalid element (unknown filter '%.32s'; known: visit_id, therapist, client, modality, "
+				"instrument, from, to, research, limit)", key);
+	}
+	if(get_string(filters, "visit_id", false, &out->visit_id, err) < 0
+			|| get_string(filters, "therapist", false, &out->therapist, err) < 0
+			|| get_string(filters, "client", false, &out->client, err) < 0
+			|| get_string(filters, "modality", false, &out->modality, err) < 0
+			|| get_string(filters, "instrument", false, &out->instrument, err) < 0)
+		return -1;
+	if(!code_ok_or_fail(out->therapist, "filters.therapist", err)
+			|| !code_ok_or_fail(out->client, "filters.client", err))
+		return -1;
+	if(out->modality && strcmp(out->modality, "video") != 0 && strcmp(out->modality, "in_person") != 0)
+		return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element (filters.modality must be \"video\" or \"in_person\")");
+	if(get_time(filters, "from", false, &out->from_us, err) < 0
+			|| get_time(filters, "to", true, &out->to_us, err) < 0)
+		return -1;
+	if(out->from_us && out->to_us && out->to_us <= out->from_us)
+		return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element (filters.to must be after filters.from)");
+	int r = get_bool(filters, "research", err);
+	if(r == -2)
+		return -1;
+	out->research = r;
+	json_t *limit = json_object_get(filters, "limit");
+	if(limit && !json_is_null(limit)) {
+		if(!json_is_integer(limit) || json_integer_value(limit) < 1
+				|| json_integer_value(limit) > PROTO_REPORT_LIMIT_MAX)
+			return proto_fail(err, PROTO_ERR_INVALID_ELEMENT,
+				"Invalid element (filters.limit should be an integer 1..%d)", PROTO_REPORT_LIMIT_MAX);
+		out->limit = (int)json_integer_value(limit);
+	}
+	return 0;
+}
+
+static int parse_report(const json_t *body, proto_request *req, proto_error *err) {
+	const char *kind = NULL, *format = NULL, *visit_id = NULL;
+	if(get_string(body, "supervisor_key", true, &req->supervisor_key, err) < 0)
+		return -1;
+	if(get_string(body, "kind", true, &kind, err) < 0)
+		return -1;
+	if(!strcmp(kind, "summary"))
+		req->report_kind = PROTO_REPORT_SUMMARY;
+	else if(!strcmp(kind, "compare"))
+		req->report_kind = PROTO_REPORT_COMPARE;
+	else if(!strcmp(kind, "visits"))
+		req->report_kind = PROTO_REPORT_VISITS;
+	else if(!strcmp(kind, "visit"))
+		req->report_kind = PROTO_REPORT_VISIT;
+	else
+		return proto_fail(err, PROTO_ERR_INVALID_ELEMENT,
+			"Invalid element (kind must be \"summary\", \"compare\", \"visits\" or \"visit\")");
+	/* the API answers JSON; CSV and HTML are the alliance-report tool's */
+	if(get_string(body, "format", false, &format, err) < 0)
+		return -1;
+	if(format && strcmp(format, "json") != 0)
+		return proto_fail(err, PROTO_ERR_INVALID_ELEMENT,
+			"Invalid element (format: the API answers \"json\"; CSV and HTML come from alliance-report)");
+	if(proto_report_filters_parse(json_object_get(body, "filters"), &req->filters, err) < 0)
+		return -1;
+	if(get_string(body, "visit_id", false, &visit_id, err) < 0)
+		return -1;
+	if(visit_id && req->filters.visit_id && strcmp(visit_id, req->filters.visit_id) != 0)
+		return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element (visit_id and filters.visit_id differ)");
+	if(visit_id)
+		req->filters.visit_id = visit_id;
+	if(req->report_kind == PROTO_REPORT_VISIT && req->filters.visit_id == NULL)
+		return proto_fail(err, PROTO_ERR_MISSING_ELEMENT, "Missing element (visit_id, for the visit report)");
+	return 0;
+}
+
+static int parse_forget(const json_t *body, proto_request *req, proto_error *err) {
+	if(get_string(body, "supervisor_key", true, &req->supervisor_key, err) < 0)
+		return -1;
+	if(get_string(body, "client_code", true, &req->client_code, err) < 0)
+		return -1;
+	if(!code_ok_or_fail(req->client_code, "client_code", err))
+		return -1;
+	return 0;
+}
+
 int proto_parse(const json_t *body, proto_request *req, proto_error *err) {
 	memset(req, 0, sizeof(*req));
 	req->audio = req->video = -1;
@@ -301,6 +487,14 @@ int proto_parse(const json_t *body, proto_request *req, proto_error *err) {
 		req->kind = PROTO_ANSWER;
 		req->sync = true;
 		return parse_answer(body, req, err);
+	} else if(!strcmp(request, "report")) {
+		req->kind = PROTO_REPORT;
+		req->sync = true;
+		return parse_report(body, req, err);
+	} else if(!strcmp(request, "forget")) {
+		req->kind = PROTO_FORGET;
+		req->sync = true;
+		return parse_forget(body, req, err);
 	}
 	return proto_fail(err, PROTO_ERR_UNKNOWN_REQUEST, "Unknown request '%.64s'", request);
 }

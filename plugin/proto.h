@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <jansson.h>
 #include "visit.h"
 
@@ -68,7 +69,32 @@ typedef enum proto_kind {
 	PROTO_STATUS,
 	PROTO_PULSE,
 	PROTO_ANSWER,
+	PROTO_REPORT,
+	PROTO_FORGET,
 } proto_kind;
+
+/* The reports of the `report` request (PROTOCOL.md "Reports"). */
+typedef enum proto_report_kind {
+	PROTO_REPORT_SUMMARY,
+	PROTO_REPORT_COMPARE,
+	PROTO_REPORT_VISITS,
+	PROTO_REPORT_VISIT,
+} proto_report_kind;
+
+#define PROTO_REPORT_LIMIT_MAX 1000000
+
+/* A report's `filters` object, validated (docs/api.md "Reports"). Strings
+ * point into the JSON, as everywhere in proto_request. */
+typedef struct proto_report_filters {
+	const char *visit_id;               /* `visit`: top level or here */
+	const char *therapist;              /* a therapist code */
+	const char *client;                 /* a client code */
+	const char *modality;               /* "video" | "in_person" | NULL */
+	const char *instrument;             /* the client's end instrument */
+	int64_t from_us, to_us;             /* visits created in [from, to); 0 = open */
+	int research;                       /* -1 not given, 0/1 */
+	int limit;                          /* `visits`: at most this many; 0 = all */
+} proto_report_filters;
 
 #define PROTO_OFFSETS_MAX 16
 #define PROTO_OFFSET_MAX_S (24 * 3600)
@@ -103,10 +129,33 @@ typedef struct proto_request {
 	const char *pulse_id;
 	const json_t *responses;            /* an object; values checked later */
 	bool final;                         /* default true */
+	/* report (supervisor_key above), forget (supervisor_key, client_code) */
+	proto_report_kind report_kind;
+	proto_report_filters filters;
 } proto_request;
 
 /* Validate body into req. Returns 0, or -1 with err filled. */
 int proto_parse(const json_t *body, proto_request *req, proto_error *err);
+
+/* Validate a report's `filters` (NULL or JSON null: no filters) into out.
+ * Keys: visit_id, therapist, client (pseudonymous codes), modality
+ * ("video" | "in_person"), instrument, from, to (ISO 8601 text or
+ * integer microseconds since the epoch; a date without a time in `to`
+ * means the end of that day), research (bool), limit (1..1000000). Any
+ * other key is refused (474), so a misspelt filter never silently widens
+ * a report. Returns 0, or -1 with err (473/474). */
+int proto_report_filters_parse(const json_t *filters, proto_report_filters *out,
+	proto_error *err);
+
+/* A point in time as microseconds since the epoch (UTC): ISO 8601
+ * "2024-05-01", "2024-05-01T10:00:00Z", "2024-05-01T12:00:00.5+02:00"
+ * (no zone: UTC), or an integer string of microseconds. A date alone is
+ * its midnight, or with end_of_day the next midnight. Years 1970..9999.
+ * Returns 0, or -1 if the text is none of these. */
+int proto_parse_time(const char *text, bool end_of_day, int64_t *out_us);
+
+/* "summary", "compare", "visits", "visit". */
+const char *proto_report_kind_name(proto_report_kind k);
 
 /* The slug of an error code ("unauthorized"), for logs and docs. */
 const char *proto_error_slug(int code);

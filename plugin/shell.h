@@ -77,6 +77,7 @@ typedef struct ap_settings {
 	int qpulse_window_s;               /* ... within this window */
 	int offsets_s[PULSE_OFFSETS_MAX];  /* default in-session schedule */
 	int n_offsets;
+	int retention_days;                /* erase visits older than this; 0 = keep */
 } ap_settings;
 
 struct ap_visit;
@@ -159,6 +160,7 @@ void shell_visit_close_locked(ap_visit *av);  /* unseat all, close, forget */
 void shell_session_detach(ap_session *s, gboolean tell_self);
 void shell_visit_unref(ap_visit *av);
 void shell_visits_destroy_all(void);
+void shell_retention_tick(gint64 now_real);   /* timer thread (and init): daily retention */
 
 /* shell_pulses.c (the *_locked and on_join/end/pending under visits_mutex) */
 int shell_pulses_start(void);

@@ -321,6 +321,7 @@ static void raise_alert(const answer_job *j, const char *rule, const char *score
 			score_name, score, threshold - score, threshold);
 	janus_mutex_lock(&visits_mutex);
 	json_t *quality = NULL;
+	gboolean end_pulse = j->av->ps.pulses[j->index].kind == PULSE_END;
 	const char *ctx = j->av->pulse_quality[j->index];
 	if(ctx) {
 		json_error_t jerr;
@@ -369,6 +370,8 @@ static void raise_alert(const answer_job *j, const char *rule, const char *score
 	};
 	store_alert(db, &rec, stored, (void *)"alert");
 	free(qtext);
+	if(end_pulse)          /* the ended visit's alert count; others at close */
+		store_visit_summarize(db, j->visit_id, stored, (void *)"visit summary");
 	json_object_set_new(fields, "visit_id", json_string(j->visit_id));
 	shell_notify(NULL, "alert", fields);
 	JANUS_LOG(LOG_INFO, "[%s] alert (%s) for visit %s\n", ALLIANCE_PACKAGE, rule, j->visit_id);
@@ -406,7 +409,11 @@ static void answer_stored(store_rc rc, const char *error, void *user) {
 			g_free(j->av->partial[j->index]);
 			j->av->partial[j->index] = NULL;
 		}
+		gboolean end = j->av->ps.pulses[j->index].kind == PULSE_END;
 		janus_mutex_unlock(&visits_mutex);
+		/* an end answer changes the visit's report row */
+		if(end && (j->final || j->dismiss))
+			store_visit_summarize(db, j->visit_id, stored, (void *)"visit summary");
 	} else {
 		JANUS_LOG(LOG_WARN, "[%s] answer to %s not stored: %s\n", ALLIANCE_PACKAGE, j->pulse_id,
 			store_rc_name(rc));
@@ -656,6 +663,8 @@ static void close_visit(ap_visit *av, gint64 now) {
 		}
 	shell_quality_finish(av, janus_get_monotonic_time(), now);
 	store_visit_state(db, av->v.id, "closed", now, stored, (void *)"visit closed");
+	/* the report row, now that every answer, alert and incident is in */
+	store_visit_summarize(db, av->v.id, stored, (void *)"visit summary");
 	shell_notify(NULL, "closed", json_pack("{s:s}", "visit_id", av->v.id));
 	shell_visit_close_locked(av);
 }
@@ -687,6 +696,7 @@ static void tick(void) {
 		close_visit(l->data, now);
 	janus_mutex_unlock(&visits_mutex);
 	g_list_free(closing);
+	shell_retention_tick(now);
 }
 
 static void *timer_loop(void *data) {

@@ -41,6 +41,10 @@ typedef enum job_kind {
 	JOB_PULSE_QUALITY,
 	JOB_INCIDENT,
 	JOB_VISIT_QUALITY,
+	JOB_VISIT_SUMMARIZE,
+	JOB_FORGET,
+	JOB_RETENTION,
+	JOB_REPORT_ROWS,
 } job_kind;
 
 typedef struct sync_wait {
@@ -54,6 +58,8 @@ typedef struct store_job {
 	store_done_cb done;
 	store_values_cb values;
 	store_text_cb text;
+	store_count_cb count;
+	store_row_cb row;
 	void *user;
 	GStringChunk *strings;             /* every string of the job */
 	union {
@@ -85,6 +91,15 @@ typedef struct store_job {
 			int limit;
 		} scores;
 		sync_wait *sync;
+		struct {                       /* forget, retention */
+			const char *client_code;
+			int days;
+			gint64 at_us;
+		} erase;
+		struct {
+			store_report_what what;
+			store_report_filter filter;
+		} report;
 	} u;
 } store_job;
 
@@ -321,6 +336,27 @@ static void run_job(store *st, store_job *j) {
 			json_decref(out);
 			return;
 		}
+		case JOB_FORGET:
+		case JOB_RETENTION: {
+			gint64 rows = 0;
+			if(j->kind == JOB_FORGET)
+				rc = ops->forget_client(b, j->u.erase.client_code, j->u.erase.at_us,
+					&rows, err, sizeof(err));
+			else
+				rc = ops->retention(b, j->u.erase.days, j->u.erase.at_us,
+					&rows, err, sizeof(err));
+			if(j->count)
+				j->count(rc, rc == STORE_OK ? rows : 0,
+					rc == STORE_OK ? NULL : (err[0] ? err : store_rc_name(rc)), j->user);
+			return;
+		}
+		case JOB_REPORT_ROWS:
+			rc = ops->report_rows(b, j->u.report.what, &j->u.report.filter, j->row,
+				j->user, err, sizeof(err));
+			break;
+		case JOB_VISIT_SUMMARIZE:
+			rc = ops->visit_summarize(b, j->u.visit_id, err, sizeof(err));
+			break;
 		case JOB_SAMPLE:
 			return;                    /* handled by run_samples() */
 		case JOB_VISIT_CREATE:
@@ -634,5 +670,71 @@ int store_client_scores(store *st, const char *client_code,
 	j->u.scores.score_name = jstr(j, score_name);
 	j->u.scores.exclude = jstr(j, exclude_visit_id);
 	j->u.scores.limit = limit;
+	return enqueue(st, j);
+}
+
+/* --- reports, erasure, retention ---------------------------------------------------- */
+
+int store_visit_summarize(store *st, const char *visit_id,
+		store_done_cb cb, void *user) {
+	if(st == NULL || visit_id == NULL)
+		return -1;
+	store_job *j = job_new(JOB_VISIT_SUMMARIZE, cb, user);
+	j->u.visit_id = jstr(j, visit_id);
+	return enqueue(st, j);
+}
+
+int store_forget_client(store *st, const char *client_code, gint64 at_us,
+		store_count_cb cb, void *user) {
+	if(st == NULL || client_code == NULL || client_code[0] == '\0')
+		return -1;
+	store_job *j = job_new(JOB_FORGET, NULL, user);
+	j->count = cb;
+	j->u.erase.client_code = jstr(j, client_code);
+	j->u.erase.at_us = at_us;
+	return enqueue(st, j);
+}
+
+int store_retention(store *st, int days, gint64 now_us,
+		store_count_cb cb, void *user) {
+	if(st == NULL || days < 1)
+		return -1;
+	store_job *j = job_new(JOB_RETENTION, NULL, user);
+	j->count = cb;
+	j->u.erase.days = days;
+	j->u.erase.at_us = now_us;
+	return enqueue(st, j);
+}
+
+int store_report_rows(store *st, store_report_what what,
+		const store_report_filter *f, store_row_cb row, store_done_cb done,
+		void *user) {
+	if(st == NULL || f == NULL || row == NULL)
+		return -1;
+	switch(what) {
+		case STORE_READ_VISITS:
+		case STORE_READ_END_SCORES:
+		case STORE_READ_ANSWERS:
+		case STORE_READ_SAMPLES:
+			break;
+		case STORE_READ_VISIT:
+			if(f->visit_id == NULL)
+				return -1;
+			break;
+		default:
+			return -1;
+	}
+	if(f->modality && strcmp(f->modality, "video") != 0 && strcmp(f->modality, "in_person") != 0)
+		return -1;
+	store_job *j = job_new(JOB_REPORT_ROWS, done, user);
+	j->row = row;
+	j->u.report.what = what;
+	store_report_filter *c = &j->u.report.filter;
+	*c = *f;
+	c->visit_id = jstr(j, f->visit_id);
+	c->therapist_code = jstr(j, f->therapist_code);
+	c->client_code = jstr(j, f->client_code);
+	c->modality = jstr(j, f->modality);
+	c->instrument_id = jstr(j, f->instrument_id);
 	return enqueue(st, j);
 }

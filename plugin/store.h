@@ -40,9 +40,10 @@
 
 #include <stddef.h>
 #include <glib.h>
+#include <jansson.h>
 
 /* The schema version this build writes (the number of migrations it has). */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* Quality samples waiting in the queue beyond this many are dropped. */
 #define STORE_SAMPLE_QUEUE_MAX 10000
@@ -69,6 +70,16 @@ typedef void (*store_values_cb)(store_rc rc, const double *values, int n,
 /* A read job finished: json (NULL unless rc == STORE_OK) is valid only
  * during the call. */
 typedef void (*store_text_cb)(store_rc rc, const char *json, void *user);
+
+/* An erasure finished: rows is how many rows it deleted (0 unless
+ * rc == STORE_OK); error as for store_done_cb. */
+typedef void (*store_count_cb)(store_rc rc, gint64 rows, const char *error,
+	void *user);
+
+/* One row of a report read, as a JSON object (borrowed: valid only during
+ * the call; json_incref or copy it to keep it). Return 0 to go on, or
+ * non-zero to stop the read early (the read then ends with STORE_OK). */
+typedef int (*store_row_cb)(const json_t *row, void *user);
 
 /* --- opening and closing ------------------------------------------------------ */
 
@@ -284,6 +295,75 @@ int store_client_scores(store *st, const char *client_code,
  * one consistent state of the database. STORE_NOT_FOUND (json NULL) for an
  * unknown visit. */
 int store_visit_quality(store *st, const char *visit_id, store_text_cb cb,
+	void *user);
+
+/* --- reports, erasure and retention (docs/storage.md, "Reports") ------------------- */
+
+/* Recompute the visit's row of visit_summaries from the base tables (one
+ * upsert): codes, modality, the client's visit number (the nth of the
+ * client's ended visits by created_at; kept from the first summary on, so
+ * that erasing older visits does not renumber), research consent (1 only
+ * if every client join of the visit gave it), the latest end pulses'
+ * instruments and final `total` scores (client and therapist), the
+ * connection quality of the client's end pulse context (the whole visit:
+ * mean MOS and loss % of both paths, freeze seconds; NULL for in-person
+ * visits and visits without measured media), and the visit's incident and
+ * alert counts. STORE_NOT_FOUND for an unknown visit. The plugin calls it
+ * when a visit ends, when an end answer is stored and when it closes. */
+int store_visit_summarize(store *st, const char *visit_id,
+	store_done_cb cb, void *user);
+
+/* Erase every row about a client, in one transaction: their visits and
+ * every row hanging off them (participants, pulses, answers, answer items,
+ * scores, alerts, events, quality samples, incidents, summaries), any
+ * participant row carrying their code, and server-level events whose
+ * details name their code or one of their visits. cb gets the number of
+ * rows deleted. An `events` row (visit_id NULL, kind "forget", detail
+ * {"rows":n,"visits":k,"tables":{table:n,...}}, no codes) records it at
+ * at_us. Afterwards the WAL is checkpointed (TRUNCATE, best effort) so the
+ * erased pages (zeroed by secure_delete) reach the main file and the old
+ * page images leave the WAL. */
+int store_forget_client(store *st, const char *client_code, gint64 at_us,
+	store_count_cb cb, void *user);
+
+/* Retention: erase (as store_forget_client does) every visit whose latest
+ * time (created, admitted, ended or closed) is before now_us - days days,
+ * and log an `events` row (kind "retention", detail {"days","cutoff",
+ * "rows","visits","tables"}). days >= 1; cb gets the rows deleted. */
+int store_retention(store *st, int days, gint64 now_us,
+	store_count_cb cb, void *user);
+
+/* What store_report_rows() reads; docs/storage.md lists every field. */
+typedef enum store_report_what {
+	STORE_READ_VISITS,      /* one row per visit: visits + visit_summaries */
+	STORE_READ_END_SCORES,  /* every score of the client's latest final end answer */
+	STORE_READ_ANSWERS,     /* one row per answer item (the answers export) */
+	STORE_READ_SAMPLES,     /* one row per quality sample (the samples export);
+	                         * its metrics as the stored text, "metrics_raw" */
+	STORE_READ_VISIT,       /* filter.visit_id in full: one nested row */
+} store_report_what;
+
+/* Filters of a report read; NULL / 0 = no restriction. */
+typedef struct store_report_filter {
+	const char *visit_id;
+	const char *therapist_code;
+	const char *client_code;
+	const char *modality;              /* "video" | "in_person" */
+	const char *instrument_id;         /* the client's end instrument */
+	gint64 from_us, to_us;             /* visits created in [from_us, to_us) */
+	gboolean research_only;            /* only visits (and answers) with research consent */
+	int limit;                         /* STORE_READ_VISITS: at most this many (<= 0: all) */
+} store_report_filter;
+
+/* A read for the reports: row(row_json, user) runs once per row, in order,
+ * on the writer thread, inside one read transaction (one consistent state
+ * of the database); then done(rc, error, user) runs once. Rows are JSON
+ * objects whose keys are the column names; NULL columns are null.
+ * STORE_READ_VISIT needs filter->visit_id and gives one row, or
+ * STORE_NOT_FOUND. Returns -1 (no callback) for a NULL store, row or
+ * filter, or an unknown `what`. */
+int store_report_rows(store *st, store_report_what what,
+	const store_report_filter *filter, store_row_cb row, store_done_cb done,
 	void *user);
 
 /* A name for an rc ("ok", "already_final", ...). */

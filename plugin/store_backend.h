@@ -65,6 +65,16 @@ typedef struct store_backend_ops {
 	 * reference) when STORE_OK; one consistent read */
 	store_rc (*visit_quality)(store_backend *b, const char *visit_id,
 		json_t **out, char *err, size_t errlen);
+	/* reports, erasure, retention (store.h) */
+	store_rc (*visit_summarize)(store_backend *b, const char *visit_id,
+		char *err, size_t errlen);
+	store_rc (*forget_client)(store_backend *b, const char *client_code,
+		gint64 at_us, gint64 *rows, char *err, size_t errlen);
+	store_rc (*retention)(store_backend *b, int days, gint64 now_us,
+		gint64 *rows, char *err, size_t errlen);
+	store_rc (*report_rows)(store_backend *b, store_report_what what,
+		const store_report_filter *f, store_row_cb row, void *user,
+		char *err, size_t errlen);
 	void (*close)(store_backend *b);
 } store_backend_ops;
 

@@ -141,6 +141,7 @@ static const char *const statement_sql[ST__COUNT] = {
 struct store_backend {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST__COUNT];
+	sq_report *rep;                    /* reports, erasure, retention */
 	char msg[200];                     /* SQLite's message for the last failure */
 };
 
@@ -640,9 +641,31 @@ done:
 	return res;
 }
 
+static store_rc sq_visit_summarize(store_backend *b, const char *visit_id,
+		char *err, size_t errlen) {
+	return sq_report_summarize(b->rep, visit_id, err, errlen);
+}
+
+static store_rc sq_forget_client(store_backend *b, const char *client_code,
+		gint64 at_us, gint64 *rows, char *err, size_t errlen) {
+	return sq_report_forget(b->rep, client_code, at_us, rows, err, errlen);
+}
+
+static store_rc sq_retention(store_backend *b, int days, gint64 now_us,
+		gint64 *rows, char *err, size_t errlen) {
+	return sq_report_retention(b->rep, days, now_us, rows, err, errlen);
+}
+
+static store_rc sq_report_read(store_backend *b, store_report_what what,
+		const store_report_filter *f, store_row_cb row, void *user,
+		char *err, size_t errlen) {
+	return sq_report_rows(b->rep, what, f, row, user, err, errlen);
+}
+
 static void sq_close(store_backend *b) {
 	if(b == NULL)
 		return;
+	sq_report_free(b->rep);
 	for(int i = 0; i < ST__COUNT; i++)
 		sqlite3_finalize(b->st[i]);
 	sqlite3_close(b->db);              /* checkpoints and removes the -wal */
@@ -665,6 +688,10 @@ static const store_backend_ops sqlite_ops = {
 	.pulse_quality = sq_pulse_quality,
 	.incident = sq_incident,
 	.visit_quality = sq_visit_quality,
+	.visit_summarize = sq_visit_summarize,
+	.forget_client = sq_forget_client,
+	.retention = sq_retention,
+	.report_rows = sq_report_read,
 	.close = sq_close,
 };
 
@@ -841,6 +868,10 @@ store *store_sqlite_open_ex(const char *path, unsigned flags, char *err, size_t 
 	if(prepare_file(path, warn, err, errlen) != 0)
 		goto fail;
 	int oflags = (flags & STORE_SQLITE_OPEN_READONLY) ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+	/* one thread at a time uses the connection (this one, then only the
+	 * writer thread), so SQLite's own per-call mutex is pure cost: the
+	 * exports make ~30 API calls per row */
+	oflags |= SQLITE_OPEN_NOMUTEX;
 	int rc = sqlite3_open_v2(path, &db, oflags, NULL);
 	if(rc != SQLITE_OK) {
 		describe(db, rc, path, NULL, err, errlen);
@@ -875,6 +906,12 @@ store *store_sqlite_open_ex(const char *path, unsigned flags, char *err, size_t 
 				path, i, sqlite3_errmsg(db));
 			goto fail;
 		}
+	}
+	char rerr[256];
+	if((b->rep = sq_report_prepare(db, rerr, sizeof(rerr))) == NULL
+			|| sq_report_backfill(b->rep, rerr, sizeof(rerr)) < 0) {
+		g_snprintf(err, errlen, "db_path %s: %s", path, rerr);
+		goto fail;
 	}
 	st = store_start(path, &sqlite_ops, b, warn->len ? warn->str : NULL, err, errlen);
 	g_string_free(warn, TRUE);

@@ -36,6 +36,24 @@ extern const int store_sqlite_n_migrations;
 int store_sqlite_migrate(struct sqlite3 *db, const char *const *migrations,
 	int n, int *sqlite_rc, char *err, size_t errlen);
 
+/* The report operations (store_sqlite_report.c): visit summaries, the
+ * report reads, erasure and retention, on the backend's connection. The
+ * backend prepares them after the migrations and calls them on the writer
+ * thread only. sq_report_backfill() summarises every ended visit that has
+ * no summary yet (rows written before version 3), in one transaction, and
+ * returns how many it summarised (or -1 with err). */
+typedef struct sq_report sq_report;
+sq_report *sq_report_prepare(struct sqlite3 *db, char *err, size_t errlen);
+void sq_report_free(sq_report *r);
+int sq_report_backfill(sq_report *r, char *err, size_t errlen);
+store_rc sq_report_summarize(sq_report *r, const char *visit_id, char *err, size_t errlen);
+store_rc sq_report_forget(sq_report *r, const char *client_code, gint64 at_us,
+	gint64 *rows, char *err, size_t errlen);
+store_rc sq_report_retention(sq_report *r, int days, gint64 now_us, gint64 *rows,
+	char *err, size_t errlen);
+store_rc sq_report_rows(sq_report *r, store_report_what what,
+	const store_report_filter *f, store_row_cb cb, void *user, char *err, size_t errlen);
+
 /* The application_id written into the database header by migration 1
  * ("APLS"), so `file` and this code can tell our databases from others. */
 #define STORE_SQLITE_APPLICATION_ID 0x41504C53

@@ -155,6 +155,39 @@ const char *const store_sqlite_migrations[] = {
 "  CHECK (ended_at IS NULL OR ended_at >= started_at)"
 ");"
 "CREATE INDEX incidents_by_visit ON incidents(visit_id, started_at);",
+
+/* 3: reports. One summary row per ended visit, recomputed from the base
+ * tables by store_visit_summarize() (when the visit ends, when its end
+ * answers arrive, when it closes), so that the reports read one narrow
+ * table instead of joining pulses, answers, scores and JSON contexts for
+ * thousands of visits; erased with its visit. Indexes for the report
+ * filters (date range, therapist, client, modality). */
+"CREATE TABLE visit_summaries ("
+"  visit_id             TEXT PRIMARY KEY NOT NULL"
+"                       REFERENCES visits(visit_id) ON DELETE CASCADE,"
+"  therapist_code       TEXT NOT NULL,"
+"  client_code          TEXT NOT NULL,"
+"  modality             TEXT NOT NULL CHECK (modality IN ('video','in_person')),"
+"  visit_number         INTEGER NOT NULL CHECK (visit_number >= 1),"
+"  created_at           INTEGER NOT NULL,"
+"  ended_at             INTEGER,"
+"  research_consent     INTEGER NOT NULL CHECK (research_consent IN (0,1)),"
+"  client_instrument    TEXT,"
+"  client_total         REAL,"
+"  therapist_instrument TEXT,"
+"  therapist_total      REAL,"
+"  mean_mos             REAL,"
+"  loss_pct             REAL,"
+"  freeze_s             REAL,"
+"  incidents            INTEGER NOT NULL DEFAULT 0,"
+"  alerts               INTEGER NOT NULL DEFAULT 0"
+");"
+"CREATE INDEX visit_summaries_by_created ON visit_summaries(created_at);"
+"CREATE INDEX visit_summaries_by_therapist ON visit_summaries(therapist_code, created_at);"
+"CREATE INDEX visit_summaries_by_client ON visit_summaries(client_code, visit_number);"
+"CREATE INDEX visit_summaries_by_modality ON visit_summaries(modality, created_at);"
+"CREATE INDEX visits_by_created ON visits(created_at);"
+"CREATE INDEX visits_by_modality ON visits(modality, created_at);",
 };
 const int store_sqlite_n_migrations = G_N_ELEMENTS(store_sqlite_migrations);
 G_STATIC_ASSERT(G_N_ELEMENTS(store_sqlite_migrations) == STORE_SCHEMA_VERSION);

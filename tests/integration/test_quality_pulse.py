@@ -41,7 +41,10 @@ async def test_freeze_triggers_the_technology_item(janus, keys):
         p = await v.pc.wait_message(type="pulse", timeout=8)
         assert p["instrument"]["id"] == "ap-tech", p
         assert p["kind"] == "in_session", p
-        rows = quality_pulses(janus.db_path, v.visit_id)
+        # the pulse row is written by the store's queue: wait for it and its context
+        rows = await store.wait_rows(janus.db_path, "SELECT pulse_id, role, instrument_id, trigger, quality_json "
+                                     "FROM pulses WHERE visit_id = ? AND trigger = 'quality'", (v.visit_id,),
+                                     predicate=lambda r: r[0]["quality_json"] is not None)
         assert len(rows) == 1 and rows[0]["pulse_id"] == p["pulse_id"], rows
         assert rows[0]["role"] == "client" and rows[0]["instrument_id"] == "ap-tech", rows
         import json

@@ -143,6 +143,13 @@ static void test_shipped_end(void) {
 	g_assert_false(instrument_validated(th));
 	check_vas_0_10(end);
 	check_vas_0_10(th);
+	/* 0..40 in total, 0..10 per subscale (one item each) */
+	double lo = -1, hi = -1;
+	g_assert_true(instrument_score_range(end, "total", &lo, &hi));
+	g_assert_cmpfloat(lo, ==, 0);
+	g_assert_cmpfloat(hi, ==, 40);
+	g_assert_true(instrument_score_range(th, "bond", &lo, &hi));
+	g_assert_cmpfloat(hi, ==, 10);
 	/* the therapist's form mirrors the client's item by item */
 	static const char *const ids[] = { "goals", "tasks", "bond", "overall" };
 	g_assert_cmpint(instrument_item_count(end), ==, 4);
@@ -338,6 +345,18 @@ static void test_wai_shaped(void) {
 	g_assert_cmpfloat(json_number_value(json_object_get(sj, "total")), ==, 20);
 	g_assert_cmpfloat(json_number_value(json_object_get(json_object_get(sj, "subscales"), "bond")), ==, 3 + 5);
 	json_decref(sj);
+	/* the ranges (ceiling flags): reverse keying keeps 1..5 per item */
+	double lo = 0, hi = 0;
+	g_assert_true(instrument_score_range(ins, "total", &lo, &hi));
+	g_assert_cmpfloat(lo, ==, 12);
+	g_assert_cmpfloat(hi, ==, 60);
+	g_assert_true(instrument_score_range(ins, "bond", &lo, &hi));
+	g_assert_cmpfloat(lo, ==, 4);
+	g_assert_cmpfloat(hi, ==, 20);
+	g_assert_true(instrument_score_range(ins, "goal", NULL, &hi));
+	g_assert_false(instrument_score_range(ins, "alliance", &lo, &hi));
+	g_assert_false(instrument_score_range(ins, NULL, &lo, &hi));
+	g_assert_false(instrument_score_range(NULL, "total", &lo, &hi));
 	instrument_free(ins);
 }
 
@@ -363,6 +382,11 @@ static void test_scoring_modes(void) {
 	/* a VAS item below zero pulls the mean down */
 	score_of(ins, "{\"a\":0, \"b\":0, \"c\":-5}", &s);
 	g_assert_cmpfloat_with_epsilon(s.total, (0 + 3 - 5) / 3.0, 1e-6);
+	/* mean of mixed scales: means of their bounds */
+	double lo = 0, hi = 0;
+	g_assert_true(instrument_score_range(ins, "total", &lo, &hi));
+	g_assert_cmpfloat_with_epsilon(lo, -5 / 3.0, 1e-6);
+	g_assert_cmpfloat_with_epsilon(hi, 11 / 3.0, 1e-6);
 	instrument_free(ins);
 	g_free(text);
 	/* no total: has_total false, "total" not found, a rule on it refused */
@@ -372,6 +396,8 @@ static void test_scoring_modes(void) {
 	score_of(ins, "{\"a\":1, \"b\":3, \"c\":3}", &s);
 	g_assert_false(s.has_total);
 	g_assert_false(instrument_score_get(&s, "total", NULL));
+	g_assert_false(instrument_score_range(ins, "total", NULL, NULL));
+	g_assert_true(instrument_score_range(ins, "x", NULL, NULL));
 	json_t *sj = instrument_scores_json(&s);
 	g_assert_null(json_object_get(sj, "total"));
 	json_decref(sj);

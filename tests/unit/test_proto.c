@@ -206,6 +206,110 @@ static void test_error_json(void) {
 	g_hash_table_destroy(slugs);
 }
 
+/* report and forget: kinds, filters, every refusal */
+static void test_report_forget(void) {
+	proto_request req;
+	proto_error err;
+	json_t *body = json_loads("{\"request\":\"report\",\"supervisor_key\":\"s\",\"kind\":\"compare\","
+		"\"format\":\"json\",\"filters\":{\"therapist\":\"T-01\",\"client\":\"C-7\",\"modality\":\"video\","
+		"\"instrument\":\"ap-end\",\"from\":\"2024-05-01\",\"to\":\"2024-05-31\",\"research\":true,"
+		"\"limit\":50}}", 0, NULL);
+	g_assert_nonnull(body);
+	g_assert_cmpint(proto_parse(body, &req, &err), ==, 0);
+	g_assert_cmpint(req.kind, ==, PROTO_REPORT);
+	g_assert_true(req.sync);
+	g_assert_cmpint(req.report_kind, ==, PROTO_REPORT_COMPARE);
+	g_assert_cmpstr(req.supervisor_key, ==, "s");
+	g_assert_cmpstr(req.filters.therapist, ==, "T-01");
+	g_assert_cmpstr(req.filters.client, ==, "C-7");
+	g_assert_cmpstr(req.filters.modality, ==, "video");
+	g_assert_cmpstr(req.filters.instrument, ==, "ap-end");
+	g_assert_cmpint(req.filters.from_us, ==, 1714521600000000LL);          /* 2024-05-01T00:00Z */
+	g_assert_cmpint(req.filters.to_us, ==, 1717200000000000LL);            /* 2024-06-01T00:00Z */
+	g_assert_cmpint(req.filters.research, ==, 1);
+	g_assert_cmpint(req.filters.limit, ==, 50);
+	g_assert_null(req.filters.visit_id);
+	json_decref(body);
+	/* defaults; every kind; visit_id top level or in filters */
+	g_assert_cmpint(parse("{\"request\":\"report\",\"supervisor_key\":\"s\",\"kind\":\"summary\"}", &req, &err), ==, 0);
+	g_assert_cmpint(req.report_kind, ==, PROTO_REPORT_SUMMARY);
+	g_assert_cmpint(req.filters.research, ==, -1);
+	g_assert_cmpint(req.filters.from_us, ==, 0);
+	g_assert_cmpint(req.filters.limit, ==, 0);
+	g_assert_cmpint(parse("{\"request\":\"report\",\"supervisor_key\":\"s\",\"kind\":\"visits\",\"filters\":null}", &req, &err), ==, 0);
+	g_assert_cmpint(req.report_kind, ==, PROTO_REPORT_VISITS);
+	g_assert_cmpint(parse("{\"request\":\"report\",\"supervisor_key\":\"s\",\"kind\":\"visit\",\"visit_id\":\"v1\"}", &req, &err), ==, 0);
+	g_assert_cmpint(req.report_kind, ==, PROTO_REPORT_VISIT);
+	g_assert_cmpint(code_of("{\"request\":\"report\",\"supervisor_key\":\"s\",\"kind\":\"visit\",\"filters\":{\"visit_id\":\"v1\"}}"), ==, 0);
+	g_assert_cmpint(code_of("{\"request\":\"report\",\"supervisor_key\":\"s\",\"kind\":\"visit\",\"visit_id\":\"v1\",\"filters\":{\"visit_id\":\"v1\"}}"), ==, 0);
+	/* times: µs integers, full ISO 8601 with zones and fractions */
+	g_assert_cmpint(parse("{\"request\":\"report\",\"supervisor_key\":\"s\",\"kind\":\"visits\","
+		"\"filters\":{\"from\":1700000000000000,\"to\":\"2024-05-01T12:00:00.5+02:00\"}}", &req, &err), ==, 0);
+	g_assert_cmpint(req.filters.from_us, ==, 1700000000000000LL);
+	g_assert_cmpint(req.filters.to_us, ==, 1714557600500000LL);
+	int64_t t = 0;
+	g_assert_cmpint(proto_parse_time("2024-05-01T10:00:00Z", false, &t), ==, 0);
+	g_assert_cmpint(t, ==, 1714557600000000LL);
+	g_assert_cmpint(proto_parse_time("2024-05-01T10:00:00", true, &t), ==, 0);    /* no zone: UTC */
+	g_assert_cmpint(t, ==, 1714557600000000LL);
+	g_assert_cmpint(proto_parse_time("2024-02-29", true, &t), ==, 0);
+	g_assert_cmpint(t, ==, 1709251200000000LL);                                 /* 2024-03-01 */
+	g_assert_cmpint(proto_parse_time("1714557600000000", false, &t), ==, 0);
+	g_assert_cmpint(t, ==, 1714557600000000LL);
+	const char *bad_times[] = { "", "yesterday", "2024-13-01", "2023-02-29", "2024-5-1", "2024-05-01 10:00",
+		"2024-05-01T25:00:00Z", "1969-12-31", "2024-05-01X", "123456789012345678", "-5", "2024-05-01T10:00:00Zjunk" };
+	for(size_t i = 0; i < G_N_ELEMENTS(bad_times); i++) {
+		g_test_message("bad time '%s'", bad_times[i]);
+		g_assert_cmpint(proto_parse_time(bad_times[i], false, &t), ==, -1);
+	}
+	g_assert_cmpstr(proto_report_kind_name(PROTO_REPORT_COMPARE), ==, "compare");
+	g_assert_cmpstr(proto_report_kind_name(PROTO_REPORT_VISIT), ==, "visit");
+
+	/* refusals */
+	const char *head = "{\"request\":\"report\",\"supervisor_key\":\"s\",\"kind\":\"visits\"";
+	struct { const char *tail; int code; } cases[] = {
+		{ ",\"filters\":[]}", PROTO_ERR_INVALID_ELEMENT },
+		{ ",\"filters\":{\"therapist_code\":\"T-01\"}}", PROTO_ERR_INVALID_ELEMENT },   /* unknown key */
+		{ ",\"filters\":{\"therapist\":\"T 01\"}}", PROTO_ERR_INVALID_ELEMENT },
+		{ ",\"filters\":{\"client\":7}}", PROTO_ERR_INVALID_ELEMENT },
+		{ ",\"filters\":{\"modality\":\"phone\"}}", PROTO_ERR_INVALID_ELEMENT },
+		{ ",\"filters\":{\"instrument\":\"\"}}", PROTO_ERR_INVALID_ELEMENT },
+		{ ",\"filters\":{\"from\":\"last week\"}}", PROTO_ERR_INVALID_ELEMENT },
+		{ ",\"filters\":{\"from\":-1}}", PROTO_ERR_INVALID_ELEMENT },
+		{ ",\"filters\":{\"from\":1.5}}", PROTO_ERR_INVALID_ELEMENT },
+		{ ",\"filters\":{\"to\":true}}", PROTO_ERR_INVALID_ELEMENT },
+		{ ",\"filters\":{\"from\":\"2024-05-02\",\"to\":\"2024-05-01\"}}", PROTO_ERR_INVALID_ELEMENT },
+		{ ",\"filters\":{\"research\":\"yes\"}}", PROTO_ERR_INVALID_ELEMENT },
+		{ ",\"filters\":{\"limit\":0}}", PROTO_ERR_INVALID_ELEMENT },
+		{ ",\"filters\":{\"limit\":1000001}}", PROTO_ERR_INVALID_ELEMENT },
+		{ ",\"filters\":{\"limit\":\"10\"}}", PROTO_ERR_INVALID_ELEMENT },
+		{ ",\"format\":\"csv\"}", PROTO_ERR_INVALID_ELEMENT },
+		{ ",\"format\":1}", PROTO_ERR_INVALID_ELEMENT },
+		{ ",\"visit_id\":\"a\",\"filters\":{\"visit_id\":\"b\"}}", PROTO_ERR_INVALID_ELEMENT },
+		{ "}", 0 },
+	};
+	char buf[512];
+	for(size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_snprintf(buf, sizeof(buf), "%s%s", head, cases[i].tail);
+		g_test_message("%s", buf);
+		g_assert_cmpint(code_of(buf), ==, cases[i].code);
+	}
+	g_assert_cmpint(code_of("{\"request\":\"report\",\"kind\":\"visits\"}"), ==, PROTO_ERR_MISSING_ELEMENT);
+	g_assert_cmpint(code_of("{\"request\":\"report\",\"supervisor_key\":\"s\"}"), ==, PROTO_ERR_MISSING_ELEMENT);
+	g_assert_cmpint(code_of("{\"request\":\"report\",\"supervisor_key\":\"s\",\"kind\":\"histogram\"}"), ==, PROTO_ERR_INVALID_ELEMENT);
+	g_assert_cmpint(code_of("{\"request\":\"report\",\"supervisor_key\":5,\"kind\":\"visits\"}"), ==, PROTO_ERR_INVALID_ELEMENT);
+	g_assert_cmpint(code_of("{\"request\":\"report\",\"supervisor_key\":\"s\",\"kind\":\"visit\"}"), ==, PROTO_ERR_MISSING_ELEMENT);
+
+	/* forget */
+	g_assert_cmpint(parse("{\"request\":\"forget\",\"supervisor_key\":\"s\",\"client_code\":\"C-0042\"}", &req, &err), ==, 0);
+	g_assert_cmpint(req.kind, ==, PROTO_FORGET);
+	g_assert_true(req.sync);
+	g_assert_cmpint(code_of("{\"request\":\"forget\",\"client_code\":\"C-0042\"}"), ==, PROTO_ERR_MISSING_ELEMENT);
+	g_assert_cmpint(code_of("{\"request\":\"forget\",\"supervisor_key\":\"s\"}"), ==, PROTO_ERR_MISSING_ELEMENT);
+	g_assert_cmpint(code_of("{\"request\":\"forget\",\"supervisor_key\":\"s\",\"client_code\":\"Jane Doe\"}"), ==, PROTO_ERR_INVALID_ELEMENT);
+	g_assert_cmpint(code_of("{\"request\":\"forget\",\"supervisor_key\":\"s\",\"client_code\":[]}"), ==, PROTO_ERR_INVALID_ELEMENT);
+}
+
 int main(int argc, char **argv) {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/proto/good", test_good_requests);
@@ -213,5 +317,6 @@ int main(int argc, char **argv) {
 	g_test_add_func("/proto/pulse-answer-schedule", test_pulse_answer_schedule);
 	g_test_add_func("/proto/bounds", test_bounds);
 	g_test_add_func("/proto/error-json", test_error_json);
+	g_test_add_func("/proto/report-forget", test_report_forget);
 	return g_test_run();
 }

@@ -260,13 +260,13 @@ static void test_tightens_0644(fixture *fx, gconstpointer data) {
 static void test_fresh_is_current_version(fixture *fx, gconstpointer data) {
 	store *st = open_ok(fx->path);
 	store_close(st);
-	g_assert_cmpint(STORE_SCHEMA_VERSION, ==, 2);
+	g_assert_cmpint(STORE_SCHEMA_VERSION, ==, 3);
 	g_assert_cmpint(store_sqlite_n_migrations, ==, STORE_SCHEMA_VERSION);
 	g_assert_cmpint(q_int(fx->path, "SELECT max(version) FROM schema_version"), ==, STORE_SCHEMA_VERSION);
 	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM schema_version"), ==, STORE_SCHEMA_VERSION);
 	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
 		"('visits','participants','pulses','answers','answer_items','scores','alerts',"
-		"'events','quality_samples','incidents')"), ==, 10);
+		"'events','quality_samples','incidents','visit_summaries')"), ==, 11);
 	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM pragma_table_info('pulses')"
 		" WHERE name = 'quality_json' AND type = 'TEXT' AND \"notnull\" = 0"), ==, 1);
 	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
@@ -385,9 +385,9 @@ static void test_upgrade_from_v1(fixture *fx, gconstpointer data) {
 	store *st = open_ok(fx->path);
 	g_assert_null(store_warning(st));
 	store_close(st);
-	g_assert_cmpint(q_int(fx->path, "SELECT max(version) FROM schema_version"), ==, 2);
+	g_assert_cmpint(q_int(fx->path, "SELECT max(version) FROM schema_version"), ==, STORE_SCHEMA_VERSION);
 	char *rows = q_rows(fx->path, "SELECT version FROM schema_version ORDER BY version");
-	g_assert_cmpstr(rows, ==, "1\n2\n");
+	g_assert_cmpstr(rows, ==, "1\n2\n3\n");
 	g_free(rows);
 	rows = q_rows(fx->path, "SELECT pulse_id, visit_id, role, instrument_id, \"trigger\", created_at,"
 		" expires_at, status, status_at, quality_json FROM pulses");
@@ -415,7 +415,7 @@ static void test_upgrade_from_v1(fixture *fx, gconstpointer data) {
 	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM incidents"), ==, 1);
 	/* a second open migrates nothing more */
 	store_close(open_ok(fx->path));
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM schema_version"), ==, 2);
+	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM schema_version"), ==, STORE_SCHEMA_VERSION);
 }
 
 static void test_foreign_db_refused(fixture *fx, gconstpointer data) {
