@@ -487,6 +487,10 @@ int proto_parse(const json_t *body, proto_request *req, proto_error *err) {
 		req->kind = PROTO_ANSWER;
 		req->sync = true;
 		return parse_answer(body, req, err);
+	} else if(!strcmp(request, "dismiss")) {
+		req->kind = PROTO_DISMISS;
+		req->sync = true;
+		return get_string(body, "pulse_id", true, &req->pulse_id, err) < 0 ? -1 : 0;
 	} else if(!strcmp(request, "report")) {
 		req->kind = PROTO_REPORT;
 		req->sync = true;

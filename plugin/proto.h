@@ -71,6 +71,7 @@ typedef enum proto_kind {
 	PROTO_ANSWER,
 	PROTO_REPORT,
 	PROTO_FORGET,
+	PROTO_DISMISS,      /* pulse_id: "Not now" without a data channel (kiosk) */
 } proto_kind;
 
 /* The reports of the `report` request (PROTOCOL.md "Reports"). */

@@ -420,11 +420,13 @@ static void answer_stored(store_rc rc, const char *error, void *user) {
 	}
 	if(j->via_dc) {
 		char *text;
-		if(rc == STORE_OK && !j->dismiss) {
-			text = dcmsg_ack(j->pulse_id, j->final);
-		} else if(rc == STORE_OK) {
-			json_t *f = json_pack("{s:s, s:b, s:b, s:b}", "pulse_id", j->pulse_id, "stored", 1,
-				"complete", 0, "dismissed", 1);
+		if(rc == STORE_OK) {
+			json_t *f = json_pack("{s:s, s:b, s:b}", "pulse_id", j->pulse_id, "stored", 1,
+				"complete", j->dismiss ? 0 : j->final);
+			if(j->dismiss)
+				json_object_set_new(f, "dismissed", json_true());
+			if(j->ref[0])
+				json_object_set_new(f, "ref", json_string(j->ref));   /* echoed, as errors do */
 			text = dcmsg_encode("ack", f);
 			json_decref(f);
 		} else {
@@ -617,9 +619,13 @@ void shell_answer_dc(ap_session *s, const dcmsg *msg) {
 	free(text);
 }
 
+/* The `answer` and `dismiss` requests (kiosks, and the fallback after the
+ * call): answered once the store has committed. */
 json_t *shell_answer_request(ap_session *s, const proto_request *req) {
 	answer_error e;
-	answer_job *j = submit(s, req->pulse_id, req->responses, req->final, FALSE, NULL, TRUE, &e);
+	gboolean dismiss = (req->kind == PROTO_DISMISS);
+	answer_job *j = submit(s, req->pulse_id, dismiss ? NULL : req->responses, req->final,
+		FALSE, NULL, TRUE, &e);
 	if(j == NULL)
 		return shell_error_json(e.code, "%s", e.reason);
 	/* wait for the commit: `answer_stored` means on disk */
@@ -638,6 +644,8 @@ json_t *shell_answer_request(ap_session *s, const proto_request *req) {
 		r = shell_error_json(PROTO_ERR_ALREADY_ANSWERED, "This pulse is already answered");
 	else if(rc != STORE_OK)
 		r = shell_error_json(PROTO_ERR_STORE, "The answer could not be stored; send it again");
+	else if(dismiss)
+		r = json_pack("{s:s, s:s, s:b}", "alliance", "dismissed", "pulse_id", j->pulse_id, "stored", 1);
 	else
 		r = json_pack("{s:s, s:s, s:b, s:b}", "alliance", "answer_stored", "pulse_id", j->pulse_id,
 			"complete", j->final, "stored", 1);

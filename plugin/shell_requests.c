@@ -433,6 +433,7 @@ json_t *shell_request_sync(ap_session *s, const proto_request *req) {
 		case PROTO_CREATE: return request_create(req);
 		case PROTO_STATUS: return request_status(s);
 		case PROTO_ANSWER: return shell_answer_request(s, req);
+		case PROTO_DISMISS: return shell_answer_request(s, req);
 		case PROTO_REPORT: return request_report(req);
 		case PROTO_FORGET: return request_forget(req);
 		default: return shell_error_json(PROTO_ERR_INTERNAL, "Not a synchronous request");

@@ -301,3 +301,26 @@ async def test_pulse_when_none_is_possible(janus, keys):
         assert [(r["pulse_id"], r["role"], r["kind"]) for r in rows] == \
             [(tp, "therapist", "in_session"), (ended["pulse_ids"][0], "client", "end"),
              (ended["pulse_ids"][1], "therapist", "end")], rows
+
+
+async def test_dismiss_request_without_a_datachannel(janus, keys):
+    """The kiosk's "Not now": the `dismiss` request stores the pulse as
+    declined (after the commit), a second dismiss or an answer is refused
+    with 489, and a new pulse may then be sent."""
+    async with Scope(janus) as sc:
+        v = await live_visit(sc, keys, "C-DS1")
+        (pid,) = await trigger(v.th)
+        ev = await v.cl.wait_event(alliance="pulse", timeout=5)
+        assert ev.data.get("pulse_id") == pid, ev.data
+        d = expect(await v.cl.request({"request": "dismiss", "pulse_id": pid}), "dismissed")
+        assert d.get("pulse_id") == pid and d.get("stored") is True, d
+        a = store.answer_of(janus.db_path, pid)["answer"]
+        assert a is not None and a["dismissed"] == 1 and a["final"] == 0, a
+        assert store.one(janus.db_path, "SELECT status FROM pulses WHERE pulse_id = ?", (pid,))["status"] == "dismissed"
+        expect_error(await v.cl.request({"request": "dismiss", "pulse_id": pid}), 489)
+        expect_error(await v.cl.request({"request": "answer", "pulse_id": pid,
+                                         "responses": {"understood": 5, "focus": 5}}), 489)
+        expect_error(await v.th.request({"request": "dismiss", "pulse_id": pid}), 491)
+        expect_error(await v.cl.request({"request": "dismiss"}), 473)
+        (pid2,) = await trigger(v.th)
+        assert pid2 != pid

@@ -130,6 +130,13 @@ static void test_pulse_answer_schedule(void) {
 	g_assert_cmpint(code_of("{\"request\":\"answer\",\"pulse_id\":\"p\",\"responses\":[]}"), ==, PROTO_ERR_INVALID_ELEMENT);
 	g_assert_cmpint(code_of("{\"request\":\"answer\",\"pulse_id\":\"p\",\"responses\":{},\"final\":1}"), ==, PROTO_ERR_INVALID_ELEMENT);
 
+	/* dismiss (kiosks): sync, needs a pulse_id */
+	g_assert_cmpint(parse("{\"request\":\"dismiss\",\"pulse_id\":\"v-1\"}", &req, &err), ==, 0);
+	g_assert_cmpint(req.kind, ==, PROTO_DISMISS);
+	g_assert_true(req.sync);
+	g_assert_cmpint(code_of("{\"request\":\"dismiss\"}"), ==, PROTO_ERR_MISSING_ELEMENT);
+	g_assert_cmpint(code_of("{\"request\":\"dismiss\",\"pulse_id\":4}"), ==, PROTO_ERR_INVALID_ELEMENT);
+
 	/* schedules and instruments on create */
 	const char *base = "{\"request\":\"create\",\"therapist_key\":\"k\",\"client_code\":\"C-1\"";
 	char buf[512];
