@@ -5,9 +5,7 @@
 // request. After the end-of-visit pulse the kiosk forgets the visit and is
 // ready for the next person.
 //
-// "Not now" only hides the question here: without a data channel there is
-// no way to store a dismissal (the Janus API has no dismiss request), so the
-// pulse expires on the server.
+// "Not now" is stored as declined with the `dismiss` request.
 
 import { loadConfig, serverList } from "./config.mjs";
 import { AllianceClient } from "./alliance-client.mjs";
@@ -165,7 +163,7 @@ function showPulse(p) {
   const pf = new PulseForm(p, {
     variant: "kiosk",
     onSubmit: (responses) => state.answers.viaRequest(p.pulse_id, responses),
-    onDismiss: () => null,
+    onDismiss: () => state.answers.dismiss(p.pulse_id),
   });
   pf.onClose = (reason) => {
     state.done.add(p.pulse_id);

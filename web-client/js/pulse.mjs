@@ -397,12 +397,19 @@ export class AnswerChannel {
     return this.viaRequest(pulseId, responses);
   }
 
-  // "Not now": stored as declined when the data channel is up. (The Janus
-  // API has no dismiss request; without a channel the pulse simply expires.)
+  // "Not now": stored as declined, by the data channel when it is up, else
+  // by the `dismiss` request (kiosks, after the call).
   async dismiss(pulseId) {
-    if (!this.ac.dc.open) return null;
+    if (this.ac.dc && this.ac.dc.open) {
+      try {
+        return await this.viaDc("dismiss", pulseId);
+      } catch (_) {
+        /* fall through to the request */
+      }
+    }
     try {
-      return await this.viaDc("dismiss", pulseId);
+      const r = await this.ac.request({ request: "dismiss", pulse_id: pulseId }, { timeout: 15000 });
+      return r.data.alliance === "error" ? null : r.data;
     } catch (_) {
       return null;
     }
