@@ -644,6 +644,88 @@ await test("supervisor: wrong key refused; a report request says 'not available 
   await x.close();
 });
 
+await test("supervisor: charts from seeded visits — trend per client, Hedges' g table and forest plot, formation curve, quality scatter", async () => {
+  const seed = JSON.parse(env.E2E_SEED || "[]");
+  assert(seed.length >= 6, "the launcher seeded the report visits");
+  const x = await newContext({ acceptDownloads: true });
+  const p = await newPage(x, "supervisor-charts");
+  await p.goto(BASE + "supervisor.html");
+  await visible(p, "#s-signin");
+  await p.fill("#key", SKEY);
+  await p.click("#signin-form button[type=submit]");
+  await visible(p, "#s-reports");
+  const show = async (kind, what) => {
+    await p.check(`input[name=kind][value=${kind}]`);
+    await p.click("#report-form button[type=submit]");
+    await waitFor(async () => {
+      const st = await p.$eval("#report-status", (e) => (e.hidden ? "" : `${e.className}|${e.textContent}`));
+      if (st.includes("status-error") || st.includes("status-warn")) throw new Error(st);
+      return (await p.locator("#report-out h2").count()) && !(await p.$eval("#report-actions", (e) => e.hidden));
+    }, what, 20000);
+  };
+  const json = async () => {
+    const [dl] = await Promise.all([p.waitForEvent("download"), p.click("#dl-json")]);
+    return JSON.parse((await import("node:fs")).readFileSync(await dl.path(), "utf8"));
+  };
+  // visits of one client: a readable table and its trend, one point per scored visit
+  const c1 = seed.filter((v) => v.client === "C-S01");
+  await p.fill("#f-client", "C-S01");
+  await show("visits", "the visits of C-S01");
+  assert(await p.locator("#report-out .visits-table tbody tr").count() === c1.length, "one table row per visit of C-S01");
+  assert(!(await text(p, "#report-out .visits-table")).includes("{"), "no raw JSON in the table");
+  await waitFor(async () => (await p.locator("#report-out .trend-chart .pt-client").count()) === c1.length, `${c1.length} trend points`);
+  assert(await p.locator("#report-out .trend-chart title").count() > 0 && await p.locator("#report-out .trend-chart desc").count() === 1, "trend chart has title and desc");
+  assert(await p.locator("#report-out figure.trend details table").count() === 1, "trend data table alternative");
+  await shot(p, "supervisor-visits");
+  // open a visit from its link
+  await p.locator("#report-out .visits-table .cell-btn", { hasText: c1[0].visit_id }).click();
+  await waitFor(async () => (await text(p, "#report-out h2")) === "Visit", "the one-visit view");
+  assert((await text(p, "#report-out dl")).includes(c1[0].visit_id), "the visit view names the visit");
+  // summary: per therapist and client tables + the trend
+  await p.check("input[name=kind][value=summary]");
+  await p.fill("#f-client", "");
+  await p.fill("#f-therapist", "T-02");
+  await show("summary", "the summary of T-02");
+  const sum = await json();
+  assert(sum.kind === "summary" && (sum.clients || []).length === 2, "summary JSON has the two seeded clients");
+  await waitFor(async () => (await p.locator("#report-out .trend-chart .pt-client").count()) === 3, "trend chart in the summary");
+  await shot(p, "supervisor-summary");
+  // compare: g in the table equals the report's, forest, formation, scatter
+  await p.check("input[name=kind][value=compare]");
+  await p.fill("#f-therapist", "");
+  await p.fill("#f-instrument", "ap-end");
+  await show("compare", "the compare report");
+  const d = await json();
+  assert(d.kind === "compare", "compare JSON");
+  const total = d.scores.find((s) => s.score === "total");
+  assert(total && total.hedges_g && typeof total.hedges_g.g === "number", "the report has g for the total");
+  const m = (v) => v.toFixed(2).replace(/^-/, "\u2212");
+  const gtext = await text(p, '#report-out .g-value[data-score="total"]');
+  assert(gtext === `${m(total.hedges_g.g)} [${m(total.hedges_g.lo)}, ${m(total.hedges_g.hi)}]`, `g text "${gtext}" matches the JSON ${JSON.stringify(total.hedges_g)}`);
+  const reading = await text(p, "#report-out .scores-table tbody tr:first-child .g-reading");
+  assert(reading.includes(`by ${Math.abs(total.hedges_g.g).toFixed(2)} SD`) && reading.includes(total.hedges_g.g < 0 ? "online lower" : "online higher"), `plain reading: ${reading}`);
+  const withG = d.scores.filter((s) => s.hedges_g && typeof s.hedges_g.g === "number").length;
+  assert(await p.locator("#report-out .forest-plot .g-mark").count() === withG, `${withG} g marks in the forest plot`);
+  assert(await p.locator("#report-out .forest-plot .zero").count() === 1, "the forest plot has its line at 0");
+  const fpts = ["video", "in_person"].reduce((n, k) => n + (d.formation[k] || []).filter((q) => q && typeof q.mean === "number").length, 0);
+  assert(fpts > 0 && await p.locator("#report-out .formation-chart .f-pt").count() === fpts, `${fpts} formation points`);
+  assert(await p.locator("#report-out .formation-chart .line-video, #report-out .formation-chart .line-in_person").count() >= 2, "one line per modality");
+  const nq = d.quality && d.quality.mean_mos ? d.quality.mean_mos.n || 0 : 0;
+  const nsc = await p.locator("#report-out .scatter-chart .sc-pt").count();
+  assert(nsc === nq, `scatter points ${nsc} = measured video visits with a total ${nq}`);
+  assert((await text(p, "#report-out .rho")).includes("Spearman"), "Spearman's rho printed");
+  for (const c of ["trend", "forest", "formation", "scatter"]) {
+    if (c === "trend") continue;
+    const box = await p.locator(`#report-out figure.${c} svg`).boundingBox();
+    assert(box && box.width > 200, `${c} chart is drawn`);
+  }
+  await shot(p, "supervisor-compare");
+  // keyboard: the charts are focusable
+  await p.locator("#report-out .forest-plot").focus();
+  assert(await p.evaluate(() => document.activeElement.classList.contains("forest-plot")), "forest plot focusable");
+  await x.close();
+});
+
 /* ---------------- done ---------------- */
 await browser.close();
 results.secondsTotal = (Date.now() - T0) / 1000;

@@ -64,6 +64,47 @@ def wait_http(url: str, timeout: float = 10.0) -> None:
     raise RuntimeError(f"{url} did not answer within {timeout}s ({last})")
 
 
+# The supervisor scenario's data: visits with both end answers, loaded
+# through the plugin API the way tests/integration/test_reports.py does
+# (create, join, admit, end, answer; no media). Two clients of T-02, three
+# visits each, alternating video and in person, research consent given.
+SEED_VISITS = [  # client, modality, client end total, therapist end total
+    ("C-S01", "video", 24.0, 27.0), ("C-S01", "in_person", 29.0, 30.0), ("C-S01", "video", 31.0, 32.0),
+    ("C-S02", "in_person", 33.0, 31.0), ("C-S02", "video", 26.0, 29.0), ("C-S02", "in_person", 36.0, 35.0),
+]
+
+
+def _items(total: float) -> dict:
+    tenths = int(round(total * 10))
+    parts = [tenths // 4 + (1 if i < tenths % 4 else 0) for i in range(4)]
+    return dict(zip(["goals", "tasks", "bond", "overall"], [p / 10 for p in parts]))
+
+
+async def seed_reports(srv, keys) -> list:
+    from harness.alliance import Scope, create_visit, expect, join_client, join_therapist
+    key = keys.therapist("T-02")
+    out = []
+    for client, modality, total, ttotal in SEED_VISITS:
+        async with Scope(srv) as sc:
+            th = await sc.handle()
+            created = await create_visit(th, key, client, modality=modality, schedule={"in_session_at_s": []})
+            vid = created["visit_id"]
+            await join_therapist(th, vid, key)
+            cl = await sc.handle()
+            await join_client(cl, created["invite"], research=True)
+            await th.wait_event(alliance="waiting", timeout=5)
+            expect(await th.request({"request": "admit"}), "admitted")
+            await cl.wait_event(alliance="admitted", timeout=5)
+            expect(await th.request({"request": "end"}), "ended")
+            cp = (await cl.wait_event(alliance="pulse", timeout=5)).data
+            tp = (await th.wait_event(alliance="pulse", timeout=5)).data
+            for h, p, t in ((cl, cp, total), (th, tp, ttotal)):
+                expect(await h.request({"request": "answer", "pulse_id": p["pulse_id"],
+                                        "responses": _items(t)}), "answer_stored")
+            out.append({"visit_id": vid, "client": client, "modality": modality, "total": total})
+    return out
+
+
 def main() -> int:
     t0 = time.monotonic()
     if os.geteuid() != 0:
@@ -132,6 +173,10 @@ def main() -> int:
         base = f"http://127.0.0.1:{WEB_PORT}/"
         wait_http(base + "config.json")
 
+        import asyncio
+        seeded = asyncio.run(seed_reports(srv, keys))
+        say(f"seeded {len(seeded)} ended visits with end answers for the supervisor reports")
+
         results_path = workdir / "results.json"
         env = dict(os.environ)
         env.update({
@@ -144,6 +189,7 @@ def main() -> int:
             "E2E_DB": str(srv.db_path),
             "E2E_ARTIFACTS": str(ARTIFACTS),
             "E2E_RESULTS": str(results_path),
+            "E2E_SEED": json.dumps(seeded),
         })
         node = subprocess.Popen(["node", str(HERE / "e2e.mjs")], env=env, stdin=subprocess.DEVNULL,
                                 start_new_session=True)

@@ -59,7 +59,18 @@ import pytest
 
 from harness import store
 from harness.alliance import Scope, create_visit, expect, expect_error, join_client, join_therapist
-from harness.janus import REPO_ROOT
+from harness.janus import REPO_ROOT, plugin_so_path
+
+
+def _report_exe() -> Path:
+    """The alliance-report built with the plugin under test: the build dir
+    run-all names, else next to the plugin's build tree, else in-tree."""
+    build = os.environ.get("ALLIANCE_BUILD_DIR")
+    if build:
+        return Path(build) / "alliance-report"
+    so = plugin_so_path()                    # <build>/plugin/.libs/libjanus_alliance.so
+    beside = so.parent.parent.parent / "alliance-report"
+    return beside if beside.exists() else REPO_ROOT / "alliance-report"
 from harness.pulses import api_answer, expect_stored
 
 GRACE_S = 2
@@ -257,7 +268,7 @@ async def test_research_consent_in_reports(janus, keys):
 
 
 def cli(*args, check=True):
-    exe = Path(os.environ.get("ALLIANCE_REPORT", REPO_ROOT / "alliance-report"))
+    exe = Path(os.environ.get("ALLIANCE_REPORT", _report_exe()))
     assert exe.exists(), f"{exe} not built (make)"
     r = subprocess.run([str(exe), "--instruments", str(REPO_ROOT / "conf" / "instruments"), *args],
                        capture_output=True, text=True, timeout=120)

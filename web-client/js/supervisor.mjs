@@ -2,9 +2,9 @@
 //
 // Sign in with the supervisor key (sessionStorage only), then ask the
 // plugin for a report: the `report` request of PROTOCOL.md with `kind`
-// visits | visit | summary | compare and `filters`. The page shows what the
-// server answers — tables for lists, sections for objects, a confidence
-// interval plot for effect sizes and correlations — and offers it as JSON
+// visits | visit | summary | compare and `filters`. The page shows it as
+// tables and hand-written SVG charts (alliance trend per client, Hedges g
+// forest plot, formation curve, quality scatter) — and offers it as JSON
 // and CSV. It invents nothing: a server that does not implement reports yet
 // answers 472 (unknown_request), and the page says so.
 //
@@ -21,7 +21,7 @@ const K = { key: "ap.supervisor.key" };
 const NOT_YET = "Reports are not available on this server yet.";
 const NOT_YET_DETAIL = "The Alliance Pulse plugin on this server does not answer the report request (it says “unknown request”). This page will show the reports as soon as the server supports them; nothing is shown in the meantime.";
 
-const state = { servers: [], ac: null, key: null, last: null };
+const state = { servers: [], ac: null, key: null, last: null, view: null };
 
 async function connect() {
   if (state.ac && state.ac.handle) return state.ac;
@@ -152,6 +152,7 @@ $("report-form").addEventListener("submit", async (e) => {
   $("report-out").replaceChildren();
   $("report-actions").hidden = true;
   state.last = null;
+  state.view = null;
   let r;
   try {
     const ac = await connect();
@@ -173,7 +174,7 @@ $("report-form").addEventListener("submit", async (e) => {
   }
   state.last = { kind: k, data: d };
   clearStatus("report-status");
-  renderReport(k, d);
+  await renderReport(k, d, f);
   $("report-actions").hidden = false;
   $("report-out").querySelector("h2")?.focus();
 });
@@ -223,53 +224,6 @@ function table(rows, caption, { visibleCaption = false } = {}) {
         : c === "visit_id" && typeof r[c] === "string"
           ? el("td", {}, el("button", { type: "button", class: "link-btn cell-btn", text: r[c], on: { click: () => openVisit(r[c]) } }))
           : el("td", { text: fmtField(c, r[c]) }))))))));
-}
-
-// Effect sizes and correlations with a 95 % CI, wherever they are.
-function effects(v, path = "", out = []) {
-  if (Array.isArray(v)) {
-    v.forEach((x, i) => effects(x, `${path}${path ? " " : ""}${isObj(x) && (x.name || x.score || x.label || x.modality || x.metric) ? (x.name || x.score || x.label || x.modality || x.metric) : i + 1}`, out));
-  } else if (isObj(v)) {
-    const est = ["hedges_g", "g", "rho", "spearman_rho", "r"].find((k) => typeof v[k] === "number");
-    const pair = (a, b) => (typeof v[a] === "number" && typeof v[b] === "number" ? [v[a], v[b]] : null);
-    const ci = Array.isArray(v.ci) ? v.ci : Array.isArray(v.ci95) ? v.ci95
-      : pair("lo", "hi") || pair("ci_low", "ci_high") || pair("ci_lo", "ci_hi");
-    if (est && ci && ci.length === 2) out.push({ label: `${path} (${label(est)})`.trim(), est: v[est], lo: ci[0], hi: ci[1] });
-    for (const [k, x] of Object.entries(v)) if (typeof x === "object") effects(x, `${path}${path ? " · " : ""}${label(k)}`, out);
-  }
-  return out;
-}
-
-function ciPlot(items) {
-  const NS = "http://www.w3.org/2000/svg";
-  const mk = (tag, attrs) => {
-    const e = document.createElementNS(NS, tag);
-    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
-    return e;
-  };
-  const lo = Math.min(-1, ...items.map((i) => i.lo));
-  const hi = Math.max(1, ...items.map((i) => i.hi));
-  const W = 640, rowH = 28, left = 260, right = 20, top = 10;
-  const H = top + items.length * rowH + 30;
-  const x = (v) => left + ((v - lo) / (hi - lo)) * (W - left - right);
-  const svg = mk("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", class: "ci-plot" });
-  const title = mk("title", {});
-  title.textContent = "Estimates with 95% confidence intervals";
-  svg.append(title);
-  svg.append(mk("line", { x1: x(0), x2: x(0), y1: top, y2: H - 24, class: "ci-zero" }));
-  items.forEach((it, i) => {
-    const y = top + i * rowH + rowH / 2;
-    const tx = mk("text", { x: 4, y: y + 5, class: "ci-label" });
-    tx.textContent = `${it.label}: ${fmt(it.est)} [${fmt(it.lo)}, ${fmt(it.hi)}]`.slice(0, 48);
-    svg.append(tx, mk("line", { x1: x(it.lo), x2: x(it.hi), y1: y, y2: y, class: "ci-bar" }),
-      mk("circle", { cx: x(it.est), cy: y, r: 5, class: "ci-dot" }));
-  });
-  for (const v of [lo, 0, hi]) {
-    const tx = mk("text", { x: x(v), y: H - 8, class: "ci-tick", "text-anchor": "middle" });
-    tx.textContent = fmt(v);
-    svg.append(tx);
-  }
-  return svg;
 }
 
 const flat = (x) => !x || typeof x !== "object" || (Array.isArray(x) && !x.some((y) => y && typeof y === "object"));
@@ -327,19 +281,461 @@ function renderValue(v, name, depth) {
 
 const TITLES = { visits: "Visits", visit: "Visit", summary: "Summary", compare: "Online vs in person" };
 
-function renderReport(k, d) {
-  const out = $("report-out");
-  const body = { ...d };
-  delete body.alliance;
-  const h = el("h2", { tabindex: "-1", text: TITLES[k] || "Report" });
-  const parts = [h];
-  const eff = effects(body);
-  if (eff.length) parts.push(el("figure", { class: "ci-figure" }, ciPlot(eff),
-    el("figcaption", { text: "Estimates with 95% confidence intervals (0 = no difference or no relation)." })));
-  if (!Object.keys(body).length) parts.push(el("p", { text: "The server returned an empty report." }));
-  else parts.push(renderValue(body, "", 0));
-  out.replaceChildren(...parts);
+/* ---------------- charts: hand-written SVG ---------------- */
+// Small pieces: a linear scale with "nice" ticks, a frame with a <title>
+// and <desc> (role=img, focusable), axes, lines, points, error bars. Every
+// chart scales with its viewBox and comes with a data table alternative.
+const NS = "http://www.w3.org/2000/svg";
+let chartSeq = 0;
+
+function sv(tag, attrs = {}, ...kids) {
+  const e = document.createElementNS(NS, tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "text") e.textContent = v;
+    else e.setAttribute(k, String(v));
+  }
+  for (const c of kids.flat()) if (c) e.append(c);
+  return e;
 }
+
+function niceStep(span, n) {
+  const raw = span / Math.max(1, n);
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const m = raw / p;
+  return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 2.5 ? 2.5 : m <= 5 ? 5 : 10) * p;
+}
+
+function scale([d0, d1], [r0, r1], n = 5) {
+  if (!(d1 > d0)) { d0 -= 1; d1 += 1; }
+  const f = (v) => r0 + ((v - d0) / (d1 - d0)) * (r1 - r0);
+  f.domain = [d0, d1];
+  f.ticks = (k = n) => {
+    const st = niceStep(d1 - d0, k);
+    const out = [];
+    for (let v = Math.ceil(d0 / st - 1e-9) * st; v <= d1 + st * 1e-9; v += st) out.push(Math.round(v / st) * st);
+    return out;
+  };
+  return f;
+}
+
+// a domain covering the values (and `include`), widened to nice ticks
+function niceDomain(vals, include = [], pad = 0.05) {
+  const v = vals.concat(include).filter((x) => typeof x === "number" && isFinite(x));
+  if (!v.length) return [0, 1];
+  let lo = Math.min(...v), hi = Math.max(...v);
+  if (hi === lo) { lo -= 1; hi += 1; }
+  const span = hi - lo;
+  lo -= span * pad; hi += span * pad;
+  const st = niceStep(hi - lo, 5);
+  return [Math.floor(lo / st) * st, Math.ceil(hi / st) * st];
+}
+
+const num = (x) => typeof x === "number" && isFinite(x);
+const f2 = (v) => (num(v) ? v.toFixed(2) : "—");
+const sgn = (v) => (num(v) ? v.toFixed(2).replace(/^-/, "\u2212") : "—");
+const MOD = { video: "online (video)", in_person: "in person" };
+
+const narrow = () => window.matchMedia("(max-width: 37.5rem)").matches;
+
+function frame({ W = narrow() ? 360 : 640, H = narrow() ? 300 : 320, m = { t: 34, r: 16, b: 48, l: 56 }, title, desc, cls }) {
+  const id = `chart-${++chartSeq}`;
+  const svg = sv("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", tabindex: "0", class: `chart ${cls || ""}`,
+    "aria-labelledby": `${id}-t ${id}-d`, focusable: "true" },
+  sv("title", { id: `${id}-t`, text: title }), sv("desc", { id: `${id}-d`, text: desc }),
+  // marks beyond the axes (a wide interval) are cut at the plot's edge
+  sv("defs", {}, sv("clipPath", { id: `${id}-clip` }, sv("rect", { x: m.l, y: m.t, width: W - m.l - m.r, height: H - m.t - m.b }))));
+  return { svg, W, H, m, x0: m.l, x1: W - m.r, y0: H - m.b, y1: m.t, clip: `url(#${id}-clip)` };
+}
+
+const tickFmt = (v) => String(+v.toFixed(4)).replace("-", "\u2212");
+
+function axes(fr, x, y, { xLabel, yLabel, xTicks, yTicks, xFmt = tickFmt, yFmt = tickFmt }) {
+  const g = sv("g", { class: "axes", "aria-hidden": "true" });
+  for (const v of yTicks || y.ticks()) {
+    g.append(sv("line", { x1: fr.x0, x2: fr.x1, y1: y(v), y2: y(v), class: "grid" }),
+      sv("text", { x: fr.x0 - 6, y: y(v) + 4, "text-anchor": "end", class: "tick", text: yFmt(v) }));
+  }
+  for (const v of xTicks || x.ticks()) {
+    g.append(sv("line", { x1: x(v), x2: x(v), y1: fr.y0, y2: fr.y0 + 5, class: "axis" }),
+      sv("text", { x: x(v), y: fr.y0 + 18, "text-anchor": "middle", class: "tick", text: xFmt(v) }));
+  }
+  g.append(sv("line", { x1: fr.x0, x2: fr.x1, y1: fr.y0, y2: fr.y0, class: "axis" }),
+    sv("line", { x1: fr.x0, x2: fr.x0, y1: fr.y0, y2: fr.y1, class: "axis" }),
+    sv("text", { x: (fr.x0 + fr.x1) / 2, y: fr.H - 8, "text-anchor": "middle", class: "axis-label", text: xLabel }),
+    sv("text", { x: 14, y: (fr.y0 + fr.y1) / 2, "text-anchor": "middle", class: "axis-label",
+      transform: `rotate(-90 14 ${(fr.y0 + fr.y1) / 2})`, text: yLabel }));
+  fr.svg.append(g);
+}
+
+const polyline = (pts, cls) => sv("polyline", { points: pts.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(" "), class: cls, fill: "none" });
+
+// a marker: circle for video, square for in person (shape as well as colour)
+function marker(cx, cy, modality, cls, label, r = 5) {
+  const t = label ? sv("title", { text: label }) : null;
+  if (modality === "in_person") return sv("rect", { x: cx - r, y: cy - r, width: 2 * r, height: 2 * r, class: `${cls} m-in_person` }, t);
+  return sv("circle", { cx, cy, r, class: `${cls} m-video` }, t);
+}
+
+function legend(fr, items) {
+  const g = sv("g", { class: "legend", "aria-hidden": "true" });
+  let x = 8;
+  for (const [modality, text, lineCls] of items) {
+    if (lineCls) g.append(sv("line", { x1: x, x2: x + 22, y1: 13, y2: 13, class: lineCls }));
+    if (modality) g.append(marker(x + 11, 13, modality, "pt", null, 4));
+    g.append(sv("text", { x: x + 28, y: 17, class: "tick", text }));
+    x += 40 + text.length * 7.5;
+  }
+  fr.svg.append(g);
+}
+
+function dataTable(caption, head, rows) {
+  return el("details", { class: "chart-data" }, el("summary", { text: "Show the data as a table" }),
+    el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption },
+      el("table", {}, el("caption", { text: caption }),
+        el("thead", {}, el("tr", {}, head.map((h) => el("th", { scope: "col", text: h })))),
+        el("tbody", {}, rows.map((r) => el("tr", {}, r.map((c, i) => el(i ? "td" : "th", i ? { text: c } : { scope: "row", text: c }))))))));
+}
+
+function figure(cls, svg, caption, table, extra = {}) {
+  return el("figure", { class: `chart-figure ${cls}`, ...extra }, svg, el("figcaption", { text: caption }), table);
+}
+
+// the client's end totals (and the therapist's) by visit number
+function trendChart(client, rows, scaleMinMax) {
+  const pts = rows.filter((r) => num(r.visit_number) && (num(r.client_total) || num(r.therapist_total)))
+    .sort((a, b) => a.visit_number - b.visit_number);
+  const cl = pts.filter((r) => num(r.client_total));
+  const th = pts.filter((r) => num(r.therapist_total));
+  const fr = frame({ title: `Alliance trend of client ${client}`, cls: "trend-chart",
+    desc: cl.length
+      ? `Client end totals by visit number: ${cl.map((r) => `visit ${r.visit_number} ${fmt(r.client_total)} (${MOD[r.modality] || r.modality})`).join("; ")}.`
+      : "No scored visits." });
+  const vn = pts.map((r) => r.visit_number);
+  const x = scale([Math.min(1, ...vn) - 0.5, Math.max(2, ...vn) + 0.5], [fr.x0, fr.x1]);
+  const y = scale(scaleMinMax || niceDomain(pts.flatMap((r) => [r.client_total, r.therapist_total])), [fr.y0, fr.y1]);
+  const xt = [];
+  const step = Math.max(1, Math.ceil((x.domain[1] - x.domain[0]) / 12));
+  for (let v = Math.ceil(x.domain[0]); v <= x.domain[1]; v += step) xt.push(v);
+  axes(fr, x, y, { xLabel: "Visit number", yLabel: "End total", xTicks: xt });
+  if (th.length) fr.svg.append(polyline(th.map((r) => [x(r.visit_number), y(r.therapist_total)]), "line-therapist"));
+  fr.svg.append(polyline(cl.map((r) => [x(r.visit_number), y(r.client_total)]), "line-client"));
+  for (const r of cl) {
+    fr.svg.append(marker(x(r.visit_number), y(r.client_total), r.modality, "pt pt-client",
+      `Visit ${r.visit_number}, ${MOD[r.modality] || r.modality}: client ${fmt(r.client_total)}`));
+  }
+  legend(fr, [["video", "online", null], ["in_person", "in person", null], [null, "therapist", "line-therapist"]]);
+  return figure("trend", fr.svg,
+    `Client ${client}: end total per visit (solid line; circles online, squares in person) and the therapist's own end rating (dashed).`,
+    dataTable(`End totals of client ${client}`, ["Visit", "Date", "Modality", "Client total", "Therapist total"],
+      pts.map((r) => [String(r.visit_number), fmtField("created_at", r.created_at), MOD[r.modality] || r.modality, fmt(r.client_total), fmt(r.therapist_total)])),
+    { "data-client": client });
+}
+
+// Hedges' g of each score with its 95 % CI, and the line at 0
+function forestPlot(scores) {
+  const rows = scores.filter((s) => s.hedges_g);
+  const rowH = 34;
+  const fr = frame({ H: 24 + rows.length * rowH + 48, m: { t: 16, r: 20, b: 44, l: narrow() ? 72 : 110 }, cls: "forest-plot",
+    title: "Online minus in person: Hedges' g with 95 % confidence intervals",
+    desc: rows.map((s) => `${s.score}: ${gReading(s.hedges_g)}`).join("; ") });
+  const vals = rows.flatMap((s) => [s.hedges_g.g, s.hedges_g.lo, s.hedges_g.hi]);
+  const x = scale(niceDomain(vals, [-1, 1], 0), [fr.x0, fr.x1]);
+  const g = sv("g", { class: "axes", "aria-hidden": "true" });
+  for (const v of x.ticks(6)) {
+    g.append(sv("line", { x1: x(v), x2: x(v), y1: fr.y1, y2: fr.y0, class: "grid" }),
+      sv("text", { x: x(v), y: fr.y0 + 18, "text-anchor": "middle", class: "tick", text: String(+v.toFixed(2)).replace("-", "\u2212") }));
+  }
+  g.append(sv("line", { x1: x(0), x2: x(0), y1: fr.y1 - 6, y2: fr.y0, class: "zero" }),
+    sv("line", { x1: fr.x0, x2: fr.x1, y1: fr.y0, y2: fr.y0, class: "axis" }),
+    sv("text", { x: fr.x0, y: fr.H - 8, "text-anchor": "start", class: "axis-label", text: "\u2190 online lower" }),
+    sv("text", { x: fr.x1, y: fr.H - 8, "text-anchor": "end", class: "axis-label", text: "online higher \u2192" }));
+  fr.svg.append(g);
+  rows.forEach((s, i) => {
+    const yy = fr.y1 + 12 + i * rowH + rowH / 2;
+    const h = s.hedges_g;
+    fr.svg.append(sv("text", { x: 8, y: yy + 4, class: "tick", text: s.score }));
+    if (num(h.lo) && num(h.hi)) {
+      fr.svg.append(sv("line", { x1: x(h.lo), x2: x(h.hi), y1: yy, y2: yy, class: "g-ci" }),
+        sv("line", { x1: x(h.lo), x2: x(h.lo), y1: yy - 6, y2: yy + 6, class: "g-ci" }),
+        sv("line", { x1: x(h.hi), x2: x(h.hi), y1: yy - 6, y2: yy + 6, class: "g-ci" }));
+    }
+    if (num(h.g)) {
+      fr.svg.append(sv("rect", { x: x(h.g) - 6, y: yy - 6, width: 12, height: 12, class: "g-mark" },
+        sv("title", { text: `${s.score}: g = ${sgn(h.g)}, 95 % CI ${sgn(h.lo)} to ${sgn(h.hi)}` })));
+    }
+  });
+  return figure("forest", fr.svg, "Hedges' g (video minus in person) per score with its 95 % CI; left of the dashed line at 0 means a weaker alliance online.",
+    dataTable("Hedges' g per score", ["Score", "g", "95 % CI low", "95 % CI high"],
+      rows.map((s) => [s.score, sgn(s.hedges_g.g), sgn(s.hedges_g.lo), sgn(s.hedges_g.hi)])));
+}
+
+// mean end total with its 95 % CI per visit number, one line per modality
+function formationChart(formation, scaleMinMax) {
+  const series = ["video", "in_person"].map((m) => [m, (formation[m] || []).filter((p) => p && num(p.mean))]);
+  const all = series.flatMap(([, ps]) => ps);
+  const fr = frame({ cls: "formation-chart", title: "Alliance formation curve: mean end total per visit number, online and in person",
+    desc: series.map(([m, ps]) => `${MOD[m]}: ${ps.length ? ps.map((p) => `visit ${p.visit} mean ${fmt(p.mean)}${num(p.lo) ? ` (95 % CI ${fmt(p.lo)}–${fmt(p.hi)})` : ""}, n ${p.n}`).join("; ") : "no data"}`).join(". ") });
+  const vs = all.map((p) => p.visit);
+  const x = scale([Math.min(1, ...vs) - 0.5, Math.max(2, ...vs) + 0.5], [fr.x0, fr.x1]);
+  const y = scale(scaleMinMax || niceDomain(all.flatMap((p) => [p.mean, p.lo, p.hi])), [fr.y0, fr.y1]);
+  const xt = [];
+  for (let v = Math.ceil(x.domain[0]); v <= x.domain[1]; v++) xt.push(v);
+  axes(fr, x, y, { xLabel: "Visit number", yLabel: "Mean end total (95 % CI)", xTicks: xt });
+  for (const [m, ps] of series) {
+    const dx = m === "video" ? -0.08 : 0.08;
+    const X = (v) => x(v + dx);
+    fr.svg.append(polyline(ps.map((p) => [X(p.visit), y(p.mean)]), `line-${m}`));
+    for (const p of ps) {
+      if (num(p.lo) && num(p.hi)) {
+        fr.svg.append(sv("g", { "clip-path": fr.clip },
+          sv("line", { x1: X(p.visit), x2: X(p.visit), y1: y(p.lo), y2: y(p.hi), class: `ebar ebar-${m}` }),
+          sv("line", { x1: X(p.visit) - 5, x2: X(p.visit) + 5, y1: y(p.lo), y2: y(p.lo), class: `ebar ebar-${m}` }),
+          sv("line", { x1: X(p.visit) - 5, x2: X(p.visit) + 5, y1: y(p.hi), y2: y(p.hi), class: `ebar ebar-${m}` })));
+      }
+      fr.svg.append(marker(X(p.visit), y(p.mean), m, `pt f-pt f-${m}`,
+        `${MOD[m]}, visit ${p.visit}: mean ${fmt(p.mean)}${num(p.lo) ? `, 95 % CI ${fmt(p.lo)}–${fmt(p.hi)}` : ""}, n ${p.n}`));
+    }
+  }
+  legend(fr, [["video", "online", "line-video"], ["in_person", "in person", "line-in_person"]]);
+  const rows = [];
+  for (const [m, ps] of series) for (const p of ps) rows.push([String(p.visit), MOD[m], String(p.n), fmt(p.mean), fmt(p.lo), fmt(p.hi)]);
+  rows.sort((a, b) => a[0] - b[0]);
+  return figure("formation", fr.svg, "Mean client end total per visit number with its 95 % CI (bars, cut at the edge of the scale; a visit number with one visit has its mean only). Circles online, squares in person.",
+    dataTable("Formation curve", ["Visit", "Modality", "n", "Mean", "95 % CI low", "95 % CI high"], rows));
+}
+
+const QMEASURE = { mean_mos: ["Mean MOS (1–5)", "mean MOS"], freeze_s: ["Frozen video (s)", "freeze seconds"] };
+
+// end total against a connection measure, one point per measured video visit
+function scatterChart(rows, measure, scaleMinMax) {
+  const pts = rows.filter((r) => num(r.client_total) && num(r[measure]));
+  const [axisName, shortName] = QMEASURE[measure];
+  const fr = frame({ cls: "scatter-chart", title: `End total against ${shortName}, video visits`,
+    desc: pts.length ? `${pts.length} video visits: ${pts.map((r) => `${shortName} ${fmt(r[measure])}, total ${fmt(r.client_total)}`).join("; ")}.`
+      : "No video visit with a measured connection and a client end total." });
+  const x = scale(measure === "mean_mos" ? niceDomain(pts.map((r) => r.mean_mos), [1, 5], 0) : niceDomain(pts.map((r) => r.freeze_s), [0]), [fr.x0, fr.x1]);
+  const y = scale(scaleMinMax || niceDomain(pts.map((r) => r.client_total)), [fr.y0, fr.y1]);
+  axes(fr, x, y, { xLabel: axisName, yLabel: "Client end total" });
+  for (const r of pts) {
+    fr.svg.append(sv("circle", { cx: x(r[measure]), cy: y(r.client_total), r: 5, class: "pt sc-pt" },
+      sv("title", { text: `${r.client_code} visit ${r.visit_number ?? "?"}: ${shortName} ${fmt(r[measure])}, total ${fmt(r.client_total)}` })));
+  }
+  if (!pts.length) {
+    fr.svg.append(sv("text", { x: (fr.x0 + fr.x1) / 2, y: (fr.y0 + fr.y1) / 2, "text-anchor": "middle", class: "axis-label",
+      text: "No measured video visits yet" }));
+  }
+  return figure("scatter", fr.svg, `Client end total against ${shortName} per video visit whose connection was measured. An association, not a cause.`,
+    dataTable(`End total and ${shortName}`, ["Visit", "Client", "Visit no.", axisName, "Client total"],
+      pts.map((r) => [r.visit_id, r.client_code, fmt(r.visit_number), fmt(r[measure]), fmt(r.client_total)])));
+}
+
+// "online lower by 0.53 SD, 95 % CI 0.29–0.76"
+function gReading(h) {
+  if (!h || !num(h.g)) return `not enough data (n online ${h?.n_video ?? 0}, n in person ${h?.n_in_person ?? 0})`;
+  const dir = h.g < 0 ? "lower" : "higher";
+  const a = Math.abs(h.g).toFixed(2);
+  if (!num(h.lo) || !num(h.hi)) return `online ${dir} by ${a} SD`;
+  if ((h.lo < 0) === (h.hi < 0) && h.lo !== 0 && h.hi !== 0) {
+    const [p, q] = [Math.abs(h.lo), Math.abs(h.hi)].sort((u, v) => u - v);
+    return `online ${dir} by ${a} SD, 95 % CI ${p.toFixed(2)}–${q.toFixed(2)}`;
+  }
+  return `online ${dir} by ${a} SD, 95 % CI from ${Math.abs(h.lo).toFixed(2)} lower to ${Math.abs(h.hi).toFixed(2)} higher: no clear difference`;
+}
+
+/* ---------------- the four reports ---------------- */
+function tbl(caption, head, rows, { cls = "", visibleCaption = true } = {}) {
+  return el("div", { class: `table-wrap ${cls}`, tabindex: "0", role: "region", "aria-label": caption },
+    el("table", {},
+      el("caption", { class: visibleCaption ? null : "sr-only", text: caption }),
+      el("thead", {}, el("tr", {}, head.map((h) => el("th", { scope: "col", text: h })))),
+      el("tbody", {}, rows.map((r) => el("tr", {}, r.map((c) => el("td", {}, c instanceof Node ? c : String(c))))))));
+}
+
+const visitBtn = (id) => el("button", { type: "button", class: "link-btn cell-btn", text: id, "aria-label": `Open visit ${id}`, on: { click: () => openVisit(id) } });
+const date = (us) => (num(us) ? new Date(us / 1000).toLocaleString([], { dateStyle: "medium", timeStyle: "short" }) : "—");
+const sec = (title, ...kids) => el("section", { class: "report-sec" }, el("h3", { text: title }), ...kids);
+
+function visitsTable(rows, caption) {
+  return tbl(caption, ["Date", "Visit", "Therapist", "Client", "Modality", "Visit no.", "Client total", "Therapist total", "Mean MOS", "Freeze s", "Alerts"],
+    rows.map((r) => [date(r.created_at), visitBtn(r.visit_id), r.therapist_code ?? "—", r.client_code ?? "—",
+      MOD[r.modality] || fmt(r.modality), fmt(r.visit_number), fmt(r.client_total), fmt(r.therapist_total),
+      num(r.mean_mos) ? r.mean_mos.toFixed(2) : "—", num(r.freeze_s) ? r.freeze_s.toFixed(1) : "—", fmt(r.alerts)]),
+    { cls: "visits-table", visibleCaption: false });
+}
+
+// one client's trend, chosen from a list (the filtered client first)
+function trendSection(rows, scaleMinMax, prefer) {
+  const by = new Map();
+  for (const r of rows) {
+    if (!r.client_code) continue;
+    if (!by.has(r.client_code)) by.set(r.client_code, []);
+    by.get(r.client_code).push(r);
+  }
+  const scored = [...by.entries()].filter(([, rs]) => rs.some((r) => num(r.client_total)));
+  if (!scored.length) return sec("Alliance trend per client", el("p", { class: "note", text: "No client has a scored end-of-visit answer in this selection yet." }));
+  scored.sort((a, b) => a[0].localeCompare(b[0]));
+  const first = (scored.find(([c]) => c === prefer) || scored.reduce((a, b) => (b[1].length > a[1].length ? b : a)))[0];
+  const host = el("div", { class: "trend-host" });
+  const draw = (c) => host.replaceChildren(trendChart(c, by.get(c), scaleMinMax));
+  const pick = el("select", { id: "trend-client", on: { change: (e) => draw(e.target.value) } },
+    scored.map(([c, rs]) => el("option", { value: c, text: `${c} (${rs.filter((r) => num(r.client_total)).length} scored)`, selected: c === first })));
+  draw(first);
+  return sec("Alliance trend per client", el("div", { class: "field inline-field" }, el("label", { for: "trend-client", text: "Client" }), pick), host);
+}
+
+function scatterSection(rows, scaleMinMax, quality) {
+  const video = rows.filter((r) => r.modality === "video");
+  const host = el("div", { class: "scatter-host" });
+  const rho = el("p", { class: "rho" });
+  const draw = (m) => {
+    host.replaceChildren(scatterChart(video, m, scaleMinMax));
+    const q = quality && quality[m];
+    if (!quality) rho.textContent = "Spearman's ρ with its 95 % CI is in the “Online vs in person” report.";
+    else if (!q || !num(q.rho)) rho.textContent = `Spearman's ρ (end total vs ${QMEASURE[m][1]}): not enough measured video visits (n = ${q?.n ?? 0}).`;
+    else rho.textContent = `Spearman's ρ (end total vs ${QMEASURE[m][1]}) = ${sgn(q.rho)}, 95 % CI ${sgn(q.lo)} to ${sgn(q.hi)}, n = ${q.n}${num(q.p) ? `, p = ${q.p < 0.001 ? "< 0.001" : q.p.toFixed(3)}` : ""}.`;
+  };
+  const pick = el("select", { id: "scatter-measure", on: { change: (e) => draw(e.target.value) } },
+    Object.entries(QMEASURE).map(([k, [label]]) => el("option", { value: k, text: label })));
+  draw("mean_mos");
+  return sec("Connection quality vs alliance (video visits)",
+    el("div", { class: "field inline-field" }, el("label", { for: "scatter-measure", text: "Connection measure" }), pick), rho, host);
+}
+
+function alertsSection(rows) {
+  const with_ = rows.filter((r) => num(r.alerts) && r.alerts > 0);
+  if (!with_.length) return sec("Alerts", el("p", { text: "No alerts in these visits." }));
+  return sec("Alerts", tbl("Visits with alerts", ["Visit", "Date", "Therapist", "Client", "Alerts", "Client total"],
+    with_.map((r) => [visitBtn(r.visit_id), date(r.created_at), r.therapist_code ?? "—", r.client_code ?? "—", fmt(r.alerts), fmt(r.client_total)]),
+    { visibleCaption: false, cls: "alerts-table" }));
+}
+
+const scaleOf = (d) => (d && d.scale && num(d.scale.min) && num(d.scale.max) ? [d.scale.min, d.scale.max] : null);
+const ms = (x) => (x && num(x.mean) ? `${fmt(x.mean)} (SD ${fmt(x.sd)})` : "—");
+const ci = (x) => (x && num(x.ci_lo) ? `${fmt(x.ci_lo)}–${fmt(x.ci_hi)}` : "—");
+
+function renderVisits(d, f) {
+  const rows = d.visits || [];
+  return [
+    el("p", { text: `${rows.length} visit${rows.length === 1 ? "" : "s"}. Select a visit id to see the visit in full.` }),
+    rows.length ? visitsTable(rows, "Visits") : el("p", { text: "No visits match these filters." }),
+    trendSection(rows, null, f.client),
+    scatterSection(rows, null, null),
+    alertsSection(rows),
+  ];
+}
+
+function groupTable(caption, level, groups) {
+  return tbl(caption, [level === "client" ? "Client" : "Therapist", "Visits", "Online", "In person", "Scored", "Mean total (SD)", "95 % CI",
+    ...(level === "client" ? ["First → last"] : []), "Trend per visit", "Therapist's own (mean)", "At ceiling", "Alerts"],
+  groups.map((g) => [g.client_code || g.therapist_code, fmt(g.visits), fmt(g.modalities?.video), fmt(g.modalities?.in_person), fmt(g.scored),
+    ms(g.total), ci(g.total), ...(level === "client" ? [`${fmt(g.first_total)} → ${fmt(g.last_total)}`] : []),
+    num(g.trend_per_visit) ? sgn(g.trend_per_visit) : "—", g.therapist_total ? fmt(g.therapist_total.mean) : "—",
+    g.ceiling ? `${num(g.ceiling.share) ? `${Math.round(g.ceiling.share * 100)} %` : "—"}${g.ceiling.flag ? " ⚑ ceiling" : ""}` : "—", fmt(g.alerts)]), { visibleCaption: false });
+}
+
+function renderSummary(d, f, rows) {
+  const out = [el("p", { text: `Instrument ${d.instrument ?? "—"}${scaleOf(d) ? ` (${d.scale.min}–${d.scale.max})` : ""}; ${fmt(d.visits)} ended visits. Trend per visit: points per visit number (for a therapist, within clients).` }),
+    sec("Per therapist", groupTable("Per therapist", "therapist", d.therapists || [])),
+    sec("Per client", groupTable("Per client", "client", d.clients || []))];
+  if (rows) out.push(trendSection(rows, scaleOf(d), f.client), alertsSection(rows));
+  else out.push(sec("Alerts", groupAlerts(d)));
+  return out;
+}
+
+function groupAlerts(d) {
+  const g = [...(d.therapists || []).map((x) => ["Therapist", x.therapist_code, x.alerts]), ...(d.clients || []).map((x) => ["Client", x.client_code, x.alerts])].filter((x) => x[2] > 0);
+  return g.length ? tbl("Alerts", ["Level", "Code", "Alerts"], g.map((x) => x.map(String)), { visibleCaption: false }) : el("p", { text: "No alerts." });
+}
+
+function renderCompare(d, f, rows) {
+  const mo = d.modalities || {};
+  const scores = d.scores || [];
+  const out = [el("p", { text: `Instrument ${d.instrument ?? "—"}${scaleOf(d) ? ` (${d.scale.min}–${d.scale.max})` : ""}; ${fmt(d.visits)} visits${d.filters?.research ? " with research consent" : ""}: online ${fmt(mo.video?.visits)} visits of ${fmt(mo.video?.clients)} clients, in person ${fmt(mo.in_person?.visits)} visits of ${fmt(mo.in_person?.clients)} clients. g < 0 means a weaker alliance online.` })];
+  out.push(sec("Online vs in person, per score",
+    tbl("Per score: descriptives per modality and Hedges' g (video minus in person)", ["Score", "Online n", "Online mean (SD)", "In person n", "In person mean (SD)", "Hedges' g [95 % CI]", "Reading"],
+      scores.map((s) => [s.score, fmt(s.video?.n), ms(s.video), fmt(s.in_person?.n), ms(s.in_person),
+        el("span", { class: "g-value", "data-score": s.score, text: s.hedges_g && num(s.hedges_g.g) ? `${sgn(s.hedges_g.g)} [${sgn(s.hedges_g.lo)}, ${sgn(s.hedges_g.hi)}]` : "—" }),
+        el("span", { class: "g-reading", text: gReading(s.hedges_g) })]), { cls: "scores-table" }),
+    scores.some((s) => s.hedges_g && num(s.hedges_g.g)) ? forestPlot(scores) : el("p", { class: "note", text: "Hedges' g needs at least two scored visits of each modality." })));
+  if (d.formation) out.push(sec(`Alliance formation curve (${d.formation.score || "total"})`, formationChart(d.formation, scaleOf(d))));
+  if (rows) out.push(scatterSection(rows.filter((r) => !d.instrument || !r.client_instrument || r.client_instrument === d.instrument), scaleOf(d), d.quality || {}));
+  const q = d.quality || {};
+  const qrows = Object.entries(q).filter(([, v]) => isObj(v));
+  if (qrows.length) {
+    out.push(tbl("Spearman's ρ between the end total and the connection (measured video visits)", ["Measure", "n", "ρ", "95 % CI", "p"],
+      qrows.map(([k, v]) => [label(k), fmt(v.n), sgn(v.rho), num(v.lo) ? `${sgn(v.lo)} to ${sgn(v.hi)}` : "—", num(v.p) ? (v.p < 0.001 ? "< 0.001" : v.p.toFixed(3)) : "—"]), { cls: "quality-table" }));
+  }
+  const c = d.congruence;
+  if (c) {
+    out.push(sec("Client and therapist ratings of the same visits", tbl("Congruence of client and therapist end totals", ["Visits", "n", "Mean |client − therapist|", "Mean client − therapist", "Pearson r [95 % CI]"],
+      ["all", "video", "in_person"].filter((k) => c[k]).map((k) => [k === "all" ? "all" : MOD[k], fmt(c[k].n), fmt(c[k].mean_abs_diff), fmt(c[k].mean_diff_client_minus_therapist),
+        c[k].pearson && num(c[k].pearson.r) ? `${sgn(c[k].pearson.r)} [${sgn(c[k].pearson.lo)}, ${sgn(c[k].pearson.hi)}]` : "—"]), { visibleCaption: false })));
+  }
+  if (Array.isArray(d.notes) && d.notes.length) out.push(sec("Notes", el("ul", { class: "plain-list note" }, d.notes.map((n) => el("li", { text: String(n) })))));
+  return out;
+}
+
+function renderVisit(d) {
+  const v = d.visit || {};
+  const out = [el("dl", { class: "details" }, [
+    ["Visit", v.visit_id], ["Therapist", v.therapist_code], ["Client", v.client_code], ["Modality", MOD[v.modality] || v.modality],
+    ["State", v.state], ["Created", date(v.created_at)], ["Visit number", fmt(v.visit_number)], ["Research consent", fmt(v.research_consent)],
+    ["Client end total", `${fmt(v.client_total)}${v.client_instrument ? ` (${v.client_instrument})` : ""}`],
+    ["Therapist end total", `${fmt(v.therapist_total)}${v.therapist_instrument ? ` (${v.therapist_instrument})` : ""}`],
+    ["Mean MOS", num(v.mean_mos) ? v.mean_mos.toFixed(2) : "—"], ["Loss %", fmt(v.loss_pct)], ["Frozen video (s)", fmt(v.freeze_s)],
+    ["Incidents", fmt(v.incidents)], ["Alerts", fmt(v.alerts)],
+  ].flatMap(([k, x]) => [el("dt", { text: k }), el("dd", { text: x ?? "—" })]))];
+  const al = d.alerts || [];
+  out.push(sec("Alerts", al.length
+    ? tbl("Alerts of this visit", ["When", "Rule", "Score", "Value", "Threshold"], al.map((a) => [date(a.created_at), fmt(a.rule), fmt(a.score_name), fmt(a.score), fmt(a.threshold)]), { visibleCaption: false, cls: "alerts-table" })
+    : el("p", { text: "No alerts in this visit." })));
+  const rest = { ...d };
+  for (const k of ["alliance", "kind", "visit", "alerts"]) delete rest[k];
+  out.push(renderValue(rest, "", 0));
+  return out;
+}
+
+async function fetchVisits(f) {
+  const vf = { ...f };
+  delete vf.instrument;
+  delete vf.visit_id;
+  try {
+    const r = await state.ac.request({ request: "report", supervisor_key: state.key, kind: "visits", filters: vf }, { timeout: 30000 });
+    return r.data.alliance === "report" ? r.data.visits || [] : null;
+  } catch {
+    return null;
+  }
+}
+
+async function renderReport(k, d, f) {
+  let rows = null;
+  if (k === "summary") rows = await fetchVisits(f);
+  else if (k === "compare") rows = await fetchVisits({ ...f, research: d.filters?.research ?? true });
+  state.view = { k, d, f, rows, narrow: narrow() };
+  draw();
+}
+
+function draw() {
+  const { k, d, f, rows } = state.view;
+  const h = el("h2", { tabindex: "-1", text: TITLES[k] || "Report" });
+  let parts;
+  if (k === "visits") parts = renderVisits(d, f);
+  else if (k === "visit") parts = renderVisit(d);
+  else if (k === "summary") parts = renderSummary(d, f, rows);
+  else if (k === "compare") parts = renderCompare(d, f, rows);
+  else parts = [renderValue(d, "", 0)];
+  $("report-out").replaceChildren(h, ...parts);
+}
+
+// the charts are laid out for a narrow or a wide screen: draw again when
+// the screen crosses from one to the other (cached data, no new request)
+window.matchMedia("(max-width: 37.5rem)").addEventListener("change", () => {
+  if (state.view && state.view.narrow !== narrow() && $("report-out").firstChild) {
+    state.view.narrow = narrow();
+    draw();
+  }
+});
 
 /* ---------------- exports ---------------- */
 function download(name, type, text) {
