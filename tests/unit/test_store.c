@@ -21,6 +21,7 @@
 #include <sqlite3.h>
 #include <jansson.h>
 #include "store.h"
+#include "sqlq.h"
 #include "store_sqlite.h"
 
 /* --- helpers ------------------------------------------------------------------------- */
@@ -121,43 +122,11 @@ static sqlite3 *raw_create(const char *path) {
 	return raw_open_flags(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
 }
 
-static gint64 q_int(const char *path, const char *sql) {
-	sqlite3 *db = raw_open(path);
-	sqlite3_stmt *s = NULL;
-	if(sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-		g_error("%s: %s", sql, sqlite3_errmsg(db));
-	g_assert_cmpint(sqlite3_step(s), ==, SQLITE_ROW);
-	gint64 v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	sqlite3_close(db);
-	return v;
-}
-
-/* Every row of a query as "a|b|c\n" lines, NULL as "~". */
-static char *q_rows(const char *path, const char *sql) {
-	sqlite3 *db = raw_open(path);
-	sqlite3_stmt *s = NULL;
-	if(sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-		g_error("%s: %s", sql, sqlite3_errmsg(db));
-	GString *out = g_string_new(NULL);
-	while(sqlite3_step(s) == SQLITE_ROW) {
-		for(int i = 0; i < sqlite3_column_count(s); i++) {
-			const unsigned char *t = sqlite3_column_text(s, i);
-			g_string_append_printf(out, "%s%s", i ? "|" : "", t ? (const char *)t : "~");
-		}
-		g_string_append_c(out, '\n');
-	}
-	sqlite3_finalize(s);
-	sqlite3_close(db);
-	return g_string_free(out, FALSE);
-}
-
-/* Everything an answer job may touch. */
 static char *answer_state(const char *path) {
-	char *a = q_rows(path, "SELECT * FROM answers ORDER BY pulse_id");
-	char *b = q_rows(path, "SELECT * FROM answer_items ORDER BY pulse_id, item_id");
-	char *c = q_rows(path, "SELECT * FROM scores ORDER BY pulse_id, name");
-	char *d = q_rows(path, "SELECT pulse_id, status, status_at FROM pulses ORDER BY pulse_id");
+	char *a = sqlq_rows(path, "SELECT * FROM answers ORDER BY pulse_id");
+	char *b = sqlq_rows(path, "SELECT * FROM answer_items ORDER BY pulse_id, item_id");
+	char *c = sqlq_rows(path, "SELECT * FROM scores ORDER BY pulse_id, name");
+	char *d = sqlq_rows(path, "SELECT pulse_id, status, status_at FROM pulses ORDER BY pulse_id");
 	char *all = g_strconcat(a, "--\n", b, "--\n", c, "--\n", d, NULL);
 	g_free(a); g_free(b); g_free(c); g_free(d);
 	return all;
@@ -262,17 +231,17 @@ static void test_fresh_is_current_version(fixture *fx, gconstpointer data) {
 	store_close(st);
 	g_assert_cmpint(STORE_SCHEMA_VERSION, ==, 3);
 	g_assert_cmpint(store_sqlite_n_migrations, ==, STORE_SCHEMA_VERSION);
-	g_assert_cmpint(q_int(fx->path, "SELECT max(version) FROM schema_version"), ==, STORE_SCHEMA_VERSION);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM schema_version"), ==, STORE_SCHEMA_VERSION);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT max(version) FROM schema_version"), ==, STORE_SCHEMA_VERSION);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM schema_version"), ==, STORE_SCHEMA_VERSION);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
 		"('visits','participants','pulses','answers','answer_items','scores','alerts',"
 		"'events','quality_samples','incidents','visit_summaries')"), ==, 11);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM pragma_table_info('pulses')"
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM pragma_table_info('pulses')"
 		" WHERE name = 'quality_json' AND type = 'TEXT' AND \"notnull\" = 0"), ==, 1);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
 		" AND name = 'incidents_by_visit'"), ==, 1);
-	g_assert_cmpint(q_int(fx->path, "PRAGMA application_id"), ==, STORE_SQLITE_APPLICATION_ID);
-	char *mode = q_rows(fx->path, "PRAGMA journal_mode");
+	g_assert_cmpint(sqlq_int(fx->path, "PRAGMA application_id"), ==, STORE_SQLITE_APPLICATION_ID);
+	char *mode = sqlq_rows(fx->path, "PRAGMA journal_mode");
 	g_assert_cmpstr(mode, ==, "wal\n");          /* persistent in the file */
 	g_free(mode);
 }
@@ -284,10 +253,10 @@ static void test_reopen_keeps_data(fixture *fx, gconstpointer data) {
 	st = open_ok(fx->path);
 	add_visit(st, "v2", "C-0042", 2000);
 	store_close(st);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM visits"), ==, 2);
-	g_assert_cmpint(q_int(fx->path, "SELECT created_at FROM visits WHERE visit_id = 'v1'"), ==, 1000);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM visits"), ==, 2);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT created_at FROM visits WHERE visit_id = 'v1'"), ==, 1000);
 	/* each migration ran once */
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM schema_version"), ==, STORE_SCHEMA_VERSION);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM schema_version"), ==, STORE_SCHEMA_VERSION);
 }
 
 static void test_newer_refused(fixture *fx, gconstpointer data) {
@@ -304,8 +273,8 @@ static void test_newer_refused(fixture *fx, gconstpointer data) {
 	g_assert_nonnull(strstr(err, "newer"));
 	g_free(err);
 	/* refused means untouched */
-	g_assert_cmpint(q_int(fx->path, "SELECT max(version) FROM schema_version"), ==, 99);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM visits"), ==, 1);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT max(version) FROM schema_version"), ==, 99);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM visits"), ==, 1);
 }
 
 /* Older databases get the missing migrations, all in one transaction: a
@@ -322,12 +291,12 @@ static void test_missing_migrations_run(fixture *fx, gconstpointer data) {
 	sqlite3 *db = raw_create(fx->path);
 	/* version 0 -> 1 */
 	g_assert_cmpint(store_sqlite_migrate(db, good, 1, NULL, err, sizeof(err)), ==, 0);
-	g_assert_cmpint(q_int(fx->path, "SELECT max(version) FROM schema_version"), ==, 1);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT max(version) FROM schema_version"), ==, 1);
 	/* 1 -> N+1: only the missing ones run */
 	g_assert_cmpint(store_sqlite_migrate(db, good, N + 1, NULL, err, sizeof(err)), ==, 1);
-	g_assert_cmpint(q_int(fx->path, "SELECT max(version) FROM schema_version"), ==, N + 1);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM schema_version"), ==, N + 1);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = 'extra_next'"), ==, 1);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT max(version) FROM schema_version"), ==, N + 1);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM schema_version"), ==, N + 1);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = 'extra_next'"), ==, 1);
 	/* up to date: nothing runs */
 	g_assert_cmpint(store_sqlite_migrate(db, good, N + 1, NULL, err, sizeof(err)), ==, N + 1);
 	/* N+1 -> N+2 fails half-way: rolled back, including its first statement */
@@ -336,15 +305,15 @@ static void test_missing_migrations_run(fixture *fx, gconstpointer data) {
 	char *want = g_strdup_printf("version %d", N + 2);
 	g_assert_nonnull(strstr(err, want));
 	g_free(want);
-	g_assert_cmpint(q_int(fx->path, "SELECT max(version) FROM schema_version"), ==, N + 1);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = 'extra_bad'"), ==, 0);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT max(version) FROM schema_version"), ==, N + 1);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = 'extra_bad'"), ==, 0);
 	/* 0 -> N+1 in one go on a second file, and a failure from 0 leaves it empty */
 	char *p2 = g_build_filename(fx->dir, "two.sqlite", NULL);
 	sqlite3 *db2 = raw_create(p2);
 	g_assert_cmpint(store_sqlite_migrate(db2, bad, N + 2, NULL, err, sizeof(err)), ==, -1);
-	g_assert_cmpint(q_int(p2, "SELECT count(*) FROM sqlite_master"), ==, 0);
+	g_assert_cmpint(sqlq_int(p2, "SELECT count(*) FROM sqlite_master"), ==, 0);
 	g_assert_cmpint(store_sqlite_migrate(db2, good, N + 1, NULL, err, sizeof(err)), ==, 0);
-	g_assert_cmpint(q_int(p2, "SELECT max(version) FROM schema_version"), ==, N + 1);
+	g_assert_cmpint(sqlq_int(p2, "SELECT max(version) FROM schema_version"), ==, N + 1);
 	sqlite3_close(db2);
 	g_free(p2);
 	sqlite3_close(db);
@@ -377,27 +346,27 @@ static void test_upgrade_from_v1(fixture *fx, gconstpointer data) {
 		NULL, NULL, NULL), ==, SQLITE_OK);
 	sqlite3_close(db);
 	g_assert_cmpint(g_chmod(fx->path, 0600), ==, 0);      /* as the store had made it */
-	g_assert_cmpint(q_int(fx->path, "SELECT max(version) FROM schema_version"), ==, 1);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM pragma_table_info('pulses')"
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT max(version) FROM schema_version"), ==, 1);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM pragma_table_info('pulses')"
 		" WHERE name = 'quality_json'"), ==, 0);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = 'incidents'"), ==, 0);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = 'incidents'"), ==, 0);
 
 	store *st = open_ok(fx->path);
 	g_assert_null(store_warning(st));
 	store_close(st);
-	g_assert_cmpint(q_int(fx->path, "SELECT max(version) FROM schema_version"), ==, STORE_SCHEMA_VERSION);
-	char *rows = q_rows(fx->path, "SELECT version FROM schema_version ORDER BY version");
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT max(version) FROM schema_version"), ==, STORE_SCHEMA_VERSION);
+	char *rows = sqlq_rows(fx->path, "SELECT version FROM schema_version ORDER BY version");
 	g_assert_cmpstr(rows, ==, "1\n2\n3\n");
 	g_free(rows);
-	rows = q_rows(fx->path, "SELECT pulse_id, visit_id, role, instrument_id, \"trigger\", created_at,"
+	rows = sqlq_rows(fx->path, "SELECT pulse_id, visit_id, role, instrument_id, \"trigger\", created_at,"
 		" expires_at, status, status_at, quality_json FROM pulses");
 	g_assert_cmpstr(rows, ==, "p1|v1|client|srs|schedule|2000|~|delivered|2100|~\n");
 	g_free(rows);
-	g_assert_cmpint(q_int(fx->path, "SELECT quality_json IS NULL FROM pulses WHERE pulse_id = 'p1'"), ==, 1);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM visits"), ==, 1);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM quality_samples"), ==, 1);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM incidents"), ==, 0);
-	g_assert_cmpint(q_int(fx->path, "PRAGMA application_id"), ==, STORE_SQLITE_APPLICATION_ID);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT quality_json IS NULL FROM pulses WHERE pulse_id = 'p1'"), ==, 1);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM visits"), ==, 1);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM quality_samples"), ==, 1);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM incidents"), ==, 0);
+	g_assert_cmpint(sqlq_int(fx->path, "PRAGMA application_id"), ==, STORE_SQLITE_APPLICATION_ID);
 
 	/* the new operations work on the upgraded file, old rows included */
 	st = open_ok(fx->path);
@@ -409,13 +378,13 @@ static void test_upgrade_from_v1(fixture *fx, gconstpointer data) {
 	g_assert_cmpint(dq.rc, ==, STORE_OK);
 	g_assert_cmpint(di.rc, ==, STORE_OK);
 	store_close(st);
-	rows = q_rows(fx->path, "SELECT quality_json FROM pulses");
+	rows = sqlq_rows(fx->path, "SELECT quality_json FROM pulses");
 	g_assert_cmpstr(rows, ==, "{\"client_up\":{\"mos\":4.2}}\n");
 	g_free(rows);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM incidents"), ==, 1);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM incidents"), ==, 1);
 	/* a second open migrates nothing more */
 	store_close(open_ok(fx->path));
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM schema_version"), ==, STORE_SCHEMA_VERSION);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM schema_version"), ==, STORE_SCHEMA_VERSION);
 }
 
 static void test_foreign_db_refused(fixture *fx, gconstpointer data) {
@@ -427,8 +396,8 @@ static void test_foreign_db_refused(fixture *fx, gconstpointer data) {
 	g_test_message("refusal: %s", err);
 	g_assert_nonnull(strstr(err, "another application"));
 	g_free(err);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = 'visits'"), ==, 0);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM notes"), ==, 1);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = 'visits'"), ==, 0);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM notes"), ==, 1);
 }
 
 /* --- refusals at open --------------------------------------------------------------------- */
@@ -611,12 +580,12 @@ static void test_answer_flow(fixture *fx, gconstpointer data) {
 	const store_item_value part[] = { { "goals", 3.0 }, { "bond", 4.0 } };
 	const store_score ignored[] = { { "total", 7.0 } };
 	g_assert_cmpint(answer_sync(st, "p1", FALSE, 3000, part, 2, ignored, 1), ==, STORE_OK);
-	char *rows = q_rows(fx->path, "SELECT final, first_at, answered_at, dismissed FROM answers");
+	char *rows = sqlq_rows(fx->path, "SELECT final, first_at, answered_at, dismissed FROM answers");
 	g_assert_cmpstr(rows, ==, "0|3000|3000|0\n");
 	g_free(rows);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM answer_items"), ==, 2);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM scores"), ==, 0);   /* not with a partial */
-	rows = q_rows(fx->path, "SELECT status, status_at FROM pulses WHERE pulse_id = 'p1'");
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM answer_items"), ==, 2);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM scores"), ==, 0);   /* not with a partial */
+	rows = sqlq_rows(fx->path, "SELECT status, status_at FROM pulses WHERE pulse_id = 'p1'");
 	g_assert_cmpstr(rows, ==, "partial|3000\n");
 	g_free(rows);
 
@@ -624,16 +593,16 @@ static void test_answer_flow(fixture *fx, gconstpointer data) {
 	const store_item_value rest[] = { { "bond", 5.0 }, { "approach", 6.5 } };
 	const store_score scores[] = { { "total", 14.5 }, { "bond", 5.0 } };
 	g_assert_cmpint(answer_sync(st, "p1", TRUE, 4000, rest, 2, scores, 2), ==, STORE_OK);
-	rows = q_rows(fx->path, "SELECT item_id, value FROM answer_items WHERE pulse_id = 'p1' ORDER BY item_id");
+	rows = sqlq_rows(fx->path, "SELECT item_id, value FROM answer_items WHERE pulse_id = 'p1' ORDER BY item_id");
 	g_assert_cmpstr(rows, ==, "approach|6.5\nbond|5.0\ngoals|3.0\n");
 	g_free(rows);
-	rows = q_rows(fx->path, "SELECT final, first_at, answered_at, time_to_answer_ms, research_consent, dismissed FROM answers");
+	rows = sqlq_rows(fx->path, "SELECT final, first_at, answered_at, time_to_answer_ms, research_consent, dismissed FROM answers");
 	g_assert_cmpstr(rows, ==, "1|3000|4000|1500|1|0\n");
 	g_free(rows);
-	rows = q_rows(fx->path, "SELECT name, value FROM scores ORDER BY name");
+	rows = sqlq_rows(fx->path, "SELECT name, value FROM scores ORDER BY name");
 	g_assert_cmpstr(rows, ==, "bond|5.0\ntotal|14.5\n");
 	g_free(rows);
-	rows = q_rows(fx->path, "SELECT status, status_at FROM pulses WHERE pulse_id = 'p1'");
+	rows = sqlq_rows(fx->path, "SELECT status, status_at FROM pulses WHERE pulse_id = 'p1'");
 	g_assert_cmpstr(rows, ==, "answered|4000\n");
 	g_free(rows);
 
@@ -729,7 +698,7 @@ static void test_two_writers_one_final(fixture *fx, gconstpointer data) {
 	g_assert_cmpint(refusals, ==, 20);
 	store_close(a);
 	store_close(b);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM answer_items WHERE pulse_id LIKE 'r%'"), ==, 20);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM answer_items WHERE pulse_id LIKE 'r%'"), ==, 20);
 }
 
 static void test_dismiss_and_status(fixture *fx, gconstpointer data) {
@@ -737,11 +706,11 @@ static void test_dismiss_and_status(fixture *fx, gconstpointer data) {
 	seed(st);
 	/* delivery: pending -> delivered, never backwards */
 	g_assert_cmpint(status_sync(st, "p2", "delivered", 2500), ==, STORE_OK);
-	char *rows = q_rows(fx->path, "SELECT status, status_at FROM pulses WHERE pulse_id = 'p2'");
+	char *rows = sqlq_rows(fx->path, "SELECT status, status_at FROM pulses WHERE pulse_id = 'p2'");
 	g_assert_cmpstr(rows, ==, "delivered|2500\n");
 	g_free(rows);
 	g_assert_cmpint(status_sync(st, "p2", "delivered", 2600), ==, STORE_OK);
-	rows = q_rows(fx->path, "SELECT status, status_at FROM pulses WHERE pulse_id = 'p2'");
+	rows = sqlq_rows(fx->path, "SELECT status, status_at FROM pulses WHERE pulse_id = 'p2'");
 	g_assert_cmpstr(rows, ==, "delivered|2500\n");
 	g_free(rows);
 	/* partial, then "Not now": the partial items stay, the pulse is dismissed */
@@ -749,11 +718,11 @@ static void test_dismiss_and_status(fixture *fx, gconstpointer data) {
 	g_assert_cmpint(answer_sync(st, "p2", FALSE, 2700, it, 1, NULL, 0), ==, STORE_OK);
 	g_assert_cmpint(status_sync(st, "p2", "delivered", 2750), ==, STORE_OK);   /* no-op */
 	g_assert_cmpint(dismiss_sync(st, "p2", 2800), ==, STORE_OK);
-	rows = q_rows(fx->path, "SELECT a.final, a.dismissed, a.first_at, a.answered_at, p.status, p.status_at"
+	rows = sqlq_rows(fx->path, "SELECT a.final, a.dismissed, a.first_at, a.answered_at, p.status, p.status_at"
 		" FROM answers a JOIN pulses p USING (pulse_id) WHERE pulse_id = 'p2'");
 	g_assert_cmpstr(rows, ==, "0|1|2700|2800|dismissed|2800\n");
 	g_free(rows);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM answer_items WHERE pulse_id = 'p2'"), ==, 1);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM answer_items WHERE pulse_id = 'p2'"), ==, 1);
 	/* a dismissed pulse is closed */
 	char *before = answer_state(fx->path);
 	g_assert_cmpint(dismiss_sync(st, "p2", 2900), ==, STORE_ALREADY_FINAL);
@@ -764,7 +733,7 @@ static void test_dismiss_and_status(fixture *fx, gconstpointer data) {
 	g_free(before); g_free(after);
 	/* store_pulse_status("dismissed") is store_dismiss(), without a partial */
 	g_assert_cmpint(status_sync(st, "p3", "dismissed", 3000), ==, STORE_OK);
-	rows = q_rows(fx->path, "SELECT a.final, a.dismissed, a.first_at, a.research_consent, p.status"
+	rows = sqlq_rows(fx->path, "SELECT a.final, a.dismissed, a.first_at, a.research_consent, p.status"
 		" FROM answers a JOIN pulses p USING (pulse_id) WHERE pulse_id = 'p3'");
 	g_assert_cmpstr(rows, ==, "0|1|3000|~|dismissed\n");
 	g_free(rows);
@@ -773,7 +742,7 @@ static void test_dismiss_and_status(fixture *fx, gconstpointer data) {
 	g_assert_cmpint(status_sync(st, "p4", "expired", 3200), ==, STORE_OK);
 	g_assert_cmpint(answer_sync(st, "p4", TRUE, 3300, it, 1, NULL, 0), ==, STORE_ALREADY_FINAL);
 	g_assert_cmpint(dismiss_sync(st, "p4", 3300), ==, STORE_ALREADY_FINAL);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM answers WHERE pulse_id = 'p4'"), ==, 0);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM answers WHERE pulse_id = 'p4'"), ==, 0);
 	/* unknown pulses, unknown statuses */
 	g_assert_cmpint(dismiss_sync(st, "nope", 1), ==, STORE_NOT_FOUND);
 	g_assert_cmpint(status_sync(st, "nope", "expired", 1), ==, STORE_NOT_FOUND);
@@ -805,7 +774,7 @@ static void test_visit_rows(fixture *fx, gconstpointer data) {
 	g_assert_cmpint(d[6].rc, ==, STORE_NOT_FOUND);
 	g_assert_cmpint(d[7].rc, ==, STORE_ERR);
 	g_assert_nonnull(strstr(d[7].error, "CHECK"));
-	char *rows = q_rows(fx->path, "SELECT therapist_code, client_code, modality, state, created_at,"
+	char *rows = sqlq_rows(fx->path, "SELECT therapist_code, client_code, modality, state, created_at,"
 		" admitted_at, ended_at, closed_at FROM visits");
 	g_assert_cmpstr(rows, ==, "T-01|C-0042|video|closed|1000|1200|1500|1600\n");   /* first times */
 	g_free(rows);
@@ -846,16 +815,16 @@ static void test_visit_rows(fixture *fx, gconstpointer data) {
 	g_assert_cmpint(ev.rc, ==, STORE_OK);
 	g_assert_cmpint(ev0.rc, ==, STORE_OK);
 	g_assert_cmpint(evx.rc, ==, STORE_NOT_FOUND);
-	rows = q_rows(fx->path, "SELECT role, code, research_consent, language, joined_at FROM participants ORDER BY id");
+	rows = sqlq_rows(fx->path, "SELECT role, code, research_consent, language, joined_at FROM participants ORDER BY id");
 	g_assert_cmpstr(rows, ==, "client|C-0042|1|de|1100\nobserver|~|0|~|1150\n");
 	g_free(rows);
-	rows = q_rows(fx->path, "SELECT visit_id, pulse_id, rule, score_name, score, threshold, quality_json, created_at FROM alerts");
+	rows = sqlq_rows(fx->path, "SELECT visit_id, pulse_id, rule, score_name, score, threshold, quality_json, created_at FROM alerts");
 	g_assert_cmpstr(rows, ==, "v1|p1|below_cutoff|total|31.0|36.0|{\"freezes\":4,\"mos\":2.9}|1300\n");
 	g_free(rows);
-	rows = q_rows(fx->path, "SELECT visit_id, kind, detail_json, at FROM events ORDER BY id");
+	rows = sqlq_rows(fx->path, "SELECT visit_id, kind, detail_json, at FROM events ORDER BY id");
 	g_assert_cmpstr(rows, ==, "v1|admitted|{\"by\":\"therapist\"}|1200\n~|server_start|~|1\n");
 	g_free(rows);
-	rows = q_rows(fx->path, "SELECT role, kind, instrument_id, instrument_version, language, \"trigger\","
+	rows = sqlq_rows(fx->path, "SELECT role, kind, instrument_id, instrument_version, language, \"trigger\","
 		" delivered_via, created_at, expires_at, status, status_at FROM pulses");
 	g_assert_cmpstr(rows, ==, "client|in_session|srs|1|en|schedule|datachannel|1250|60001250|pending|1250\n");
 	g_free(rows);
@@ -866,7 +835,7 @@ static void test_visit_rows(fixture *fx, gconstpointer data) {
 	g_assert_cmpint(sqlite3_exec(db, "PRAGMA foreign_keys = ON; DELETE FROM visits WHERE client_code = 'C-0042'",
 		NULL, NULL, NULL), ==, SQLITE_OK);
 	sqlite3_close(db);
-	g_assert_cmpint(q_int(fx->path, "SELECT (SELECT count(*) FROM participants) + (SELECT count(*) FROM pulses)"
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT (SELECT count(*) FROM participants) + (SELECT count(*) FROM pulses)"
 		" + (SELECT count(*) FROM alerts) + (SELECT count(*) FROM events WHERE visit_id IS NOT NULL)"), ==, 0);
 }
 
@@ -916,7 +885,7 @@ static void on_done_look(store_rc rc, const char *error, void *user) {
 	seen_rec *s = user;
 	s->calls++;
 	s->rc = rc;
-	s->count = q_int(s->path, s->sql);
+	s->count = sqlq_int(s->path, s->sql);
 	if(s->st)
 		s->sync_from_callback = store_sync(s->st);
 }
@@ -961,8 +930,8 @@ static void test_close_drains(fixture *fx, gconstpointer data) {
 	g_assert_cmpint(g_atomic_int_get(&ok), ==, 1000);
 	st = open_ok(fx->path);
 	store_close(st);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM events WHERE kind = 'tick'"), ==, 1000);
-	g_assert_cmpint(q_int(fx->path, "SELECT sum(at) FROM events"), ==, 999 * 1000 / 2);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM events WHERE kind = 'tick'"), ==, 1000);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT sum(at) FROM events"), ==, 999 * 1000 / 2);
 }
 
 /* A callback that holds the writer until the test opens the gate. */
@@ -1024,8 +993,8 @@ static void test_sample_overflow(fixture *fx, gconstpointer data) {
 	g_assert_cmpuint(store_queue_depth(st), ==, 0);
 	g_assert_cmpint(d.rc, ==, STORE_OK);
 	g_assert_cmpint(g_atomic_int_get(&events_ok), ==, 100);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM quality_samples"), ==, STORE_SAMPLE_QUEUE_MAX);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM answers WHERE final = 1"), ==, 1);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM quality_samples"), ==, STORE_SAMPLE_QUEUE_MAX);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM answers WHERE final = 1"), ==, 1);
 	/* room again; a sample that cannot be written (unknown visit) counts as
 	 * dropped, and does not take its batch-mates with it */
 	g_assert_cmpint(store_quality_sample(st, "v1", "client_down", "video", 1, "{}"), ==, 0);
@@ -1033,7 +1002,7 @@ static void test_sample_overflow(fixture *fx, gconstpointer data) {
 	g_assert_cmpint(store_quality_sample(st, "v1", "client_down", "video", 3, "{}"), ==, 0);
 	g_assert_cmpint(store_sync(st), ==, 0);
 	g_assert_cmpuint(store_dropped_samples(st), ==, 502);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM quality_samples WHERE leg = 'client_down'"), ==, 2);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM quality_samples WHERE leg = 'client_down'"), ==, 2);
 	store_close(st);
 	g_mutex_clear(&g.lock);
 	g_cond_clear(&g.cond);
@@ -1074,7 +1043,7 @@ static void test_pulse_quality(fixture *fx, gconstpointer data) {
 	/* set again: replaced; the other pulses and the status are untouched */
 	const char *q2 = "{\"client_up\":{\"loss\":0.1,\"mos\":3.1},\"therapist_down\":{\"freezes\":2}}";
 	g_assert_cmpint(quality_sync(st, "p1", q2), ==, STORE_OK);
-	char *rows = q_rows(fx->path, "SELECT pulse_id, status, status_at, quality_json FROM pulses ORDER BY pulse_id");
+	char *rows = sqlq_rows(fx->path, "SELECT pulse_id, status, status_at, quality_json FROM pulses ORDER BY pulse_id");
 	char *want = g_strdup_printf("p1|pending|2000|%s\np2|pending|2100|~\np3|pending|2200|~\n", q2);
 	g_assert_cmpstr(rows, ==, want);
 	g_free(rows); g_free(want);
@@ -1092,7 +1061,7 @@ static void test_pulse_quality(fixture *fx, gconstpointer data) {
 	char *after = answer_state(fx->path);
 	g_assert_cmpstr(after, ==, before);
 	g_free(before); g_free(after);
-	rows = q_rows(fx->path, "SELECT pulse_id, status, quality_json FROM pulses ORDER BY pulse_id");
+	rows = sqlq_rows(fx->path, "SELECT pulse_id, status, quality_json FROM pulses ORDER BY pulse_id");
 	g_assert_cmpstr(rows, ==, "p1|answered|{\"end\":true}\np2|dismissed|{\"d\":1}\np3|expired|{}\n");
 	g_free(rows);
 	/* an unknown pulse is not found, and nothing is written */
@@ -1102,7 +1071,7 @@ static void test_pulse_quality(fixture *fx, gconstpointer data) {
 	g_assert_cmpint(d.calls, ==, 1);
 	g_assert_cmpint(d.rc, ==, STORE_NOT_FOUND);
 	g_assert_cmpstr(d.error, ==, "pulse nope is not stored");
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM pulses"), ==, 3);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM pulses"), ==, 3);
 	store_close(st);
 }
 
@@ -1136,7 +1105,7 @@ static void test_incident(fixture *fx, gconstpointer data) {
 	g_assert_cmpint(incident_sync(st, &lost, error, sizeof(error)), ==, STORE_NOT_FOUND);
 	g_test_message("unknown visit: %s", error);
 	store_close(st);
-	char *rows = q_rows(fx->path, "SELECT visit_id, leg, medium, kind, started_at, ended_at, detail_json"
+	char *rows = sqlq_rows(fx->path, "SELECT visit_id, leg, medium, kind, started_at, ended_at, detail_json"
 		" FROM incidents ORDER BY id");
 	g_assert_cmpstr(rows, ==,
 		"v1|client_down|video|freeze|5000|7500|{\"freezes\":3,\"longest_ms\":1800}\n"
@@ -1147,7 +1116,7 @@ static void test_incident(fixture *fx, gconstpointer data) {
 		"v1|therapist_down|audio|slow_link|10002|~|~\n");
 	g_free(rows);
 	/* the visit's incidents come from the index, in order of start */
-	char *plan = q_rows(fx->path, "EXPLAIN QUERY PLAN SELECT leg FROM incidents"
+	char *plan = sqlq_rows(fx->path, "EXPLAIN QUERY PLAN SELECT leg FROM incidents"
 		" WHERE visit_id = 'v1' ORDER BY started_at, id");
 	g_test_message("plan:\n%s", plan);
 	g_assert_nonnull(strstr(plan, "incidents_by_visit"));
@@ -1199,8 +1168,8 @@ static void test_quality_refusals(fixture *fx, gconstpointer data) {
 	/* the valid record itself goes in */
 	g_assert_cmpint(incident_sync(st, &ok, NULL, 0), ==, STORE_OK);
 	store_close(st);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM incidents"), ==, 1);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM pulses WHERE quality_json IS NOT NULL"), ==, 0);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM incidents"), ==, 1);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM pulses WHERE quality_json IS NOT NULL"), ==, 0);
 
 	/* the CHECK constraints hold for any writer */
 	sqlite3 *db = raw_open(fx->path);
@@ -1220,7 +1189,7 @@ static void test_quality_refusals(fixture *fx, gconstpointer data) {
 		sqlite3_free(msg);
 	}
 	sqlite3_close(db);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM incidents"), ==, 1);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM incidents"), ==, 1);
 }
 
 /* Erasing a visit erases its incidents (and its pulses' quality context
@@ -1237,15 +1206,15 @@ static void test_incidents_cascade(fixture *fx, gconstpointer data) {
 	g_assert_cmpint(incident_sync(st, &b, NULL, 0), ==, STORE_OK);
 	g_assert_cmpint(incident_sync(st, &c, NULL, 0), ==, STORE_OK);
 	store_close(st);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM incidents"), ==, 3);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM incidents"), ==, 3);
 	sqlite3 *db = raw_open(fx->path);
 	g_assert_cmpint(sqlite3_exec(db, "PRAGMA foreign_keys = ON; DELETE FROM visits WHERE client_code = 'C-0042'",
 		NULL, NULL, NULL), ==, SQLITE_OK);
 	sqlite3_close(db);
-	char *rows = q_rows(fx->path, "SELECT visit_id, kind FROM incidents");
+	char *rows = sqlq_rows(fx->path, "SELECT visit_id, kind FROM incidents");
 	g_assert_cmpstr(rows, ==, "v2|high_rtt\n");
 	g_free(rows);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM pulses"), ==, 0);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM pulses"), ==, 0);
 }
 
 typedef struct text_rec {
@@ -1435,7 +1404,7 @@ static void test_baseline(fixture *fx, gconstpointer data) {
 	store_close(st);
 
 	/* the baseline query is served by indexes, not table scans */
-	char *plan = q_rows(fx->path, "EXPLAIN QUERY PLAN SELECT s.value FROM visits v"
+	char *plan = sqlq_rows(fx->path, "EXPLAIN QUERY PLAN SELECT s.value FROM visits v"
 		" JOIN pulses p ON p.visit_id = v.visit_id JOIN answers a ON a.pulse_id = p.pulse_id"
 		" JOIN scores s ON s.pulse_id = p.pulse_id WHERE v.client_code = 'C-1'"
 		" AND p.instrument_id = 'srs' AND p.role = 'client' AND s.name = 'total' AND a.final = 1");
@@ -1471,7 +1440,7 @@ static void test_durable_after_crash(fixture *fx, gconstpointer data) {
 	g_free(wal);
 	store *st = open_ok(fx->path);
 	store_close(st);
-	char *rows = q_rows(fx->path, "SELECT a.final, i.item_id, i.value, s.value FROM answers a"
+	char *rows = sqlq_rows(fx->path, "SELECT a.final, i.item_id, i.value, s.value FROM answers a"
 		" JOIN answer_items i USING (pulse_id) JOIN scores s USING (pulse_id) WHERE a.pulse_id = 'p1'");
 	g_assert_cmpstr(rows, ==, "1|goals|7.5|7.5\n");
 	g_free(rows);

@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 #include <jansson.h>
 #include "store.h"
+#include "sqlq.h"
 #include "store_sqlite.h"
 
 /* --- helpers ------------------------------------------------------------------------- */
@@ -86,45 +87,6 @@ static void on_count(store_rc rc, gint64 rows, const char *error, void *user) {
 static void ok_done(store_rc rc, const char *error, void *user) {
 	if(rc != STORE_OK)
 		g_error("store job failed (%s): %s", (const char *)user, error ? error : "?");
-}
-
-static sqlite3 *raw_open(const char *path) {
-	sqlite3 *db = NULL;
-	g_assert_cmpint(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-		NULL), ==, SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	return db;
-}
-
-static gint64 q_int(const char *path, const char *sql) {
-	sqlite3 *db = raw_open(path);
-	sqlite3_stmt *s = NULL;
-	if(sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-		g_error("%s: %s", sql, sqlite3_errmsg(db));
-	g_assert_cmpint(sqlite3_step(s), ==, SQLITE_ROW);
-	gint64 v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	sqlite3_close(db);
-	return v;
-}
-
-/* Every row as "a|b|c\n" lines, NULL as "~". */
-static char *q_rows(const char *path, const char *sql) {
-	sqlite3 *db = raw_open(path);
-	sqlite3_stmt *s = NULL;
-	if(sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-		g_error("%s: %s", sql, sqlite3_errmsg(db));
-	GString *out = g_string_new(NULL);
-	while(sqlite3_step(s) == SQLITE_ROW) {
-		for(int i = 0; i < sqlite3_column_count(s); i++) {
-			const unsigned char *t = sqlite3_column_text(s, i);
-			g_string_append_printf(out, "%s%s", i ? "|" : "", t ? (const char *)t : "~");
-		}
-		g_string_append_c(out, '\n');
-	}
-	sqlite3_finalize(s);
-	sqlite3_close(db);
-	return g_string_free(out, FALSE);
 }
 
 #define T0 1700000000000000LL           /* 2023-11-14T22:13:20Z */
@@ -234,7 +196,7 @@ static void test_summarize(fixture *fx, gconstpointer data) {
 		QUALITY(4.2, 3.8, 1.5, 2.5, 12.5), 2, 1, 3 };
 	add_visit_full(st, &a);
 	store_close(st);
-	char *rows = q_rows(fx->path, "SELECT visit_id, therapist_code, client_code, modality, visit_number,"
+	char *rows = sqlq_rows(fx->path, "SELECT visit_id, therapist_code, client_code, modality, visit_number,"
 		" created_at = 1700000000000000, ended_at, research_consent, client_instrument, client_total,"
 		" therapist_instrument, therapist_total, round(mean_mos, 6), round(loss_pct, 6), freeze_s,"
 		" incidents, alerts FROM visit_summaries");
@@ -275,7 +237,7 @@ static void test_summarize_cases(fixture *fx, gconstpointer data) {
 	g_assert_cmpint(nf.calls, ==, 1);
 	g_assert_cmpint(nf.rc, ==, STORE_NOT_FOUND);
 	store_close(st);
-	char *rows = q_rows(fx->path, "SELECT visit_id, visit_number, research_consent, client_total,"
+	char *rows = sqlq_rows(fx->path, "SELECT visit_id, visit_number, research_consent, client_total,"
 		" therapist_total, mean_mos, loss_pct, freeze_s FROM visit_summaries ORDER BY created_at, visit_id");
 	g_assert_cmpstr(rows, ==,
 		"ip|1|1|30.0|29.0|~|~|~\n"
@@ -303,7 +265,7 @@ static void test_visit_number_stable(fixture *fx, gconstpointer data) {
 	g_assert_cmpint(store_sync(st), ==, 0);
 	g_assert_cmpint(d.rc, ==, STORE_OK);
 	store_close(st);
-	char *rows = q_rows(fx->path, "SELECT visit_id, visit_number FROM visit_summaries ORDER BY visit_id");
+	char *rows = sqlq_rows(fx->path, "SELECT visit_id, visit_number FROM visit_summaries ORDER BY visit_id");
 	g_assert_cmpstr(rows, ==, "v2|2\nv3|3\n");
 	g_free(rows);
 }
@@ -312,7 +274,7 @@ static void test_visit_number_stable(fixture *fx, gconstpointer data) {
  * open, and its ended visits get their summaries. */
 static void test_upgrade_from_v2(fixture *fx, gconstpointer data) {
 	char err[256];
-	sqlite3 *db = raw_open(fx->path);
+	sqlite3 *db = sqlq_open(fx->path);
 	g_assert_cmpint(sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL), ==, SQLITE_OK);
 	g_assert_cmpint(store_sqlite_migrate(db, store_sqlite_migrations, 2, NULL, err, sizeof(err)), ==, 0);
 	g_assert_cmpint(sqlite3_exec(db,
@@ -333,22 +295,22 @@ static void test_upgrade_from_v2(fixture *fx, gconstpointer data) {
 		NULL, NULL, NULL), ==, SQLITE_OK);
 	sqlite3_close(db);
 	g_assert_cmpint(g_chmod(fx->path, 0600), ==, 0);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = 'visit_summaries'"), ==, 0);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = 'visit_summaries'"), ==, 0);
 	store *st = open_ok(fx->path);
 	store_close(st);
-	char *rows = q_rows(fx->path, "SELECT version FROM schema_version ORDER BY version");
+	char *rows = sqlq_rows(fx->path, "SELECT version FROM schema_version ORDER BY version");
 	g_assert_cmpstr(rows, ==, "1\n2\n3\n");
 	g_free(rows);
-	rows = q_rows(fx->path, "SELECT visit_id, visit_number, research_consent, client_instrument,"
+	rows = sqlq_rows(fx->path, "SELECT visit_id, visit_number, research_consent, client_instrument,"
 		" client_total, mean_mos, loss_pct, freeze_s FROM visit_summaries ORDER BY visit_id");
 	g_assert_cmpstr(rows, ==, "old1|1|1|ap-end|33.3|3.5|2.0|2.5\nold2|2|1|~|~|~|~|~\n");
 	g_free(rows);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN"
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN"
 		" ('visit_summaries_by_created','visit_summaries_by_therapist','visit_summaries_by_client',"
 		"'visit_summaries_by_modality','visits_by_created','visits_by_modality')"), ==, 6);
 	/* old rows untouched */
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM visits"), ==, 3);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM scores"), ==, 1);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM visits"), ==, 3);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM scores"), ==, 1);
 }
 
 /* --- erasure ----------------------------------------------------------------------------- */
@@ -374,7 +336,7 @@ static gint64 rows_about(const char *path, const char *table, const char *client
 	else
 		sql = g_strdup_printf("SELECT count(*) FROM %s WHERE visit_id IN (SELECT visit_id FROM visits"
 			" WHERE client_code = '%s')", table, client);
-	gint64 n = q_int(path, sql);
+	gint64 n = sqlq_int(path, sql);
 	g_free(sql);
 	return n;
 }
@@ -418,7 +380,7 @@ static void test_forget(fixture *fx, gconstpointer data) {
 		before_other[i] = rows_about(fx->path, TABLES[i], "C-KEEP");
 		g_assert_cmpint(before_other[i], >, 0);
 	}
-	gint64 server_events = q_int(fx->path, "SELECT count(*) FROM events WHERE visit_id IS NULL");
+	gint64 server_events = sqlq_int(fx->path, "SELECT count(*) FROM events WHERE visit_id IS NULL");
 	/* the event naming visit zq0XY has no client code in it */
 	expected += 1;
 
@@ -442,14 +404,14 @@ static void test_forget(fixture *fx, gconstpointer data) {
 		g_assert_cmpint(rows_about(fx->path, TABLES[i], "C-ERASEME"), ==, 0);
 		g_assert_cmpint(rows_about(fx->path, TABLES[i], "C-KEEP"), ==, before_other[i]);
 	}
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM events WHERE instr(detail_json, 'zq') > 0"), ==, 0);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM events WHERE instr(detail_json, 'zq') > 0"), ==, 0);
 	/* of the three server events, the two naming the client or a visit
 	 * went, the unrelated one stays; two forget events were added */
 	g_assert_cmpint(server_events, ==, 3);
-	char *kinds = q_rows(fx->path, "SELECT kind FROM events WHERE visit_id IS NULL ORDER BY id");
+	char *kinds = sqlq_rows(fx->path, "SELECT kind FROM events WHERE visit_id IS NULL ORDER BY id");
 	g_assert_cmpstr(kinds, ==, "started\nforget\nforget\n");
 	g_free(kinds);
-	char *log = q_rows(fx->path, "SELECT kind, detail_json FROM events WHERE kind = 'forget' ORDER BY id");
+	char *log = sqlq_rows(fx->path, "SELECT kind, detail_json FROM events WHERE kind = 'forget' ORDER BY id");
 	g_test_message("forget events:\n%s", log);
 	char *want = g_strdup_printf("forget|{\"rows\":%" G_GINT64_FORMAT ",\"tables\":{"
 		"\"alerts\":3,\"answer_items\":30,\"answers\":9,\"events\":5,\"incidents\":6,"
@@ -462,7 +424,7 @@ static void test_forget(fixture *fx, gconstpointer data) {
 	g_free(want);
 	g_free(log);
 	/* the log names nobody */
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM events WHERE kind = 'forget'"
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM events WHERE kind = 'forget'"
 		" AND (instr(detail_json, 'C-') > 0 OR instr(detail_json, 'zq') > 0)"), ==, 0);
 	/* the erased text is gone from the file (secure_delete, checkpointed) */
 	g_assert_false(file_contains(fx->path, "C-ERASEME"));
@@ -494,11 +456,11 @@ static void test_retention(fixture *fx, gconstpointer data) {
 	 * incident, 4 samples, event, summary */
 	g_assert_cmpint(d.rows, ==, 1 + 2 + 3 + 3 + 10 + 11 + 1 + 1 + 4 + 1 + 1);
 	store_close(st);
-	char *rows = q_rows(fx->path, "SELECT visit_id FROM visits ORDER BY visit_id");
+	char *rows = sqlq_rows(fx->path, "SELECT visit_id FROM visits ORDER BY visit_id");
 	g_assert_cmpstr(rows, ==, "longlived\nrecent\n");
 	g_free(rows);
-	g_assert_cmpint(q_int(fx->path, "SELECT count(*) FROM pulses WHERE visit_id = 'old'"), ==, 0);
-	rows = q_rows(fx->path, "SELECT kind, json_extract(detail_json, '$.days'), json_extract(detail_json,"
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM pulses WHERE visit_id = 'old'"), ==, 0);
+	rows = sqlq_rows(fx->path, "SELECT kind, json_extract(detail_json, '$.days'), json_extract(detail_json,"
 		" '$.visits'), json_extract(detail_json, '$.rows'), at FROM events WHERE visit_id IS NULL");
 	char *want = g_strdup_printf("retention|10|1|%" G_GINT64_FORMAT "|%" G_GINT64_FORMAT "\n",
 		d.rows, (gint64)(T0 + 21 * DAY));

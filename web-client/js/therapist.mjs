@@ -12,7 +12,7 @@
 
 import { loadConfig, serverList } from "./config.mjs";
 import { AllianceClient } from "./alliance-client.mjs";
-import { $, el, showScreen, setStatus, clearStatus, toast, copyText, playStream, store, fmtNum } from "./ui.mjs";
+import { $, el, showScreen, setStatus, clearStatus, toast, copyText, playStream, store, fmtNum, showConnection } from "./ui.mjs";
 import { t, errorText } from "./i18n.mjs";
 import { PulseForm, AnswerChannel } from "./pulse.mjs";
 import { startStatsReporter } from "./stats.mjs";
@@ -514,17 +514,8 @@ function wire(ac) {
     playStream($("remote-video"), stream).then((ok) => { $("sound-btn").hidden = ok; });
   });
   ac.on("connection", ({ state: s }) => {
-    const b = $("conn-banner");
-    if (s === "lost") {
-      b.hidden = false;
-      b.className = "conn-banner warn";
-      b.textContent = t("conn.lost");
-    } else if (s === "restored") {
-      b.className = "conn-banner ok";
-      b.textContent = t("conn.restored");
-      setTimeout(() => { b.hidden = true; }, 3000);
-    } else if (s === "gone") {
-      b.hidden = true;
+    showConnection(s, { lost: t("conn.lost"), restored: t("conn.restored") });
+    if (s === "gone") {
       state.ac = null;
       if (state.phase !== "done") {
         fatal(t("conn.gone"), t("conn.gone.detail"), () => {

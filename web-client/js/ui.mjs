@@ -131,3 +131,22 @@ export const store = {
 export function hashParams() {
   return new URLSearchParams((window.location.hash || "").replace(/^#/, ""));
 }
+
+// The connection banner (#conn-banner) for the Janus session's state:
+// "lost" shows a warning, "restored" says so for 3 s, "gone" hides it (the
+// page then decides what to do). texts: { lost, restored }.
+export function showConnection(s, texts) {
+  const b = $("conn-banner");
+  if (!b) return;
+  if (s === "lost") {
+    b.hidden = false;
+    b.className = "conn-banner warn";
+    b.textContent = texts.lost;
+  } else if (s === "restored") {
+    b.className = "conn-banner ok";
+    b.textContent = texts.restored;
+    setTimeout(() => { b.hidden = true; }, 3000);
+  } else if (s === "gone") {
+    b.hidden = true;
+  }
+}
