@@ -196,9 +196,17 @@ def pytest_pyfunc_call(pyfuncitem):
     timeout = marker.args[0] if marker else DEFAULT_TIMEOUT_S
     kwargs = {n: pyfuncitem.funcargs[n] for n in pyfuncitem._fixtureinfo.argnames}
 
+    async def _body():
+        # a TimeoutError from inside the test (a reply that never came) is
+        # its own failure, not the test's overall timeout
+        try:
+            await pyfuncitem.obj(**kwargs)
+        except TimeoutError as e:
+            raise AssertionError(f"timed out waiting inside the test: {e}") from e
+
     async def _run():
         try:
-            await asyncio.wait_for(pyfuncitem.obj(**kwargs), timeout)
+            await asyncio.wait_for(_body(), timeout)
         except asyncio.TimeoutError:
             raise AssertionError(f"test did not finish within {timeout}s") from None
 

@@ -63,9 +63,24 @@ async def test_freeze_triggers_the_technology_item(janus, keys):
 
 @pytest.mark.timeout_s(40)
 async def test_no_freeze_no_quality_pulse(janus, keys):
+    """No freeze measured, no quality pulse. The synthetic sender can really
+    freeze when the machine's two cores are starved (seen once: two freezes,
+    0.4 s, while another suite ran), so the check is against what the meter
+    measured, not against what the test hoped: a quality pulse must follow a
+    measured freeze (its context shows it), and with no freeze in the
+    visit's samples there must be none."""
+    import json
     async with Scope(janus) as sc:
         v = await live_visit(sc, keys, "C-QP2", media=True)
         await asyncio.sleep(8)
-        assert not quality_pulses(janus.db_path, v.visit_id)
-        pulses = [m for m in v.pc.messages if '"pulse"' in str(m)]
-        assert not pulses, pulses
+        pulses = [m.json for m in v.pc.messages if (m.json or {}).get("type") == "pulse"]
+        if not pulses:
+            assert not quality_pulses(janus.db_path, v.visit_id)
+            return
+        # the sender froze: each quality pulse must carry the freeze it followed
+        rows = await store.wait_rows(janus.db_path, "SELECT pulse_id, quality_json FROM pulses "
+                                     "WHERE visit_id = ? AND trigger = 'quality'", (v.visit_id,),
+                                     lambda rs: len(rs) == len(pulses) and all(r["quality_json"] for r in rs))
+        for row in rows:
+            assert json.loads(row["quality_json"])["freezes"] >= 1, row
+        print(f"the sender froze on this machine; {len(rows)} quality pulse(s) followed the measured freeze")
