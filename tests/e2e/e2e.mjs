@@ -146,6 +146,78 @@ async function videoPlays(page, sel) {
   return page.$eval(sel, (v) => ({ w: v.videoWidth, h: v.videoHeight, t: v.currentTime }));
 }
 
+// Video frames of the page's current PeerConnection: decoded (inbound) and
+// sent (outbound), summed over its video streams; null while the page is
+// loading (a reload) or has no call.
+async function frames(page) {
+  try {
+    return await page.evaluate(async () => {
+      const pc = window.alliancePage && window.alliancePage.pc;
+      if (!pc) return null;
+      let dec = 0, sent = 0;
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === "inbound-rtp" && s.kind === "video") dec += s.framesDecoded || 0;
+        if (s.type === "outbound-rtp" && s.kind === "video") sent += s.framesSent || 0;
+      });
+      return { dec, sent, phase: window.alliancePage.phase };
+    });
+  } catch (_) {
+    return null;    // navigating
+  }
+}
+
+// Frames keep coming on `page` (decoded count grows over 500 ms).
+async function videoFlows(page) {
+  const a = await frames(page);
+  await sleep(500);
+  const b = await frames(page);
+  return !!(a && b && b.dec > a.dec);
+}
+
+async function bothWays(a, b, what, timeout = 10000) {
+  await waitFor(async () => (await videoFlows(a)) && (await videoFlows(b)), `video both ways ${what}`, timeout, 50);
+}
+
+// Reload (or open) `moved` and time until video flows both ways again:
+// `moved`'s new call decodes and sends frames, and `other` decodes at least
+// 15 frames more than before (frames still in flight when the old page went
+// are fewer than that).
+async function timeBackInCall(moved, other, act, what) {
+  const base = (await frames(other)).dec;
+  const t0 = Date.now();
+  await act();
+  await waitFor(async () => {
+    const m = await frames(moved);
+    const o = await frames(other);
+    return m && m.phase === "live" && m.dec > 0 && m.sent > 0 && o && o.dec >= base + 15;
+  }, `${what}: video both ways again`, 10000, 50);
+  const ms = Date.now() - t0;
+  results.timings = results.timings || {};
+  results.timings[what] = ms;
+  console.log(`      ${what}: video both ways again after ${ms} ms`);
+  return ms;
+}
+
+// What a page's status box says (empty when hidden).
+async function statusText(page, sel) {
+  return page.$eval(sel, (e) => (e.hidden ? "" : e.textContent));
+}
+
+// Remember every text a status element showed from now on.
+async function recordTexts(page, sel) {
+  await page.evaluate((sel) => {
+    const e = document.querySelector(sel);
+    window.__texts = window.__texts || {};
+    const seen = (window.__texts[sel] = []);
+    new MutationObserver(() => { if (!e.hidden && e.textContent) seen.push(e.textContent); })
+      .observe(e, { childList: true, subtree: true, characterData: true, attributes: true });
+  }, sel);
+}
+
+async function textsSeen(page, sel) {
+  return page.evaluate((sel) => (window.__texts && window.__texts[sel]) || [], sel);
+}
+
 // Click (or tap) a VAS slider at a fraction of its line.
 async function pointVas(page, slider, frac, { tap = false } = {}) {
   const line = slider.locator(".vas-line");
@@ -160,9 +232,20 @@ const ctx = {};   // what the steps share
 
 /* ================= 1. a video visit ================= */
 const tctx = await newContext({ permissions: ["clipboard-read", "clipboard-write"] });
-const T = await newPage(tctx, "therapist");
+let T = await newPage(tctx, "therapist");
 const cctx = await newContext();
-const C = await newPage(cctx, "client");
+let C = await newPage(cctx, "client");
+// every WebSocket a client page opens, so a test can drop the connection
+await cctx.addInitScript(() => {
+  const WS = window.WebSocket;
+  window.__sockets = [];
+  window.WebSocket = class extends WS {
+    constructor(...a) {
+      super(...a);
+      window.__sockets.push(this);
+    }
+  };
+});
 
 await test("landing page: server check passes, links to the four pages", async () => {
   const p = await newPage(cctx, "landing");
@@ -223,8 +306,17 @@ await test("client: consent screen, device and connection check, waiting room", 
   await C.click("#join-btn");
   await visible(C, "#s-wait");
   await waitFor(async () => (await text(C, "#wait-status")).includes("waiting room"), "the waiting room");
-  const rj = await C.evaluate(() => sessionStorage.getItem("ap.client.rejoin"));
-  if (rj) results.secrets.push(JSON.parse(rj).key);
+  // the rejoin record: in localStorage under a name that does not give the
+  // invite away, holding no invite (a reload or the same link in a new tab
+  // of this browser gets back in with it)
+  const rec = await waitFor(() => C.evaluate(() => {
+    const k = Object.keys(localStorage).find((x) => x.startsWith("ap.client.visit."));
+    return k ? { k, v: localStorage.getItem(k) } : null;
+  }), "the rejoin record");
+  const r = JSON.parse(rec.v);
+  assert(r.rejoin_key && r.checked === true && r.research === true && !("invite" in r), `rejoin record fields: ${Object.keys(r)}`);
+  assert(!rec.k.includes(ctx.invite) && !rec.v.includes(ctx.invite), "the record does not contain the invite");
+  results.secrets.push(r.rejoin_key);
   await shot(C, "client-waiting");
 }, { needs: ["therapist: sign in with the key, create a video visit, copy the client link"] });
 
@@ -397,6 +489,173 @@ await test("pulse: left unanswered, the overlay closes by itself when the pulse 
   assert(r[0].status === "expired", "expired in the store");
 }, { needs: ["therapist admits the client from the waiting room; both see each other's video"] });
 
+/* ---- staying in the call: reloads, lost connections, another window ---- */
+const ADMITTED = "therapist admits the client from the waiting room; both see each other's video";
+const CLIENT_GONE = "client gone: the therapist's page marks the frozen picture and the badges; the same link in a new tab of that browser brings the client back without a click";
+
+await test("status lines: 'Pulse sent' goes when the client closes the pulse (pulse_closed), and its 'closed' notice goes too", async () => {
+  await T.click("#send-pulse");
+  await waitFor(async () => (await statusText(T, "#controls-status")).includes("Pulse sent"), "the pulse_sent answer");
+  await visible(C, "#overlay-slot .pulse");
+  await C.keyboard.press("Escape");
+  await C.locator("#overlay-slot .pulse").waitFor({ state: "detached", timeout: 5000 });
+  // pulse_closed comes at once; the 8 s expiry would be too late here
+  await waitFor(async () => !(await statusText(T, "#controls-status")).includes("Pulse sent"), "'Pulse sent' to go on pulse_closed", 3000);
+  await waitFor(async () => (await statusText(T, "#controls-status")) === "", "the 'closed' notice to go by itself", 8000);
+}, { needs: [ADMITTED] });
+
+await test("client: a reload mid-call goes straight back into the call — no consent, no check, no click — with video both ways", async () => {
+  await bothWays(C, T, "before the reload");
+  const joins0 = await C.evaluate(() => window.alliancePage.joins);
+  assert(joins0 >= 1, "the client joined before");
+  await timeBackInCall(C, T, () => C.reload({ waitUntil: "commit" }), "client reload");
+  const screens = await C.evaluate(() => window.alliancePage.screens);
+  assert(!screens.some((x) => ["s-consent", "s-check", "s-error", "s-invite"].includes(x)), `screens after the reload: ${screens}`);
+  assert(screens[screens.length - 1] === "s-call", `in the call (${screens})`);
+  await videoPlays(C, "#remote-video");
+  await videoPlays(T, "#remote-video");
+  await waitFor(() => C.evaluate(() => window.alliancePage.dcOpen), "the client's data channel after the reload");
+  assert(!C.url().includes("invite="), "the invite stays out of the address bar");
+  assert(await C.evaluate(() => document.documentElement.lang) === "en", "the language kept");
+}, { needs: [ADMITTED] });
+
+await test("therapist: a reload mid-call goes straight back (signed in from the tab's key) with video both ways; the client's 'Your therapist is back.' goes by itself", async () => {
+  await recordTexts(C, "#call-status");
+  await timeBackInCall(T, C, () => T.reload({ waitUntil: "commit" }), "therapist reload");
+  const screens = await T.evaluate(() => window.alliancePage.screens);
+  assert(!screens.includes("s-error") && !screens.includes("s-create"), `therapist screens: ${screens}`);
+  await visible(T, "#call-panel");
+  await videoPlays(T, "#remote-video");
+  await videoPlays(C, "#remote-video");
+  // the client heard that the therapist left and came back; neither line stays
+  await waitFor(async () => (await textsSeen(C, "#call-status")).some((x) => x.includes("Your therapist is back")), "'Your therapist is back.' on the client's page", 5000);
+  await waitFor(async () => {
+    const st = await statusText(C, "#call-status");
+    return !st.includes("is back") && !st.includes("dropped");
+  }, "the client's status to stop saying 'back' / 'dropped'", 8000);
+  assert(!(await C.$eval("#remote-mark", (e) => e.textContent)), "no mark on the therapist's picture once back");
+}, { needs: [ADMITTED] });
+
+await test(CLIENT_GONE, async () => {
+  await bothWays(C, T, "before the client goes");
+  await C.close();
+  // the therapist's page: a marked picture and badges that say so
+  await waitFor(async () => (await text(T, "#remote-mark")).includes("Client's video stopped"), "the mark on the client's picture", 8000);
+  assert(await T.$eval("#remote-video", (v) => v.classList.contains("is-stopped")), "the frozen picture is dimmed");
+  const badges = await T.evaluate(() => [...document.querySelectorAll(".quality .badge")].map((b) => ({
+    badge: b.dataset.badge, val: b.querySelector(".badge-val").textContent, sr: b.querySelector(".badge-detail").textContent, cls: b.className })));
+  for (const b of badges) {
+    assert(b.badge === "stopped" && /media stopped/.test(b.val) && /media stopped/.test(b.sr) && b.cls.includes("badge-stopped"), `badge while the client is gone: ${JSON.stringify(b)}`);
+  }
+  assert((await statusText(T, "#presence-status")).includes("connection dropped"), "the therapist is told the client's connection dropped");
+  // the link stays at hand, with a true note
+  await visible(T, "#invite-panel");
+  assert(await T.$eval("#invite-panel", (p) => !!p.closest(".side")), "the link panel is in the side column during the call");
+  assert((await text(T, "#invite-help")).includes("same browser"), "the note says how the client gets back in");
+  await visible(T, "#reinvite");
+  await shot(T, "therapist-client-gone");
+  // the same link in a new tab of the same browser: back in, no click
+  C = await newPage(cctx, "client-newtab");
+  await timeBackInCall(C, T, () => C.goto(ctx.link, { waitUntil: "commit" }), "client link opened again in a new tab");
+  const screens = await C.evaluate(() => window.alliancePage.screens);
+  assert(!screens.includes("s-consent") && !screens.includes("s-check"), `new tab screens: ${screens}`);
+  await waitFor(async () => !(await text(T, "#remote-mark")) && !(await T.$eval("#remote-video", (v) => v.classList.contains("is-stopped"))), "the mark to clear", 8000);
+  await waitFor(() => T.evaluate(() => [...document.querySelectorAll(".quality .badge")].every((b) => b.dataset.badge !== "stopped")), "the badges to stop saying 'stopped'", 3000);
+  await waitFor(async () => (await statusText(T, "#presence-status")) === "", "the 'back' notice to go by itself", 8000);
+  await videoPlays(T, "#remote-video");
+  await videoPlays(C, "#remote-video");
+  await shot(T, "therapist-call-link");
+}, { needs: [ADMITTED] });
+
+await test("client: pc.restartIce() keeps the call — new ICE credentials both sides, video both ways, visit live, no re-join", async () => {
+  const ufrags = () => C.evaluate(() => {
+    const pc = window.alliancePage.pc;
+    const u = (sdp) => (/a=ice-ufrag:(\S+)/.exec(sdp || "") || [])[1];
+    return { local: u(pc.localDescription && pc.localDescription.sdp), remote: u(pc.remoteDescription && pc.remoteDescription.sdp), ice: pc.iceConnectionState };
+  });
+  const before = await ufrags();
+  const joins = await C.evaluate(() => window.alliancePage.joins);
+  await C.evaluate(() => window.alliancePage.pc.restartIce());
+  await waitFor(async () => {
+    const u = await ufrags();
+    return u.local !== before.local && u.remote !== before.remote && ["connected", "completed"].includes(u.ice);
+  }, "the ICE restart (new ufrags on both sides, connected)", 8000);
+  await bothWays(C, T, "after the ICE restart");
+  assert(await C.evaluate(() => window.alliancePage.joins) === joins, "no re-join was needed");
+  assert(await C.evaluate(() => window.alliancePage.phase) === "live", "the client is in the call");
+  const v = sql(`SELECT state FROM visits WHERE visit_id = ${q(ctx.visitId)}`);
+  assert(v[0].state === "live", `the visit stays live (${v[0].state})`);
+  assert(!(await text(T, "#remote-mark")), "no mark on the therapist's page");
+}, { needs: [CLIENT_GONE] });
+
+await test("client: the WebSocket drops mid-call — the page re-joins by itself ('Reconnecting…', then 'Back', then nothing), video both ways", async () => {
+  await recordTexts(C, "#conn-banner");
+  const joins = await C.evaluate(() => window.alliancePage.joins);
+  await C.evaluate(() => { for (const w of window.__sockets) w.close(); });
+  await waitFor(async () => (await C.evaluate(() => window.alliancePage.joins)) > joins, "a re-join", 10000);
+  await bothWays(C, T, "after the re-join");
+  const seen = await textsSeen(C, "#conn-banner");
+  assert(seen.some((x) => x.includes("Reconnecting")) && seen.some((x) => x.includes("Back")), `banner texts: ${JSON.stringify(seen)}`);
+  await waitFor(async () => (await text(C, "#conn-banner")) === "", "the 'Back' banner to go", 6000);
+  assert(await C.evaluate(() => window.alliancePage.phase) === "live", "still in the call");
+}, { needs: [CLIENT_GONE], allow: /Ooops: 458|No such session/ });
+
+await test("replaced: the link opened in a second tab takes the visit; the first says 'continues in another window' and does not fight back; 'Continue here' takes it back", async () => {
+  const C2 = await newPage(cctx, "client-tab2");
+  await timeBackInCall(C2, T, () => C2.goto(ctx.link, { waitUntil: "commit" }), "client link opened in a second tab");
+  await visible(C, "#s-replaced");
+  assert((await text(C, "#h-replaced")) === "This visit continues in another window", "the heading");
+  const old = await C.evaluate(() => ({ joins: window.alliancePage.joins, session: window.alliancePage.sessionOpen, keeper: window.alliancePage.keeper }));
+  assert(!old.session && old.keeper.stopped && old.keeper.state === "ok", `the old tab let go: ${JSON.stringify(old)}`);
+  assert(await C.$eval("#self-video", (v) => v.srcObject === null), "the old tab's camera is off");
+  // the new tab keeps the visit: video both ways, and the old tab asked nothing
+  await bothWays(C2, T, "in the second tab");
+  await videoPlays(C2, "#remote-video");
+  assert(await C2.evaluate(() => window.alliancePage.phase) === "live", "the second tab is in the call");
+  assert(await C.evaluate(() => window.alliancePage.joins) === old.joins, "the old tab did not try to join again");
+  assert(await C.evaluate(() => document.activeElement && document.activeElement.id) === "h-replaced", "focus on the message");
+  await shot(C, "client-replaced");
+  // the person chooses this tab after all
+  await C.click("#continue-here");
+  await visible(C2, "#s-replaced");
+  await visible(C, "#s-call");
+  await bothWays(C, T, "back in the first tab");
+  await C2.close();
+}, { needs: [CLIENT_GONE] });
+
+await test("New link (reinvite): the therapist makes and copies a new link; the old one reloaded says it is no longer valid; the new one gets the client back into the call", async () => {
+  const oldLink = ctx.link;
+  await T.click("#reinvite");
+  await visible(T, "#reinvite-confirm");
+  await T.click("#reinvite-yes");
+  await waitFor(async () => (await statusText(T, "#invite-status")).includes("New link made"), "the new link", 8000);
+  const link = await T.inputValue("#invite-link");
+  assert(link !== oldLink && /\/client\.html#invite=[A-Za-z0-9_-]{22,}$/.test(link), "a different client link");
+  results.secrets.push(link.split("#invite=")[1]);
+  assert(await T.evaluate(() => navigator.clipboard.readText()) === link, "the clipboard holds the new link");
+  await shot(T, "therapist-new-link");
+  // the client's tab (old link, old rejoin key) reloaded: refused, said clearly
+  await C.reload();
+  await visible(C, "#s-error");
+  const msg = await text(C, "#error-status");
+  assert(msg.includes("no longer valid") && msg.includes("ask your therapist for a new link"), `message: ${msg}`);
+  assert(await C.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("ap.client.visit.")).length) === 0, "the refused record is deleted");
+  await shot(C, "client-link-gone");
+  // the new link: a first join (consent again), then straight into the call
+  await C.goto(link);
+  await visible(C, "#s-consent");
+  await C.check("input[name=research][value=yes]");
+  await C.click("#consent-form button[type=submit]");
+  await waitFor(() => C.$eval("#join-btn", (b) => !b.disabled), "the checks", 15000);
+  await C.click("#join-btn");
+  await visible(C, "#s-call");
+  await bothWays(C, T, "with the new link");
+  ctx.link = link;
+  const rec = await C.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("ap.client.visit.")).map((k) => JSON.parse(localStorage.getItem(k)).rejoin_key));
+  assert(rec.length === 1, "one rejoin record, for the new link");
+  results.secrets.push(rec[0]);
+}, { needs: [CLIENT_GONE] });
+
 await test("end visit: the client answers the end pulse after the call; the therapist answers the mirror form", async () => {
   await T.click("#end-visit");
   await visible(T, "#end-confirm");
@@ -437,7 +696,7 @@ await test("store: the visit's answers, and the browsers' getStats digests every
   const v = sql(`SELECT modality, state, therapist_code, client_code FROM visits WHERE visit_id = ${q(ctx.visitId)}`);
   assert(v[0].modality === "video" && v[0].therapist_code === "T-01" && v[0].client_code === "C-E2E-01", `visit ${JSON.stringify(v)}`);
   const a = sql(`SELECT p.role, p.kind, a.final, a.dismissed FROM answers a JOIN pulses p USING (pulse_id) WHERE p.visit_id = ${q(ctx.visitId)} ORDER BY a.first_at`);
-  assert(a.length === 5, `5 answers (3 in-session, client end, therapist end): ${JSON.stringify(a)}`);
+  assert(a.length === 6, `6 answers (4 in-session — 2 answered, 2 declined —, client end, therapist end): ${JSON.stringify(a)}`);
   const s = sql(`SELECT leg, metrics_json FROM quality_samples WHERE visit_id = ${q(ctx.visitId)} AND medium = 'browser'`);
   const legs = new Set(s.map((r) => r.leg));
   assert(legs.has("client_down"), `client stats stored (legs ${[...legs]})`);
