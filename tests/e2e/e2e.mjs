@@ -600,6 +600,48 @@ await test("client: the WebSocket drops mid-call — the page re-joins by itself
   assert(await C.evaluate(() => window.alliancePage.phase) === "live", "still in the call");
 }, { needs: [CLIENT_GONE], allow: /Ooops: 458|No such session/ });
 
+// nftables in the client namespace (this process runs there, as root)
+function nft(...args) {
+  execFileSync("nft", args, { encoding: "utf8", env: { ...env, PATH: `${env.PATH || ""}:/usr/sbin:/sbin` } });
+}
+
+await test("network: the client's media path cut — the page restarts ICE by itself (no re-join), 'Reconnecting…' then 'Back'; the therapist's page marks the picture meanwhile and clears it", async () => {
+  await recordTexts(C, "#conn-banner");
+  await recordTexts(T, "#remote-mark");
+  const before = await C.evaluate(() => ({ joins: window.alliancePage.joins, restarts: window.alliancePage.keeper.restarts }));
+  // the UDP port of the client's selected candidate: everything to and
+  // from it is dropped, the WebSocket (TCP) stays up
+  const port = await C.evaluate(async () => {
+    const st = await window.alliancePage.pc.getStats();
+    let pairId = null;
+    st.forEach((x) => { if (x.type === "transport" && x.selectedCandidatePairId) pairId = x.selectedCandidatePairId; });
+    return st.get(st.get(pairId).localCandidateId).port;
+  });
+  assert(Number.isInteger(port) && port > 0, `the client's candidate port (${port})`);
+  nft("add", "table", "inet", "e2ecut");
+  try {
+    nft("add", "chain", "inet", "e2ecut", "out", "{ type filter hook output priority 0 ; }");
+    nft("add", "chain", "inet", "e2ecut", "in", "{ type filter hook input priority 0 ; }");
+    nft("add", "rule", "inet", "e2ecut", "out", "udp", "sport", String(port), "drop");
+    nft("add", "rule", "inet", "e2ecut", "in", "udp", "dport", String(port), "drop");
+    // ICE says disconnected after a few seconds; the page restarts ICE, whose
+    // new candidates use new ports, so the call comes back with the old one still cut
+    await waitFor(() => C.evaluate((n) => window.alliancePage.keeper.restarts > n, before.restarts), "the page's ICE restart", 15000);
+    await bothWays(C, T, "after the ICE restart");
+  } finally {
+    nft("delete", "table", "inet", "e2ecut");
+  }
+  assert(await C.evaluate(() => window.alliancePage.joins) === before.joins, "no re-join was needed");
+  const banner = await textsSeen(C, "#conn-banner");
+  assert(banner.some((x) => x.includes("Reconnecting")) && banner.some((x) => x.includes("Back")), `banner texts: ${JSON.stringify(banner)}`);
+  await waitFor(async () => (await text(C, "#conn-banner")) === "", "the 'Back' banner to go", 6000);
+  const marks = await textsSeen(T, "#remote-mark");
+  assert(marks.some((x) => x.includes("Client's video stopped")), `the therapist's page marked the picture (${JSON.stringify(marks)})`);
+  await waitFor(async () => !(await text(T, "#remote-mark")), "the therapist's mark to clear", 8000);
+  const v = sql(`SELECT state FROM visits WHERE visit_id = ${q(ctx.visitId)}`);
+  assert(v[0].state === "live", `the visit stays live (${v[0].state})`);
+}, { needs: [CLIENT_GONE] });
+
 await test("replaced: the link opened in a second tab takes the visit; the first says 'continues in another window' and does not fight back; 'Continue here' takes it back", async () => {
   const C2 = await newPage(cctx, "client-tab2");
   await timeBackInCall(C2, T, () => C2.goto(ctx.link, { waitUntil: "commit" }), "client link opened in a second tab");

@@ -343,7 +343,12 @@ export class RemoteWatch {
   }
 
   setPresent(present) {
-    if (present && !this.present) this.back = true;
+    if (present && !this.present) {
+      // back after being away: the picture on screen is still their old
+      // one until a frame of the new call comes
+      this.back = true;
+      if (this.hadFrames) this.frames = "stalled";
+    }
     this.present = present;
     if (present) this.serverStopped = false;
     this.update();
@@ -388,7 +393,7 @@ export class RemoteWatch {
   frameSeen() {
     this.lastFrameAt = Date.now();
     this.hadFrames = true;
-    if (this.frames !== "flowing") {
+    if (this.frames !== "flowing" || this.serverStopped || this.back) {
       this.frames = "flowing";
       // new pictures: the media is evidently back
       this.serverStopped = false;
@@ -408,6 +413,7 @@ export class RemoteWatch {
   update() {
     const stopped = this.active && (!this.present || this.serverStopped || this.frames === "stalled");
     const reason = !stopped ? null : !this.present ? "left" : this.serverStopped ? "media" : "frames";
+    if (!stopped) this.back = false;
     const view = { stopped, reason, back: stopped && this.present && this.back };
     if (view.stopped === this.view.stopped && view.reason === this.view.reason && view.back === this.view.back) return;
     this.view = view;
