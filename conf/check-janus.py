@@ -110,15 +110,26 @@ def check_ws(url, timeout=5.0):
     return plugin_listed(info, f"WebSocket {url}")
 
 
-def check_web(url):
+def check_web(url, wait):
+    """The web server starts after Janus (and, being a second process, may
+    still be binding its port): refused connections are retried until
+    `wait` s have passed; any other failure counts at once."""
     out = []
+    deadline = time.monotonic() + wait
     for path, must in (("", b"<html"), ("janus.js", b"Janus"), ("app.js", b"")):
         u = url.rstrip("/") + "/" + path
-        try:
-            with urllib.request.urlopen(u, timeout=5) as r:
-                body = r.read()
-        except Exception as e:
-            raise CheckFailed(f"web: {u} not served ({e})")
+        while True:
+            try:
+                with urllib.request.urlopen(u, timeout=5) as r:
+                    body = r.read()
+                break
+            except urllib.error.URLError as e:
+                refused = isinstance(e.reason, ConnectionRefusedError)
+                if not refused or time.monotonic() >= deadline:
+                    raise CheckFailed(f"web: {u} not served ({e})")
+                time.sleep(0.1)
+            except Exception as e:
+                raise CheckFailed(f"web: {u} not served ({e})")
         if must and must not in body[:200000]:
             raise CheckFailed(f"web: {u} does not look right")
         out.append(f"/{path}")
@@ -155,7 +166,7 @@ def main():
     ap.add_argument("--admin")
     ap.add_argument("--admin-closed")
     ap.add_argument("--wait", type=float, default=10.0,
-                    help="seconds to wait for Janus's HTTP transport to come up")
+                    help="seconds to wait for Janus's HTTP transport (and the web server) to come up")
     a = ap.parse_args()
     checks = []
     for u in a.http:
@@ -163,7 +174,7 @@ def main():
     for u in a.ws:
         checks.append(lambda u=u: check_ws(u))
     if a.web:
-        checks.append(lambda: check_web(a.web))
+        checks.append(lambda: check_web(a.web, a.wait))
     if a.admin:
         checks.append(lambda: check_admin(a.admin))
     if a.admin_closed:

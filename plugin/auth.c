@@ -203,10 +203,14 @@ const char *auth_keyring_therapist(const auth_keyring *kr, const char *key) {
 	return i < 0 ? NULL : g_array_index(kr->therapists, auth_entry, (guint)i).code;
 }
 
-bool auth_keyring_supervisor(const auth_keyring *kr, const char *key) {
+int auth_keyring_supervisor_index(const auth_keyring *kr, const char *key) {
 	if(!auth_token_shape_ok(key))
-		return false;
+		return -1;
 	auth_digest d;
 	auth_digest_of(key, &d);
-	return find_ct(kr->supervisors, &d) >= 0;
+	return (int)find_ct(kr->supervisors, &d);
+}
+
+bool auth_keyring_supervisor(const auth_keyring *kr, const char *key) {
+	return auth_keyring_supervisor_index(kr, key) >= 0;
 }

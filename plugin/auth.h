@@ -74,5 +74,8 @@ size_t auth_keyring_supervisors(const auth_keyring *kr);
  * owned by the keyring. */
 const char *auth_keyring_therapist(const auth_keyring *kr, const char *key);
 bool auth_keyring_supervisor(const auth_keyring *kr, const char *key);
+/* Which configured supervisor (0-based, in configuration order) a key
+ * belongs to, or -1: observers of one supervisor share one seat. */
+int auth_keyring_supervisor_index(const auth_keyring *kr, const char *key);
 
 #endif

@@ -48,6 +48,7 @@ const char *proto_error_slug(int code) {
 		case PROTO_ERR_WRONG_TYPE: return "wrong_type";
 		case PROTO_ERR_INCOMPLETE: return "incomplete";
 		case PROTO_ERR_STORE: return "store_failed";
+		case PROTO_ERR_RATE_LIMITED: return "rate_limited";
 		default: return "internal";
 	}
 }
@@ -475,6 +476,9 @@ int proto_parse(const json_t *body, proto_request *req, proto_error *err) {
 		return 0;
 	} else if(!strcmp(request, "leave")) {
 		req->kind = PROTO_LEAVE;
+		return 0;
+	} else if(!strcmp(request, "reinvite")) {
+		req->kind = PROTO_REINVITE;
 		return 0;
 	} else if(!strcmp(request, "status")) {
 		req->kind = PROTO_STATUS;

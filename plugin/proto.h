@@ -48,6 +48,7 @@ enum proto_error_code {
 	PROTO_ERR_WRONG_TYPE = 494,
 	PROTO_ERR_INCOMPLETE = 495,
 	PROTO_ERR_STORE = 496,
+	PROTO_ERR_RATE_LIMITED = 497,
 	PROTO_ERR_INTERNAL = 499,
 };
 
@@ -72,6 +73,7 @@ typedef enum proto_kind {
 	PROTO_REPORT,
 	PROTO_FORGET,
 	PROTO_DISMISS,      /* pulse_id: "Not now" without a data channel (kiosk) */
+	PROTO_REINVITE,     /* therapist: a new client invite for the visit */
 } proto_kind;
 
 /* The reports of the `report` request (PROTOCOL.md "Reports"). */

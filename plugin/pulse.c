@@ -7,6 +7,7 @@
 #include "pulse.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define US 1000000LL
@@ -29,6 +30,12 @@ void pulse_sched_init(pulse_sched *ps, const char *visit_id, const pulse_config 
 	snprintf(ps->visit_id, sizeof(ps->visit_id), "%s", visit_id);
 }
 
+void pulse_sched_free(pulse_sched *ps) {
+	free(ps->pulses);
+	ps->pulses = NULL;
+	ps->n = ps->cap = 0;
+}
+
 void pulse_sched_live(pulse_sched *ps, int64_t now_us) {
 	if(ps->live_since_us == 0)
 		ps->live_since_us = now_us > 0 ? now_us : 1;
@@ -43,8 +50,18 @@ int pulse_sched_open_for(const pulse_sched *ps, visit_role role) {
 
 static int add(pulse_sched *ps, visit_role target, pulse_kind kind, pulse_trigger trigger,
 		const char *instrument, int64_t now_us, int64_t expires_us) {
-	if(ps->n >= PULSE_MAX)
+	if(kind == PULSE_IN_SESSION && ps->n_in_session >= PULSE_IN_SESSION_MAX)
 		return -1;
+	if(ps->n == ps->cap) {
+		int cap = ps->cap ? ps->cap * 2 : 8;
+		pulse *grown = realloc(ps->pulses, sizeof(pulse) * (size_t)cap);
+		if(grown == NULL)
+			return -1;
+		ps->pulses = grown;
+		ps->cap = cap;
+	}
+	if(kind == PULSE_IN_SESSION)
+		ps->n_in_session++;
 	pulse *p = &ps->pulses[ps->n];
 	memset(p, 0, sizeof(*p));
 	ps->seq++;
@@ -66,6 +83,10 @@ int pulse_sched_tick(pulse_sched *ps, int64_t now_us, bool client_present,
 	for(int i = 0; i < ps->n && k < max; i++) {
 		pulse *p = &ps->pulses[i];
 		if(is_open(p) && now_us >= p->expires_us) {
+			if(p->inflight > 0) {          /* the answer's outcome decides */
+				p->expire_pending = true;
+				continue;
+			}
 			p->status = PULSE_EXPIRED;
 			p->status_us = now_us;
 			out[k].type = PULSE_ACT_EXPIRE;
@@ -101,18 +122,18 @@ pulse_result pulse_sched_trigger(pulse_sched *ps, visit_role target, const char 
 		return PULSE_ERR_NOT_LIVE;
 	if(pulse_sched_open_for(ps, target) >= 0)
 		return PULSE_ERR_PENDING;
-	if(ps->n >= PULSE_MAX)
+	if(ps->n_in_session >= PULSE_IN_SESSION_MAX)
 		return PULSE_ERR_FULL;
 	const char *instr = instrument;
 	if(instr == NULL || *instr == '\0')
 		instr = ps->cfg.in_session;
 	*index = add(ps, target, PULSE_IN_SESSION, trigger, instr, now_us,
 		now_us + (int64_t)ps->cfg.expires_in_s * US);
-	return PULSE_OK;
+	return *index >= 0 ? PULSE_OK : PULSE_ERR_FULL;
 }
 
-void pulse_sched_end(pulse_sched *ps, int64_t now_us,
-		int expired[PULSE_MAX], int *n_expired, int created[2], int *n_created) {
+void pulse_sched_end(pulse_sched *ps, int64_t now_us, bool with_end_pulses,
+		int *expired, int *n_expired, int created[2], int *n_created) {
 	*n_expired = 0;
 	*n_created = 0;
 	if(ps->ended_us)
@@ -120,13 +141,17 @@ void pulse_sched_end(pulse_sched *ps, int64_t now_us,
 	ps->ended_us = now_us > 0 ? now_us : 1;
 	for(int i = 0; i < ps->n; i++) {
 		pulse *p = &ps->pulses[i];
-		if(is_open(p)) {
-			p->status = PULSE_EXPIRED;
-			p->status_us = now_us;
-			expired[(*n_expired)++] = i;
+		if(!is_open(p))
+			continue;
+		if(p->inflight > 0) {
+			p->expire_pending = true;
+			continue;
 		}
+		p->status = PULSE_EXPIRED;
+		p->status_us = now_us;
+		expired[(*n_expired)++] = i;
 	}
-	if(!ps->cfg.end_pulse)
+	if(!ps->cfg.end_pulse || !with_end_pulses)
 		return;
 	int64_t until = now_us + (int64_t)ps->cfg.end_grace_s * US;
 	int i = add(ps, VISIT_ROLE_CLIENT, PULSE_END, PULSE_TRIGGER_END, ps->cfg.end, now_us, until);
@@ -152,7 +177,7 @@ pulse_result pulse_sched_check(const pulse_sched *ps, const char *id, visit_role
 			return PULSE_ERR_NOT_YOURS;
 		if(p->status == PULSE_ANSWERED || p->status == PULSE_DISMISSED)
 			return PULSE_ERR_ALREADY_ANSWERED;
-		if(p->status == PULSE_EXPIRED || now_us >= p->expires_us)
+		if(p->status == PULSE_EXPIRED || p->expire_pending || now_us >= p->expires_us)
 			return PULSE_ERR_EXPIRED;
 		*index = i;
 		return PULSE_OK;
@@ -170,6 +195,27 @@ void pulse_sched_mark(pulse_sched *ps, int index, pulse_status status, int64_t n
 		return;           /* nothing goes back to open */
 	p->status = status;
 	p->status_us = now_us;
+}
+
+void pulse_sched_begin(pulse_sched *ps, int index) {
+	if(index >= 0 && index < ps->n)
+		ps->pulses[index].inflight++;
+}
+
+bool pulse_sched_settle(pulse_sched *ps, int index, pulse_status status, int64_t now_us) {
+	if(index < 0 || index >= ps->n)
+		return false;
+	pulse *p = &ps->pulses[index];
+	if(p->inflight > 0)
+		p->inflight--;
+	if(status != PULSE_OPEN)
+		pulse_sched_mark(ps, index, status, now_us);
+	if(p->inflight > 0 || !p->expire_pending || !is_open(p))
+		return false;
+	p->expire_pending = false;
+	p->status = PULSE_EXPIRED;
+	p->status_us = now_us;
+	return true;
 }
 
 void pulse_sched_delivered(pulse_sched *ps, int index, int64_t now_us) {

@@ -18,10 +18,19 @@
  *
  * Answers: pulse_sched_check() says whether a pulse accepts an answer from
  * a role now; the shell validates the responses against the instrument,
- * stores them, and only after the store committed calls
- * pulse_sched_mark(). Pulse ids are "<visit_id>-<n>", unique per visit.
+ * stores them: pulse_sched_begin() before the write is queued, then
+ * pulse_sched_settle() with the outcome once the store answered. While an
+ * answer is in flight the pulse does not expire: its expiry (or `end`)
+ * waits for the outcome, so an answer that was accepted is never
+ * contradicted by a `pulse_expired`. Pulse ids are "<visit_id>-<n>",
+ * unique per visit.
  *
- * Pure: no Janus, no clock, no allocation after init (fixed arrays).
+ * Capacity: at most PULSE_IN_SESSION_MAX in-session pulses per visit
+ * (PULSE_ERR_FULL beyond); the end pulses are always created, however many
+ * in-session pulses came before.
+ *
+ * Pure: no Janus, no clock of its own (the shell passes the monotonic
+ * clock). The pulse array grows as needed; pulse_sched_free() releases it.
  */
 #ifndef ALLIANCE_PULSE_H
 #define ALLIANCE_PULSE_H
@@ -30,7 +39,7 @@
 #include <stdint.h>
 #include "visit.h"
 
-#define PULSE_MAX 64              /* pulses per visit */
+#define PULSE_IN_SESSION_MAX 1000 /* in-session pulses per visit */
 #define PULSE_OFFSETS_MAX 16
 #define PULSE_ID_MAX (VISIT_ID_MAX + 16)
 #define PULSE_INSTRUMENT_MAX 48
@@ -75,6 +84,8 @@ typedef struct pulse {
 	int64_t created_us, expires_us;
 	int64_t delivered_us;        /* 0 until the shell delivered it */
 	int64_t status_us;
+	int inflight;                /* answers queued for the store, not yet settled */
+	bool expire_pending;         /* due to expire once the answers in flight settle */
 } pulse;
 
 typedef struct pulse_config {
@@ -95,8 +106,9 @@ typedef struct pulse_sched {
 	int64_t ended_us;                    /* 0 until `end` */
 	int next_offset;
 	int seq;                             /* last pulse number used */
-	pulse pulses[PULSE_MAX];
-	int n;
+	pulse *pulses;                       /* [n], grown as needed */
+	int n, cap;
+	int n_in_session;
 } pulse_sched;
 
 /* What pulse_sched_tick() asks the shell to do. */
@@ -107,6 +119,7 @@ typedef struct pulse_action {
 } pulse_action;
 
 void pulse_sched_init(pulse_sched *ps, const char *visit_id, const pulse_config *cfg);
+void pulse_sched_free(pulse_sched *ps);
 
 /* The visit went live (first admission); later calls are ignored. */
 void pulse_sched_live(pulse_sched *ps, int64_t now_us);
@@ -123,11 +136,13 @@ int pulse_sched_tick(pulse_sched *ps, int64_t now_us, bool client_present,
 pulse_result pulse_sched_trigger(pulse_sched *ps, visit_role target, const char *instrument,
 	pulse_trigger trigger, int64_t now_us, int *index);
 
-/* The therapist ended the visit: expire open in-session pulses (their
- * indexes go to expired[], count in *n_expired) and create the end pulses
- * (indexes in created[], count in *n_created). */
-void pulse_sched_end(pulse_sched *ps, int64_t now_us,
-	int expired[PULSE_MAX], int *n_expired, int created[2], int *n_created);
+/* The visit ended: expire open in-session pulses (their indexes go to
+ * expired[], which must hold ps->n entries; count in *n_expired; one with
+ * an answer in flight expires when it settles, if it is still open then)
+ * and, if with_end_pulses, create the end pulses (indexes in created[],
+ * count in *n_created). */
+void pulse_sched_end(pulse_sched *ps, int64_t now_us, bool with_end_pulses,
+	int *expired, int *n_expired, int created[2], int *n_created);
 
 /* May `role` answer (or dismiss) pulse `id` now? On PULSE_OK *index is it. */
 pulse_result pulse_sched_check(const pulse_sched *ps, const char *id, visit_role role,
@@ -135,6 +150,16 @@ pulse_result pulse_sched_check(const pulse_sched *ps, const char *id, visit_role
 
 /* After the store committed: record a partial/final answer or a dismissal. */
 void pulse_sched_mark(pulse_sched *ps, int index, pulse_status status, int64_t now_us);
+
+/* An answer (or dismissal) for pulse `index` was queued for the store. */
+void pulse_sched_begin(pulse_sched *ps, int index);
+
+/* The store answered for one answer begun with pulse_sched_begin():
+ * status is what it committed (PULSE_PARTIAL, PULSE_ANSWERED,
+ * PULSE_DISMISSED) or PULSE_OPEN if the write failed. Returns true if the
+ * pulse expired just now (its expiry or `end` waited for this answer and
+ * it is still open): the shell then stores and announces the expiry. */
+bool pulse_sched_settle(pulse_sched *ps, int index, pulse_status status, int64_t now_us);
 
 /* The shell delivered pulse `index` (data channel or event). */
 void pulse_sched_delivered(pulse_sched *ps, int index, int64_t now_us);

@@ -7,6 +7,9 @@
  *
  *   alliance_plugin.c   plugin descriptor, init/destroy, configuration,
  *                       handle bookkeeping, handle_message, query_session
+ *   shell_visits.c      the life of a visit: seats (and takeover), end,
+ *                       close, idle and age limits, shutdown, start-up
+ *                       repair — one function closes a visit
  *   shell_requests.c    the message thread: join, admit, configure, end, …
  *   shell_media.c       SDP answers, RTP/RTCP relay, data channel, hangup
  *   shell_pulses.c      pulse delivery, the scheduler timer, answers, acks,
@@ -27,8 +30,14 @@
  *
  * Lifetimes. ap_session and ap_visit are janus_refcount'ed. A joined
  * session holds a reference on its visit; a visit holds references on the
- * sessions in its therapist/client slots; a linked pair (both present and
- * the visit live) hold references on each other through ->peer.
+ * sessions in its therapist/client slots and observer list; a linked pair
+ * (both present and the visit live) hold references on each other through
+ * ->peer.
+ *
+ * Clocks. Every timer and every time kept in the pure modules (visit,
+ * pulse, quality) is on the monotonic clock, so a wall-clock jump (NTP, a
+ * suspended VM) neither expires a pulse early nor keeps a visit open;
+ * rows in the store get wall-clock time, converted by shell_wall_us().
  */
 #ifndef ALLIANCE_SHELL_H
 #define ALLIANCE_SHELL_H
@@ -65,6 +74,8 @@ typedef struct ap_settings {
 	char *db_path;
 	char *instruments_dir;
 	int end_grace_s;
+	int idle_close_s;                  /* 0 = never */
+	int max_visit_s;                   /* 0 = never */
 	int max_visits;
 	gboolean events;
 	int pulse_expires_s;               /* in-session pulses */
@@ -87,6 +98,11 @@ typedef struct ap_session {
 	struct ap_visit *visit;      /* joined visit (ref held), under visits_mutex */
 	char closed_visit[VISIT_ID_MAX + 1];  /* the visit that closed under it, if any */
 	visit_role role;
+	int supervisor;              /* observers: which configured supervisor (-1 none) */
+	/* the Janus API's rate limits (alliance_plugin.c, under mutex) */
+	ratelimit req_rl;            /* requests */
+	ratelimit cred_rl;           /* refused keys / invites */
+	gint64 cred_blocked_until;   /* monotonic; 497 until then */
 	/* negotiated media (set by configure on the message thread) */
 	volatile gint negotiated;    /* an answer was sent at least once */
 	int audio_pt, video_pt;      /* our payload types in this PC, -1 if none */
@@ -121,11 +137,16 @@ typedef struct ap_visit {
 	visit v;                     /* pure state, under visits_mutex */
 	ap_session *therapist;       /* slots (refs held), under visits_mutex */
 	ap_session *client;
+	GList *observers;            /* ap_session* (refs held), under visits_mutex */
 	pulse_sched ps;              /* under visits_mutex */
-	instrument_answer *partial[PULSE_MAX];   /* answers so far, per pulse */
+	GPtrArray *partial;          /* instrument_answer* per pulse index (or NULL): answers so far */
+	GPtrArray *pulse_quality;    /* char* (malloc'ed JSON) per pulse index: its quality context */
 	char lang[2][PROTO_LANG_MAX + 1];        /* [0] therapist, [1] client */
 	quality_visit q;                          /* under visits_mutex */
-	char *pulse_quality[PULSE_MAX];           /* each pulse's quality context (JSON) */
+	/* media that stopped, per seat ([0] therapist, [1] client): announced
+	 * to the other participant, pulses held until it flows again */
+	gboolean media_stopped[2];
+	gint64 stopped_since[2];                  /* monotonic */
 	quality_sum sample_acc[Q_LEGS][Q_MEDIA];  /* buckets not yet stored */
 	int sample_buckets;
 	gint64 next_window_us, next_live_us, next_sample_us;   /* monotonic */
@@ -148,7 +169,48 @@ extern store *db;
 ap_session *shell_session_lookup(janus_plugin_session *handle); /* ref++ or NULL */
 void shell_notify(janus_plugin_session *handle, const char *event, json_t *fields);
 int shell_push(ap_session *s, const char *transaction, json_t *msg, json_t *jsep);
+void shell_push_event(ap_session *target, json_t *event);   /* unless destroyed; takes event */
 gboolean shell_refuse_offer(ap_session *s, const json_t *jsep, json_t *error);
+
+/* Wall-clock time (for rows) of a monotonic instant; the clocks' offset
+ * is refreshed by the timer (shell_wall_refresh) every tick. */
+gint64 shell_wall_us(gint64 mono_us);
+void shell_wall_refresh(void);
+
+/* shell_visits.c (the *_locked ones under visits_mutex) */
+ap_visit *shell_visit_new(const char *id, const char *therapist_code, const char *client_code,
+	visit_modality modality, const auth_digest *invite, const pulse_config *pc, gint64 now_mono);
+void shell_visit_unref(ap_visit *av);
+/* Seat s in av as role (a takeover if the seat is held: the old holder
+ * is unseated and returned with a reference, for the caller to tell it
+ * `replaced` and hang up its PeerConnection). */
+ap_session *shell_seat_locked(ap_visit *av, ap_session *s, visit_role role);
+void shell_session_detach(ap_session *s, gboolean close_media);
+/* Remove every observer (consent withdrawn): each gets `removed` and is
+ * returned in *out (refs held) for the caller to hang up. */
+GList *shell_observers_remove_locked(ap_visit *av);
+/* End the visit (end pulses for whoever is there if with_end_pulses;
+ * their ids appended to pulse_ids if not NULL). */
+visit_result shell_visit_end_locked(ap_visit *av, visit_end_reason reason, gint64 now_mono,
+	gboolean with_end_pulses, json_t *pulse_ids);
+/* The one function that closes a visit: expires what is open, flushes
+ * quality, tells whoever is seated `closed`, stores it, forgets it. */
+void shell_visit_close_locked(ap_visit *av, visit_end_reason reason, gint64 now_mono);
+/* The timer's per-visit lifecycle step: TRUE if the visit must close now
+ * (grace over, or idle). May end it (max duration). */
+gboolean shell_visit_lifecycle_locked(ap_visit *av, gint64 now_mono);
+void shell_visits_shutdown(void);           /* close all (plugin destroy) */
+int shell_visits_repair(char *err, size_t errlen);   /* init: close what a crash left open */
+json_t *shell_participants_json(ap_visit *av);
+
+/* Fault injection for tests (failpoints): the environment variable
+ * ALLIANCE_FAILPOINTS="name=ms[,name=ms...]", read once at init, makes
+ * shell_failpoint(name) sleep that long, so that a test can open a race
+ * window wide enough to hit every time. Unset (production): a no-op that
+ * costs one pointer test. Names: join_before_lock (the message thread,
+ * between taking a `join` and locking the visits). */
+void shell_failpoints_load(void);
+void shell_failpoint(const char *name);
 
 /* shell_requests.c */
 int shell_requests_start(void);
@@ -156,18 +218,24 @@ void shell_requests_stop(void);
 void shell_requests_enqueue(ap_session *s, char *transaction, json_t *message, json_t *jsep);
 json_t *shell_request_sync(ap_session *s, const proto_request *req);
 json_t *shell_error_json(int code, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-void shell_visit_close_locked(ap_visit *av);  /* unseat all, close, forget */
-void shell_session_detach(ap_session *s, gboolean tell_self);
-void shell_visit_unref(ap_visit *av);
-void shell_visits_destroy_all(void);
+json_t *shell_visit_error(visit_result r);
 void shell_retention_tick(gint64 now_real);   /* timer thread (and init): daily retention */
+/* A refused credential on this handle: counts towards the 497 limits. */
+void shell_credential_refused(ap_session *s);
 
-/* shell_pulses.c (the *_locked and on_join/end/pending under visits_mutex) */
+/* shell_pulses.c (the *_locked and on_join/end/pending under visits_mutex;
+ * every `now` here is monotonic) */
 int shell_pulses_start(void);
 void shell_pulses_stop(void);
-void shell_pulses_on_join(ap_visit *av, ap_session *s, gint64 now);
-void shell_pulses_end(ap_visit *av, gint64 now, json_t *pulse_ids); /* creates; on_join delivers */
+/* Deliver role s's open pulses to s (all of them after a (re-)join; only
+ * the ones never delivered when held pulses are released). */
+void shell_pulses_on_join(ap_visit *av, ap_session *s, gint64 now, gboolean only_undelivered);
+void shell_pulses_end(ap_visit *av, gint64 now, gboolean with_end_pulses,
+	json_t *pulse_ids); /* creates; on_join delivers */
+void shell_pulses_expire_all(ap_visit *av, gint64 now);   /* the visit closes */
 json_t *shell_pulses_pending(ap_visit *av, visit_role viewer, gint64 now);
+/* Send a server message (data channel if up, else a Janus event). */
+void shell_send_to(ap_session *s, const char *type, json_t *fields);
 json_t *shell_pulse_request(ap_session *s, const proto_request *req);
 gboolean shell_pulses_quality_trigger(ap_visit *av, gint64 now_real);
 json_t *shell_answer_request(ap_session *s, const proto_request *req);
@@ -191,7 +259,8 @@ ap_session *shell_peer_get(ap_session *s);    /* ref++ or NULL */
 void shell_sync_links(ap_visit *av);          /* under visits_mutex */
 void shell_unlink(ap_visit *av);              /* under visits_mutex */
 json_t *shell_sdp_answer(ap_session *s, const char *offer_sdp, proto_error *err);
-void shell_send_dc(ap_session *s, const char *text);
+gboolean shell_send_dc(ap_session *s, const char *text);   /* FALSE: not sent */
+void shell_media_presence_locked(ap_visit *av, gint64 now);  /* media stopped / resumed */
 void shell_media_reset(ap_session *s);
 void shell_media_forget(ap_session *s);     /* drop per-session media state */
 

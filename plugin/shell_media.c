@@ -167,6 +167,9 @@ void alliance_setup_media(janus_plugin_session *handle) {
 	janus_refcount_decrease(&s->ref);
 }
 
+/* The PeerConnection is gone: what belonged to it goes too. What the
+ * participant asked of the server (configure's audio/video: a mute) is
+ * theirs, not the PeerConnection's, and stays for the next one. */
 void shell_media_reset(ap_session *s) {
 	janus_rtp_switching_context_reset(&s->rx_ctx[0]);
 	janus_rtp_switching_context_reset(&s->rx_ctx[1]);
@@ -174,8 +177,6 @@ void shell_media_reset(ap_session *s) {
 	g_atomic_int_set(&s->dataready, 0);
 	g_atomic_int_set(&s->hello_sent, 0);
 	g_atomic_int_set(&s->negotiated, 0);
-	g_atomic_int_set(&s->send_audio, 1);
-	g_atomic_int_set(&s->send_video, 1);
 }
 
 void alliance_hangup_media(janus_plugin_session *handle) {
@@ -253,11 +254,12 @@ void alliance_incoming_rtcp(janus_plugin_session *handle, janus_plugin_rtcp *pac
 		return;
 	s->rtcp_in++;
 	shell_quality_rtcp(s, packet);
+	/* a compound packet may carry a REMB and a PLI/FIR together: the REMB
+	 * is answered here, the keyframe request still goes to the peer */
 	uint32_t remb = janus_rtcp_get_remb(packet->buffer, packet->length);
 	if(remb > 0) {
 		s->remb_in++;
 		gateway->send_remb(handle, REMB_CAP_BPS);
-		return;
 	}
 	ap_session *p = shell_peer_get(s);
 	if(p == NULL)
@@ -266,7 +268,7 @@ void alliance_incoming_rtcp(janus_plugin_session *handle, janus_plugin_rtcp *pac
 			janus_rtcp_has_fir(packet->buffer, packet->length)) {
 		s->pli_in++;
 		gateway->send_pli(p->handle);   /* the peer sends the video s receives */
-	} else if(g_atomic_int_get(&p->media_up)) {
+	} else if(remb == 0 && g_atomic_int_get(&p->media_up)) {
 		int mindex = packet->mindex;
 		packet->mindex = -1;
 		gateway->relay_rtcp(p->handle, packet);
@@ -276,17 +278,85 @@ void alliance_incoming_rtcp(janus_plugin_session *handle, janus_plugin_rtcp *pac
 }
 
 /* --- data channel --------------------------------------------------------- */
-void shell_send_dc(ap_session *s, const char *text) {
-	if(text == NULL || !g_atomic_int_get(&s->dataready))
-		return;
+/* Janus's relay_data takes a 16-bit length: a longer text would go out
+ * truncated (broken JSON). It is refused here, and callers that have an
+ * alternative (shell_send_to: a Janus event) use it. */
+#define DC_TEXT_MAX 65535
+
+gboolean shell_send_dc(ap_session *s, const char *text) {
+	if(text == NULL || !g_atomic_int_get(&s->dataready) || g_atomic_int_get(&stopping))
+		return FALSE;
+	size_t len = strlen(text);
+	if(len > DC_TEXT_MAX) {
+		JANUS_LOG(LOG_WARN, "[%s-%p] a %zu-byte message does not fit the data channel (max %d)\n",
+			ALLIANCE_PACKAGE, s->handle, len, DC_TEXT_MAX);
+		return FALSE;
+	}
 	janus_plugin_data d = {
 		.label = (char *)ALLIANCE_DC_LABEL,
 		.protocol = NULL,
 		.binary = FALSE,
 		.buffer = (char *)text,
-		.length = (uint16_t)strlen(text),
+		.length = (uint16_t)len,
 	};
 	gateway->relay_data(s->handle, &d);
+	return TRUE;
+}
+
+/* --- media that stops (a network cut) --------------------------------------- */
+#define MEDIA_STOPPED_US (2 * G_USEC_PER_SEC)
+
+/* How long since the last RTP packet of either medium, or -1 if s never
+ * sent any (nothing to miss yet). */
+static gint64 silent_for(ap_session *s, gint64 now) {
+	gint64 last = 0;
+	for(int m = 0; m < 2; m++) {
+		g_mutex_lock(&s->up_mutex[m]);
+		gint64 t = s->up[m].last_arrival_us;
+		g_mutex_unlock(&s->up_mutex[m]);
+		if(t > last)
+			last = t;
+	}
+	return last ? now - last : -1;
+}
+
+/* Once per timer tick, per visit: a seated participant whose media stopped
+ * (no packet for MEDIA_STOPPED_US) is announced to the other one; when it
+ * flows again that is announced too and the pulses held for them go out. */
+void shell_media_presence_locked(ap_visit *av, gint64 now) {
+	if(av->v.state != VISIT_LIVE)
+		return;
+	ap_session *seat[2] = { av->therapist, av->client };
+	for(int i = 0; i < 2; i++) {
+		ap_session *s = seat[i], *other = seat[1 - i];
+		if(s == NULL)
+			continue;
+		gint64 quiet = silent_for(s, now);
+		gboolean stopped = quiet >= MEDIA_STOPPED_US;
+		if(stopped == av->media_stopped[i] || quiet < 0)
+			continue;
+		av->media_stopped[i] = stopped;
+		const char *role = visit_role_name(s->role);
+		if(stopped) {
+			av->stopped_since[i] = now - quiet;
+			JANUS_LOG(LOG_INFO, "[%s-%p] %s's media stopped\n", ALLIANCE_PACKAGE, s->handle, role);
+			if(other)
+				shell_send_to(other, "media_stopped", json_pack("{s:s, s:I}", "role", role,
+					"silent_ms", (json_int_t)(quiet / 1000)));
+			shell_notify(s->handle, "media_stopped", json_pack("{s:s}", "role", role));
+		} else {
+			gint64 gap = now - av->stopped_since[i];
+			JANUS_LOG(LOG_INFO, "[%s-%p] %s's media resumed after %" G_GINT64_FORMAT " ms\n",
+				ALLIANCE_PACKAGE, s->handle, role, gap / 1000);
+			if(other)
+				shell_send_to(other, "media_resumed", json_pack("{s:s, s:I}", "role", role,
+					"stopped_ms", (json_int_t)(gap / 1000)));
+			shell_notify(s->handle, "media_resumed", json_pack("{s:s, s:I}", "role", role,
+				"stopped_ms", (json_int_t)(gap / 1000)));
+			/* what fell due meanwhile goes out now */
+			shell_pulses_on_join(av, s, now, TRUE);
+		}
+	}
 }
 
 /* Per-session limiter, created lazily; lives in a side table so the session
@@ -353,7 +423,8 @@ void alliance_incoming_data(janus_plugin_session *handle, janus_plugin_data *pac
 		shell_quality_stats(s, &msg);
 	}
 	dcmsg_clear(&msg);
-	shell_send_dc(s, reply);
+	if(reply)
+		shell_send_dc(s, reply);
 	free(reply);
 	janus_refcount_decrease(&s->ref);
 }

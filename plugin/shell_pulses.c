@@ -46,22 +46,57 @@ static const char *lang_of(ap_visit *av, visit_role role) {
 	return l[0] ? l : NULL;
 }
 
-/* Send a server message to a participant: on the data channel if it is up,
- * else as a Janus event {"alliance": type, ...fields}. Consumes fields. */
-static void send_to(ap_session *s, const char *type, json_t *fields) {
+/* Send a server message to a participant: on the data channel if it is up
+ * (and the message fits in one data-channel message), else as a Janus
+ * event {"alliance": type, ...fields}. Consumes fields. */
+void shell_send_to(ap_session *s, const char *type, json_t *fields) {
 	if(s == NULL || g_atomic_int_get(&s->destroyed)) {
 		json_decref(fields);
 		return;
 	}
 	if(g_atomic_int_get(&s->dataready)) {
 		char *text = dcmsg_encode(type, fields);
-		shell_send_dc(s, text);
+		gboolean sent = shell_send_dc(s, text);
 		free(text);
-		json_decref(fields);
-	} else {
-		json_object_set_new(fields, "alliance", json_string(type));
-		shell_push(s, NULL, fields, NULL);
+		if(sent) {
+			json_decref(fields);
+			return;
+		}
 	}
+	json_object_set_new(fields, "alliance", json_string(type));
+	shell_push(s, NULL, fields, NULL);
+}
+
+/* Per-pulse shell state, indexed like av->ps.pulses (grown on demand). */
+static gpointer *pulse_slot(GPtrArray *a, int index) {
+	if(index < 0)
+		return NULL;
+	if((guint)index >= a->len)
+		g_ptr_array_set_size(a, index + 1);
+	return &g_ptr_array_index(a, index);
+}
+
+static instrument_answer *partial_get(ap_visit *av, int index) {
+	return (guint)index < av->partial->len ? g_ptr_array_index(av->partial, index) : NULL;
+}
+
+static void partial_drop(ap_visit *av, int index) {
+	gpointer *slot = pulse_slot(av->partial, index);
+	g_free(*slot);
+	*slot = NULL;
+}
+
+static const char *pulse_quality_get(ap_visit *av, int index) {
+	return (guint)index < av->pulse_quality->len ? g_ptr_array_index(av->pulse_quality, index) : NULL;
+}
+
+/* The therapist learns that a pulse they can see is no longer open
+ * (answered, dismissed or expired: which, for the client's, is theirs). */
+static void tell_closed(ap_visit *av, int index) {
+	pulse *p = &av->ps.pulses[index];
+	if(av->therapist)
+		shell_send_to(av->therapist, "pulse_closed", json_pack("{s:s, s:s}",
+			"pulse_id", p->id, "target", visit_role_name(p->target)));
 }
 
 /* The pulse message of PROTOCOL.md (without "v"/"type"), or NULL if its
@@ -86,12 +121,19 @@ static void stored(store_rc rc, const char *error, void *user) {
 			error ? error : "failed", (const char *)user);
 }
 
-/* Deliver pulse `index` if its target is present (under visits_mutex).
- * Returns TRUE if it went out. */
+/* Is the target's media stopped while their PeerConnection is up (a
+ * network cut)? Then their pulses wait: nothing would reach them. */
+static gboolean held(ap_visit *av, ap_session *s) {
+	int seat = s->role == VISIT_ROLE_THERAPIST ? 0 : 1;
+	return av->media_stopped[seat] && g_atomic_int_get(&s->media_up);
+}
+
+/* Deliver pulse `index` if its target is present and reachable (under
+ * visits_mutex). Returns TRUE if it went out. */
 static gboolean deliver(ap_visit *av, int index, gint64 now) {
 	pulse *p = &av->ps.pulses[index];
 	ap_session *s = target_session(av, p->target);
-	if(s == NULL || g_atomic_int_get(&s->destroyed))
+	if(s == NULL || g_atomic_int_get(&s->destroyed) || held(av, s))
 		return FALSE;
 	const char *lang = NULL;
 	json_t *fields = pulse_fields(av, index, now, &lang);
@@ -101,9 +143,10 @@ static gboolean deliver(ap_visit *av, int index, gint64 now) {
 		return FALSE;
 	}
 	gboolean dc = g_atomic_int_get(&s->dataready);
-	send_to(s, "pulse", fields);
+	shell_send_to(s, "pulse", fields);
 	pulse_sched_delivered(&av->ps, index, now);
-	store_pulse_delivered(db, p->id, dc ? "datachannel" : "event", now, stored, (void *)"pulse delivered");
+	store_pulse_delivered(db, p->id, dc ? "datachannel" : "event", shell_wall_us(now), stored,
+		(void *)"pulse delivered");
 	JANUS_LOG(LOG_VERB, "[%s] pulse %s delivered by %s\n", ALLIANCE_PACKAGE, p->id,
 		dc ? "data channel" : "event");
 	return TRUE;
@@ -114,16 +157,20 @@ static void record(ap_visit *av, int index) {
 	pulse *p = &av->ps.pulses[index];
 	const instrument *ins = instrument_set_get(instruments, p->instrument);
 	ap_session *s = target_session(av, p->target);
-	const char *lang = lang_of(av, p->target);
-	if(ins && (lang == NULL))
-		lang = instrument_default_language(ins);
+	/* the language of the text that is shown, not the one asked for */
+	const char *lang = NULL;
+	if(ins) {
+		json_t *shown = instrument_pulse_json(ins, lang_of(av, p->target), &lang);
+		json_decref(shown);
+	}
+	gint64 wall_offset = shell_wall_us(0);
 	store_pulse_rec rec = {
 		.pulse_id = p->id, .visit_id = av->v.id, .role = visit_role_name(p->target),
 		.kind = pulse_kind_name(p->kind), .instrument_id = p->instrument,
 		.instrument_version = ins ? instrument_version(ins) : "?",
 		.language = lang ? lang : "?", .trigger = pulse_trigger_name(p->trigger),
 		.delivered_via = s ? (g_atomic_int_get(&s->dataready) ? "datachannel" : "event") : NULL,
-		.created_at_us = p->created_us, .expires_at_us = p->expires_us,
+		.created_at_us = p->created_us + wall_offset, .expires_at_us = p->expires_us + wall_offset,
 	};
 	store_pulse_create(db, &rec, stored, (void *)"pulse");
 	/* what the connection was like before it: the last quality_context_s,
@@ -131,8 +178,9 @@ static void record(ap_visit *av, int index) {
 	char *ctx = shell_quality_context(av, p->kind == PULSE_END);
 	if(ctx) {
 		store_pulse_quality(db, p->id, ctx, stored, (void *)"pulse quality");
-		free(av->pulse_quality[index]);
-		av->pulse_quality[index] = ctx;
+		gpointer *slot = pulse_slot(av->pulse_quality, index);
+		free(*slot);
+		*slot = ctx;
 	}
 	shell_notify(s ? s->handle : NULL, "pulse", json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}",
 		"visit_id", av->v.id, "pulse_id", p->id, "kind", pulse_kind_name(p->kind),
@@ -146,36 +194,56 @@ static void launch(ap_visit *av, int index, gint64 now) {
 	deliver(av, index, now);
 }
 
+/* The scheduler expired pulse `index`: store it, tell its target and the
+ * therapist (under visits_mutex). */
 static void expire(ap_visit *av, int index, gint64 now) {
 	pulse *p = &av->ps.pulses[index];
-	store_pulse_status(db, p->id, "expired", now, stored, (void *)"pulse expired");
+	store_pulse_status(db, p->id, "expired", shell_wall_us(now), stored, (void *)"pulse expired");
 	ap_session *s = target_session(av, p->target);
 	if(s && p->delivered_us)
-		send_to(s, "pulse_expired", json_pack("{s:s}", "pulse_id", p->id));
-	g_free(av->partial[index]);
-	av->partial[index] = NULL;
+		shell_send_to(s, "pulse_expired", json_pack("{s:s}", "pulse_id", p->id));
+	tell_closed(av, index);
+	partial_drop(av, index);
 }
 
-/* A participant (re-)joined: every pulse still open for their role goes to
- * this new handle — one created while they were away, or one an earlier
- * handle got but did not answer (a reloaded page). */
-void shell_pulses_on_join(ap_visit *av, ap_session *s, gint64 now) {
+/* A participant (re-)joined, or their media flows again: every pulse
+ * still open for their role goes to this handle — one created while they
+ * were away, or one an earlier handle got but did not answer (a reloaded
+ * page); only_undelivered: just the ones that never went out (held). */
+void shell_pulses_on_join(ap_visit *av, ap_session *s, gint64 now, gboolean only_undelivered) {
 	for(int i = 0; i < av->ps.n; i++) {
 		pulse *p = &av->ps.pulses[i];
 		if(p->target == s->role && (p->status == PULSE_OPEN || p->status == PULSE_PARTIAL) &&
-				now < p->expires_us)
+				!p->expire_pending && now < p->expires_us &&
+				!(only_undelivered && p->delivered_us))
 			deliver(av, i, now);
 	}
 }
 
-void shell_pulses_end(ap_visit *av, gint64 now, json_t *pulse_ids) {
-	int expired[PULSE_MAX], created[2], ne = 0, nc = 0;
-	pulse_sched_end(&av->ps, now, expired, &ne, created, &nc);
+void shell_pulses_end(ap_visit *av, gint64 now, gboolean with_end_pulses, json_t *pulse_ids) {
+	int *expired = g_new(int, av->ps.n + 1);
+	int created[2], ne = 0, nc = 0;
+	pulse_sched_end(&av->ps, now, with_end_pulses, expired, &ne, created, &nc);
 	for(int i = 0; i < ne; i++)
 		expire(av, expired[i], now);
+	g_free(expired);
 	for(int i = 0; i < nc; i++) {
 		record(av, created[i]);   /* delivered by shell_pulses_on_join() */
 		json_array_append_new(pulse_ids, json_string(av->ps.pulses[created[i]].id));
+	}
+}
+
+void shell_pulses_expire_all(ap_visit *av, gint64 now) {
+	for(int i = 0; i < av->ps.n; i++) {
+		pulse *p = &av->ps.pulses[i];
+		if(p->status != PULSE_OPEN && p->status != PULSE_PARTIAL)
+			continue;
+		/* an answer still in flight is settled by the store (which drains
+		 * before it closes); its expiry would only be refused */
+		p->status = PULSE_EXPIRED;
+		p->status_us = now;
+		if(p->inflight == 0)
+			expire(av, i, now);
 	}
 }
 
@@ -208,10 +276,22 @@ static int pulse_error_code(pulse_result r) {
 	}
 }
 
+/* May this instrument be sent as an in-session pulse? An end or mirror
+ * form is for the end of the visit (`end` sends those). */
+static gboolean in_session_kind(const instrument *ins) {
+	const char *k = instrument_kind(ins);
+	return !strcmp(k, "in_session") || !strcmp(k, "technology");
+}
+
 json_t *shell_pulse_request(ap_session *s, const proto_request *req) {
-	if(req->instrument && instrument_set_get(instruments, req->instrument) == NULL)
+	const instrument *named = req->instrument ? instrument_set_get(instruments, req->instrument) : NULL;
+	if(req->instrument && named == NULL)
 		return shell_error_json(PROTO_ERR_INVALID_ELEMENT, "Unknown instrument");
-	gint64 now = janus_get_real_time();
+	if(named && !in_session_kind(named))
+		return shell_error_json(PROTO_ERR_INVALID_ELEMENT,
+			"Instrument '%.48s' is of kind %s: a pulse during the visit takes an in_session or technology instrument",
+			req->instrument, instrument_kind(named));
+	gint64 now = janus_get_monotonic_time();
 	janus_mutex_lock(&visits_mutex);
 	ap_visit *av = s->visit;
 	if(av == NULL) {
@@ -249,6 +329,9 @@ json_t *shell_pulse_request(ap_session *s, const proto_request *req) {
 		if(r != PULSE_OK) {
 			janus_mutex_unlock(&visits_mutex);
 			json_decref(ids);
+			if(r == PULSE_ERR_FULL)
+				return shell_error_json(PROTO_ERR_LIMIT_REACHED, "This visit has had %d in-session pulses, the most one visit takes",
+					PULSE_IN_SESSION_MAX);
 			return shell_error_json(pulse_error_code(r), "No pulse possible now (%s)", pulse_result_slug(r));
 		}
 		launch(av, index, now);
@@ -322,7 +405,7 @@ static void raise_alert(const answer_job *j, const char *rule, const char *score
 	janus_mutex_lock(&visits_mutex);
 	json_t *quality = NULL;
 	gboolean end_pulse = j->av->ps.pulses[j->index].kind == PULSE_END;
-	const char *ctx = j->av->pulse_quality[j->index];
+	const char *ctx = pulse_quality_get(j->av, j->index);
 	if(ctx) {
 		json_error_t jerr;
 		quality = json_loads(ctx, 0, &jerr);
@@ -400,17 +483,22 @@ static void check_rules(answer_job *j) {
 
 static void answer_stored(store_rc rc, const char *error, void *user) {
 	answer_job *j = user;
-	gint64 now = janus_get_real_time();
+	gint64 now = janus_get_monotonic_time();
+	janus_mutex_lock(&visits_mutex);
+	pulse_status committed = rc != STORE_OK ? PULSE_OPEN : j->dismiss ? PULSE_DISMISSED :
+		(j->final ? PULSE_ANSWERED : PULSE_PARTIAL);
+	/* an expiry (or `end`) that waited for this answer happens now if the
+	 * pulse is still open */
+	gboolean expired_now = pulse_sched_settle(&j->av->ps, j->index, committed, now);
+	if(rc == STORE_OK && (j->final || j->dismiss)) {
+		partial_drop(j->av, j->index);
+		tell_closed(j->av, j->index);
+	}
+	if(expired_now && j->av->v.state != VISIT_CLOSED)
+		expire(j->av, j->index, now);
+	gboolean end = j->av->ps.pulses[j->index].kind == PULSE_END;
+	janus_mutex_unlock(&visits_mutex);
 	if(rc == STORE_OK) {
-		janus_mutex_lock(&visits_mutex);
-		pulse_sched_mark(&j->av->ps, j->index, j->dismiss ? PULSE_DISMISSED :
-			(j->final ? PULSE_ANSWERED : PULSE_PARTIAL), now);
-		if(j->final || j->dismiss) {
-			g_free(j->av->partial[j->index]);
-			j->av->partial[j->index] = NULL;
-		}
-		gboolean end = j->av->ps.pulses[j->index].kind == PULSE_END;
-		janus_mutex_unlock(&visits_mutex);
 		/* an end answer changes the visit's report row */
 		if(end && (j->final || j->dismiss))
 			store_visit_summarize(db, j->visit_id, stored, (void *)"visit summary");
@@ -478,7 +566,7 @@ static int fail_answer(answer_error *e, int code, const char *slug, const char *
  * job (with one extra reference for the caller if want_ref) or NULL. */
 static answer_job *submit(ap_session *s, const char *pulse_id, const json_t *responses,
 		gboolean final, gboolean via_dc, const char *ref, gboolean want_ref, answer_error *e) {
-	gint64 now = janus_get_real_time();
+	gint64 now = janus_get_monotonic_time();
 	janus_mutex_lock(&visits_mutex);
 	ap_visit *av = s->visit;
 	if(av == NULL) {
@@ -511,8 +599,8 @@ static answer_job *submit(ap_session *s, const char *pulse_id, const json_t *res
 	}
 	answer_job *j = g_new0(answer_job, 1);
 	instrument_answer merged;
-	if(av->partial[index])
-		merged = *av->partial[index];
+	if(partial_get(av, index))
+		merged = *partial_get(av, index);
 	else
 		instrument_answer_init(&merged, ins);
 	if(responses) {
@@ -558,8 +646,10 @@ static answer_job *submit(ap_session *s, const char *pulse_id, const json_t *res
 	g_mutex_init(&j->m);
 	g_cond_init(&j->c);
 	int rc;
+	gint64 wall = shell_wall_us(now);
+	pulse_sched_begin(&av->ps, index);     /* settled in answer_stored() */
 	if(j->dismiss) {
-		rc = store_dismiss(db, j->pulse_id, now, answer_stored, j);
+		rc = store_dismiss(db, j->pulse_id, wall, answer_stored, j);
 	} else {
 		store_item_value items[INSTRUMENT_MAX_ITEMS];
 		int ni = 0;
@@ -581,18 +671,21 @@ static answer_job *submit(ap_session *s, const char *pulse_id, const json_t *res
 			}
 		}
 		store_answer_rec rec = {
-			.pulse_id = j->pulse_id, .final = j->final, .answered_at_us = now,
+			.pulse_id = j->pulse_id, .final = j->final, .answered_at_us = wall,
 			.time_to_answer_ms = j->ttA_ms, .research_consent = av->v.research_consent,
 			.n_items = ni, .items = items, .n_scores = ns, .scores = scores,
 		};
 		rc = store_answer(db, &rec, answer_stored, j);
 		if(rc == 0) {
 			/* later partial answers build on this one (the store merges too) */
-			if(av->partial[index] == NULL)
-				av->partial[index] = g_new(instrument_answer, 1);
-			*av->partial[index] = merged;
+			gpointer *slot = pulse_slot(av->partial, index);
+			if(*slot == NULL)
+				*slot = g_new(instrument_answer, 1);
+			*(instrument_answer *)*slot = merged;
 		}
 	}
+	if(rc < 0)
+		pulse_sched_settle(&av->ps, index, PULSE_OPEN, now);
 	janus_mutex_unlock(&visits_mutex);
 	if(rc < 0) {
 		g_atomic_int_set(&j->refs, 1);
@@ -659,26 +752,8 @@ static volatile gint timer_stop = 0;
 static GMutex timer_mutex;
 static GCond timer_cond;
 
-/* Close a visit whose grace is over (under visits_mutex). */
-static void close_visit(ap_visit *av, gint64 now) {
-	ap_session *slots[2] = { av->therapist, av->client };
-	for(int i = 0; i < 2; i++)
-		if(slots[i]) {
-			/* late answers on this handle get `expired`, not `not_joined` */
-			g_strlcpy(slots[i]->closed_visit, av->v.id, sizeof(slots[i]->closed_visit));
-			shell_push(slots[i], NULL, json_pack("{s:s, s:s}", "alliance", "closed",
-				"visit_id", av->v.id), NULL);
-		}
-	shell_quality_finish(av, janus_get_monotonic_time(), now);
-	store_visit_state(db, av->v.id, "closed", now, stored, (void *)"visit closed");
-	/* the report row, now that every answer, alert and incident is in */
-	store_visit_summarize(db, av->v.id, stored, (void *)"visit summary");
-	shell_notify(NULL, "closed", json_pack("{s:s}", "visit_id", av->v.id));
-	shell_visit_close_locked(av);
-}
-
 static void tick(void) {
-	gint64 now = janus_get_real_time();
+	shell_wall_refresh();
 	gint64 mono = janus_get_monotonic_time();
 	GList *closing = NULL;
 	janus_mutex_lock(&visits_mutex);
@@ -687,24 +762,24 @@ static void tick(void) {
 	g_hash_table_iter_init(&iter, visits);
 	while(g_hash_table_iter_next(&iter, NULL, &value)) {
 		ap_visit *av = value;
+		shell_media_presence_locked(av, mono);
 		pulse_action act[8];
-		int n = pulse_sched_tick(&av->ps, now, av->client != NULL, act, 8);
+		int n = pulse_sched_tick(&av->ps, mono, av->client != NULL, act, 8);
 		for(int i = 0; i < n; i++) {
 			if(act[i].type == PULSE_ACT_SEND)
-				launch(av, act[i].index, now);
+				launch(av, act[i].index, mono);
 			else
-				expire(av, act[i].index, now);
+				expire(av, act[i].index, mono);
 		}
-		shell_quality_tick(av, mono, now);
-		if(av->v.state == VISIT_ENDED &&
-				now >= av->v.ended_at_us + (gint64)settings.end_grace_s * G_USEC_PER_SEC)
+		shell_quality_tick(av, mono, shell_wall_us(mono));
+		if(shell_visit_lifecycle_locked(av, mono))
 			closing = g_list_prepend(closing, av);
 	}
 	for(GList *l = closing; l; l = l->next)
-		close_visit(l->data, now);
+		shell_visit_close_locked(l->data, VISIT_END_NONE, mono);
 	janus_mutex_unlock(&visits_mutex);
 	g_list_free(closing);
-	shell_retention_tick(now);
+	shell_retention_tick(janus_get_real_time());
 }
 
 static void *timer_loop(void *data) {

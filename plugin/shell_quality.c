@@ -225,7 +225,7 @@ void shell_quality_tick(ap_visit *av, gint64 now, gint64 now_real) {
 		int64_t freezes = a.freezes + b.freezes, frozen_ms = a.freeze_ms + b.freeze_ms;
 		if((settings.qpulse_freezes > 0 && freezes >= settings.qpulse_freezes) ||
 				(settings.qpulse_frozen_s > 0 && frozen_ms >= (int64_t)settings.qpulse_frozen_s * 1000)) {
-			if(shell_pulses_quality_trigger(av, now_real))
+			if(shell_pulses_quality_trigger(av, now))
 				av->qpulse_after_us = now + (gint64)settings.qpulse_window_s * G_USEC_PER_SEC;
 		}
 	}

@@ -52,126 +52,10 @@ void shell_requests_enqueue(ap_session *s, char *transaction, json_t *message, j
 	g_async_queue_push(messages, m);
 }
 
-/* --- visits -------------------------------------------------------------- */
-static void visit_free(const janus_refcount *ref) {
-	ap_visit *av = janus_refcount_containerof(ref, ap_visit, ref);
-	for(int i = 0; i < PULSE_MAX; i++) {
-		g_free(av->partial[i]);
-		free(av->pulse_quality[i]);
-	}
-	quality_visit_free(&av->q);
-	g_free(av);
-}
-
 static void stored(store_rc rc, const char *error, void *user) {
 	if(rc != STORE_OK)
 		JANUS_LOG(LOG_ERR, "[%s] store: %s (%s)\n", ALLIANCE_PACKAGE,
 			error ? error : store_rc_name(rc), (const char *)user);
-}
-
-void shell_visit_unref(ap_visit *av) {
-	if(av)
-		janus_refcount_decrease(&av->ref);
-}
-
-/* Remove a visit from the tables (under visits_mutex). */
-static void visit_forget(ap_visit *av) {
-	g_hash_table_remove(visits_by_invite, &av->v.invite);
-	if(g_hash_table_remove(visits, av->v.id))
-		shell_visit_unref(av);   /* the table's reference */
-}
-
-static ap_session **slot_of(ap_visit *av, visit_role role) {
-	if(role == VISIT_ROLE_THERAPIST)
-		return &av->therapist;
-	if(role == VISIT_ROLE_CLIENT)
-		return &av->client;
-	return NULL;
-}
-
-/* Put s into the visit (under visits_mutex): s keeps a reference on the
- * visit, the visit's slot one on s. */
-static void seat(ap_visit *av, ap_session *s, visit_role role) {
-	janus_refcount_increase(&av->ref);
-	s->closed_visit[0] = '\0';
-	s->visit = av;
-	s->role = role;
-	ap_session **slot = slot_of(av, role);
-	if(slot) {
-		janus_refcount_increase(&s->ref);
-		*slot = s;
-	}
-}
-
-/* Take s out of its visit (under visits_mutex). Returns the visit, whose
- * reference the caller now owns. */
-static ap_visit *unseat(ap_session *s) {
-	ap_visit *av = s->visit;
-	if(av == NULL)
-		return NULL;
-	shell_unlink(av);
-	visit_leave(&av->v, s->role);
-	ap_session **slot = slot_of(av, s->role);
-	if(slot && *slot == s) {
-		*slot = NULL;
-		janus_refcount_decrease(&s->ref);
-	}
-	s->visit = NULL;
-	s->role = VISIT_ROLE_NONE;
-	shell_sync_links(av);
-	return av;
-}
-
-static void push_event_to(ap_session *target, json_t *event) {
-	if(target == NULL || g_atomic_int_get(&target->destroyed)) {
-		json_decref(event);
-		return;
-	}
-	shell_push(target, NULL, event, NULL);
-}
-
-void shell_session_detach(ap_session *s, gboolean close_media) {
-	janus_mutex_lock(&visits_mutex);
-	visit_role role = s->role;
-	ap_visit *av = unseat(s);
-	ap_session *other = NULL;
-	if(av) {
-		other = (role == VISIT_ROLE_THERAPIST) ? av->client :
-			(role == VISIT_ROLE_CLIENT) ? av->therapist : NULL;
-		if(other)
-			janus_refcount_increase(&other->ref);
-		shell_notify(s->handle, "left", json_pack("{s:s, s:s}",
-			"visit_id", av->v.id, "role", visit_role_name(role)));
-	}
-	janus_mutex_unlock(&visits_mutex);
-	if(other) {
-		push_event_to(other, json_pack("{s:s, s:s}", "alliance", "participant_left",
-			"role", visit_role_name(role)));
-		janus_refcount_decrease(&other->ref);
-	}
-	if(close_media && g_atomic_int_get(&s->media_up))
-		gateway->close_pc(s->handle);
-	shell_visit_unref(av);
-}
-
-void shell_visit_close_locked(ap_visit *av) {
-	janus_refcount_increase(&av->ref);
-	ap_session *slots[2] = { av->therapist, av->client };
-	for(int i = 0; i < 2; i++)
-		if(slots[i])
-			shell_visit_unref(unseat(slots[i]));
-	visit_close(&av->v);
-	visit_forget(av);
-	shell_visit_unref(av);
-}
-
-void shell_visits_destroy_all(void) {
-	janus_mutex_lock(&visits_mutex);
-	GList *all = g_hash_table_get_values(visits);
-	for(GList *l = all; l; l = l->next)
-		shell_visit_close_locked(l->data);
-	g_list_free(all);
-	janus_mutex_unlock(&visits_mutex);
 }
 
 /* --- answers ------------------------------------------------------------- */
@@ -185,13 +69,12 @@ json_t *shell_error_json(int code, const char *fmt, ...) {
 	return proto_error_json(&err);
 }
 
-static json_t *visit_error(visit_result r) {
+json_t *shell_visit_error(visit_result r) {
 	switch(r) {
 		case VISIT_ERR_UNAUTHORIZED: return shell_error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (this key does not belong to the visit's therapist)");
 		case VISIT_ERR_INVALID_INVITE: return shell_error_json(PROTO_ERR_INVALID_INVITE, "Invalid invite");
 		case VISIT_ERR_INVITE_USED: return shell_error_json(PROTO_ERR_INVITE_USED, "Invite already used: re-join with the rejoin_key given at the first join");
 		case VISIT_ERR_FORBIDDEN: return shell_error_json(PROTO_ERR_FORBIDDEN, "This role may not make this request");
-		case VISIT_ERR_ROLE_PRESENT: return shell_error_json(PROTO_ERR_ALREADY_JOINED, "That role is already present in the visit");
 		case VISIT_ERR_NOT_ADMITTED: return shell_error_json(PROTO_ERR_NOT_ADMITTED, "Not admitted yet: wait for the therapist");
 		case VISIT_ERR_WRONG_STATE: return shell_error_json(PROTO_ERR_WRONG_STATE, "Not possible in the visit's current state");
 		case VISIT_ERR_CLOSED: return shell_error_json(PROTO_ERR_NO_SUCH_VISIT, "The visit is closed");
@@ -199,14 +82,6 @@ static json_t *visit_error(visit_result r) {
 		case VISIT_OK: break;
 	}
 	return shell_error_json(PROTO_ERR_INTERNAL, "Internal error");
-}
-
-static json_t *participants_json(ap_visit *av) {
-	return json_pack("{s:{s:s, s:b}, s:{s:s, s:b, s:b, s:b}, s:i}",
-		"therapist", "code", av->v.therapist_code, "present", av->v.therapist_present,
-		"client", "code", av->v.client_code, "present", av->v.client_present,
-			"admitted", av->v.client_admitted, "research_consent", av->v.research_consent,
-		"observers", av->v.observers);
 }
 
 /* --- sync requests (answered from handle_message) ------------------------ */
@@ -222,6 +97,12 @@ static json_t *pulse_plan(const proto_request *req, pulse_config *pc) {
 			instrument_set_default(instruments, kinds[i]);
 		if(ids[i] && ins == NULL)
 			return shell_error_json(PROTO_ERR_INVALID_ELEMENT, "Unknown instrument '%.48s' (instruments.%s)", ids[i], kinds[i]);
+		/* an end form in the in-session slot (or the reverse) would ask the
+		 * wrong questions at the wrong time, and score them as the other */
+		if(ins && strcmp(instrument_kind(ins), kinds[i]) != 0 &&
+				!(i == 0 && !strcmp(instrument_kind(ins), "technology")))
+			return shell_error_json(PROTO_ERR_INVALID_ELEMENT, "Instrument '%.48s' is of kind %s, not %s (instruments.%s)",
+				ids[i], instrument_kind(ins), kinds[i], kinds[i]);
 		if(ins)
 			g_strlcpy(slots[i], instrument_id(ins), PULSE_INSTRUMENT_MAX + 1);
 	}
@@ -258,17 +139,14 @@ static json_t *request_create(const proto_request *req) {
 		janus_mutex_unlock(&visits_mutex);
 		return shell_error_json(PROTO_ERR_LIMIT_REACHED, "Too many open visits (max_visits=%d)", settings.max_visits);
 	}
-	ap_visit *av = g_new0(ap_visit, 1);
-	if(quality_visit_init(&av->q, settings.quality_context_s) < 0) {
+	gint64 mono = janus_get_monotonic_time();
+	gint64 now = shell_wall_us(mono);
+	ap_visit *av = shell_visit_new(id, code, req->client_code, req->modality, &invite_digest, &pc, mono);
+	if(av == NULL) {
 		janus_mutex_unlock(&visits_mutex);
-		g_free(av);
 		return shell_error_json(PROTO_ERR_INTERNAL, "Out of memory");
 	}
-	janus_refcount_init(&av->ref, visit_free);     /* the table's reference */
-	gint64 now = janus_get_real_time();
-	visit_init(&av->v, id, code, req->client_code, req->modality, &invite_digest, now);
-	pulse_sched_init(&av->ps, av->v.id, &pc);
-	g_hash_table_insert(visits, av->v.id, av);
+	g_hash_table_insert(visits, av->v.id, av);     /* the table's reference */
 	g_hash_table_insert(visits_by_invite, &av->v.invite, av);
 	store_visit_rec rec = { .visit_id = id, .therapist_code = code, .client_code = req->client_code,
 		.modality = visit_modality_name(req->modality), .created_at_us = now };
@@ -293,8 +171,8 @@ static json_t *request_status(ap_session *s) {
 	json_t *r = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o}",
 		"alliance", "status", "visit_id", av->v.id, "state", visit_state_name(av->v.state),
 		"modality", visit_modality_name(av->v.modality), "role", visit_role_name(s->role),
-		"participants", participants_json(av),
-		"pending_pulses", shell_pulses_pending(av, s->role, janus_get_real_time()));
+		"participants", shell_participants_json(av),
+		"pending_pulses", shell_pulses_pending(av, s->role, janus_get_monotonic_time()));
 	json_object_set_new(r, "quality", shell_quality_live(av, 10));
 	janus_mutex_unlock(&visits_mutex);
 	return r;
@@ -455,6 +333,7 @@ typedef struct outcome {
 	int events;
 	ap_visit *deferred_visit;            /* pulses to send after the answer (ref held) */
 	gboolean deferred_end;               /* ...the end pulses */
+	GList *hangup;                       /* handles to hang up (refs held): replaced, removed */
 } outcome;
 
 static void outcome_event(outcome *out, ap_session *to, json_t *event) {
@@ -473,24 +352,44 @@ static void outcome_deliver(outcome *out, ap_session *s, const char *transaction
 	else if(out->jsep)
 		json_decref(out->jsep);
 	for(int i = 0; i < out->events; i++) {
-		push_event_to(out->event_to[i], out->event[i]);
+		shell_push_event(out->event_to[i], out->event[i]);
 		janus_refcount_decrease(&out->event_to[i]->ref);
 	}
 	if(out->deferred_visit) {
 		ap_visit *av = out->deferred_visit;
 		janus_mutex_lock(&visits_mutex);
-		gint64 now = janus_get_real_time();
+		gint64 now = janus_get_monotonic_time();
 		if(out->deferred_end) {
 			if(av->therapist)
-				shell_pulses_on_join(av, av->therapist, now);
+				shell_pulses_on_join(av, av->therapist, now, FALSE);
 			if(av->client)
-				shell_pulses_on_join(av, av->client, now);
+				shell_pulses_on_join(av, av->client, now, FALSE);
 		} else if(s->visit == av) {
-			shell_pulses_on_join(av, s, now);
+			shell_pulses_on_join(av, s, now, FALSE);
 		}
 		janus_mutex_unlock(&visits_mutex);
 		shell_visit_unref(av);
 	}
+	/* no lock held: the old handle of a takeover, removed observers */
+	for(GList *l = out->hangup; l; l = l->next) {
+		ap_session *old = l->data;
+		if(g_atomic_int_get(&old->media_up) && !g_atomic_int_get(&old->destroyed))
+			gateway->close_pc(old->handle);
+		janus_refcount_decrease(&old->ref);
+	}
+	g_list_free(out->hangup);
+}
+
+/* Lock the visits and return s's visit; without one: unlocked again, the
+ * answer is 480, NULL. */
+static ap_visit *lock_joined(ap_session *s, outcome *out) {
+	janus_mutex_lock(&visits_mutex);
+	ap_visit *av = s->visit;
+	if(av == NULL) {
+		janus_mutex_unlock(&visits_mutex);
+		out->answer = shell_error_json(PROTO_ERR_NOT_JOINED, "Join a visit first");
+	}
+	return av;
 }
 
 /* Find the visit a join names (under visits_mutex). */
@@ -512,14 +411,18 @@ static ap_visit *join_target(const proto_request *req, json_t **error) {
 
 static void request_join(ap_session *s, const proto_request *req, outcome *out) {
 	const char *code = NULL;
+	int supervisor = -1;
 	if(req->role == VISIT_ROLE_THERAPIST) {
 		code = auth_keyring_therapist(settings.keys, req->therapist_key);
 		if(code == NULL) {
+			shell_credential_refused(s);
 			out->answer = shell_error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (wrong therapist key)");
 			return;
 		}
 	} else if(req->role == VISIT_ROLE_OBSERVER) {
-		if(!auth_keyring_supervisor(settings.keys, req->supervisor_key)) {
+		supervisor = auth_keyring_supervisor_index(settings.keys, req->supervisor_key);
+		if(supervisor < 0) {
+			shell_credential_refused(s);
 			out->answer = shell_error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (wrong supervisor key)");
 			return;
 		}
@@ -529,7 +432,15 @@ static void request_join(ap_session *s, const proto_request *req, outcome *out) 
 		out->answer = shell_error_json(PROTO_ERR_INTERNAL, "Could not draw random numbers");
 		return;
 	}
+	shell_failpoint("join_before_lock");
 	janus_mutex_lock(&visits_mutex);
+	/* destroy_session sets `destroyed` before it takes this lock to unseat:
+	 * a handle seated after that would stay seated for good */
+	if(g_atomic_int_get(&s->destroyed)) {
+		janus_mutex_unlock(&visits_mutex);
+		out->answer = shell_error_json(PROTO_ERR_NOT_JOINED, "This handle is going away");
+		return;
+	}
 	if(s->visit != NULL) {
 		janus_mutex_unlock(&visits_mutex);
 		out->answer = shell_error_json(PROTO_ERR_ALREADY_JOINED, "This handle already joined a visit");
@@ -538,31 +449,55 @@ static void request_join(ap_session *s, const proto_request *req, outcome *out) 
 	ap_visit *av = join_target(req, &out->answer);
 	if(av == NULL) {
 		janus_mutex_unlock(&visits_mutex);
+		if(req->role == VISIT_ROLE_CLIENT)
+			shell_credential_refused(s);
 		return;
 	}
 	visit_result r;
-	bool first = false;
+	bool first = false, takeover = false;
+	bool had_consent = av->v.research_consent;
 	if(req->role == VISIT_ROLE_THERAPIST) {
-		r = visit_join_therapist(&av->v, code);
+		r = visit_join_therapist(&av->v, code, &takeover);
 	} else if(req->role == VISIT_ROLE_CLIENT) {
-		r = visit_join_client(&av->v, req->invite, req->rejoin_key, req->research_consent, &first);
+		r = visit_join_client(&av->v, req->invite, req->rejoin_key, req->research_consent,
+			&first, &takeover);
 		if(r == VISIT_OK && first) {
 			auth_digest rd;
 			auth_digest_of(rejoin, &rd);
 			visit_set_rejoin(&av->v, &rd);
 		}
 	} else {
-		r = visit_join_observer(&av->v);
+		/* the same supervisor again is a takeover of their observer seat */
+		takeover = FALSE;
+		for(GList *l = av->observers; l; l = l->next)
+			if(((ap_session *)l->data)->supervisor == supervisor)
+				takeover = TRUE;
+		r = takeover ? VISIT_OK : visit_join_observer(&av->v);
 	}
 	if(r != VISIT_OK) {
 		janus_mutex_unlock(&visits_mutex);
 		memset(rejoin, 0, sizeof(rejoin));
-		out->answer = visit_error(r);
+		if(r == VISIT_ERR_UNAUTHORIZED || r == VISIT_ERR_INVITE_USED || r == VISIT_ERR_INVALID_INVITE)
+			shell_credential_refused(s);
+		out->answer = shell_visit_error(r);
 		return;
 	}
-	seat(av, s, req->role);
-	shell_sync_links(av);
+	s->supervisor = supervisor;
+	ap_session *old = shell_seat_locked(av, s, req->role);
 	gint64 now = janus_get_real_time();
+	if(old) {
+		/* the old tab, a dead laptop, a lost network: it hears why, and its
+		 * PeerConnection is hung up once the lock is released */
+		outcome_event(out, old, json_pack("{s:s, s:s}", "alliance", "replaced", "visit_id", av->v.id));
+		out->hangup = g_list_prepend(out->hangup, old);    /* takes old's reference */
+		JANUS_LOG(LOG_INFO, "[%s] %s seat taken over by a new handle\n", ALLIANCE_PACKAGE,
+			visit_role_name(req->role));
+	}
+	/* consent withdrawn at this join: observers leave at once */
+	if(req->role == VISIT_ROLE_CLIENT && had_consent && !req->research_consent && av->observers) {
+		GList *removed = shell_observers_remove_locked(av);
+		out->hangup = g_list_concat(out->hangup, removed);
+	}
 	if(req->role != VISIT_ROLE_OBSERVER)
 		g_strlcpy(av->lang[req->role == VISIT_ROLE_THERAPIST ? 0 : 1],
 			req->language ? req->language : "", PROTO_LANG_MAX + 1);
@@ -571,14 +506,16 @@ static void request_join(ap_session *s, const proto_request *req, outcome *out) 
 		req->role == VISIT_ROLE_CLIENT ? av->v.client_code : NULL,
 		req->role == VISIT_ROLE_CLIENT ? req->research_consent : FALSE,
 		req->language, now, stored, (void *)"participant");
-	if(first)
+	if(first && av->v.state == VISIT_WAITING)
 		store_visit_state(db, av->v.id, "waiting", now, stored, (void *)"visit waiting");
 	out->answer = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "alliance", "joined",
 		"role", visit_role_name(req->role), "visit_id", av->v.id,
 		"state", visit_state_name(av->v.state), "modality", visit_modality_name(av->v.modality),
-		"participants", participants_json(av));
+		"participants", shell_participants_json(av));
 	if(first)
 		json_object_set_new(out->answer, "rejoin_key", json_string(rejoin));
+	if(takeover)
+		json_object_set_new(out->answer, "took_over", json_true());
 	memset(rejoin, 0, sizeof(rejoin));
 	/* the therapist learns who is waiting, or that the client is back */
 	if(av->therapist && av->v.client_present && req->role != VISIT_ROLE_OBSERVER) {
@@ -586,39 +523,68 @@ static void request_join(ap_session *s, const proto_request *req, outcome *out) 
 			outcome_event(out, av->therapist, json_pack("{s:s, s:s}", "alliance", "waiting",
 				"client_code", av->v.client_code));
 		else if(req->role == VISIT_ROLE_CLIENT)
-			outcome_event(out, av->therapist, json_pack("{s:s, s:s, s:b}", "alliance",
-				"participant_joined", "role", "client", "admitted", av->v.client_admitted));
+			outcome_event(out, av->therapist, json_pack("{s:s, s:s, s:b, s:b}", "alliance",
+				"participant_joined", "role", "client", "admitted", av->v.client_admitted,
+				"replaced", takeover));
 	}
 	if(req->role == VISIT_ROLE_THERAPIST && av->client)
-		outcome_event(out, av->client, json_pack("{s:s, s:s}", "alliance",
-			"participant_joined", "role", "therapist"));
-	shell_notify(s->handle, "joined", json_pack("{s:s, s:s, s:s}", "visit_id", av->v.id,
-		"role", visit_role_name(req->role), "state", visit_state_name(av->v.state)));
+		outcome_event(out, av->client, json_pack("{s:s, s:s, s:b}", "alliance",
+			"participant_joined", "role", "therapist", "replaced", takeover));
+	shell_notify(s->handle, "joined", json_pack("{s:s, s:s, s:s, s:b}", "visit_id", av->v.id,
+		"role", visit_role_name(req->role), "state", visit_state_name(av->v.state),
+		"took_over", takeover));
 	janus_mutex_unlock(&visits_mutex);
 	/* after the `joined` answer: pulses that waited for this participant
-	 * (an end pulse on re-join within the grace) */
+	 * (one open on the old handle, an end pulse on re-join within the grace) */
 	out->deferred_visit = av;
 	janus_refcount_increase(&av->ref);
 }
 
-static void request_admit(ap_session *s, outcome *out) {
-	janus_mutex_lock(&visits_mutex);
-	ap_visit *av = s->visit;
-	if(av == NULL) {
-		janus_mutex_unlock(&visits_mutex);
-		out->answer = shell_error_json(PROTO_ERR_NOT_JOINED, "Join a visit first");
+/* `reinvite` (therapist): a new client link; the old invite and re-join
+ * key stop working at once. */
+static void request_reinvite(ap_session *s, outcome *out) {
+	char invite[AUTH_TOKEN_CHARS + 1];
+	if(auth_token_new(invite) < 0) {
+		out->answer = shell_error_json(PROTO_ERR_INTERNAL, "Could not draw random numbers");
 		return;
 	}
-	visit_result r = visit_admit(&av->v, s->role, janus_get_real_time());
+	auth_digest d;
+	auth_digest_of(invite, &d);
+	ap_visit *av = lock_joined(s, out);
+	if(av == NULL)
+		return;
+	/* the table's key is the visit's own digest: out before it changes */
+	g_hash_table_remove(visits_by_invite, &av->v.invite);
+	visit_result r = visit_reinvite(&av->v, s->role, &d);
+	g_hash_table_insert(visits_by_invite, &av->v.invite, av);
 	if(r != VISIT_OK) {
 		janus_mutex_unlock(&visits_mutex);
-		out->answer = visit_error(r);
+		memset(invite, 0, sizeof(invite));
+		out->answer = shell_visit_error(r);
+		return;
+	}
+	out->answer = json_pack("{s:s, s:s, s:s}", "alliance", "reinvited", "visit_id", av->v.id,
+		"invite", invite);
+	shell_notify(s->handle, "reinvited", json_pack("{s:s}", "visit_id", av->v.id));
+	janus_mutex_unlock(&visits_mutex);
+	memset(invite, 0, sizeof(invite));
+	JANUS_LOG(LOG_INFO, "[%s] a new client invite was issued for a visit\n", ALLIANCE_PACKAGE);
+}
+
+static void request_admit(ap_session *s, outcome *out) {
+	ap_visit *av = lock_joined(s, out);
+	if(av == NULL)
+		return;
+	gint64 mono = janus_get_monotonic_time();
+	visit_result r = visit_admit(&av->v, s->role, mono);
+	if(r != VISIT_OK) {
+		janus_mutex_unlock(&visits_mutex);
+		out->answer = shell_visit_error(r);
 		return;
 	}
 	shell_sync_links(av);
-	gint64 now = janus_get_real_time();
-	pulse_sched_live(&av->ps, now);
-	store_visit_state(db, av->v.id, "live", now, stored, (void *)"visit live");
+	pulse_sched_live(&av->ps, mono);
+	store_visit_state(db, av->v.id, "live", shell_wall_us(mono), stored, (void *)"visit live");
 	out->answer = json_pack("{s:s, s:s}", "alliance", "admitted", "visit_id", av->v.id);
 	outcome_event(out, av->client, json_pack("{s:s, s:s}", "alliance", "admitted", "visit_id", av->v.id));
 	shell_notify(s->handle, "admitted", json_pack("{s:s}", "visit_id", av->v.id));
@@ -628,17 +594,13 @@ static void request_admit(ap_session *s, outcome *out) {
 static void request_configure(ap_session *s, const proto_request *req, json_t *jsep, outcome *out) {
 	const char *type = json_string_value(json_object_get(jsep, "type"));
 	const char *sdp = json_string_value(json_object_get(jsep, "sdp"));
-	janus_mutex_lock(&visits_mutex);
-	ap_visit *av = s->visit;
-	if(av == NULL) {
-		janus_mutex_unlock(&visits_mutex);
-		out->answer = shell_error_json(PROTO_ERR_NOT_JOINED, "Join a visit first");
+	ap_visit *av = lock_joined(s, out);
+	if(av == NULL)
 		return;
-	}
 	visit_result r = visit_may_configure(&av->v, s->role);
 	janus_mutex_unlock(&visits_mutex);
 	if(r != VISIT_OK) {
-		out->answer = visit_error(r);
+		out->answer = shell_visit_error(r);
 		return;
 	}
 	if(jsep != NULL && (type == NULL || sdp == NULL || strcmp(type, "offer") != 0)) {
@@ -674,36 +636,31 @@ static void request_configure(ap_session *s, const proto_request *req, json_t *j
  * PeerConnections stay up so the end pulses can use the data channel; the
  * pages hang up their media themselves. */
 static void request_end(ap_session *s, outcome *out) {
-	janus_mutex_lock(&visits_mutex);
-	ap_visit *av = s->visit;
-	if(av == NULL) {
+	ap_visit *av = lock_joined(s, out);
+	if(av == NULL)
+		return;
+	if(s->role != VISIT_ROLE_THERAPIST) {
 		janus_mutex_unlock(&visits_mutex);
-		out->answer = shell_error_json(PROTO_ERR_NOT_JOINED, "Join a visit first");
+		out->answer = shell_visit_error(VISIT_ERR_FORBIDDEN);
 		return;
 	}
-	gint64 now = janus_get_real_time();
-	visit_result r = visit_end(&av->v, s->role, now);
+	json_t *ids = json_array();
+	visit_result r = shell_visit_end_locked(av, VISIT_END_THERAPIST, janus_get_monotonic_time(), TRUE, ids);
 	if(r != VISIT_OK) {
 		janus_mutex_unlock(&visits_mutex);
-		out->answer = visit_error(r);
+		json_decref(ids);
+		out->answer = shell_visit_error(r);
 		return;
 	}
-	shell_unlink(av);
-	store_visit_state(db, av->v.id, "ended", now, stored, (void *)"visit ended");
-	store_visit_summarize(db, av->v.id, stored, (void *)"visit summary");
-	json_t *ids = json_array();
-	shell_pulses_end(av, now, ids);
-	out->answer = json_pack("{s:s, s:s, s:o, s:i}", "alliance", "ended", "visit_id", av->v.id,
-		"pulse_ids", ids, "end_grace_s", settings.end_grace_s);
-	outcome_event(out, av->client, json_pack("{s:s, s:s, s:i}", "alliance", "ended",
-		"visit_id", av->v.id, "end_grace_s", settings.end_grace_s));
+	out->answer = json_pack("{s:s, s:s, s:o, s:i, s:s}", "alliance", "ended", "visit_id", av->v.id,
+		"pulse_ids", ids, "end_grace_s", settings.end_grace_s, "end_reason", "therapist");
+	outcome_event(out, av->client, json_pack("{s:s, s:s, s:i, s:s}", "alliance", "ended",
+		"visit_id", av->v.id, "end_grace_s", settings.end_grace_s, "end_reason", "therapist"));
 	/* the end pulses follow the `ended` answer and event */
 	out->deferred_visit = av;
 	out->deferred_end = TRUE;
 	janus_refcount_increase(&av->ref);
-	shell_notify(s->handle, "ended", json_pack("{s:s}", "visit_id", av->v.id));
 	janus_mutex_unlock(&visits_mutex);
-	JANUS_LOG(LOG_INFO, "[%s] visit ended; answers accepted for %d s\n", ALLIANCE_PACKAGE, settings.end_grace_s);
 }
 
 /* Returns TRUE if it answered (and detached) itself. */
@@ -735,6 +692,7 @@ static void handle_async(ap_message *m) {
 			case PROTO_ADMIT: request_admit(s, &out); break;
 			case PROTO_CONFIGURE: request_configure(s, &req, m->jsep, &out); break;
 			case PROTO_END: request_end(s, &out); break;
+			case PROTO_REINVITE: request_reinvite(s, &out); break;
 			case PROTO_PULSE: out.answer = shell_pulse_request(s, &req); break;
 			case PROTO_LEAVE:
 				if(request_leave(s, m->transaction, &out))
@@ -789,6 +747,21 @@ void shell_requests_stop(void) {
 		g_thread_join(handler_thread);
 		handler_thread = NULL;
 	}
+	/* Requests still queued: Janus destroys plugins only after it closed
+	 * (and unloaded) its transports, so no answer could reach anyone now
+	 * (and a push would call into an unloaded transport). They are
+	 * counted and dropped; the visits they were about are closed as
+	 * `shutdown` next. */
+	ap_message *m;
+	int dropped = 0;
+	while((m = g_async_queue_try_pop(messages)) != NULL) {
+		if(m != &exit_message)
+			dropped++;
+		message_free(m);
+	}
+	if(dropped)
+		JANUS_LOG(LOG_INFO, "[%s] shutdown: %d queued request(s) not run (Janus has closed its transports)\n",
+			ALLIANCE_PACKAGE, dropped);
 	g_async_queue_unref(messages);
 	messages = NULL;
 }

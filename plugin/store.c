@@ -29,6 +29,8 @@ typedef enum job_kind {
 	JOB_SYNC,
 	JOB_VISIT_CREATE,
 	JOB_VISIT_STATE,
+	JOB_VISIT_ENDED,
+	JOB_REPAIR,
 	JOB_PARTICIPANT,
 	JOB_PULSE_CREATE,
 	JOB_PULSE_STATUS,
@@ -337,9 +339,12 @@ static void run_job(store *st, store_job *j) {
 			return;
 		}
 		case JOB_FORGET:
-		case JOB_RETENTION: {
+		case JOB_RETENTION:
+		case JOB_REPAIR: {
 			gint64 rows = 0;
-			if(j->kind == JOB_FORGET)
+			if(j->kind == JOB_REPAIR)
+				rc = ops->repair(b, j->u.erase.at_us, &rows, err, sizeof(err));
+			else if(j->kind == JOB_FORGET)
 				rc = ops->forget_client(b, j->u.erase.client_code, j->u.erase.at_us,
 					&rows, err, sizeof(err));
 			else
@@ -364,6 +369,10 @@ static void run_job(store *st, store_job *j) {
 			break;
 		case JOB_VISIT_STATE:
 			rc = ops->visit_state(b, j->u.change.id, j->u.change.status,
+				j->u.change.at_us, err, sizeof(err));
+			break;
+		case JOB_VISIT_ENDED:
+			rc = ops->visit_ended(b, j->u.change.id, j->u.change.status,
 				j->u.change.at_us, err, sizeof(err));
 			break;
 		case JOB_PARTICIPANT:
@@ -455,6 +464,27 @@ int store_visit_state(store *st, const char *visit_id, const char *state,
 	if(st == NULL || visit_id == NULL || state == NULL)
 		return -1;
 	return queue_change(st, JOB_VISIT_STATE, visit_id, state, at_us, cb, user);
+}
+
+static const char *const end_reasons[] = {
+	"therapist", "idle", "max_duration", "shutdown", "interrupted", NULL };
+
+static gboolean one_of(const char *s, const char *const *names);
+
+int store_visit_ended(store *st, const char *visit_id, const char *end_reason,
+		gint64 at_us, store_done_cb cb, void *user) {
+	if(st == NULL || visit_id == NULL || end_reason == NULL || !one_of(end_reason, end_reasons))
+		return -1;
+	return queue_change(st, JOB_VISIT_ENDED, visit_id, end_reason, at_us, cb, user);
+}
+
+int store_repair_interrupted(store *st, gint64 now_us, store_count_cb cb, void *user) {
+	if(st == NULL)
+		return -1;
+	store_job *j = job_new(JOB_REPAIR, NULL, user);
+	j->count = cb;
+	j->u.erase.at_us = now_us;
+	return enqueue(st, j);
 }
 
 int store_participant_join(store *st, const char *visit_id, const char *role,

@@ -43,7 +43,7 @@
 #include <jansson.h>
 
 /* The schema version this build writes (the number of migrations it has). */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /* Quality samples waiting in the queue beyond this many are dropped. */
 #define STORE_SAMPLE_QUEUE_MAX 10000
@@ -142,6 +142,21 @@ int store_visit_create(store *st, const store_visit_rec *r,
  * ended_at or closed_at to at_us. STORE_NOT_FOUND for an unknown visit. */
 int store_visit_state(store *st, const char *visit_id, const char *state,
 	gint64 at_us, store_done_cb cb, void *user);
+
+/* The visit ended, for end_reason (therapist|idle|max_duration|shutdown|
+ * interrupted): state "ended", ended_at and end_reason set if not set
+ * yet. STORE_NOT_FOUND for an unknown (or already closed) visit. */
+int store_visit_ended(store *st, const char *visit_id, const char *end_reason,
+	gint64 at_us, store_done_cb cb, void *user);
+
+/* Start-up repair: every visit not closed (a crash, SIGKILL, power loss
+ * ended the process that ran it) is closed at now_us, in one transaction:
+ * end_reason "interrupted" unless it had ended already, ended_at its
+ * last recorded activity (the latest of its own times, pulses, answers,
+ * samples, incidents and joins) if it had not ended; its open pulses
+ * expire and its open incidents end at that last activity; then its
+ * summary row is recomputed. cb gets the number of visits repaired. */
+int store_repair_interrupted(store *st, gint64 now_us, store_count_cb cb, void *user);
 
 /* A participant joined (one row per join: re-joins are kept). role is
  * therapist|client|observer; code is NULL for observers; research_consent

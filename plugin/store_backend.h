@@ -33,6 +33,10 @@ typedef struct store_backend_ops {
 		char *err, size_t errlen);
 	store_rc (*visit_state)(store_backend *b, const char *visit_id,
 		const char *state, gint64 at_us, char *err, size_t errlen);
+	store_rc (*visit_ended)(store_backend *b, const char *visit_id,
+		const char *end_reason, gint64 at_us, char *err, size_t errlen);
+	store_rc (*repair)(store_backend *b, gint64 now_us, gint64 *visits,
+		char *err, size_t errlen);
 	store_rc (*participant_join)(store_backend *b, const char *visit_id,
 		const char *role, const char *code, gboolean research_consent,
 		const char *language, gint64 at_us, char *err, size_t errlen);

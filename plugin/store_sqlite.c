@@ -49,6 +49,7 @@ enum {
 	ST_CLIENT_SCORES,
 	ST_PULSE_QUALITY, ST_INCIDENT_INSERT, ST_PULSE_SET_VIA,
 	ST_VISIT_EXISTS, ST_VISIT_PULSE_QUALITY, ST_VISIT_INCIDENTS, ST_VISIT_SAMPLES,
+	ST_VISIT_ENDED, ST_OPEN_VISITS, ST_REPAIR_PULSES, ST_REPAIR_INCIDENTS, ST_REPAIR_VISIT,
 	ST__COUNT
 };
 
@@ -67,6 +68,27 @@ static const char *const statement_sql[ST__COUNT] = {
 		" ended_at = CASE WHEN ?2 = 'ended' THEN coalesce(ended_at, ?3) ELSE ended_at END,"
 		" closed_at = CASE WHEN ?2 = 'closed' THEN coalesce(closed_at, ?3) ELSE closed_at END"
 		" WHERE visit_id = ?1",
+	[ST_VISIT_ENDED] =
+		"UPDATE visits SET state = 'ended', ended_at = coalesce(ended_at, ?3),"
+		" end_reason = coalesce(end_reason, ?2) WHERE visit_id = ?1 AND state <> 'closed'",
+	/* the start-up repair: each open visit with its last recorded activity */
+	[ST_OPEN_VISITS] =
+		"SELECT v.visit_id, max(v.created_at, coalesce(v.admitted_at, 0), coalesce(v.ended_at, 0),"
+		"  coalesce((SELECT max(at) FROM quality_samples q WHERE q.visit_id = v.visit_id), 0),"
+		"  coalesce((SELECT max(status_at) FROM pulses p WHERE p.visit_id = v.visit_id), 0),"
+		"  coalesce((SELECT max(a.answered_at) FROM answers a JOIN pulses p ON p.pulse_id = a.pulse_id"
+		"            WHERE p.visit_id = v.visit_id), 0),"
+		"  coalesce((SELECT max(coalesce(ended_at, started_at)) FROM incidents i WHERE i.visit_id = v.visit_id), 0),"
+		"  coalesce((SELECT max(joined_at) FROM participants j WHERE j.visit_id = v.visit_id), 0))"
+		" FROM visits v WHERE v.state <> 'closed'",
+	[ST_REPAIR_PULSES] =
+		"UPDATE pulses SET status = 'expired', status_at = max(status_at, ?2)"
+		" WHERE visit_id = ?1 AND status IN ('pending','delivered','partial')",
+	[ST_REPAIR_INCIDENTS] =
+		"UPDATE incidents SET ended_at = max(started_at, ?2) WHERE visit_id = ?1 AND ended_at IS NULL",
+	[ST_REPAIR_VISIT] =
+		"UPDATE visits SET state = 'closed', ended_at = coalesce(ended_at, ?2),"
+		" end_reason = coalesce(end_reason, 'interrupted'), closed_at = ?3 WHERE visit_id = ?1",
 	[ST_PARTICIPANT_INSERT] =
 		"INSERT INTO participants(visit_id, role, code, research_consent, language, joined_at)"
 		" VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -158,6 +180,15 @@ static int run(store_backend *b, sqlite3_stmt *s) {
 	int rc;
 	while((rc = sqlite3_step(s)) == SQLITE_ROW)
 		;
+	if(rc != SQLITE_DONE)
+		g_strlcpy(b->msg, sqlite3_errmsg(b->db), sizeof(b->msg));
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc;
+}
+
+/* Reset a statement stepped by hand (rows read), keeping the error text. */
+static int finish(store_backend *b, sqlite3_stmt *s, int rc) {
 	if(rc != SQLITE_DONE)
 		g_strlcpy(b->msg, sqlite3_errmsg(b->db), sizeof(b->msg));
 	sqlite3_reset(s);
@@ -298,6 +329,68 @@ static store_rc sq_visit_state(store_backend *b, const char *visit_id,
 		return STORE_NOT_FOUND;
 	}
 	return rc;
+}
+
+static store_rc sq_visit_ended(store_backend *b, const char *visit_id,
+		const char *end_reason, gint64 at_us, char *err, size_t errlen) {
+	sqlite3_stmt *s = b->st[ST_VISIT_ENDED];
+	bind_text(s, 1, visit_id);
+	bind_text(s, 2, end_reason);
+	sqlite3_bind_int64(s, 3, at_us);
+	store_rc rc = run_one(b, s, "visit_ended", err, errlen);
+	if(rc == STORE_OK && sqlite3_changes(b->db) == 0) {
+		g_snprintf(err, errlen, "visit %s is not stored (or closed)", visit_id);
+		return STORE_NOT_FOUND;
+	}
+	return rc;
+}
+
+typedef struct open_visit {
+	char *id;
+	gint64 last;
+} open_visit;
+
+static void open_visit_free(gpointer p) {
+	open_visit *o = p;
+	g_free(o->id);
+	g_free(o);
+}
+
+static store_rc sq_repair(store_backend *b, gint64 now_us, gint64 *visits,
+		char *err, size_t errlen) {
+	*visits = 0;
+	int rc = tx_begin(b);
+	if(rc != SQLITE_DONE)
+		return fail(b, rc, "repair", err, errlen);
+	GPtrArray *open = g_ptr_array_new_with_free_func(open_visit_free);
+	sqlite3_stmt *s = b->st[ST_OPEN_VISITS];
+	while((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		open_visit *o = g_new0(open_visit, 1);
+		o->id = g_strdup((const char *)sqlite3_column_text(s, 0));
+		o->last = sqlite3_column_int64(s, 1);
+		g_ptr_array_add(open, o);
+	}
+	rc = finish(b, s, rc);
+	store_rc out = rc == SQLITE_DONE ? STORE_OK : fail(b, rc, "repair", err, errlen);
+	for(guint i = 0; out == STORE_OK && i < open->len; i++) {
+		open_visit *o = open->pdata[i];
+		gint64 last = o->last < now_us ? o->last : now_us;
+		sqlite3_stmt *steps[3] = { b->st[ST_REPAIR_PULSES], b->st[ST_REPAIR_INCIDENTS], b->st[ST_REPAIR_VISIT] };
+		for(int k = 0; k < 3 && out == STORE_OK; k++) {
+			bind_text(steps[k], 1, o->id);
+			sqlite3_bind_int64(steps[k], 2, last);
+			if(k == 2)
+				sqlite3_bind_int64(steps[k], 3, now_us);
+			if((rc = run(b, steps[k])) != SQLITE_DONE)
+				out = fail(b, rc, "repair", err, errlen);
+		}
+		if(out == STORE_OK)
+			out = sq_report_summarize(b->rep, o->id, err, errlen);
+	}
+	if(out == STORE_OK)
+		*visits = open->len;
+	g_ptr_array_free(open, TRUE);
+	return tx_end(b, out, err, errlen);
 }
 
 static store_rc sq_participant_join(store_backend *b, const char *visit_id,
@@ -558,14 +651,6 @@ static json_t *stored_object(sqlite3_stmt *s, int col) {
 }
 
 /* Finish a SELECT: SQLITE_DONE, or the error with its message in b->msg. */
-static int finish(store_backend *b, sqlite3_stmt *s, int rc) {
-	if(rc != SQLITE_DONE)
-		g_strlcpy(b->msg, sqlite3_errmsg(b->db), sizeof(b->msg));
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	return rc;
-}
-
 static store_rc sq_visit_quality(store_backend *b, const char *visit_id,
 		json_t **out, char *err, size_t errlen) {
 	*out = NULL;
@@ -676,6 +761,8 @@ static const store_backend_ops sqlite_ops = {
 	.name = "sqlite",
 	.visit_create = sq_visit_create,
 	.visit_state = sq_visit_state,
+	.visit_ended = sq_visit_ended,
+	.repair = sq_repair,
 	.participant_join = sq_participant_join,
 	.pulse_create = sq_pulse_create,
 	.pulse_status = sq_pulse_status,

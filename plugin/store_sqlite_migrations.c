@@ -188,6 +188,15 @@ const char *const store_sqlite_migrations[] = {
 "CREATE INDEX visit_summaries_by_modality ON visit_summaries(modality, created_at);"
 "CREATE INDEX visits_by_created ON visits(created_at);"
 "CREATE INDEX visits_by_modality ON visits(modality, created_at);",
+
+/* 4: why a visit ended (PROTOCOL.md v1.1 `end_reason`). Before this
+ * version only the therapist's `end` ended a visit, so ended rows get
+ * "therapist". The partial index finds the visits a crash left open
+ * (the start-up repair) without scanning every closed one. */
+"ALTER TABLE visits ADD COLUMN end_reason TEXT CHECK (end_reason IS NULL OR end_reason IN"
+"  ('therapist','idle','max_duration','shutdown','interrupted'));"
+"UPDATE visits SET end_reason = 'therapist' WHERE ended_at IS NOT NULL;"
+"CREATE INDEX visits_open ON visits(state) WHERE state <> 'closed';",
 };
 const int store_sqlite_n_migrations = G_N_ELEMENTS(store_sqlite_migrations);
 G_STATIC_ASSERT(G_N_ELEMENTS(store_sqlite_migrations) == STORE_SCHEMA_VERSION);

@@ -167,7 +167,7 @@ static const char *const report_sql[R__COUNT] = {
 	[R_EVENT] = "INSERT INTO events(visit_id, kind, detail_json, at) VALUES (NULL, ?1, ?2, ?3)",
 	[R_READ_VISITS] =
 		"SELECT v.visit_id, v.therapist_code, v.client_code, v.modality, v.state, v.created_at,"
-		" v.admitted_at, v.ended_at, v.closed_at, s.visit_number, s.research_consent,"
+		" v.admitted_at, v.ended_at, v.closed_at, v.end_reason, s.visit_number, s.research_consent,"
 		" s.client_instrument, s.client_total, s.therapist_instrument, s.therapist_total,"
 		" s.mean_mos, s.loss_pct, s.freeze_s, s.incidents, s.alerts"
 		" FROM visits v LEFT JOIN visit_summaries s ON s.visit_id = v.visit_id"
@@ -201,7 +201,7 @@ static const char *const report_sql[R__COUNT] = {
 		" WHERE" FILTER_SQL " ORDER BY v.created_at, v.visit_id, q.at, q.id",
 	[R_VISIT_ONE] =
 		"SELECT v.visit_id, v.therapist_code, v.client_code, v.modality, v.state, v.created_at,"
-		" v.admitted_at, v.ended_at, v.closed_at, s.visit_number, s.research_consent,"
+		" v.admitted_at, v.ended_at, v.closed_at, v.end_reason, s.visit_number, s.research_consent,"
 		" s.client_instrument, s.client_total, s.therapist_instrument, s.therapist_total,"
 		" s.mean_mos, s.loss_pct, s.freeze_s, s.incidents, s.alerts"
 		" FROM visits v LEFT JOIN visit_summaries s ON s.visit_id = v.visit_id"

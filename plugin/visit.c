@@ -18,6 +18,11 @@ void visit_init(visit *v, const char *id, const char *therapist_code,
 	v->state = VISIT_CREATED;
 	v->invite = *invite;
 	v->created_at_us = now_us;
+	v->empty_since_us = now_us > 0 ? now_us : 1;
+}
+
+static void someone_arrived(visit *v) {
+	v->empty_since_us = 0;
 }
 
 /* Before `end`: everything is possible. */
@@ -31,20 +36,24 @@ static bool open_for_joins(const visit *v) {
 	return running(v) || v->state == VISIT_ENDED;
 }
 
-visit_result visit_join_therapist(visit *v, const char *therapist_code) {
+visit_result visit_join_therapist(visit *v, const char *therapist_code,
+		bool *takeover) {
+	*takeover = false;
 	if(!open_for_joins(v))
 		return VISIT_ERR_CLOSED;
 	if(therapist_code == NULL || strcmp(therapist_code, v->therapist_code) != 0)
 		return VISIT_ERR_UNAUTHORIZED;
-	if(v->therapist_present)
-		return VISIT_ERR_ROLE_PRESENT;
+	*takeover = v->therapist_present;
 	v->therapist_present = true;
+	someone_arrived(v);
 	return VISIT_OK;
 }
 
 visit_result visit_join_client(visit *v, const char *invite,
-		const char *rejoin_key, bool research_consent, bool *first_join) {
+		const char *rejoin_key, bool research_consent, bool *first_join,
+		bool *takeover) {
 	*first_join = false;
+	*takeover = false;
 	if(!open_for_joins(v))
 		return VISIT_ERR_CLOSED;
 	if(invite == NULL)
@@ -61,12 +70,12 @@ visit_result visit_join_client(visit *v, const char *invite,
 		if(!auth_digest_equal(&r, &v->rejoin))
 			return VISIT_ERR_INVITE_USED;
 	}
-	if(v->client_present)
-		return VISIT_ERR_ROLE_PRESENT;
 	/* all checks passed: write */
 	*first_join = !v->invite_used;
+	*takeover = v->client_present;
 	v->invite_used = true;
 	v->client_present = true;
+	someone_arrived(v);
 	v->research_consent = research_consent;
 	if(v->state == VISIT_ENDED)
 		return VISIT_OK;           /* back for the end pulse: no media */
@@ -79,6 +88,19 @@ visit_result visit_join_client(visit *v, const char *invite,
 
 void visit_set_rejoin(visit *v, const auth_digest *rejoin) {
 	v->rejoin = *rejoin;
+}
+
+visit_result visit_reinvite(visit *v, visit_role who, const auth_digest *invite) {
+	if(who != VISIT_ROLE_THERAPIST)
+		return VISIT_ERR_FORBIDDEN;
+	if(!open_for_joins(v))
+		return VISIT_ERR_CLOSED;
+	if(v->state == VISIT_ENDED)
+		return VISIT_ERR_WRONG_STATE;
+	v->invite = *invite;
+	v->invite_used = false;
+	memset(&v->rejoin, 0, sizeof(v->rejoin));
+	return VISIT_OK;
 }
 
 visit_result visit_join_observer(visit *v) {
@@ -126,25 +148,51 @@ visit_result visit_end(visit *v, visit_role who, int64_t now_us) {
 		return VISIT_ERR_CLOSED;
 	if(v->state == VISIT_ENDED)
 		return VISIT_ERR_WRONG_STATE;   /* already ended */
+	return visit_end_by(v, VISIT_END_THERAPIST, now_us);
+}
+
+visit_result visit_end_by(visit *v, visit_end_reason reason, int64_t now_us) {
+	if(!open_for_joins(v))
+		return VISIT_ERR_CLOSED;
+	if(v->state == VISIT_ENDED || reason == VISIT_END_NONE)
+		return VISIT_ERR_WRONG_STATE;
 	v->state = VISIT_ENDED;
 	v->ended_at_us = now_us;
+	v->end_reason = reason;
 	return VISIT_OK;
 }
 
-void visit_close(visit *v) {
+void visit_close(visit *v, visit_end_reason reason, int64_t now_us) {
+	if(v->state != VISIT_ENDED && v->state != VISIT_CLOSED) {
+		v->ended_at_us = now_us;
+		v->end_reason = reason;
+	}
+	if(v->end_reason == VISIT_END_NONE)
+		v->end_reason = reason;
 	v->state = VISIT_CLOSED;
 	v->therapist_present = false;
 	v->client_present = false;
 	v->observers = 0;
 }
 
-void visit_leave(visit *v, visit_role who) {
+void visit_leave(visit *v, visit_role who, int64_t now_us) {
 	switch(who) {
 		case VISIT_ROLE_THERAPIST: v->therapist_present = false; break;
 		case VISIT_ROLE_CLIENT: v->client_present = false; break;
 		case VISIT_ROLE_OBSERVER: if(v->observers > 0) v->observers--; break;
 		default: break;
 	}
+	if(!v->therapist_present && !v->client_present && v->empty_since_us == 0)
+		v->empty_since_us = now_us > 0 ? now_us : 1;
+}
+
+bool visit_idle_due(const visit *v, int64_t now_us, int64_t idle_us) {
+	return idle_us > 0 && v->state != VISIT_CLOSED && !v->therapist_present &&
+		!v->client_present && v->empty_since_us != 0 && now_us - v->empty_since_us >= idle_us;
+}
+
+bool visit_age_due(const visit *v, int64_t now_us, int64_t max_us) {
+	return max_us > 0 && running(v) && now_us - v->created_at_us >= max_us;
 }
 
 bool visit_relaying(const visit *v) {
@@ -169,6 +217,18 @@ const char *visit_role_name(visit_role r) {
 		case VISIT_ROLE_OBSERVER: return "observer";
 		default: return "none";
 	}
+}
+
+const char *visit_end_reason_name(visit_end_reason r) {
+	switch(r) {
+		case VISIT_END_THERAPIST: return "therapist";
+		case VISIT_END_IDLE: return "idle";
+		case VISIT_END_MAX_DURATION: return "max_duration";
+		case VISIT_END_SHUTDOWN: return "shutdown";
+		case VISIT_END_INTERRUPTED: return "interrupted";
+		case VISIT_END_NONE: break;
+	}
+	return NULL;
 }
 
 const char *visit_modality_name(visit_modality m) {

@@ -167,7 +167,8 @@ def janus(net, keys, tmp_path_factory, request):
         collector = EventCollector(net.client_ip).start()
         cfg["event_handler"] = {"backend": collector.url,
                                 "events": evh_mask if isinstance(evh_mask, str) else "plugins"}
-    srv = alliance_server(net, tmp_path_factory.mktemp("janus"), keys, **cfg)
+    env = getattr(request.module, "ALLIANCE_JANUS_ENV", None)   # e.g. ALLIANCE_FAILPOINTS
+    srv = alliance_server(net, tmp_path_factory.mktemp("janus"), keys, extra_env=env, **cfg)
     srv.collector = collector
     try:
         _start_checked(srv)

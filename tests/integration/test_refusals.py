@@ -298,11 +298,16 @@ async def test_join_twice(janus, keys):
                                  "visit_id": created["visit_id"], "therapist_key": key}, 481)
         await request_error(th, {"request": "join", "role": "client", "invite": created["invite"],
                                  "consent": {"research": True}}, 481)
-        # a second therapist handle while the therapist is present
-        th2 = await sc.handle()
-        await request_error(th2, {"request": "join", "role": "therapist",
-                                  "visit_id": created["visit_id"], "therapist_key": key}, 481)
         await assert_unchanged(th, before)
+        # a second therapist handle while the therapist is present: not a
+        # refusal but a takeover (v1.1): the old handle is replaced
+        th2 = await sc.handle()
+        j2 = expect(await th2.request({"request": "join", "role": "therapist",
+                                       "visit_id": created["visit_id"], "therapist_key": key}), "joined")
+        assert j2.get("took_over") is True, j2
+        await th.wait_event(alliance="replaced", timeout=5)
+        await request_error(th, {"request": "status"}, 480)
+        await assert_unchanged(th2, before)
         # the 481 client attempt did not consume the invite
         cl = await sc.handle()
         jc = await join_client(cl, created["invite"])

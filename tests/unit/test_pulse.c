@@ -146,8 +146,8 @@ static void test_end_pulses_and_grace(void) {
 	pulse_action a[8];
 	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 60 * S, true, a, 8), ==, 1);
 	int open = a[0].index;
-	int expired[PULSE_MAX], created[2], ne, nc;
-	pulse_sched_end(&ps, T0 + 100 * S, expired, &ne, created, &nc);
+	int expired[PULSE_IN_SESSION_MAX + 2], created[2], ne, nc;
+	pulse_sched_end(&ps, T0 + 100 * S, true, expired, &ne, created, &nc);
 	g_assert_cmpint(ne, ==, 1);
 	g_assert_cmpint(expired[0], ==, open);
 	g_assert_cmpint(nc, ==, 2);
@@ -159,7 +159,7 @@ static void test_end_pulses_and_grace(void) {
 	g_assert_cmpstr(tp->instrument, ==, "ap-therapist-end");
 	g_assert_cmpint(cp->expires_us, ==, T0 + 280 * S);
 	/* a second end changes nothing */
-	pulse_sched_end(&ps, T0 + 101 * S, expired, &ne, created, &nc);
+	pulse_sched_end(&ps, T0 + 101 * S, true, expired, &ne, created, &nc);
 	g_assert_cmpint(ne + nc, ==, 0);
 	/* no in-session pulses after end */
 	int idx;
@@ -185,16 +185,91 @@ static void test_no_end_pulse_and_capacity(void) {
 	pulse_sched_init(&ps, "v6", &c);
 	pulse_sched_live(&ps, T0);
 	int idx;
-	/* fill to capacity: answer each so the next may go */
-	for(int i = 0; i < PULSE_MAX; i++) {
+	g_assert_cmpint(pulse_sched_trigger(&ps, VISIT_ROLE_CLIENT, NULL, PULSE_TRIGGER_THERAPIST, T0, &idx), ==, PULSE_OK);
+	pulse_sched_mark(&ps, idx, PULSE_DISMISSED, T0);
+	int expired[PULSE_IN_SESSION_MAX + 2], created[2], ne, nc;
+	pulse_sched_end(&ps, T0 + 2 * S, true, expired, &ne, created, &nc);
+	g_assert_cmpint(nc, ==, 0);              /* end_pulse:false */
+	g_assert_cmpint(ne, ==, 0);
+	pulse_sched_free(&ps);
+}
+
+/* However many in-session pulses a visit had, its end pulses go out (the
+ * old fixed array of 64 silently dropped them). */
+static void test_capacity_keeps_end_pulses(void) {
+	pulse_sched ps;
+	pulse_config c;
+	config(&c, NULL, 0);
+	pulse_sched_init(&ps, "v7", &c);
+	pulse_sched_live(&ps, T0);
+	int idx;
+	for(int i = 0; i < PULSE_IN_SESSION_MAX; i++) {
 		g_assert_cmpint(pulse_sched_trigger(&ps, VISIT_ROLE_CLIENT, NULL, PULSE_TRIGGER_THERAPIST, T0 + i, &idx), ==, PULSE_OK);
 		pulse_sched_mark(&ps, idx, PULSE_DISMISSED, T0 + i);
 	}
 	g_assert_cmpint(pulse_sched_trigger(&ps, VISIT_ROLE_CLIENT, NULL, PULSE_TRIGGER_THERAPIST, T0 + S, &idx), ==, PULSE_ERR_FULL);
-	int expired[PULSE_MAX], created[2], ne, nc;
-	pulse_sched_end(&ps, T0 + 2 * S, expired, &ne, created, &nc);
+	g_assert_cmpint(idx, ==, -1);
+	int expired[PULSE_IN_SESSION_MAX + 2], created[2], ne, nc;
+	pulse_sched_end(&ps, T0 + 2 * S, true, expired, &ne, created, &nc);
+	g_assert_cmpint(nc, ==, 2);
+	g_assert_cmpint(ps.pulses[created[0]].kind, ==, PULSE_END);
+	g_assert_cmpstr(ps.pulses[created[1]].id, ==, "v7-1002");
+	/* the same without end pulses (an idle close): none created */
+	pulse_sched ps2;
+	pulse_sched_init(&ps2, "v8", &c);
+	pulse_sched_live(&ps2, T0);
+	pulse_sched_end(&ps2, T0 + 2 * S, false, expired, &ne, created, &nc);
 	g_assert_cmpint(nc, ==, 0);
+	pulse_sched_free(&ps);
+	pulse_sched_free(&ps2);
+}
+
+/* An answer in flight holds the pulse's expiry (and `end`) until the store
+ * has spoken: committed -> answered, never expired; failed -> expired. */
+static void test_inflight_answer_holds_expiry(void) {
+	pulse_sched ps;
+	pulse_config c;
+	config(&c, NULL, 0);
+	c.expires_in_s = 10;
+	pulse_sched_init(&ps, "v9", &c);
+	pulse_sched_live(&ps, T0);
+	int idx, chk;
+	pulse_action a[8];
+	g_assert_cmpint(pulse_sched_trigger(&ps, VISIT_ROLE_CLIENT, NULL, PULSE_TRIGGER_THERAPIST, T0, &idx), ==, PULSE_OK);
+	g_assert_cmpint(pulse_sched_check(&ps, ps.pulses[idx].id, VISIT_ROLE_CLIENT, T0 + 9 * S, &chk), ==, PULSE_OK);
+	pulse_sched_begin(&ps, idx);
+	/* the expiry passes while the write is queued: no expiry action */
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 11 * S, true, a, 8), ==, 0);
+	g_assert_cmpint(ps.pulses[idx].status, ==, PULSE_OPEN);
+	/* nothing else is accepted meanwhile */
+	g_assert_cmpint(pulse_sched_check(&ps, ps.pulses[idx].id, VISIT_ROLE_CLIENT, T0 + 11 * S, &chk), ==, PULSE_ERR_EXPIRED);
+	/* committed: answered, and it does not expire afterwards */
+	g_assert_false(pulse_sched_settle(&ps, idx, PULSE_ANSWERED, T0 + 12 * S));
+	g_assert_cmpint(ps.pulses[idx].status, ==, PULSE_ANSWERED);
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 13 * S, true, a, 8), ==, 0);
+	/* a second pulse whose write fails: it expires when the failure is known */
+	g_assert_cmpint(pulse_sched_trigger(&ps, VISIT_ROLE_CLIENT, NULL, PULSE_TRIGGER_THERAPIST, T0 + 20 * S, &idx), ==, PULSE_OK);
+	pulse_sched_begin(&ps, idx);
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 31 * S, true, a, 8), ==, 0);
+	g_assert_true(pulse_sched_settle(&ps, idx, PULSE_OPEN, T0 + 32 * S));
+	g_assert_cmpint(ps.pulses[idx].status, ==, PULSE_EXPIRED);
+	/* a partial answer committed after the expiry: stored, then expired */
+	g_assert_cmpint(pulse_sched_trigger(&ps, VISIT_ROLE_CLIENT, NULL, PULSE_TRIGGER_THERAPIST, T0 + 40 * S, &idx), ==, PULSE_OK);
+	pulse_sched_begin(&ps, idx);
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 51 * S, true, a, 8), ==, 0);
+	g_assert_true(pulse_sched_settle(&ps, idx, PULSE_PARTIAL, T0 + 52 * S));
+	/* `end` while an answer is in flight: the pulse waits for it */
+	g_assert_cmpint(pulse_sched_trigger(&ps, VISIT_ROLE_CLIENT, NULL, PULSE_TRIGGER_THERAPIST, T0 + 60 * S, &idx), ==, PULSE_OK);
+	pulse_sched_begin(&ps, idx);
+	int expired[8], created[2], ne, nc;
+	pulse_sched_end(&ps, T0 + 61 * S, true, expired, &ne, created, &nc);
 	g_assert_cmpint(ne, ==, 0);
+	g_assert_cmpint(nc, ==, 2);
+	g_assert_false(pulse_sched_settle(&ps, idx, PULSE_ANSWERED, T0 + 62 * S));
+	g_assert_cmpint(ps.pulses[idx].status, ==, PULSE_ANSWERED);
+	/* settle out of range is harmless */
+	g_assert_false(pulse_sched_settle(&ps, 99999, PULSE_ANSWERED, T0));
+	pulse_sched_free(&ps);
 }
 
 static void test_names(void) {
@@ -213,7 +288,9 @@ int main(int argc, char **argv) {
 	g_test_add_func("/pulse/trigger-rules", test_trigger_rules);
 	g_test_add_func("/pulse/answer-checks", test_answer_checks);
 	g_test_add_func("/pulse/end-and-grace", test_end_pulses_and_grace);
-	g_test_add_func("/pulse/no-end-pulse-and-capacity", test_no_end_pulse_and_capacity);
+	g_test_add_func("/pulse/no-end-pulse", test_no_end_pulse_and_capacity);
+	g_test_add_func("/pulse/capacity-keeps-end-pulses", test_capacity_keeps_end_pulses);
+	g_test_add_func("/pulse/inflight-answer-holds-expiry", test_inflight_answer_holds_expiry);
 	g_test_add_func("/pulse/names", test_names);
 	return g_test_run();
 }

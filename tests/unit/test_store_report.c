@@ -299,11 +299,16 @@ static void test_upgrade_from_v2(fixture *fx, gconstpointer data) {
 	store *st = open_ok(fx->path);
 	store_close(st);
 	char *rows = sqlq_rows(fx->path, "SELECT version FROM schema_version ORDER BY version");
-	g_assert_cmpstr(rows, ==, "1\n2\n3\n");
+	g_assert_cmpstr(rows, ==, "1\n2\n3\n4\n");
 	g_free(rows);
 	rows = sqlq_rows(fx->path, "SELECT visit_id, visit_number, research_consent, client_instrument,"
 		" client_total, mean_mos, loss_pct, freeze_s FROM visit_summaries ORDER BY visit_id");
 	g_assert_cmpstr(rows, ==, "old1|1|1|ap-end|33.3|3.5|2.0|2.5\nold2|2|1|~|~|~|~|~\n");
+	g_free(rows);
+	/* version 4: visits that ended before end_reason existed were ended by
+	 * their therapist (the only way then); the open one has none yet */
+	rows = sqlq_rows(fx->path, "SELECT visit_id, coalesce(end_reason, '-') FROM visits ORDER BY visit_id");
+	g_assert_cmpstr(rows, ==, "old1|therapist\nold2|therapist\nopen|-\n");
 	g_free(rows);
 	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN"
 		" ('visit_summaries_by_created','visit_summaries_by_therapist','visit_summaries_by_client',"

@@ -297,7 +297,8 @@ class Session:
         if resp.get("janus") != "success":
             raise JanusError(resp)
         self.id = resp["data"]["id"]
-        self._tasks.append(asyncio.create_task(self._keepalive_loop()))
+        self._keepalive_task = asyncio.create_task(self._keepalive_loop())
+        self._tasks.append(self._keepalive_task)
 
     async def _keepalive_loop(self) -> None:
         while not self.closed:
@@ -306,6 +307,15 @@ class Session:
                 await self.keepalive()
             except Exception:
                 pass
+
+    def abandon(self) -> None:
+        """Stop keeping the session alive, without a goodbye and without
+        closing the transport: what Janus sees of a tab on a network that
+        went away (no detach, no destroy; the session lingers until its
+        timeout). Events still arrive on it (a `replaced` can be seen)."""
+        task = getattr(self, "_keepalive_task", None)
+        if task is not None:
+            task.cancel()
 
     async def keepalive(self) -> dict:
         return await self._call({"janus": "keepalive", "transaction": new_transaction()})

@@ -152,7 +152,7 @@ class JanusServer:
                  required_plugins: Iterable[str], plugin_configs: Optional[Dict[str, str]] = None,
                  debug_level: Optional[int] = None, sanitize: Optional[bool] = None,
                  session_timeout: int = 60, event_handler: Optional[Dict[str, str]] = None,
-                 umask: Optional[int] = None) -> None:
+                 umask: Optional[int] = None, extra_env: Optional[Dict[str, str]] = None) -> None:
         self.net = net
         self.workdir = Path(workdir)
         self.plugin_sos = [Path(p) for p in plugin_sos]
@@ -164,6 +164,9 @@ class JanusServer:
         self.session_timeout = session_timeout
         self.event_handler = dict(event_handler) if event_handler else None
         self.umask = umask                       # janus's umask (None: inherit ours)
+        # more environment for janus (ALLIANCE_FAILPOINTS, ...); LD_PRELOAD is
+        # appended after the sanitizer runtimes, which must come first
+        self.extra_env = dict(extra_env or {})
         self.db_path: Optional[Path] = None      # set by alliance_server()
         self.collector = None                    # an evh.EventCollector, if a fixture made one
         self.admin_secret = secrets.token_hex(16)
@@ -288,6 +291,8 @@ cors: {{
         self.write_config()
         cmd = ["ip", "netns", "exec", self.net.server_ns]
         env_vars = sanitizer_env() if self.sanitize else {}
+        for k, v in self.extra_env.items():
+            env_vars[k] = (env_vars[k] + " " + v) if k == "LD_PRELOAD" and k in env_vars else v
         if env_vars:
             cmd += ["env"] + [f"{k}={v}" for k, v in env_vars.items()]
         cmd += ["janus", "-F", str(self.confdir), "-C", str(self.confdir / "janus.jcfg"), "-o"]
@@ -455,7 +460,8 @@ cors: {{
 
 def alliance_server(net: NetnsPair, workdir: Path, keys: AllianceKeys, *,
                     db_path: Optional[Path] = None,
-                    event_handler: Optional[Dict[str, str]] = None, **cfg) -> JanusServer:
+                    event_handler: Optional[Dict[str, str]] = None,
+                    extra_env: Optional[Dict[str, str]] = None, **cfg) -> JanusServer:
     """A JanusServer loading only the alliance plugin, configured with `keys`.
     The store is `<workdir>/alliance.sqlite` unless `db_path` says otherwise
     (`server.db_path` either way); `event_handler` as for JanusServer."""
@@ -464,6 +470,6 @@ def alliance_server(net: NetnsPair, workdir: Path, keys: AllianceKeys, *,
     text = alliance_config(db, keys, **cfg)
     srv = JanusServer(net, workdir, plugin_sos=[so], required_plugins=[ALLIANCE_PACKAGE],
                       plugin_configs={f"{ALLIANCE_PACKAGE}.jcfg": text},
-                      event_handler=event_handler)
+                      event_handler=event_handler, extra_env=extra_env)
     srv.db_path = db
     return srv
