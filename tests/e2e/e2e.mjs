@@ -626,8 +626,11 @@ await test("network: the client's media path cut — the page restarts ICE by it
     nft("add", "rule", "inet", "e2ecut", "in", "udp", "dport", String(port), "drop");
     // ICE says disconnected after a few seconds; the page restarts ICE, whose
     // new candidates use new ports, so the call comes back with the old one still cut
+    const t0 = Date.now();
     await waitFor(() => C.evaluate((n) => window.alliancePage.keeper.restarts > n, before.restarts), "the page's ICE restart", 15000);
+    const tr = Date.now() - t0;
     await bothWays(C, T, "after the ICE restart");
+    console.log(`      network cut: ICE restarted after ${tr} ms, video both ways after ${Date.now() - t0} ms`);
   } finally {
     nft("delete", "table", "inet", "e2ecut");
   }
@@ -663,6 +666,26 @@ await test("replaced: the link opened in a second tab takes the visit; the first
   await visible(C, "#s-call");
   await bothWays(C, T, "back in the first tab");
   await C2.close();
+}, { needs: [CLIENT_GONE] });
+
+await test("replaced, therapist: the visit opened in a duplicate tab takes it; the first tab says so and does not fight back; 'Continue here' takes it back", async () => {
+  // a duplicated tab (window.open of the same page) gets a copy of the tab's sessionStorage: the key and the visit
+  const [T2] = await Promise.all([tctx.waitForEvent("page"), T.evaluate(() => { window.open(window.location.href); })]);
+  T2.setDefaultTimeout(10000);
+  T2.on("console", (m) => { if (m.type() === "error") consoleErrors.push({ page: "therapist-tab2", text: m.text() }); });
+  T2.on("pageerror", (e) => consoleErrors.push({ page: "therapist-tab2", text: `page error: ${e.message}` }));
+  await visible(T, "#s-replaced", 15000);
+  await visible(T2, "#call-panel");
+  await bothWays(T2, C, "in the therapist's second tab");
+  const old = await T.evaluate(() => ({ joins: window.alliancePage.joins, session: window.alliancePage.sessionOpen, keeper: window.alliancePage.keeper }));
+  assert(!old.session && old.keeper.stopped, `the old tab let go: ${JSON.stringify(old)}`);
+  assert(await T.evaluate(() => window.alliancePage.joins) === old.joins, "the old tab did not try to join again");
+  await shot(T, "therapist-replaced");
+  await T.click("#continue-here");
+  await visible(T2, "#s-replaced");
+  await visible(T, "#call-panel");
+  await bothWays(T, C, "back in the therapist's first tab");
+  await T2.close();
 }, { needs: [CLIENT_GONE] });
 
 await test("New link (reinvite): the therapist makes and copies a new link; the old one reloaded says it is no longer valid; the new one gets the client back into the call", async () => {
