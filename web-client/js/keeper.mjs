@@ -5,8 +5,9 @@
 //   * ICE `disconnected` for ICE_GRACE_MS, or `failed`, while the Janus
 //     session is up: first an ICE restart — a new offer with new ICE
 //     credentials through `configure` (docs/api.md: the relay link stays up
-//     throughout). Chromium says `disconnected` a few seconds after the
-//     last STUN answer, so this starts within seconds of a cut.
+//     throughout). Chromium says `disconnected` some seconds (5-7 here)
+//     after the last STUN answer, so the grace on top is short: a restart
+//     costs one offer/answer, a frozen call costs the visit.
 //   * the PeerConnection asks for a new offer (someone called
 //     pc.restartIce()): renegotiate at once.
 //   * an ICE restart (or a re-join's new call) not connected within
@@ -31,7 +32,7 @@
 import { $, screensShown, unmuteStream } from "./ui.mjs";
 import { startStatsReporter } from "./stats.mjs";
 
-export const ICE_GRACE_MS = 2500;
+export const ICE_GRACE_MS = 1500;
 export const ICE_RESTART_WAIT_MS = 8000;
 export const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
 const RENEGOTIATE_MIN_GAP_MS = 2000;
