@@ -339,6 +339,23 @@ await test("failure path: the same link opened a second time says it was already
   await x.close();
 }, { needs: ["client: consent screen, device and connection check, waiting room"] });
 
+await test("client: a reload in the waiting room goes straight back to the waiting room, no click; the therapist still sees the client waiting", async () => {
+  await recordTexts(T, "#waiting-status");
+  await C.reload();
+  await waitFor(async () => (await statusText(C, "#wait-status")).includes("You are in the waiting room"), "the waiting room after the reload");
+  const screens = await C.evaluate(() => window.alliancePage.screens);
+  assert(!screens.some((x) => ["s-consent", "s-check", "s-error"].includes(x)), `screens after the reload: ${screens}`);
+  assert(await C.evaluate(() => window.alliancePage.joins) === 1, "one join, with the rejoin key");
+  // the therapist's page saw the client go and come back
+  await waitFor(async () => {
+    const seen = await textsSeen(T, "#waiting-status");
+    const i = seen.findIndex((x) => x.includes("left the waiting room"));
+    return i >= 0 && seen.slice(i + 1).some((x) => x.includes("C-E2E-01 is in the waiting room"));
+  }, "the therapist's page: left, then in the waiting room again");
+  assert((await statusText(T, "#waiting-status")).includes("C-E2E-01 is in the waiting room"), "the therapist sees the client waiting");
+  await visible(T, "#admit");
+}, { needs: ["client: consent screen, device and connection check, waiting room"] });
+
 await test("therapist admits the client from the waiting room; both see each other's video", async () => {
   await visible(T, "#admit");
   assert((await text(T, "#waiting-status")).includes("C-E2E-01 is in the waiting room"), "waiting-room text");
@@ -525,6 +542,7 @@ await test("client: a reload mid-call goes straight back into the call — no co
 
 await test("therapist: a reload mid-call goes straight back (signed in from the tab's key) with video both ways; the client's 'Your therapist is back.' goes by itself", async () => {
   await recordTexts(C, "#call-status");
+  await recordTexts(C, "#remote-mark");
   await timeBackInCall(T, C, () => T.reload({ waitUntil: "commit" }), "therapist reload");
   const screens = await T.evaluate(() => window.alliancePage.screens);
   assert(!screens.includes("s-error") && !screens.includes("s-create"), `therapist screens: ${screens}`);
@@ -537,7 +555,9 @@ await test("therapist: a reload mid-call goes straight back (signed in from the 
     const st = await statusText(C, "#call-status");
     return !st.includes("is back") && !st.includes("dropped");
   }, "the client's status to stop saying 'back' / 'dropped'", 8000);
-  assert(!(await C.$eval("#remote-mark", (e) => e.textContent)), "no mark on the therapist's picture once back");
+  const marks = await textsSeen(C, "#remote-mark");
+  assert(marks.some((x) => x.startsWith("Your therapist")), `the client's page marked the therapist's picture while they were away (${JSON.stringify(marks)})`);
+  await waitFor(async () => !(await C.$eval("#remote-mark", (e) => e.textContent)), "the mark on the therapist's picture to clear", 5000);
 }, { needs: [ADMITTED] });
 
 await test(CLIENT_GONE, async () => {
@@ -634,7 +654,9 @@ await test("network: the client's media path cut — the page restarts ICE by it
     // how soon Chromium notices is Chromium's affair (some seconds without
     // STUN answers); what the page does then is what this test is about
     await waitFor(() => C.evaluate(() => ["disconnected", "failed"].includes(window.alliancePage.pc.iceConnectionState)), "Chromium to notice (ICE disconnected)", 15000);
+    assert((await text(C, "#remote-mark")).includes("Your connection was interrupted"), "the client's page says its own connection is interrupted");
     const td = Date.now() - t0;
+    await shot(T, "therapist-client-media-stopped");
     await waitFor(() => C.evaluate((n) => window.alliancePage.keeper.restarts > n, before.restarts), "the page's ICE restart", 8000);
     const tr = Date.now() - t0;
     await bothWays(C, T, "after the ICE restart");

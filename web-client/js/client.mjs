@@ -14,7 +14,7 @@ import { openClient } from "./alliance-client.mjs";
 import { $, showScreen, setStatus, clearStatus, clearStatusIf, toast, playStream, store, local, hashParams, fmtMs, showConnection } from "./ui.mjs";
 import { t, applyLanguage, chooseLanguage, errorText } from "./i18n.mjs";
 import { PulseForm, AnswerChannel } from "./pulse.mjs";
-import { CallKeeper, RemoteWatch, StopRetrying, exposeCallState, startCallMedia, stopCallMedia, wireSoundButton } from "./keeper.mjs";
+import { CallKeeper, RemoteWatch, StopRetrying, exposeCallState, ownTrouble, startCallMedia, stopCallMedia, wireSoundButton } from "./keeper.mjs";
 
 const K = { invite: "ap.client.invite", research: "ap.client.research", lang: "ap.lang" };
 const END_PULSE_WAIT_MS = 8000;
@@ -484,6 +484,7 @@ function wireClient(ac) {
   state.answers = new AnswerChannel(ac);
   ac.on("event", (d) => onEvent(d));
   ac.on("dc", (m) => onDc(m));
+  ac.on("ice", () => updateRemoteMark());
   ac.on("remotetrack", (stream) => {
     if (state.phase !== "live") return;
     playStream($("remote-video"), stream).then((ok) => { $("sound-btn").hidden = ok === true; });
@@ -577,7 +578,7 @@ function remoteWatch() {
 function updateRemoteMark() {
   const v = state.remote ? state.remote.view : { stopped: false };
   const mark = $("remote-mark");
-  const own = state.keeper && state.keeper.state === "reconnecting";
+  const own = ownTrouble(state);
   const show = state.phase === "live" && (v.stopped || own);
   $("remote-video").classList.toggle("is-stopped", show);
   mark.dataset.reason = show ? (own ? "self" : v.reason) : "";

@@ -238,6 +238,14 @@ export class CallKeeper {
   }
 }
 
+// Is it this page's own connection that is in trouble (then a frozen
+// picture is not the other person's doing, and the page says so)?
+export function ownTrouble(state) {
+  if (state.keeper && state.keeper.state === "reconnecting") return true;
+  const pc = state.ac && state.ac.pc;
+  return !!pc && (pc.iceConnectionState === "disconnected" || pc.iceConnectionState === "failed");
+}
+
 /* ---------- the call's media on a page ---------- */
 // Both call pages keep, in their state: ac (the connection), stream (the
 // camera), stopStats, keeper, remote (a RemoteWatch), phase. These start

@@ -21,7 +21,7 @@ import { openClient } from "./alliance-client.mjs";
 import { $, el, showScreen, setStatus, clearStatus, clearStatusIf, toast, copyText, playStream, store, fmtNum, showConnection, wireConfirm } from "./ui.mjs";
 import { t, errorText } from "./i18n.mjs";
 import { PulseForm, AnswerChannel } from "./pulse.mjs";
-import { CallKeeper, RemoteWatch, StopRetrying, exposeCallState, startCallMedia, stopCallMedia, wireSoundButton } from "./keeper.mjs";
+import { CallKeeper, RemoteWatch, StopRetrying, exposeCallState, ownTrouble, startCallMedia, stopCallMedia, wireSoundButton } from "./keeper.mjs";
 
 const K = { key: "ap.therapist.key", visit: "ap.therapist.visit" };
 const KEY_CHECK_VISIT = "key-check";
@@ -487,7 +487,7 @@ function onClientPresence(present) {
 // not stand for a connection that carries nothing.
 function renderRemote() {
   const v = state.remote ? state.remote.view : { stopped: false };
-  const own = state.keeper && state.keeper.state === "reconnecting";
+  const own = ownTrouble(state);
   const show = state.phase === "live" && state.visit && state.visit.modality === "video" && (v.stopped || own);
   const mark = $("remote-mark");
   $("remote-video").classList.toggle("is-stopped", show);
@@ -786,6 +786,7 @@ function wire(ac) {
       remoteWatch().setServerStopped(m.type === "media_stopped");
     } else if (m.type === "pulse_expired" && state.mirror && state.mirror.pulse.pulse_id === m.pulse_id) state.mirror.close("expired");
   });
+  ac.on("ice", () => renderRemote());
   ac.on("remotetrack", (stream) => {
     if (state.phase !== "live") return;
     playStream($("remote-video"), stream).then((ok) => { $("sound-btn").hidden = ok === true; });
