@@ -93,6 +93,8 @@ const en = {
   "kiosk.waiting": "Please wait a moment — your session will start soon.",
   "kiosk.thanks": "Thank you! Your answer is saved.",
   "kiosk.done": "All done — thank you. This device will be ready for the next person in a moment.",
+  "kiosk.replaced": "This visit continues on another device.",
+  "kiosk.replaced.detail": "Its link was opened on another kiosk or browser. Press Start over to set this device up again.",
 };
 
 const de = {
@@ -154,6 +156,8 @@ const de = {
   "kiosk.waiting": "Bitte einen Moment – Ihre Sitzung beginnt gleich.",
   "kiosk.thanks": "Danke! Ihre Antwort ist gespeichert.",
   "kiosk.done": "Fertig – vielen Dank. Dieses Gerät ist gleich für die nächste Person bereit.",
+  "kiosk.replaced": "Dieser Termin geht auf einem anderen Gerät weiter.",
+  "kiosk.replaced.detail": "Sein Link wurde auf einem anderen Gerät oder in einem anderen Browser geöffnet. Drücken Sie „Von vorn beginnen“, um dieses Gerät neu einzurichten.",
   // dynamic
   "conn.connecting": "Verbindung zum Termin-Server wird aufgebaut…",
   "conn.unreachable": "Der Termin-Server ist gerade nicht erreichbar.",

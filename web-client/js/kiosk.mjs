@@ -238,6 +238,14 @@ function wire(ac) {
       case "closed":
         if (state.phase !== "done") finish(false);
         break;
+      case "replaced":
+        // the link was opened on another device: that one has the visit now
+        if (state.current && !state.current.closed) state.current.close("replaced");
+        state.phase = "done";
+        if (state.ac) state.ac.retire();
+        state.ac = null;
+        fatal(t("kiosk.replaced"), t("kiosk.replaced.detail"));
+        break;
       default: break;
     }
   });
