@@ -23,6 +23,8 @@ PACKAGES=(
     python3 python3-aiortc python3-aiohttp python3-websockets python3-pytest
     # network namespaces, loss injection, process control
     nftables iproute2 procps
+    # a wall clock that jumps under a running Janus (timers must not care)
+    faketime
     # end-to-end tests of web-client/ (tests/e2e): Debian's browser, driven by
     # playwright-core from npm with the machine's Node.js (no browser download)
     chromium

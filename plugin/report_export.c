@@ -46,6 +46,7 @@ static const col VISIT_COLS[] = {
 	{ "state", "state", C_STR, FALSE }, { "visit_number", "visit_number", C_INT, FALSE },
 	{ "created_at", "created_at", C_TIME, FALSE }, { "admitted_at", "admitted_at", C_TIME, FALSE },
 	{ "ended_at", "ended_at", C_TIME, FALSE }, { "closed_at", "closed_at", C_TIME, FALSE },
+	{ "end_reason", "end_reason", C_STR, FALSE },
 	{ "client_instrument", "client_instrument", C_STR, FALSE }, { "client_total", "client_total", C_NUM, FALSE },
 	{ "therapist_instrument", "therapist_instrument", C_STR, FALSE },
 	{ "therapist_total", "therapist_total", C_NUM, FALSE }, { "mean_mos", "mean_mos", C_NUM, FALSE },

@@ -752,6 +752,21 @@ static volatile gint timer_stop = 0;
 static GMutex timer_mutex;
 static GCond timer_cond;
 
+/* One log line when the store starts refusing (a full disk, a lock held by
+ * another process) and one when it takes writes again. */
+static void watch_store(void) {
+	static gboolean was_degraded = FALSE;      /* timer thread only */
+	store_health h;
+	store_health_get(db, &h);
+	if(h.degraded && !was_degraded)
+		JANUS_LOG(LOG_ERR, "[%s] store: writes are failing (%s); answers are refused until it recovers, "
+			"visit records are kept and retried\n", ALLIANCE_PACKAGE, h.why);
+	else if(!h.degraded && was_degraded)
+		JANUS_LOG(LOG_WARN, "[%s] store: writes succeed again (%" G_GUINT64_FORMAT " jobs refused meanwhile, "
+			"%" G_GUINT64_FORMAT " samples dropped so far)\n", ALLIANCE_PACKAGE, h.failed, h.samples_dropped);
+	was_degraded = h.degraded;
+}
+
 static void tick(void) {
 	shell_wall_refresh();
 	gint64 mono = janus_get_monotonic_time();
@@ -780,6 +795,7 @@ static void tick(void) {
 	janus_mutex_unlock(&visits_mutex);
 	g_list_free(closing);
 	shell_retention_tick(janus_get_real_time());
+	watch_store();
 }
 
 static void *timer_loop(void *data) {

@@ -121,10 +121,12 @@ static json_t *pulse_plan(const proto_request *req, pulse_config *pc) {
 	return NULL;
 }
 
-static json_t *request_create(const proto_request *req) {
+static json_t *request_create(ap_session *s, const proto_request *req) {
 	const char *code = auth_keyring_therapist(settings.keys, req->therapist_key);
-	if(code == NULL)
+	if(code == NULL) {
+		shell_credential_refused(s);
 		return shell_error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (wrong therapist key)");
+	}
 	pulse_config pc;
 	json_t *bad = pulse_plan(req, &pc);
 	if(bad)
@@ -184,9 +186,11 @@ static json_t *request_status(ap_session *s) {
 
 /* `report` (supervisor, sync): read the store and answer the report; the
  * request's thread waits for the reads (at most REPORT_WAIT_US each). */
-static json_t *request_report(const proto_request *req) {
-	if(!auth_keyring_supervisor(settings.keys, req->supervisor_key))
+static json_t *request_report(ap_session *s, const proto_request *req) {
+	if(!auth_keyring_supervisor(settings.keys, req->supervisor_key)) {
+		shell_credential_refused(s);
 		return shell_error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (wrong supervisor key)");
+	}
 	report_env env;
 	report_env_init(&env);
 	env.instruments = instruments;
@@ -238,9 +242,11 @@ static void erased(store_rc rc, gint64 rows, const char *error, void *user) {
  * while the client has an open visit (its later writes would bring rows
  * back); the erasure is queued under visits_mutex, so a visit created
  * after the check is stored after the erasure, as a new visit. */
-static json_t *request_forget(const proto_request *req) {
-	if(!auth_keyring_supervisor(settings.keys, req->supervisor_key))
+static json_t *request_forget(ap_session *s, const proto_request *req) {
+	if(!auth_keyring_supervisor(settings.keys, req->supervisor_key)) {
+		shell_credential_refused(s);
 		return shell_error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (wrong supervisor key)");
+	}
 	erase_wait *w = g_new0(erase_wait, 1);
 	g_atomic_int_set(&w->refs, 2);
 	g_mutex_init(&w->m);
@@ -308,12 +314,12 @@ void shell_retention_tick(gint64 now_real) {
 
 json_t *shell_request_sync(ap_session *s, const proto_request *req) {
 	switch(req->kind) {
-		case PROTO_CREATE: return request_create(req);
+		case PROTO_CREATE: return request_create(s, req);
 		case PROTO_STATUS: return request_status(s);
 		case PROTO_ANSWER: return shell_answer_request(s, req);
 		case PROTO_DISMISS: return shell_answer_request(s, req);
-		case PROTO_REPORT: return request_report(req);
-		case PROTO_FORGET: return request_forget(req);
+		case PROTO_REPORT: return request_report(s, req);
+		case PROTO_FORGET: return request_forget(s, req);
 		default: return shell_error_json(PROTO_ERR_INTERNAL, "Not a synchronous request");
 	}
 }

@@ -14,6 +14,19 @@
  * Consecutive samples at the head of the queue are handed to the backend
  * as one batch (one transaction, up to SAMPLE_BATCH): at synchronous=FULL
  * every commit costs an fsync, and samples have no callback to wait for.
+ *
+ * Faults (a full disk, a database locked by another process, an I/O
+ * error: STORE_BUSY / STORE_UNAVAILABLE from the backend) are transient.
+ * A job that records what happened (a visit, a pulse, a state, an alert,
+ * an incident: must_keep()) is not given up: it stays at the head of the
+ * queue and is retried with a growing pause (RETRY_MIN_US .. RETRY_MAX_US)
+ * until the database takes it, so the store catches up by itself, in
+ * order, when the fault clears. Meanwhile the store is "degraded": answers
+ * and dismissals are refused at once (their callback says why: the
+ * participant is told store_failed and may send again — an answer is never
+ * acknowledged unless committed), reads fail at once, and samples are
+ * dropped (counted). store_close() retries for at most CLOSE_RETRY_US,
+ * then gives up on what is left, each job's callback saying so.
  */
 #include "store_backend.h"
 
@@ -24,6 +37,9 @@
 
 #define SAMPLE_BATCH 256
 #define ERRLEN 256
+#define RETRY_MIN_US (200 * 1000)
+#define RETRY_MAX_US (5 * 1000 * 1000)
+#define CLOSE_RETRY_US (10 * 1000 * 1000)
 
 typedef enum job_kind {
 	JOB_SYNC,
@@ -116,8 +132,14 @@ struct store {
 	GQueue jobs;
 	guint samples_queued;
 	guint64 dropped;
+	guint64 failed;                    /* jobs refused for a fault (answers, reads, ...) */
 	gboolean closing;                  /* store_close() was called */
+	gint64 closing_since;              /* monotonic */
 	gboolean stopped;                  /* the writer thread has exited */
+	/* faults: a must-keep job waits at the head for the database */
+	gboolean degraded;
+	gint64 retry_at, retry_pause;      /* monotonic */
+	char degraded_why[ERRLEN];
 };
 
 static gpointer writer_main(gpointer data);
@@ -207,6 +229,7 @@ void store_close(store *st) {
 		return;
 	g_mutex_lock(&st->lock);
 	st->closing = TRUE;
+	st->closing_since = g_get_monotonic_time();
 	g_cond_signal(&st->wake);
 	g_mutex_unlock(&st->lock);
 	g_thread_join(st->thread);     /* returns once the queue ran dry */
@@ -240,6 +263,19 @@ guint64 store_dropped_samples(store *st) {
 	return n;
 }
 
+void store_health_get(store *st, store_health *h) {
+	memset(h, 0, sizeof(*h));
+	if(st == NULL)
+		return;
+	g_mutex_lock(&st->lock);
+	h->queue = st->jobs.length;
+	h->samples_dropped = st->dropped;
+	h->failed = st->failed;
+	h->degraded = st->degraded;
+	g_strlcpy(h->why, st->degraded ? st->degraded_why : "", sizeof(h->why));
+	g_mutex_unlock(&st->lock);
+}
+
 int store_sync(store *st) {
 	if(st == NULL || g_thread_self() == st->thread)
 		return -1;
@@ -268,6 +304,7 @@ const char *store_rc_name(store_rc rc) {
 		case STORE_ALREADY_FINAL: return "already_final";
 		case STORE_NOT_FOUND: return "not_found";
 		case STORE_BUSY: return "busy";
+		case STORE_UNAVAILABLE: return "unavailable";
 	}
 	return "unknown";
 }
@@ -300,7 +337,62 @@ static void run_samples(store *st, store_job *first) {
 		job_free(batch[i]);
 }
 
-static void run_job(store *st, store_job *j) {
+/* Jobs that record what happened: retried through faults, never dropped. */
+static gboolean must_keep(job_kind k) {
+	switch(k) {
+		case JOB_SYNC: case JOB_VISIT_CREATE: case JOB_VISIT_STATE: case JOB_VISIT_ENDED:
+		case JOB_PARTICIPANT: case JOB_PULSE_CREATE: case JOB_PULSE_STATUS: case JOB_ALERT:
+		case JOB_EVENT: case JOB_PULSE_QUALITY: case JOB_INCIDENT: case JOB_VISIT_SUMMARIZE:
+			return TRUE;
+		default:
+			return FALSE;
+	}
+}
+
+static gboolean transient(store_rc rc) {
+	return rc == STORE_BUSY || rc == STORE_UNAVAILABLE;
+}
+
+/* Give a job its outcome without running it (the store is degraded, or
+ * closing gave up): rc and a sentence; samples are counted as dropped. */
+static void refuse_job(store *st, store_job *j, store_rc rc, const char *why) {
+	switch(j->kind) {
+		case JOB_SAMPLE:
+			break;
+		case JOB_SYNC:
+			g_mutex_lock(&j->u.sync->lock);
+			j->u.sync->done = TRUE;
+			g_cond_signal(&j->u.sync->cond);
+			g_mutex_unlock(&j->u.sync->lock);
+			break;
+		case JOB_CLIENT_SCORES:
+			if(j->values)
+				j->values(rc, NULL, 0, j->user);
+			break;
+		case JOB_VISIT_QUALITY:
+			if(j->text)
+				j->text(rc, NULL, j->user);
+			break;
+		case JOB_FORGET: case JOB_RETENTION: case JOB_REPAIR:
+			if(j->count)
+				j->count(rc, 0, why, j->user);
+			break;
+		default:
+			if(j->done)
+				j->done(rc, why, j->user);
+			break;
+	}
+	g_mutex_lock(&st->lock);
+	if(j->kind == JOB_SAMPLE)
+		st->dropped++;
+	else if(j->kind != JOB_SYNC)
+		st->failed++;
+	g_mutex_unlock(&st->lock);
+}
+
+/* Run a job. Returns TRUE if it must be retried (a must-keep job met a
+ * fault): then no callback ran and the job is not freed. */
+static gboolean run_job(store *st, store_job *j) {
 	char err[ERRLEN] = "";
 	store_rc rc = STORE_OK;
 	store_backend *b = st->backend;
@@ -311,7 +403,7 @@ static void run_job(store *st, store_job *j) {
 			j->u.sync->done = TRUE;
 			g_cond_signal(&j->u.sync->cond);
 			g_mutex_unlock(&j->u.sync->lock);
-			return;
+			return FALSE;
 		case JOB_CLIENT_SCORES: {
 			GArray *out = g_array_new(FALSE, FALSE, sizeof(double));
 			rc = ops->client_scores(b, j->u.scores.client_code,
@@ -324,7 +416,7 @@ static void run_job(store *st, store_job *j) {
 					j->values(rc, NULL, 0, j->user);
 			}
 			g_array_free(out, TRUE);
-			return;
+			goto counted;
 		}
 		case JOB_VISIT_QUALITY: {
 			json_t *out = NULL;
@@ -336,7 +428,7 @@ static void run_job(store *st, store_job *j) {
 				j->text(rc, rc == STORE_OK ? text : NULL, j->user);
 			free(text);
 			json_decref(out);
-			return;
+			goto counted;
 		}
 		case JOB_FORGET:
 		case JOB_RETENTION:
@@ -353,7 +445,7 @@ static void run_job(store *st, store_job *j) {
 			if(j->count)
 				j->count(rc, rc == STORE_OK ? rows : 0,
 					rc == STORE_OK ? NULL : (err[0] ? err : store_rc_name(rc)), j->user);
-			return;
+			goto counted;
 		}
 		case JOB_REPORT_ROWS:
 			rc = ops->report_rows(b, j->u.report.what, &j->u.report.filter, j->row,
@@ -363,7 +455,7 @@ static void run_job(store *st, store_job *j) {
 			rc = ops->visit_summarize(b, j->u.visit_id, err, sizeof(err));
 			break;
 		case JOB_SAMPLE:
-			return;                    /* handled by run_samples() */
+			return FALSE;              /* handled by run_samples() */
 		case JOB_VISIT_CREATE:
 			rc = ops->visit_create(b, &j->u.visit, err, sizeof(err));
 			break;
@@ -408,8 +500,52 @@ static void run_job(store *st, store_job *j) {
 			rc = ops->incident(b, &j->u.incident, err, sizeof(err));
 			break;
 	}
+	if(must_keep(j->kind) && transient(rc)) {
+		g_mutex_lock(&st->lock);
+		gboolean give_up = st->closing && g_get_monotonic_time() - st->closing_since >= CLOSE_RETRY_US;
+		if(!give_up) {
+			if(!st->degraded) {
+				st->degraded = TRUE;
+				st->retry_pause = RETRY_MIN_US;
+			} else if((st->retry_pause *= 2) > RETRY_MAX_US) {
+				st->retry_pause = RETRY_MAX_US;
+			}
+			st->retry_at = g_get_monotonic_time() + st->retry_pause;
+			g_strlcpy(st->degraded_why, err[0] ? err : store_rc_name(rc), sizeof(st->degraded_why));
+		}
+		g_mutex_unlock(&st->lock);
+		if(!give_up)
+			return TRUE;
+	}
 	if(j->done)
 		j->done(rc, rc == STORE_OK ? NULL : (err[0] ? err : store_rc_name(rc)), j->user);
+counted:
+	g_mutex_lock(&st->lock);
+	if(st->degraded && must_keep(j->kind))
+		st->degraded = FALSE;          /* the job that waited is through: try the rest */
+	if(transient(rc))
+		st->failed++;
+	g_mutex_unlock(&st->lock);
+	return FALSE;
+}
+
+/* While degraded: take every job that is not must-keep out of the queue
+ * (under st->lock), to be refused at once by the caller. */
+static GQueue take_refusable(store *st) {
+	GQueue out = G_QUEUE_INIT;
+	GList *l = st->jobs.head;
+	while(l) {
+		GList *next = l->next;
+		store_job *j = l->data;
+		if(!must_keep(j->kind)) {
+			g_queue_unlink(&st->jobs, l);
+			g_queue_push_tail_link(&out, l);
+			if(j->kind == JOB_SAMPLE)
+				st->samples_queued--;
+		}
+		l = next;
+	}
+	return out;
 }
 
 static gpointer writer_main(gpointer data) {
@@ -418,6 +554,27 @@ static gpointer writer_main(gpointer data) {
 		g_mutex_lock(&st->lock);
 		while(g_queue_is_empty(&st->jobs) && !st->closing)
 			g_cond_wait(&st->wake, &st->lock);
+		if(st->degraded) {
+			GQueue refused = take_refusable(st);
+			char why[ERRLEN + 40];
+			g_snprintf(why, sizeof(why), "the store is unavailable: %s", st->degraded_why);
+			if(!g_queue_is_empty(&refused)) {
+				g_mutex_unlock(&st->lock);
+				store_job *r;
+				while((r = g_queue_pop_head(&refused)) != NULL) {
+					refuse_job(st, r, STORE_UNAVAILABLE, why);
+					job_free(r);
+				}
+				continue;
+			}
+			gint64 now = g_get_monotonic_time();
+			if(now < st->retry_at && !g_queue_is_empty(&st->jobs)) {
+				/* wake for new jobs (to refuse them at once) or the retry */
+				g_cond_wait_until(&st->wake, &st->lock, st->retry_at);
+				g_mutex_unlock(&st->lock);
+				continue;
+			}
+		}
 		store_job *j = g_queue_pop_head(&st->jobs);
 		if(j == NULL) {                /* closing and nothing left */
 			st->stopped = TRUE;
@@ -429,7 +586,12 @@ static gpointer writer_main(gpointer data) {
 			run_samples(st, j);        /* frees the batch */
 			continue;
 		}
-		run_job(st, j);
+		if(run_job(st, j)) {
+			g_mutex_lock(&st->lock);
+			g_queue_push_head(&st->jobs, j);   /* retried, in order, when the pause is over */
+			g_mutex_unlock(&st->lock);
+			continue;
+		}
 		job_free(j);
 	}
 }

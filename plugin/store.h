@@ -56,6 +56,7 @@ typedef enum store_rc {
 	STORE_ALREADY_FINAL = -2,  /* the pulse is closed: answered, dismissed or expired */
 	STORE_NOT_FOUND = -3,      /* the visit or pulse named is not stored */
 	STORE_BUSY = -4,           /* another process held the database too long */
+	STORE_UNAVAILABLE = -5,    /* the disk is full, an I/O error, ...: try again later */
 } store_rc;
 
 /* A job finished. Runs on the writer thread after the transaction
@@ -109,6 +110,21 @@ const char *store_path(const store *st);
  * samples that were not stored (queue full, or their write failed). */
 guint store_queue_depth(store *st);
 guint64 store_dropped_samples(store *st);
+
+/* Faults (disk full, database locked by another process, I/O errors):
+ * writes that record what happened are retried in order until the
+ * database takes them; meanwhile the store is degraded and refuses
+ * answers, dismissals and reads at once (rc STORE_UNAVAILABLE, the reason
+ * in the callback's error) and drops samples. store_health_get() says how
+ * it is doing. */
+typedef struct store_health {
+	guint queue;                       /* jobs waiting */
+	guint64 samples_dropped;
+	guint64 failed;                    /* jobs refused or failed for a fault */
+	gboolean degraded;
+	char why[256];                     /* the fault, while degraded */
+} store_health;
+void store_health_get(store *st, store_health *h);
 
 /* Wait until every job queued before this call has run (and committed).
  * Returns 0, or -1 if the writer has already stopped (store_close() is

@@ -203,14 +203,27 @@ static store_rc fail(store_backend *b, int rc, const char *what,
 		g_snprintf(err, errlen, "%s: the visit or pulse it refers to is not stored", what);
 		return STORE_NOT_FOUND;
 	}
+	return sq_classify(rc, what, b->msg, err, errlen);
+}
+
+store_rc sq_classify(int rc, const char *what, const char *msg, char *err, size_t errlen) {
 	switch(rc & 0xff) {
 		case SQLITE_BUSY:
 		case SQLITE_LOCKED:
-			g_snprintf(err, errlen, "%s: the database is locked by another process (%s)",
-				what, b->msg);
+			g_snprintf(err, errlen, "%s: the database is locked by another process (%s)", what, msg);
 			return STORE_BUSY;
+		case SQLITE_FULL:
+			g_snprintf(err, errlen, "%s: the disk is full (%s)", what, msg);
+			return STORE_UNAVAILABLE;
+		case SQLITE_IOERR:
+		case SQLITE_CANTOPEN:
+		case SQLITE_READONLY:
+		case SQLITE_PROTOCOL:
+		case SQLITE_NOMEM:
+			g_snprintf(err, errlen, "%s: the database cannot be written now (%s)", what, msg);
+			return STORE_UNAVAILABLE;
 		default:
-			g_snprintf(err, errlen, "%s: %s", what, b->msg);
+			g_snprintf(err, errlen, "%s: %s", what, msg);
 			return STORE_ERR;
 	}
 }

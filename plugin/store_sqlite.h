@@ -54,6 +54,13 @@ store_rc sq_report_retention(sq_report *r, int days, gint64 now_us, gint64 *rows
 store_rc sq_report_rows(sq_report *r, store_report_what what,
 	const store_report_filter *f, store_row_cb cb, void *user, char *err, size_t errlen);
 
+/* A failed SQLite call as a store_rc and a sentence ("<what>: ..."):
+ * locked -> STORE_BUSY; disk full, I/O error, a file that cannot be
+ * opened or written -> STORE_UNAVAILABLE (both transient: the writer
+ * retries what must be kept); anything else -> STORE_ERR. */
+store_rc sq_classify(int sqlite_rc, const char *what, const char *msg,
+	char *err, size_t errlen);
+
 /* The application_id written into the database header by migration 1
  * ("APLS"), so `file` and this code can tell our databases from others. */
 #define STORE_SQLITE_APPLICATION_ID 0x41504C53

@@ -286,16 +286,7 @@ static int run(sq_report *r, sqlite3_stmt *s) {
 }
 
 static store_rc fail(sq_report *r, int rc, const char *what, char *err, size_t errlen) {
-	switch(rc & 0xff) {
-		case SQLITE_BUSY:
-		case SQLITE_LOCKED:
-			g_snprintf(err, errlen, "%s: the database is locked by another process (%s)",
-				what, r->msg);
-			return STORE_BUSY;
-		default:
-			g_snprintf(err, errlen, "%s: %s", what, r->msg);
-			return STORE_ERR;
-	}
+	return sq_classify(rc, what, r->msg, err, errlen);
 }
 
 static store_rc tx_end(sq_report *r, store_rc rc, const char *what, char *err, size_t errlen) {

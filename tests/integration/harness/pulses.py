@@ -133,7 +133,8 @@ async def dc_answer(peer, pulse_id: Optional[str], responses: Any = None, *,
                     raw: Optional[Dict[str, Any]] = None, timeout: float = 5.0) -> Dict[str, Any]:
     """Send an `answer` (or `dismiss`) on the DC with a fresh `ref` and wait
     for the server's `ack` (expect="ack", matched by pulse_id) or `error`
-    (expect="error", matched by ref). `raw` sends that object instead
+    (expect="error", matched by ref), or whichever of the two comes
+    (expect="any", matched by ref). `raw` sends that object instead
     (still with v/type/ref added if missing)."""
     ref = f"ref-{next(_ref)}"
     if raw is not None:
@@ -156,6 +157,8 @@ async def dc_answer(peer, pulse_id: Optional[str], responses: Any = None, *,
         return got
     got = await peer.wait_message(lambda m: isinstance(m.json, dict) and m.json.get("ref") == ref,
                                   timeout=timeout)
+    if expect == "any":                  # the ack or the error, whichever came (acks echo the ref)
+        return got
     assert got.get("type") == "error", f"expected an error for {msg}, got {got}"
     return got
 

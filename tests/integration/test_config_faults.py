@@ -1,0 +1,137 @@
+"""Configuration faults never take Janus down (docs/api.md "Lifecycle";
+the issue saw a missing instruments_dir crash Janus at start-up): each bad
+or missing setting, folder or file ends the plugin's init with ONE log line
+that says what is wrong, and Janus — with its other plugins — keeps
+serving: here Janus's stock EchoTest, attached and asked, and (for the
+first case) a real WebRTC echo. Each test starts its own Janus."""
+import os
+import sqlite3
+import subprocess
+
+import pytest
+
+from conftest import _stop_checked
+from harness.alliance import PLUGIN, Scope
+from harness.api import JanusError, connect
+from harness.janus import (ALLIANCE_PACKAGE, JANUS_LIB, REPO_ROOT, JanusServer, alliance_config,
+                           plugin_so_path)
+
+ECHO = "janus.plugin.echotest"
+FATAL = f"[{ALLIANCE_PACKAGE}] plugin not started:"
+
+
+def server(net, keys, workdir, text):
+    confs = {f"{ALLIANCE_PACKAGE}.jcfg": text} if text is not None else {}
+    return JanusServer(net, workdir, plugin_sos=[plugin_so_path(), JANUS_LIB / "plugins" / "libjanus_echotest.so"],
+                       required_plugins=[ECHO], plugin_configs=confs)
+
+
+async def refused(net, keys, workdir, text, *phrases, media=False):
+    srv = server(net, keys, workdir, text)
+    srv.start()
+    try:
+        info = srv.server_info()
+        assert PLUGIN not in info.get("plugins", {}), "the plugin initialised on a bad configuration"
+        lines = [l for l in srv.log_text().splitlines() if FATAL in l]
+        assert len(lines) == 1, f"expected one '{FATAL}' line, got {lines}\n" + srv.log_tail(30)
+        assert all(p in lines[0] for p in phrases), f"{lines[0]!r} does not say {phrases}"
+        s = await connect(srv, "ws")
+        try:
+            with pytest.raises(JanusError) as e:
+                await s.attach(PLUGIN)
+            assert e.value.code == 460, e.value
+        finally:
+            await s.destroy()
+        async with Scope(srv, plugin=ECHO) as sc:
+            h = await sc.handle()
+            if media:
+                peer = sc.peer("echo-after-refusal")
+                r = await h.request({"audio": True, "video": True}, jsep=await peer.offer())
+                await peer.apply_answer(r.jsep)
+                await peer.wait_media(audio=10, video=2, timeout=10)
+                peer.assert_receiving_from(peer)
+            else:
+                r = await h.request({"audio": True})
+                assert r.data == {"echotest": "event", "result": "ok"}, r.data
+        assert srv.alive()
+        return lines[0]
+    finally:
+        _stop_checked(srv)
+
+
+def good(tmp, keys, **kw):
+    kw.setdefault("instruments_dir", REPO_ROOT / "conf" / "instruments")
+    return alliance_config(tmp / "alliance.sqlite", keys, **kw)
+
+
+async def test_missing_instruments_dir(net, keys, tmp_path):
+    missing = tmp_path / "no-instruments"
+    line = await refused(net, keys, tmp_path, good(tmp_path, keys, instruments_dir=missing),
+                         "general.instruments_dir", str(missing), "No such file", media=True)
+    print(line)
+
+
+async def test_db_path_in_a_missing_folder(net, keys, tmp_path):
+    text = alliance_config(tmp_path / "nowhere" / "alliance.sqlite", keys,
+                           instruments_dir=REPO_ROOT / "conf" / "instruments")
+    await refused(net, keys, tmp_path, text, "cannot open the store", "does not exist")
+
+
+async def test_read_only_database_file(net, keys, tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    db = folder / "alliance.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE t(x)")
+    con.close()
+    os.chmod(db, 0o600)
+    subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True)
+        await refused(net, keys, tmp_path, alliance_config(db, keys, instruments_dir=REPO_ROOT / "conf" / "instruments"),
+                      "cannot open the store", "read-only")
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+@pytest.mark.parametrize("setting, phrases", [
+    ('end_grace_s = "soon"', ["general.end_grace_s must be an integer", "soon"]),
+    ("idle_close_s = -5", ["general.idle_close_s must be an integer"]),
+    ('events = "maybe"', ["general.events must be true or false", "maybe"]),
+    ('in_session_at_s = "600, 300"', ["general.in_session_at_s", "ascending"]),
+    ("quality_sample_s = 7", ["general.quality_sample_s must be a multiple of 5"]),
+    ('db_path = ""', ["general.db_path is empty"]),
+    ('db_url = "postgresql://x"', ["general.db_url"]),
+])
+async def test_garbled_value(net, keys, tmp_path, setting, phrases):
+    key = setting.split("=")[0].strip()
+    text = "\n".join(l for l in good(tmp_path, keys).splitlines() if not l.strip().startswith(key + " ="))
+    text = text.replace("general: {", "general: {\n    " + setting, 1)
+    await refused(net, keys, tmp_path, text, *phrases)
+
+
+async def test_bad_key_hash(net, keys, tmp_path):
+    text = good(tmp_path, keys)
+    import re
+    text = re.sub(r'(t01: \{ code = "T-01", key_sha256 = ")[0-9a-f]{64}', r"\1zz", text)
+    await refused(net, keys, tmp_path, text, "therapists.t01", "64 hex characters")
+
+
+async def test_syntax_error(net, keys, tmp_path):
+    await refused(net, keys, tmp_path, 'general: {\n  db_path = "x\n', "cannot be parsed")
+
+
+async def test_missing_configuration_file(net, keys, tmp_path):
+    await refused(net, keys, tmp_path, None, "does not exist", f"{ALLIANCE_PACKAGE}.jcfg")
+
+
+async def test_unknown_setting_is_warned_not_fatal(net, keys, tmp_path):
+    """A misspelt setting is not fatal (Janus configs grow), but it is said."""
+    text = good(tmp_path, keys).replace("general: {", "general: {\n    end_grace = 10", 1)
+    srv = server(net, keys, tmp_path, text)
+    srv.start()
+    try:
+        assert PLUGIN in srv.server_info().get("plugins", {})
+        assert "general.end_grace is not a setting of this plugin" in srv.log_text()
+    finally:
+        _stop_checked(srv)
