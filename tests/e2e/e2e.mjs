@@ -657,6 +657,7 @@ await test("network: the client's media path cut — the page restarts ICE by it
     assert((await text(C, "#remote-mark")).includes("Your connection was interrupted"), "the client's page says its own connection is interrupted");
     const td = Date.now() - t0;
     await shot(T, "therapist-client-media-stopped");
+    await shot(C, "client-connection-interrupted");
     await waitFor(() => C.evaluate((n) => window.alliancePage.keeper.restarts > n, before.restarts), "the page's ICE restart", 8000);
     const tr = Date.now() - t0;
     await bothWays(C, T, "after the ICE restart");

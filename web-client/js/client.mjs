@@ -616,7 +616,9 @@ async function startMedia(ac) {
   remoteWatch();
   if (!(await startCallMedia(state, ac))) return;
   const st = $("call-status");
-  if (st.hidden || !st.className.includes("status-warn")) setStatus("call-status", "ok", t("call.live"));
+  // a confirmation that the call started, not a standing claim: the mark
+  // on the picture and the banner say when the call is in trouble
+  if (st.hidden || !st.className.includes("status-warn")) setStatus("call-status", "ok", t("call.live"), "", { ms: NOTICE_MS });
 }
 
 function stopMedia() {
