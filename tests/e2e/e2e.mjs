@@ -109,7 +109,11 @@ async function newContext(opts = {}) {
 }
 
 async function newPage(ctx, label) {
-  const page = await ctx.newPage();
+  return watchPage(await ctx.newPage(), label);
+}
+
+// A page's console errors and page errors are recorded (they fail a test).
+function watchPage(page, label) {
   page.setDefaultTimeout(10000);
   page.on("console", (m) => {
     if (m.type() === "error") consoleErrors.push({ page: label, text: m.text() });
@@ -146,6 +150,78 @@ async function videoPlays(page, sel) {
   return page.$eval(sel, (v) => ({ w: v.videoWidth, h: v.videoHeight, t: v.currentTime }));
 }
 
+// Video frames of the page's current PeerConnection: decoded (inbound) and
+// sent (outbound), summed over its video streams; null while the page is
+// loading (a reload) or has no call.
+async function frames(page) {
+  try {
+    return await page.evaluate(async () => {
+      const pc = window.alliancePage && window.alliancePage.pc;
+      if (!pc) return null;
+      let dec = 0, sent = 0;
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === "inbound-rtp" && s.kind === "video") dec += s.framesDecoded || 0;
+        if (s.type === "outbound-rtp" && s.kind === "video") sent += s.framesSent || 0;
+      });
+      return { dec, sent, phase: window.alliancePage.phase };
+    });
+  } catch (_) {
+    return null;    // navigating
+  }
+}
+
+// Frames keep coming on `page` (decoded count grows over 500 ms).
+async function videoFlows(page) {
+  const a = await frames(page);
+  await sleep(500);
+  const b = await frames(page);
+  return !!(a && b && b.dec > a.dec);
+}
+
+async function bothWays(a, b, what, timeout = 10000) {
+  await waitFor(async () => (await videoFlows(a)) && (await videoFlows(b)), `video both ways ${what}`, timeout, 50);
+}
+
+// Reload (or open) `moved` and time until video flows both ways again:
+// `moved`'s new call decodes and sends frames, and `other` decodes at least
+// 15 frames more than before (frames still in flight when the old page went
+// are fewer than that).
+async function timeBackInCall(moved, other, act, what) {
+  const base = (await frames(other)).dec;
+  const t0 = Date.now();
+  await act();
+  await waitFor(async () => {
+    const m = await frames(moved);
+    const o = await frames(other);
+    return m && m.phase === "live" && m.dec > 0 && m.sent > 0 && o && o.dec >= base + 15;
+  }, `${what}: video both ways again`, 10000, 50);
+  const ms = Date.now() - t0;
+  results.timings = results.timings || {};
+  results.timings[what] = ms;
+  console.log(`      ${what}: video both ways again after ${ms} ms`);
+  return ms;
+}
+
+// What a page's status box says (empty when hidden).
+async function statusText(page, sel) {
+  return page.$eval(sel, (e) => (e.hidden ? "" : e.textContent));
+}
+
+// Remember every text a status element showed from now on.
+async function recordTexts(page, sel) {
+  await page.evaluate((sel) => {
+    const e = document.querySelector(sel);
+    window.__texts = window.__texts || {};
+    const seen = (window.__texts[sel] = []);
+    new MutationObserver(() => { if (!e.hidden && e.textContent) seen.push(e.textContent); })
+      .observe(e, { childList: true, subtree: true, characterData: true, attributes: true });
+  }, sel);
+}
+
+async function textsSeen(page, sel) {
+  return page.evaluate((sel) => (window.__texts && window.__texts[sel]) || [], sel);
+}
+
 // Click (or tap) a VAS slider at a fraction of its line.
 async function pointVas(page, slider, frac, { tap = false } = {}) {
   const line = slider.locator(".vas-line");
@@ -160,9 +236,20 @@ const ctx = {};   // what the steps share
 
 /* ================= 1. a video visit ================= */
 const tctx = await newContext({ permissions: ["clipboard-read", "clipboard-write"] });
-const T = await newPage(tctx, "therapist");
+let T = await newPage(tctx, "therapist");
 const cctx = await newContext();
-const C = await newPage(cctx, "client");
+let C = await newPage(cctx, "client");
+// every WebSocket a client page opens, so a test can drop the connection
+await cctx.addInitScript(() => {
+  const WS = window.WebSocket;
+  window.__sockets = [];
+  window.WebSocket = class extends WS {
+    constructor(...a) {
+      super(...a);
+      window.__sockets.push(this);
+    }
+  };
+});
 
 await test("landing page: server check passes, links to the four pages", async () => {
   const p = await newPage(cctx, "landing");
@@ -223,8 +310,17 @@ await test("client: consent screen, device and connection check, waiting room", 
   await C.click("#join-btn");
   await visible(C, "#s-wait");
   await waitFor(async () => (await text(C, "#wait-status")).includes("waiting room"), "the waiting room");
-  const rj = await C.evaluate(() => sessionStorage.getItem("ap.client.rejoin"));
-  if (rj) results.secrets.push(JSON.parse(rj).key);
+  // the rejoin record: in localStorage under a name that does not give the
+  // invite away, holding no invite (a reload or the same link in a new tab
+  // of this browser gets back in with it)
+  const rec = await waitFor(() => C.evaluate(() => {
+    const k = Object.keys(localStorage).find((x) => x.startsWith("ap.client.visit."));
+    return k ? { k, v: localStorage.getItem(k) } : null;
+  }), "the rejoin record");
+  const r = JSON.parse(rec.v);
+  assert(r.rejoin_key && r.checked === true && r.research === true && !("invite" in r), `rejoin record fields: ${Object.keys(r)}`);
+  assert(!rec.k.includes(ctx.invite) && !rec.v.includes(ctx.invite), "the record does not contain the invite");
+  results.secrets.push(r.rejoin_key);
   await shot(C, "client-waiting");
 }, { needs: ["therapist: sign in with the key, create a video visit, copy the client link"] });
 
@@ -241,6 +337,23 @@ await test("failure path: the same link opened a second time says it was already
   assert(msg.includes("already been used"), `message: ${msg}`);
   await shot(p, "client-invite-used");
   await x.close();
+}, { needs: ["client: consent screen, device and connection check, waiting room"] });
+
+await test("client: a reload in the waiting room goes straight back to the waiting room, no click; the therapist still sees the client waiting", async () => {
+  await recordTexts(T, "#waiting-status");
+  await C.reload();
+  await waitFor(async () => (await statusText(C, "#wait-status")).includes("You are in the waiting room"), "the waiting room after the reload");
+  const screens = await C.evaluate(() => window.alliancePage.screens);
+  assert(!screens.some((x) => ["s-consent", "s-check", "s-error"].includes(x)), `screens after the reload: ${screens}`);
+  assert(await C.evaluate(() => window.alliancePage.joins) === 1, "one join, with the rejoin key");
+  // the therapist's page saw the client go and come back
+  await waitFor(async () => {
+    const seen = await textsSeen(T, "#waiting-status");
+    const i = seen.findIndex((x) => x.includes("left the waiting room"));
+    return i >= 0 && seen.slice(i + 1).some((x) => x.includes("C-E2E-01 is in the waiting room"));
+  }, "the therapist's page: left, then in the waiting room again");
+  assert((await statusText(T, "#waiting-status")).includes("C-E2E-01 is in the waiting room"), "the therapist sees the client waiting");
+  await visible(T, "#admit");
 }, { needs: ["client: consent screen, device and connection check, waiting room"] });
 
 await test("therapist admits the client from the waiting room; both see each other's video", async () => {
@@ -397,6 +510,242 @@ await test("pulse: left unanswered, the overlay closes by itself when the pulse 
   assert(r[0].status === "expired", "expired in the store");
 }, { needs: ["therapist admits the client from the waiting room; both see each other's video"] });
 
+/* ---- staying in the call: reloads, lost connections, another window ---- */
+const ADMITTED = "therapist admits the client from the waiting room; both see each other's video";
+const CLIENT_GONE = "client gone: the therapist's page marks the frozen picture and the badges; the same link in a new tab of that browser brings the client back without a click";
+
+await test("status lines: 'Pulse sent' goes when the client closes the pulse (pulse_closed), and its 'closed' notice goes too", async () => {
+  await T.click("#send-pulse");
+  await waitFor(async () => (await statusText(T, "#controls-status")).includes("Pulse sent"), "the pulse_sent answer");
+  await visible(C, "#overlay-slot .pulse");
+  await C.keyboard.press("Escape");
+  await C.locator("#overlay-slot .pulse").waitFor({ state: "detached", timeout: 5000 });
+  // pulse_closed comes at once; the 8 s expiry would be too late here
+  await waitFor(async () => !(await statusText(T, "#controls-status")).includes("Pulse sent"), "'Pulse sent' to go on pulse_closed", 3000);
+  await waitFor(async () => (await statusText(T, "#controls-status")) === "", "the 'closed' notice to go by itself", 8000);
+}, { needs: [ADMITTED] });
+
+await test("client: a reload mid-call goes straight back into the call — no consent, no check, no click — with video both ways", async () => {
+  await bothWays(C, T, "before the reload");
+  const joins0 = await C.evaluate(() => window.alliancePage.joins);
+  assert(joins0 >= 1, "the client joined before");
+  await timeBackInCall(C, T, () => C.reload({ waitUntil: "commit" }), "client reload");
+  const screens = await C.evaluate(() => window.alliancePage.screens);
+  assert(!screens.some((x) => ["s-consent", "s-check", "s-error", "s-invite"].includes(x)), `screens after the reload: ${screens}`);
+  assert(screens[screens.length - 1] === "s-call", `in the call (${screens})`);
+  await videoPlays(C, "#remote-video");
+  await videoPlays(T, "#remote-video");
+  await waitFor(() => C.evaluate(() => window.alliancePage.dcOpen), "the client's data channel after the reload");
+  assert(!C.url().includes("invite="), "the invite stays out of the address bar");
+  assert(await C.evaluate(() => document.documentElement.lang) === "en", "the language kept");
+}, { needs: [ADMITTED] });
+
+await test("therapist: a reload mid-call goes straight back (signed in from the tab's key) with video both ways; the client's 'Your therapist is back.' goes by itself", async () => {
+  await recordTexts(C, "#call-status");
+  await recordTexts(C, "#remote-mark");
+  await timeBackInCall(T, C, () => T.reload({ waitUntil: "commit" }), "therapist reload");
+  const screens = await T.evaluate(() => window.alliancePage.screens);
+  assert(!screens.includes("s-error") && !screens.includes("s-create"), `therapist screens: ${screens}`);
+  await visible(T, "#call-panel");
+  await videoPlays(T, "#remote-video");
+  await videoPlays(C, "#remote-video");
+  // the client heard that the therapist left and came back; neither line stays
+  await waitFor(async () => (await textsSeen(C, "#call-status")).some((x) => x.includes("Your therapist is back")), "'Your therapist is back.' on the client's page", 5000);
+  await waitFor(async () => {
+    const st = await statusText(C, "#call-status");
+    return !st.includes("is back") && !st.includes("dropped");
+  }, "the client's status to stop saying 'back' / 'dropped'", 8000);
+  const marks = await textsSeen(C, "#remote-mark");
+  assert(marks.some((x) => x.startsWith("Your therapist")), `the client's page marked the therapist's picture while they were away (${JSON.stringify(marks)})`);
+  await waitFor(async () => !(await C.$eval("#remote-mark", (e) => e.textContent)), "the mark on the therapist's picture to clear", 5000);
+}, { needs: [ADMITTED] });
+
+await test(CLIENT_GONE, async () => {
+  await bothWays(C, T, "before the client goes");
+  await C.close();
+  // the therapist's page: a marked picture and badges that say so
+  await waitFor(async () => (await text(T, "#remote-mark")).includes("Client's video stopped"), "the mark on the client's picture", 8000);
+  assert(await T.$eval("#remote-video", (v) => v.classList.contains("is-stopped")), "the frozen picture is dimmed");
+  const badges = await T.evaluate(() => [...document.querySelectorAll(".quality .badge")].map((b) => ({
+    badge: b.dataset.badge, val: b.querySelector(".badge-val").textContent, sr: b.querySelector(".badge-detail").textContent, cls: b.className })));
+  for (const b of badges) {
+    assert(b.badge === "stopped" && /media stopped/.test(b.val) && /media stopped/.test(b.sr) && b.cls.includes("badge-stopped"), `badge while the client is gone: ${JSON.stringify(b)}`);
+  }
+  assert((await statusText(T, "#presence-status")).includes("connection dropped"), "the therapist is told the client's connection dropped");
+  // the link stays at hand, with a true note
+  await visible(T, "#invite-panel");
+  assert(await T.$eval("#invite-panel", (p) => !!p.closest(".side")), "the link panel is in the side column during the call");
+  assert((await text(T, "#invite-help")).includes("same browser"), "the note says how the client gets back in");
+  await visible(T, "#reinvite");
+  await shot(T, "therapist-client-gone");
+  // the same link in a new tab of the same browser: back in, no click
+  C = await newPage(cctx, "client-newtab");
+  await timeBackInCall(C, T, () => C.goto(ctx.link, { waitUntil: "commit" }), "client link opened again in a new tab");
+  const screens = await C.evaluate(() => window.alliancePage.screens);
+  assert(!screens.includes("s-consent") && !screens.includes("s-check"), `new tab screens: ${screens}`);
+  await waitFor(async () => !(await text(T, "#remote-mark")) && !(await T.$eval("#remote-video", (v) => v.classList.contains("is-stopped"))), "the mark to clear", 8000);
+  await waitFor(() => T.evaluate(() => [...document.querySelectorAll(".quality .badge")].every((b) => b.dataset.badge !== "stopped")), "the badges to stop saying 'stopped'", 3000);
+  await waitFor(async () => (await statusText(T, "#presence-status")) === "", "the 'back' notice to go by itself", 8000);
+  await videoPlays(T, "#remote-video");
+  await videoPlays(C, "#remote-video");
+  await shot(T, "therapist-call-link");
+}, { needs: [ADMITTED] });
+
+await test("client: pc.restartIce() keeps the call — new ICE credentials both sides, video both ways, visit live, no re-join", async () => {
+  const ufrags = () => C.evaluate(() => {
+    const pc = window.alliancePage.pc;
+    const u = (sdp) => (/a=ice-ufrag:(\S+)/.exec(sdp || "") || [])[1];
+    return { local: u(pc.localDescription && pc.localDescription.sdp), remote: u(pc.remoteDescription && pc.remoteDescription.sdp), ice: pc.iceConnectionState };
+  });
+  const before = await ufrags();
+  const joins = await C.evaluate(() => window.alliancePage.joins);
+  await C.evaluate(() => window.alliancePage.pc.restartIce());
+  await waitFor(async () => {
+    const u = await ufrags();
+    return u.local !== before.local && u.remote !== before.remote && ["connected", "completed"].includes(u.ice);
+  }, "the ICE restart (new ufrags on both sides, connected)", 8000);
+  await bothWays(C, T, "after the ICE restart");
+  assert(await C.evaluate(() => window.alliancePage.joins) === joins, "no re-join was needed");
+  assert(await C.evaluate(() => window.alliancePage.phase) === "live", "the client is in the call");
+  const v = sql(`SELECT state FROM visits WHERE visit_id = ${q(ctx.visitId)}`);
+  assert(v[0].state === "live", `the visit stays live (${v[0].state})`);
+  assert(!(await text(T, "#remote-mark")), "no mark on the therapist's page");
+}, { needs: [CLIENT_GONE] });
+
+await test("client: the WebSocket drops mid-call — the page re-joins by itself ('Reconnecting…', then 'Back', then nothing), video both ways", async () => {
+  await recordTexts(C, "#conn-banner");
+  const joins = await C.evaluate(() => window.alliancePage.joins);
+  await C.evaluate(() => { for (const w of window.__sockets) w.close(); });
+  await waitFor(async () => (await C.evaluate(() => window.alliancePage.joins)) > joins, "a re-join", 10000);
+  await bothWays(C, T, "after the re-join");
+  const seen = await textsSeen(C, "#conn-banner");
+  assert(seen.some((x) => x.includes("Reconnecting")) && seen.some((x) => x.includes("Back")), `banner texts: ${JSON.stringify(seen)}`);
+  await waitFor(async () => (await text(C, "#conn-banner")) === "", "the 'Back' banner to go", 6000);
+  assert(await C.evaluate(() => window.alliancePage.phase) === "live", "still in the call");
+}, { needs: [CLIENT_GONE], allow: /Ooops: 458|No such session/ });
+
+// nftables in the client namespace (this process runs there, as root)
+function nft(...args) {
+  execFileSync("nft", args, { encoding: "utf8", env: { ...env, PATH: `${env.PATH || ""}:/usr/sbin:/sbin` } });
+}
+
+await test("network: the client's media path cut — the page restarts ICE by itself (no re-join), 'Reconnecting…' then 'Back'; the therapist's page marks the picture meanwhile and clears it", async () => {
+  await recordTexts(C, "#conn-banner");
+  await recordTexts(T, "#remote-mark");
+  const before = await C.evaluate(() => ({ joins: window.alliancePage.joins, restarts: window.alliancePage.keeper.restarts }));
+  // the UDP port of the client's selected candidate: everything to and
+  // from it is dropped, the WebSocket (TCP) stays up
+  const port = await C.evaluate(async () => {
+    const st = await window.alliancePage.pc.getStats();
+    let pairId = null;
+    st.forEach((x) => { if (x.type === "transport" && x.selectedCandidatePairId) pairId = x.selectedCandidatePairId; });
+    return st.get(st.get(pairId).localCandidateId).port;
+  });
+  assert(Number.isInteger(port) && port > 0, `the client's candidate port (${port})`);
+  nft("add", "table", "inet", "e2ecut");
+  try {
+    nft("add", "chain", "inet", "e2ecut", "out", "{ type filter hook output priority 0 ; }");
+    nft("add", "chain", "inet", "e2ecut", "in", "{ type filter hook input priority 0 ; }");
+    nft("add", "rule", "inet", "e2ecut", "out", "udp", "sport", String(port), "drop");
+    nft("add", "rule", "inet", "e2ecut", "in", "udp", "dport", String(port), "drop");
+    // ICE says disconnected after a few seconds; the page restarts ICE, whose
+    // new candidates use new ports, so the call comes back with the old one still cut
+    const t0 = Date.now();
+    // how soon Chromium notices is Chromium's affair (some seconds without
+    // STUN answers); what the page does then is what this test is about
+    await waitFor(() => C.evaluate(() => ["disconnected", "failed"].includes(window.alliancePage.pc.iceConnectionState)), "Chromium to notice (ICE disconnected)", 15000);
+    assert((await text(C, "#remote-mark")).includes("Your connection was interrupted"), "the client's page says its own connection is interrupted");
+    const td = Date.now() - t0;
+    await shot(T, "therapist-client-media-stopped");
+    await shot(C, "client-connection-interrupted");
+    await waitFor(() => C.evaluate((n) => window.alliancePage.keeper.restarts > n, before.restarts), "the page's ICE restart", 8000);
+    const tr = Date.now() - t0;
+    await bothWays(C, T, "after the ICE restart");
+    console.log(`      network cut: ICE disconnected after ${td} ms, restarted after ${tr} ms, video both ways after ${Date.now() - t0} ms`);
+  } finally {
+    nft("delete", "table", "inet", "e2ecut");
+  }
+  assert(await C.evaluate(() => window.alliancePage.joins) === before.joins, "no re-join was needed");
+  const banner = await textsSeen(C, "#conn-banner");
+  assert(banner.some((x) => x.includes("Reconnecting")) && banner.some((x) => x.includes("Back")), `banner texts: ${JSON.stringify(banner)}`);
+  await waitFor(async () => (await text(C, "#conn-banner")) === "", "the 'Back' banner to go", 6000);
+  const marks = await textsSeen(T, "#remote-mark");
+  assert(marks.some((x) => x.includes("Client's video stopped")), `the therapist's page marked the picture (${JSON.stringify(marks)})`);
+  await waitFor(async () => !(await text(T, "#remote-mark")), "the therapist's mark to clear", 8000);
+  const v = sql(`SELECT state FROM visits WHERE visit_id = ${q(ctx.visitId)}`);
+  assert(v[0].state === "live", `the visit stays live (${v[0].state})`);
+}, { needs: [CLIENT_GONE] });
+
+// `fresh` took the visit from `old`: the old page says so, has let go (no
+// session, keeper stopped, camera off) and sends no join while the new
+// page's call runs; then "Continue here" takes it back and the new page
+// says so in turn.
+async function checkReplaced(old, fresh, other, { callSel, shotName }) {
+  await visible(old, "#s-replaced", 15000);
+  assert((await text(old, "#h-replaced")) === "This visit continues in another window", "the heading");
+  await bothWays(fresh, other, "in the new tab");
+  const st = await old.evaluate(() => ({ joins: window.alliancePage.joins, session: window.alliancePage.sessionOpen, keeper: window.alliancePage.keeper }));
+  assert(!st.session && st.keeper.stopped && st.keeper.state === "ok", `the old tab let go: ${JSON.stringify(st)}`);
+  assert(await old.$eval("#self-video", (v) => v.srcObject === null), "the old tab's camera is off");
+  assert(await fresh.evaluate(() => window.alliancePage.phase) === "live", "the new tab is in the call");
+  assert(await old.evaluate(() => window.alliancePage.joins) === st.joins, "the old tab did not try to join again");
+  assert(await old.evaluate(() => document.activeElement && document.activeElement.id) === "h-replaced", "focus on the message");
+  await shot(old, shotName);
+  await old.click("#continue-here");
+  await visible(fresh, "#s-replaced");
+  await visible(old, callSel);
+  await bothWays(old, other, "back in the first tab");
+  await fresh.close();
+}
+
+await test("replaced: the link opened in a second tab takes the visit; the first says 'continues in another window' and does not fight back; 'Continue here' takes it back", async () => {
+  const C2 = await newPage(cctx, "client-tab2");
+  await timeBackInCall(C2, T, () => C2.goto(ctx.link, { waitUntil: "commit" }), "client link opened in a second tab");
+  await videoPlays(C2, "#remote-video");
+  await checkReplaced(C, C2, T, { callSel: "#s-call", shotName: "client-replaced" });
+}, { needs: [CLIENT_GONE] });
+
+await test("replaced, therapist: the visit opened in a duplicate tab takes it; the first tab says so and does not fight back; 'Continue here' takes it back", async () => {
+  // a duplicated tab (window.open of the same page) gets a copy of the tab's sessionStorage: the key and the visit
+  const [T2] = await Promise.all([tctx.waitForEvent("page"), T.evaluate(() => { window.open(window.location.href); })]);
+  watchPage(T2, "therapist-tab2");
+  await visible(T2, "#call-panel");
+  await checkReplaced(T, T2, C, { callSel: "#call-panel", shotName: "therapist-replaced" });
+}, { needs: [CLIENT_GONE] });
+
+await test("New link (reinvite): the therapist makes and copies a new link; the old one reloaded says it is no longer valid; the new one gets the client back into the call", async () => {
+  const oldLink = ctx.link;
+  await T.click("#reinvite");
+  await visible(T, "#reinvite-confirm");
+  await T.click("#reinvite-yes");
+  await waitFor(async () => (await statusText(T, "#invite-status")).includes("New link made"), "the new link", 8000);
+  const link = await T.inputValue("#invite-link");
+  assert(link !== oldLink && /\/client\.html#invite=[A-Za-z0-9_-]{22,}$/.test(link), "a different client link");
+  results.secrets.push(link.split("#invite=")[1]);
+  assert(await T.evaluate(() => navigator.clipboard.readText()) === link, "the clipboard holds the new link");
+  await shot(T, "therapist-new-link");
+  // the client's tab (old link, old rejoin key) reloaded: refused, said clearly
+  await C.reload();
+  await visible(C, "#s-error");
+  const msg = await text(C, "#error-status");
+  assert(msg.includes("no longer valid") && msg.includes("ask your therapist for a new link"), `message: ${msg}`);
+  assert(await C.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("ap.client.visit.")).length) === 0, "the refused record is deleted");
+  await shot(C, "client-link-gone");
+  // the new link: a first join (consent again), then straight into the call
+  await C.goto(link);
+  await visible(C, "#s-consent");
+  await C.check("input[name=research][value=yes]");
+  await C.click("#consent-form button[type=submit]");
+  await waitFor(() => C.$eval("#join-btn", (b) => !b.disabled), "the checks", 15000);
+  await C.click("#join-btn");
+  await visible(C, "#s-call");
+  await bothWays(C, T, "with the new link");
+  ctx.link = link;
+  const rec = await C.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("ap.client.visit.")).map((k) => JSON.parse(localStorage.getItem(k)).rejoin_key));
+  assert(rec.length === 1, "one rejoin record, for the new link");
+  results.secrets.push(rec[0]);
+}, { needs: [CLIENT_GONE] });
+
 await test("end visit: the client answers the end pulse after the call; the therapist answers the mirror form", async () => {
   await T.click("#end-visit");
   await visible(T, "#end-confirm");
@@ -437,7 +786,7 @@ await test("store: the visit's answers, and the browsers' getStats digests every
   const v = sql(`SELECT modality, state, therapist_code, client_code FROM visits WHERE visit_id = ${q(ctx.visitId)}`);
   assert(v[0].modality === "video" && v[0].therapist_code === "T-01" && v[0].client_code === "C-E2E-01", `visit ${JSON.stringify(v)}`);
   const a = sql(`SELECT p.role, p.kind, a.final, a.dismissed FROM answers a JOIN pulses p USING (pulse_id) WHERE p.visit_id = ${q(ctx.visitId)} ORDER BY a.first_at`);
-  assert(a.length === 5, `5 answers (3 in-session, client end, therapist end): ${JSON.stringify(a)}`);
+  assert(a.length === 6, `6 answers (4 in-session — 2 answered, 2 declined —, client end, therapist end): ${JSON.stringify(a)}`);
   const s = sql(`SELECT leg, metrics_json FROM quality_samples WHERE visit_id = ${q(ctx.visitId)} AND medium = 'browser'`);
   const legs = new Set(s.map((r) => r.leg));
   assert(legs.has("client_down"), `client stats stored (legs ${[...legs]})`);

@@ -21,20 +21,26 @@
 // sends `error` only as an answer, so nothing else can be mistaken for it.
 //
 // Connection loss: janus.js reports it through the session's error
-// callback; the wrapper then tries session.reconnect() (a `claim` of the
-// same Janus session, so handles and the visit survive) for up to
-// RECONNECT_FOR_MS, and emits "connection" {state: "lost" | "restored" |
-// "gone"}. After "gone" a page starts again (a fresh session and a re-join).
+// callback; the wrapper then tries session.reconnect() once (a `claim` of
+// the same Janus session, which works when Janus kept it, e.g. over HTTP)
+// and emits "connection" {state: "lost" | "restored" | "gone"}. After
+// "gone" the page's CallKeeper (keeper.mjs) starts again with a fresh
+// session and a re-join, which takes the seat over (docs/api.md,
+// "Lifecycle"). retire() silences a client for good: once a page has
+// replaced it (or it was replaced), none of its late events may act.
 
 const PLUGIN = "janus.plugin.alliance";
 export const DC_LABEL = "alliance";
 const ASYNC_ANSWER = {
   join: "joined", admit: "admitted", configure: "configured",
-  pulse: "pulse_sent", end: "ended", leave: "left",
+  pulse: "pulse_sent", end: "ended", leave: "left", reinvite: "reinvited",
 };
 const CONNECT_TIMEOUT_MS = 15000;
 const REQUEST_TIMEOUT_MS = 15000;
-const RECONNECT_FOR_MS = 45000;
+const RECLAIM_WAIT_MS = 3000;
+// an ICE restart's `configure` gets a short answer time: when it does not
+// come, the signalling is down too and a fresh session is the way back
+export const RENEGOTIATE_TIMEOUT_MS = 6000;
 
 let janusReady = null;
 
@@ -58,6 +64,19 @@ export class AllianceError extends Error {
     this.code = code;
     this.data = data;
   }
+}
+
+// A connected AllianceClient with the plugin attached (or an error).
+export async function openClient(servers, name) {
+  const ac = new AllianceClient({ servers, name });
+  try {
+    await ac.connect();
+    await ac.attach();
+  } catch (e) {
+    ac.destroy();
+    throw e;
+  }
+  return ac;
 }
 
 export function initJanus() {
@@ -101,6 +120,9 @@ export class AllianceClient {
     this.webrtcUp = false;
     this.closed = false;
     this.reconnecting = false;
+    this.sending = { audio: false, video: false };
+    this.negotiating = null;     // the offer/answer under way, if any
+    this.watchedPc = null;
   }
 
   /* ---------- events ---------- */
@@ -155,23 +177,24 @@ export class AllianceClient {
     if (this.closed || this.reconnecting) return;
     this.reconnecting = true;
     this.emit("connection", { state: "lost", message: msg });
-    const deadline = Date.now() + RECONNECT_FOR_MS;
-    const tryOnce = () => {
-      if (this.closed) return;
-      if (Date.now() > deadline) {
-        this.reconnecting = false;
-        this.emit("connection", { state: "gone", message: msg });
-        return;
-      }
-      this.janus.reconnect({
-        success: () => {
-          this.reconnecting = false;
-          this.emit("connection", { state: "restored" });
-        },
-        error: () => setTimeout(tryOnce, 2000),
-      });
+    let settled = false;
+    const settle = (ok) => {
+      if (settled || this.closed) return;
+      settled = true;
+      clearTimeout(timer);
+      this.reconnecting = false;
+      this.emit("connection", ok ? { state: "restored" } : { state: "gone", message: msg });
     };
-    setTimeout(tryOnce, 1000);
+    const timer = setTimeout(() => settle(false), RECLAIM_WAIT_MS);
+    try {
+      this.janus.reconnect({ success: () => settle(true), error: () => settle(false) });
+    } catch (_) {
+      settle(false);
+    }
+  }
+
+  get sessionUp() {
+    return !!(this.janus && this.janus.isConnected() && !this.reconnecting && !this.closed);
   }
 
   // Round trip of a Janus `info` request, in ms (median of n).
@@ -306,23 +329,69 @@ export class AllianceClient {
   // Offer with the given stream's tracks (or receive-only audio/video when
   // there is none) plus the `alliance` data channel, send it with
   // `configure`, apply the answer. Resolves the `configured` data.
-  async startMedia({ stream = null, audio = true, video = true, data = true } = {}) {
-    this.localStream = stream;
-    window.Janus.dataChanDefaultLabel = DC_LABEL;
-    const tracks = [];
-    const at = stream ? stream.getAudioTracks()[0] : null;
-    const vt = stream ? stream.getVideoTracks()[0] : null;
-    if (audio) tracks.push(at ? { type: "audio", capture: at, recv: true } : { type: "audio", capture: false, recv: true });
-    if (video) tracks.push(vt ? { type: "video", capture: vt, recv: true } : { type: "video", capture: false, recv: true });
-    if (data) tracks.push({ type: "data" });
-    const offer = await new Promise((resolve, reject) => {
-      this.handle.createOffer({
-        tracks,
-        success: resolve,
-        error: (e) => reject(new AllianceError("webrtc", `could not prepare the call: ${e && e.message ? e.message : e}`)),
+  // janus.js stops the tracks it was given when the PeerConnection is hung
+  // up; it gets clones, so the page's own camera stream (its self view, the
+  // next offer after a reconnection) lives on.
+  startMedia({ stream = null, audio = true, video = true, data = true } = {}) {
+    return this.negotiate(async () => {
+      this.localStream = stream;
+      window.Janus.dataChanDefaultLabel = DC_LABEL;
+      const tracks = [];
+      const live = (tr) => (tr && tr.readyState === "live" ? tr.clone() : null);
+      const at = stream ? live(stream.getAudioTracks()[0]) : null;
+      const vt = stream ? live(stream.getVideoTracks()[0]) : null;
+      this.clones = [at, vt].filter(Boolean);
+      if (audio) tracks.push(at ? { type: "audio", capture: at, recv: true } : { type: "audio", capture: false, recv: true });
+      if (video) tracks.push(vt ? { type: "video", capture: vt, recv: true } : { type: "video", capture: false, recv: true });
+      if (data) tracks.push({ type: "data" });
+      const offer = await new Promise((resolve, reject) => {
+        this.handle.createOffer({
+          tracks,
+          success: resolve,
+          error: (e) => reject(new AllianceError("webrtc", `could not prepare the call: ${e && e.message ? e.message : e}`)),
+        });
       });
+      this.sending = { audio: !!at, video: !!vt };
+      const r = await this.configureWith(offer, REQUEST_TIMEOUT_MS);
+      this.watchPc();
+      return r;
     });
-    const r = await this.request({ request: "configure", audio: !!at, video: !!vt }, { jsep: offer });
+  }
+
+  // A new offer on the PeerConnection we have: an ICE restart (new ICE
+  // credentials, same tracks and data channel), or an ordinary
+  // renegotiation (which also carries a restart a pc.restartIce() asked for).
+  renegotiate({ iceRestart = true } = {}) {
+    return this.negotiate(async () => {
+      if (!this.handle || !this.pc) throw new AllianceError("webrtc", "no call to renegotiate");
+      const offer = await new Promise((resolve, reject) => {
+        this.handle.createOffer({
+          iceRestart,
+          success: resolve,
+          error: (e) => reject(new AllianceError("webrtc", `could not renegotiate: ${e && e.message ? e.message : e}`)),
+        });
+      });
+      return this.configureWith(offer, RENEGOTIATE_TIMEOUT_MS);
+    });
+  }
+
+  // One negotiation at a time (janus.js keeps one offer state per handle).
+  negotiate(fn) {
+    const run = async () => {
+      try {
+        return await fn();
+      } finally {
+        if (this.negotiating === p) this.negotiating = null;
+      }
+    };
+    const p = (this.negotiating || Promise.resolve()).catch(() => {}).then(run);
+    this.negotiating = p;
+    return p;
+  }
+
+  async configureWith(offer, timeout) {
+    const r = await this.request({ request: "configure", audio: this.sending.audio, video: this.sending.video },
+      { jsep: offer, timeout });
     if (r.data.alliance === "error") {
       throw new AllianceError(r.data.error_code, r.data.error, r.data);
     }
@@ -336,6 +405,22 @@ export class AllianceClient {
       });
     }
     return r.data;
+  }
+
+  // Tell the page when the PeerConnection wants a new offer (someone called
+  // pc.restartIce(), say) and none is under way.
+  watchPc() {
+    const pc = this.pc;
+    if (!pc || this.watchedPc === pc) return;
+    this.watchedPc = pc;
+    pc.addEventListener("negotiationneeded", () => {
+      if (this.closed || this.pc !== pc) return;
+      // janus.js's own offers fire this too, before they finish: wait
+      queueMicrotask(() => {
+        if (this.negotiating || pc.signalingState !== "stable") return;
+        this.emit("negotiationneeded");
+      });
+    });
   }
 
   get pc() {
@@ -360,6 +445,7 @@ export class AllianceClient {
     if (this.localStream) {
       for (const t of this.localStream.getTracks()) t.stop();
     }
+    for (const t of this.clones || []) t.stop();
   }
 
   hangup() {
@@ -370,10 +456,29 @@ export class AllianceClient {
 
   destroy() {
     this.closed = true;
+    for (const t of this.clones || []) t.stop();
     if (this.janus) {
       try { this.janus.destroy({ notifyDestroyed: false }); } catch (_) { /* gone already */ }
     }
     this.janus = null;
     this.handle = null;
+  }
+
+  // This connection is done with (a newer one took its place, or another
+  // window took the seat): nothing it hears any more reaches the page, and
+  // its Janus session goes.
+  retire() {
+    this.mute();
+    this.destroy();
+  }
+
+  // Nothing this connection hears reaches the page any more (it is kept a
+  // moment longer, so its seat is taken over rather than left).
+  mute() {
+    this.listeners.clear();
+    if (this.pending) {
+      this.pending.reject(new AllianceError("retired", "connection replaced"));
+      this.pending = null;
+    }
   }
 }

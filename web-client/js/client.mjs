@@ -2,19 +2,23 @@
 //
 // consent → device and connection check → join (waiting room) → the call
 // with pulse overlays → the end-of-visit pulse → thank you.
-// The invite comes in the URL fragment (never sent to a web server); it and
-// the rejoin_key the first join returns are kept in sessionStorage, so a
-// reloaded tab re-joins the same visit.
+// The invite comes in the URL fragment (never sent to a web server) and is
+// kept in sessionStorage for the tab. The first join returns a rejoin_key;
+// with it (the "rejoin record" below) a reload, a lost connection or the
+// same link opened again in this browser goes straight back into the visit
+// — no consent, no check, no click — and the plugin's takeover seats the
+// new connection at once (an admitted client is live again).
 
 import { loadConfig, serverList } from "./config.mjs";
-import { AllianceClient } from "./alliance-client.mjs";
-import { $, showScreen, setStatus, clearStatus, toast, playStream, store, hashParams, fmtMs, showConnection } from "./ui.mjs";
+import { openClient } from "./alliance-client.mjs";
+import { $, showScreen, setStatus, clearStatus, clearStatusIf, toast, playStream, store, local, hashParams, fmtMs, showConnection } from "./ui.mjs";
 import { t, applyLanguage, chooseLanguage, errorText } from "./i18n.mjs";
 import { PulseForm, AnswerChannel } from "./pulse.mjs";
-import { startStatsReporter } from "./stats.mjs";
+import { CallKeeper, RemoteWatch, StopRetrying, exposeCallState, ownTrouble, startCallMedia, stopCallMedia, wireSoundButton } from "./keeper.mjs";
 
-const K = { invite: "ap.client.invite", rejoin: "ap.client.rejoin", research: "ap.client.research", lang: "ap.lang" };
+const K = { invite: "ap.client.invite", research: "ap.client.research", lang: "ap.lang" };
 const END_PULSE_WAIT_MS = 8000;
+const NOTICE_MS = 5000;          // "Your therapist is back." and the like
 
 const state = {
   servers: [],
@@ -32,6 +36,10 @@ const state = {
   endTimer: null,
   camOk: false,
   netOk: false,
+  recKey: null,            // where this invite's rejoin record lives
+  keeper: null,
+  remote: null,            // RemoteWatch of the therapist's media
+  joins: 0,                // join requests sent by this page (for tests)
 };
 
 /* ---------------- errors ---------------- */
@@ -43,11 +51,81 @@ function fatal(headline, detail = "", retry = null) {
   b.onclick = retry;
 }
 
+/* ---------------- the rejoin record ---------------- */
+// What a reload (or the same link in a new tab of this browser) needs to
+// get back in without asking anything again: the rejoin_key, the consent
+// choice, the language, and that the check was passed. It lives in
+// localStorage under a name derived from the invite (a SHA-256 of it, so
+// the name does not give the invite away), and nowhere on a server.
+//
+// Privacy: the rejoin_key is a pseudonymous random token (192 bits; the
+// server keeps only its hash). It names nobody — no client code, no name —
+// and it is useless on its own: a join needs the invite with it, and the
+// invite is kept only in this tab's sessionStorage and in the person's own
+// link. It stops working when the visit closes, when the therapist makes a
+// new link, and the record is deleted when the visit finishes or closes,
+// when the server refuses it, and (by the sweep at page start) a day after
+// it was written whatever happened. The consent choice stored with it is
+// the one the person gave for this visit, which the server has anyway.
+// Without crypto.subtle or localStorage the record falls back to this
+// tab's sessionStorage (a reload still works; a new tab asks again).
+const REC_PREFIX = "ap.client.visit.";
+const REC_FALLBACK = "ap.client.rejoin";
+const REC_MAX_AGE_MS = 24 * 3600 * 1000;
+
+async function recordKey(invite) {
+  try {
+    const bytes = new TextEncoder().encode(`alliance-pulse rejoin\n${invite}`);
+    const h = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+    return REC_PREFIX + [...h.slice(0, 16)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  } catch (_) {
+    return null;
+  }
+}
+
+function loadRecord() {
+  try {
+    if (state.recKey) {
+      const r = JSON.parse(local.get(state.recKey) || "null");
+      if (r && r.rejoin_key && Date.now() - (r.at || 0) < REC_MAX_AGE_MS) return r;
+    }
+    const f = JSON.parse(store.get(REC_FALLBACK) || "null");
+    return f && f.invite === state.invite && f.rejoin_key ? f : null;
+  } catch (_) {
+    return null;
+  }
+}
+
+function saveRecord(patch) {
+  const r = { ...(loadRecord() || {}), ...patch, checked: true, at: Date.now() };
+  delete r.invite;
+  if (!(state.recKey && local.set(state.recKey, JSON.stringify(r)))) {
+    store.set(REC_FALLBACK, JSON.stringify({ ...r, invite: state.invite }));
+  }
+}
+
+function dropRecord() {
+  if (state.recKey) local.del(state.recKey);
+  store.del(REC_FALLBACK);
+}
+
+function sweepRecords() {
+  for (const k of local.keys(REC_PREFIX)) {
+    try {
+      const r = JSON.parse(local.get(k) || "null");
+      if (!r || Date.now() - (r.at || 0) >= REC_MAX_AGE_MS) local.del(k);
+    } catch (_) {
+      local.del(k);
+    }
+  }
+}
+
 /* ---------------- language ---------------- */
 function setLanguage(lang) {
   applyLanguage(lang);
   store.set(K.lang, lang);
   $("lang").value = lang;
+  if (loadRecord()) saveRecord({ lang });
 }
 
 /* ---------------- 1. consent ---------------- */
@@ -87,19 +165,32 @@ function cameraError(e) {
   return [t("dev.other", { error: name || String(e) }), ""];
 }
 
+const CAMERA = {
+  audio: { echoCancellation: true, noiseSuppression: true },
+  video: { width: { ideal: 640 }, height: { ideal: 480 } },
+};
+
+// The camera and microphone stream, started again if it was stopped.
+async function ensureCamera() {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    throw Object.assign(new Error("no mediaDevices"), { name: "SecurityError" });
+  }
+  if (!state.stream || state.stream.getTracks().some((tr) => tr.readyState === "ended")) {
+    state.stream = await navigator.mediaDevices.getUserMedia(CAMERA);
+  }
+  return state.stream;
+}
+
+function stopCamera() {
+  if (state.stream) for (const tr of state.stream.getTracks()) tr.stop();
+  state.stream = null;
+}
+
 async function checkCamera() {
   state.camOk = false;
   setStatus("cam-status", "pending", t("dev.asking"));
   try {
-    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-      throw Object.assign(new Error("no mediaDevices"), { name: "SecurityError" });
-    }
-    if (!state.stream || state.stream.getTracks().some((tr) => tr.readyState === "ended")) {
-      state.stream = await navigator.mediaDevices.getUserMedia({
-        audio: { echoCancellation: true, noiseSuppression: true },
-        video: { width: { ideal: 640 }, height: { ideal: 480 } },
-      });
-    }
+    await ensureCamera();
     $("preview").hidden = false;
     await playStream($("preview"), state.stream);
     startMicMeter(state.stream);
@@ -162,15 +253,20 @@ function playTone() {
 }
 $("play-tone").addEventListener("click", playTone);
 
-async function ensureConnected() {
-  if (state.ac && state.ac.handle) return state.ac;
-  if (state.ac) state.ac.destroy();
-  const ac = new AllianceClient({ servers: state.servers, name: "client" });
-  state.ac = ac;
-  await ac.connect();
-  await ac.attach();
+// A new connection to Janus with the plugin attached and this page's
+// handlers on it.
+async function openConnection() {
+  const ac = await openClient(state.servers, "client");
   wireClient(ac);
   return ac;
+}
+
+async function ensureConnected() {
+  if (state.ac && state.ac.handle && state.ac.sessionUp) return state.ac;
+  if (state.ac) state.ac.retire();
+  state.ac = null;
+  state.ac = await openConnection();
+  return state.ac;
 }
 
 async function checkNetwork() {
@@ -225,6 +321,31 @@ for (const r of document.querySelectorAll("input[name=private], input[name=headp
 $("join-btn").addEventListener("click", () => join());
 
 /* ---------------- 3. join and wait ---------------- */
+// `join` with the invite (and the rejoin key when there is a record):
+// the answer's data and whether the key went with it.
+async function sendJoin(ac) {
+  const body = { request: "join", role: "client", invite: state.invite, consent: { research: !!state.research } };
+  const lang = document.documentElement.lang;
+  if (lang) body.language = lang;
+  const rec = loadRecord();
+  if (rec) body.rejoin_key = rec.rejoin_key;
+  state.joins++;
+  const r = await ac.request(body);
+  return { d: r.data, withKey: !!rec };
+}
+
+// The server refused this invite (and rejoin key): a link used elsewhere,
+// replaced by a new one, or of a closed visit.
+function refused(d, hadRecord) {
+  dropRecord();
+  store.del(K.invite);
+  if (state.keeper) state.keeper.stop();
+  if (hadRecord) fatal(t("err.link_gone"), t("err.link_gone.detail"));
+  else fatal(errorText(d));
+}
+
+// The first join, from the "Go to the waiting room" button (or again from
+// the check screen, when a resume found no camera).
 async function join() {
   state.phase = "waiting";
   showScreen("s-wait");
@@ -237,45 +358,125 @@ async function join() {
     fatal(t("conn.unreachable"), t("conn.unreachable.detail", { servers: state.servers.join(", ") }), () => startCheck());
     return;
   }
-  const body = { request: "join", role: "client", invite: state.invite, consent: { research: !!state.research } };
-  const lang = document.documentElement.lang;
-  if (lang) body.language = lang;
-  const saved = savedRejoin();
-  if (saved) body.rejoin_key = saved;
-  let r;
+  let d, withKey;
   try {
-    r = await ac.request(body);
+    ({ d, withKey } = await sendJoin(ac));
   } catch (e) {
     fatal(errorText(e), "", () => join());
     return;
   }
-  const d = r.data;
   if (d.alliance === "error") {
-    if (d.error_code === 477 || d.error_code === 478) {
-      store.del(K.rejoin);
-      fatal(errorText(d));
-    } else {
-      fatal(errorText(d), "", () => join());
-    }
+    if (d.error_code === 477 || d.error_code === 478) refused(d, withKey);
+    else fatal(errorText(d), "", () => join());
     return;
   }
-  if (d.rejoin_key) store.set(K.rejoin, JSON.stringify({ invite: state.invite, key: d.rejoin_key }));
+  keeper().watch(ac, { media: false });
+  onJoined(d);
+}
+
+function onJoined(d) {
+  saveRecord({ ...(d.rejoin_key ? { rejoin_key: d.rejoin_key } : {}), research: !!state.research, lang: document.documentElement.lang });
+  const th = d.participants && d.participants.therapist;
+  if (th) remoteWatch().setPresent(!!th.present);
   if (d.state === "live") {
     startCall();
   } else if (d.state === "ended") {
     enterEnded();
   } else {
+    state.phase = "waiting";
+    showScreen("s-wait");
+    playStream($("wait-preview"), state.stream);
     setStatus("wait-status", "pending", t("wait.waiting"));
   }
 }
 
-function savedRejoin() {
+// Back into the visit with the rejoin record, without asking anything: at
+// page start (a reload, or the link opened again in this browser), and by
+// "Continue here" after another window had taken the visit. The keeper
+// retries with backoff until the server answers.
+async function resume() {
+  state.phase = "resuming";
+  showScreen("s-wait");
+  setStatus("wait-status", "pending", t("resume.joining"));
+  // the camera while the connection is made; without it the person has
+  // to act, so the check screen says what is wrong
   try {
-    const s = JSON.parse(store.get(K.rejoin) || "null");
-    return s && s.invite === state.invite ? s.key : null;
-  } catch (_) {
-    return null;
+    await ensureCamera();
+  } catch (e) {
+    state.camOk = false;
+    startCheck();
+    return;
   }
+  state.camOk = true;
+  keeper().trouble("resume", { quiet: true });
+}
+
+// The keeper's fresh start: a new session and handle, `join` with the
+// rejoin key (the plugin's takeover seats it at once), media again.
+async function rejoin() {
+  const old = state.ac;
+  const inCall = state.phase === "live" || state.phase === "resuming";
+  const camera = inCall ? ensureCamera().catch((e) => e) : null;
+  const ac = await openConnection();
+  // the old connection hears nothing any more (its `replaced` is ours); it
+  // goes after the join, so the seat is taken over rather than left
+  if (old) old.mute();
+  if (state.ac === old) state.ac = null;
+  let d, withKey;
+  try {
+    ({ d, withKey } = await sendJoin(ac));
+  } catch (e) {
+    ac.retire();
+    throw e;
+  } finally {
+    if (old) old.retire();
+  }
+  if (d.alliance === "error") {
+    ac.retire();
+    if (d.error_code === 477 || d.error_code === 478) {
+      refused(d, withKey);
+      throw new StopRetrying(d.error);
+    }
+    if (d.error_code === 476) {
+      finish(false, t("call.closed"));
+      throw new StopRetrying(d.error);
+    }
+    throw new Error(d.error);
+  }
+  state.ac = ac;
+  state.keeper.watch(ac, { media: d.state === "live" });
+  if (d.state !== "live") {
+    onJoined(d);
+    return;
+  }
+  const cam = await camera;
+  if (cam instanceof Error) {
+    // no camera any more: the person has to act (the check says what);
+    // "Go to the waiting room" then joins again with the rejoin key
+    state.camOk = false;
+    state.ac = null;
+    ac.retire();
+    startCheck();
+    throw new StopRetrying("camera");
+  }
+  saveRecord({ research: !!state.research });
+  const th = d.participants && d.participants.therapist;
+  if (th) remoteWatch().setPresent(!!th.present);
+  enterCall();
+  await startMedia(ac);
+}
+
+function keeper() {
+  if (!state.keeper) {
+    state.keeper = new CallKeeper({
+      rejoin,
+      onState: (s) => {
+        showConnection(s === "back" ? "restored" : s, { lost: t("conn.reconnecting"), restored: t("conn.back") });
+        updateRemoteMark();
+      },
+    });
+  }
+  return state.keeper;
 }
 
 /* ---------------- events ---------------- */
@@ -283,17 +484,10 @@ function wireClient(ac) {
   state.answers = new AnswerChannel(ac);
   ac.on("event", (d) => onEvent(d));
   ac.on("dc", (m) => onDc(m));
+  ac.on("ice", () => updateRemoteMark());
   ac.on("remotetrack", (stream) => {
-    playStream($("remote-video"), stream).then((ok) => { $("sound-btn").hidden = ok; });
-  });
-  ac.on("connection", ({ state: s }) => {
-    showConnection(s, { lost: t("conn.lost"), restored: t("conn.restored") });
-    if (s === "gone") {
-      state.ac = null;
-      if (state.phase !== "done") {
-        fatal(t("conn.gone"), t("conn.gone.detail"), () => { state.netOk = false; state.camOk = false; startCheck(); });
-      }
-    }
+    if (state.phase !== "live") return;
+    playStream($("remote-video"), stream).then((ok) => { $("sound-btn").hidden = ok === true; });
   });
 }
 
@@ -315,11 +509,18 @@ function onEvent(d) {
     case "closed":
       if (state.phase !== "done") finish(false, t("call.closed"));
       break;
+    case "replaced":
+      onReplaced();
+      break;
     case "participant_left":
-      if (d.role === "therapist" && state.phase === "live") setStatus("call-status", "warn", t("call.therapist_left"));
+      if (d.role === "therapist") onTherapist(false);
       break;
     case "participant_joined":
-      if (d.role === "therapist" && state.phase === "live") setStatus("call-status", "ok", t("call.therapist_back"));
+      if (d.role === "therapist") onTherapist(true);
+      break;
+    case "media_stopped":
+    case "media_resumed":
+      if (d.role === "therapist") remoteWatch().setServerStopped(d.alliance === "media_stopped");
       break;
     default:
       break;
@@ -329,29 +530,104 @@ function onEvent(d) {
 function onDc(m) {
   if (m.type === "pulse") showPulse(m);
   else if (m.type === "pulse_expired") expirePulse(m.pulse_id);
+  else if ((m.type === "media_stopped" || m.type === "media_resumed") && m.role === "therapist") {
+    remoteWatch().setServerStopped(m.type === "media_stopped");
+  }
+}
+
+function onTherapist(present) {
+  const was = remoteWatch().present;
+  remoteWatch().setPresent(present);
+  if (state.phase !== "live") return;
+  if (!present) setStatus("call-status", "warn", t("call.therapist_left"));
+  else if (!was) setStatus("call-status", "ok", t("call.therapist_back"), "", { ms: NOTICE_MS });
+  else clearStatusIf("call-status", t("call.therapist_left"));
+}
+
+// Another window (tab, device) joined with this visit's link and took it:
+// this one lets go and does not try to get it back by itself — two tabs
+// doing that would take it from each other for ever.
+function onReplaced() {
+  if (state.phase === "done") return;
+  state.phase = "replaced";
+  if (state.keeper) state.keeper.stop();
+  stopMedia();
+  if (state.current && !state.current.closed) {
+    state.current.close("replaced");
+    state.current.root.remove();
+    state.current = null;
+  }
+  if (state.ac) state.ac.retire();
+  state.ac = null;
+  stopCamera();
+  showScreen("s-replaced");
+}
+
+$("continue-here").addEventListener("click", () => resume());
+
+/* ---------------- the therapist's media ---------------- */
+function remoteWatch() {
+  if (!state.remote) {
+    state.remote = new RemoteWatch({ getPc: () => (state.ac ? state.ac.pc : null), onChange: updateRemoteMark });
+  }
+  return state.remote;
+}
+
+// Mark the therapist's picture when it is not live: a frozen frame must not
+// look like a person who stopped moving.
+function updateRemoteMark() {
+  const v = state.remote ? state.remote.view : { stopped: false };
+  const mark = $("remote-mark");
+  const own = ownTrouble(state);
+  const show = state.phase === "live" && (v.stopped || own);
+  $("remote-video").classList.toggle("is-stopped", show);
+  mark.dataset.reason = show ? (own ? "self" : v.reason) : "";
+  if (show) {
+    mark.textContent = own ? t("call.self_reconnecting") : v.back ? t("call.remote_starting") : t("call.remote_stopped");
+  } else {
+    mark.textContent = "";
+  }
 }
 
 /* ---------------- 4. the call ---------------- */
-async function startCall() {
-  if (state.phase === "live") return;
+function enterCall() {
+  if (state.phase === "live") return false;
   state.phase = "live";
   cancelAnimationFrame(state.meterRaf);
   showScreen("s-call");
   setStatus("call-status", "pending", t("wait.admitted"));
-  playStream($("self-video"), state.stream);
+  return true;
+}
+
+async function startCall() {
+  if (!enterCall()) return;
   try {
-    await state.ac.startMedia({ stream: state.stream });
-    setStatus("call-status", "ok", t("call.live"));
-    state.stopStats = startStatsReporter(state.ac);
+    await ensureCamera();
+    await startMedia(state.ac);
   } catch (e) {
     setStatus("call-status", "error", errorText(e));
   }
 }
 
-$("sound-btn").addEventListener("click", async () => {
-  const ok = await playStream($("remote-video"), state.ac.remoteStream);
-  $("sound-btn").hidden = ok;
-});
+// Camera, microphone and data channel on this connection (again, after a
+// re-join), the stats reporter, and the watch on the therapist's media.
+async function startMedia(ac) {
+  playStream($("self-video"), state.stream);
+  remoteWatch();
+  if (!(await startCallMedia(state, ac))) return;
+  const st = $("call-status");
+  // a confirmation that the call started, not a standing claim: the mark
+  // on the picture and the banner say when the call is in trouble
+  if (st.hidden || !st.className.includes("status-warn")) setStatus("call-status", "ok", t("call.live"), "", { ms: NOTICE_MS });
+}
+
+function stopMedia() {
+  stopCallMedia(state);
+  if (state.ac) state.ac.stopLocalMedia();
+  updateRemoteMark();
+}
+
+wireSoundButton(state);
 
 /* ---------------- pulses ---------------- */
 function showPulse(p) {
@@ -422,13 +698,12 @@ function enterEnded() {
   if (state.phase === "ended" || state.phase === "done") return;
   const wasLive = state.phase === "live";
   state.phase = "ended";
-  if (state.stopStats) state.stopStats();
   // the call is over: camera and microphone off now; the PeerConnection
-  // stays until the end pulse is answered (its data channel carries it)
-  if (state.ac) state.ac.stopLocalMedia();
-  if (state.stream) for (const tr of state.stream.getTracks()) tr.stop();
-  $("remote-video").srcObject = null;
-  $("self-video").srcObject = null;
+  // stays until the end pulse is answered (its data channel carries it),
+  // and the rejoin record too (a reload still gets to the end pulse)
+  if (state.keeper) state.keeper.expectMedia(false);
+  stopMedia();
+  stopCamera();
   // an open in-session pulse closes with the call
   if (state.current && !state.current.closed && state.current.pulse.kind !== "end") {
     state.current.close("replaced");
@@ -458,15 +733,18 @@ function finish(answered, text = null) {
   if (state.phase === "done") return;
   state.phase = "done";
   clearTimeout(state.endTimer);
-  if (state.stopStats) state.stopStats();
+  if (state.keeper) state.keeper.stop();
+  stopMedia();
+  stopCamera();
   showScreen("s-thanks");
   setStatus("thanks-status", "ok", text || (answered ? t("call.thanks") : t("call.thanks_noanswer")));
-  store.del(K.rejoin);
+  // the visit is over for this person: nothing of it stays in the browser
+  dropRecord();
   store.del(K.invite);
   const ac = state.ac;
   state.ac = null;
   if (ac) {
-    ac.stopLocalMedia();
+    ac.mute();
     ac.request({ request: "leave" }).catch(() => {}).finally(() => {
       ac.hangup();
       ac.destroy();
@@ -475,24 +753,40 @@ function finish(answered, text = null) {
 }
 
 /* ---------------- start ---------------- */
+// With a rejoin record for this invite: straight back into the visit.
+// Without one: consent first.
+async function begin(invite) {
+  state.invite = invite;
+  store.set(K.invite, invite);
+  state.recKey = await recordKey(invite);
+  const rec = loadRecord();
+  if (rec) {
+    if (rec.lang) setLanguage(rec.lang);
+    state.research = !!rec.research;
+    store.set(K.research, state.research ? "yes" : "no");
+    resume();
+    return;
+  }
+  showConsent();
+}
+
 async function main() {
+  sweepRecords();
   setLanguage(chooseLanguage(store.get(K.lang)));
   const cfg = await loadConfig();
   state.servers = serverList(cfg);
   const fromLink = hashParams().get("invite");
+  let invite = store.get(K.invite);
   if (fromLink) {
-    state.invite = fromLink.trim();
-    store.set(K.invite, state.invite);
+    invite = fromLink.trim();
     // keep the code out of the address bar, history and screen shares
     history.replaceState(null, "", window.location.pathname + window.location.search);
-  } else {
-    state.invite = store.get(K.invite);
   }
-  if (!state.invite) {
+  if (!invite) {
     showScreen("s-invite");
     return;
   }
-  showConsent();
+  await begin(invite);
 }
 
 $("invite-form").addEventListener("submit", (e) => {
@@ -505,16 +799,18 @@ $("invite-form").addEventListener("submit", (e) => {
     toast(t("err.477"), { kind: "error", ms: 6000 });
     return;
   }
-  state.invite = v;
-  store.set(K.invite, v);
-  showConsent();
+  begin(v);
+});
+
+// A link pasted into this tab that differs only after "#" does not load the
+// page again by itself: start over with it.
+window.addEventListener("hashchange", () => {
+  if (hashParams().get("invite")) window.location.reload();
 });
 
 main().catch((e) => fatal(t("err.generic", { error: e && e.message ? e.message : String(e) })));
 
 // for tests and debugging: the page's state, without secrets
-window.alliancePage = {
-  get phase() { return state.phase; },
-  get dcOpen() { return !!(state.ac && state.ac.dc.open); },
+window.alliancePage = exposeCallState({
   get transport() { return state.ac ? state.ac.transport : null; },
-};
+}, state);

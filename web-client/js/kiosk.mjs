@@ -9,7 +9,7 @@
 
 import { loadConfig, serverList } from "./config.mjs";
 import { AllianceClient } from "./alliance-client.mjs";
-import { $, showScreen, setStatus, clearStatus, store, hashParams } from "./ui.mjs";
+import { $, showScreen, setStatus, clearStatus, store, hashParams, showConnection } from "./ui.mjs";
 import { t, applyLanguage, chooseLanguage, errorText } from "./i18n.mjs";
 import { PulseForm, AnswerChannel } from "./pulse.mjs";
 
@@ -148,7 +148,7 @@ function showReady(note = null) {
   if (state.phase === "done") return;
   state.phase = "ready";
   showScreen("s-ready");
-  if (note) setStatus("ready-status", "ok", note);
+  if (note) setStatus("ready-status", "ok", note, "", { ms: THANKS_MS });
   else clearStatus("ready-status");
 }
 
@@ -175,7 +175,6 @@ function showPulse(p) {
       }
       if (reason === "replaced") return;
       showReady(reason === "answered" ? t("kiosk.thanks") : null);
-      if (reason === "answered") setTimeout(() => { if (state.phase === "ready") clearStatus("ready-status"); }, THANKS_MS);
     }, reason === "answered" ? 900 : 200);
   };
   if (state.current && !state.current.closed) state.current.close("replaced");
@@ -239,21 +238,20 @@ function wire(ac) {
       case "closed":
         if (state.phase !== "done") finish(false);
         break;
+      case "replaced":
+        // the link was opened on another device: that one has the visit now
+        if (state.current && !state.current.closed) state.current.close("replaced");
+        state.phase = "done";
+        if (state.ac) state.ac.retire();
+        state.ac = null;
+        fatal(t("kiosk.replaced"), t("kiosk.replaced.detail"));
+        break;
       default: break;
     }
   });
   ac.on("connection", ({ state: s }) => {
-    const b = $("conn-banner");
-    if (s === "lost") {
-      b.hidden = false;
-      b.className = "conn-banner warn";
-      b.textContent = t("conn.lost");
-    } else if (s === "restored") {
-      b.className = "conn-banner ok";
-      b.textContent = t("conn.restored");
-      setTimeout(() => { b.hidden = true; }, 3000);
-    } else if (s === "gone") {
-      b.hidden = true;
+    showConnection(s, { lost: t("conn.lost"), restored: t("conn.restored") });
+    if (s === "gone") {
       state.ac = null;
       if (state.phase !== "done") fatal(t("conn.gone"), t("conn.gone.detail"), () => join(state.research));
     }

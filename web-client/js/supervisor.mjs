@@ -13,8 +13,8 @@
 // looks the visit up (476), and a refused request changes nothing.
 
 import { loadConfig, serverList } from "./config.mjs";
-import { AllianceClient } from "./alliance-client.mjs";
-import { $, el, showScreen, setStatus, clearStatus, store } from "./ui.mjs";
+import { openClient } from "./alliance-client.mjs";
+import { $, el, showScreen, setStatus, clearStatus, store, showConnection } from "./ui.mjs";
 import { t, errorText } from "./i18n.mjs";
 
 const K = { key: "ap.supervisor.key" };
@@ -25,19 +25,9 @@ const state = { servers: [], ac: null, key: null, last: null, view: null };
 
 async function connect() {
   if (state.ac && state.ac.handle) return state.ac;
-  const ac = new AllianceClient({ servers: state.servers, name: "supervisor" });
-  try {
-    await ac.connect();
-    await ac.attach();
-  } catch (e) {
-    ac.destroy();
-    throw e;
-  }
+  const ac = await openClient(state.servers, "supervisor");
   ac.on("connection", ({ state: s }) => {
-    const b = $("conn-banner");
-    b.hidden = s === "restored" || s === "gone";
-    b.className = "conn-banner warn";
-    b.textContent = t("conn.lost");
+    showConnection(s, { lost: t("conn.lost"), restored: t("conn.restored") });
     if (s === "gone") state.ac = null;
   });
   state.ac = ac;

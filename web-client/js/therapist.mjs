@@ -5,20 +5,28 @@
 // badges, "Send pulse" and alerts → End visit → the therapist's own
 // end-of-visit (mirror) form.
 //
+// A reload signs in again from the tab's key and re-joins the visit; a lost
+// connection is brought back by the CallKeeper (keeper.mjs) without a
+// click. While the client's media is stopped their picture is marked and
+// the badges say so; the client link stays at hand during the call, with
+// "New link" (the `reinvite` request) for a client on another device.
+//
 // The key is checked at sign-in with a `join` for a visit id that cannot
 // exist: the plugin checks the key first (475 unauthorized) and only then
 // looks the visit up (476 no_such_visit), and a refused request changes
 // nothing. So 476 means "key accepted".
 
 import { loadConfig, serverList } from "./config.mjs";
-import { AllianceClient } from "./alliance-client.mjs";
-import { $, el, showScreen, setStatus, clearStatus, toast, copyText, playStream, store, fmtNum, showConnection } from "./ui.mjs";
+import { openClient } from "./alliance-client.mjs";
+import { $, el, showScreen, setStatus, clearStatus, clearStatusIf, toast, copyText, playStream, store, fmtNum, showConnection, wireConfirm } from "./ui.mjs";
 import { t, errorText } from "./i18n.mjs";
 import { PulseForm, AnswerChannel } from "./pulse.mjs";
-import { startStatsReporter } from "./stats.mjs";
+import { CallKeeper, RemoteWatch, StopRetrying, exposeCallState, ownTrouble, startCallMedia, stopCallMedia, wireSoundButton } from "./keeper.mjs";
 
 const K = { key: "ap.therapist.key", visit: "ap.therapist.visit" };
 const KEY_CHECK_VISIT = "key-check";
+const NOTICE_MS = 5000;          // "The client is back." and the like
+const ACTION_MS = 10000;         // what became of a button press (refused, made)
 
 const state = {
   servers: [],
@@ -32,6 +40,11 @@ const state = {
   alerts: new Set(),
   mirror: null,
   qualityUpdates: 0,
+  keeper: null,
+  remote: null,            // RemoteWatch of the client's media
+  lastQuality: null,       // the latest `quality` message, for the badges
+  pulseOpen: null,         // {pulse_id, timer}: what "Pulse sent" reports
+  joins: 0,
 };
 
 /* ---------------- helpers ---------------- */
@@ -49,18 +62,11 @@ function saveVisit() {
 }
 
 async function connect() {
-  if (state.ac && state.ac.handle) return state.ac;
-  if (state.ac) state.ac.destroy();
-  const ac = new AllianceClient({ servers: state.servers, name: "therapist" });
+  if (state.ac && state.ac.handle && state.ac.sessionUp) return state.ac;
+  if (state.ac) state.ac.retire();
+  state.ac = null;
+  const ac = await openClient(state.servers, "therapist");
   state.ac = ac;
-  try {
-    await ac.connect();
-    await ac.attach();
-  } catch (e) {
-    ac.destroy();
-    state.ac = null;
-    throw e;
-  }
   wire(ac);
   return ac;
 }
@@ -186,11 +192,7 @@ $("create-form").addEventListener("submit", async (e) => {
     setStatus("create-status", "error", errorText(r.data));
     return;
   }
-  const page = r.data.modality === "in_person" ? "kiosk.html" : "client.html";
-  const link = new URL(page, window.location.href);
-  link.search = "";
-  link.hash = `invite=${r.data.invite}`;
-  state.visit = { visit_id: r.data.visit_id, client_code: code, modality: r.data.modality, link: link.href };
+  state.visit = { visit_id: r.data.visit_id, client_code: code, modality: r.data.modality, link: linkFor(r.data.invite, r.data.modality) };
   saveVisit();
   input.value = "";
   joinVisit(false);
@@ -200,9 +202,10 @@ $("create-form").addEventListener("submit", async (e) => {
 async function joinVisit(resumed) {
   const v = state.visit;
   showVisitScreen();
-  let r;
+  let r, ac;
   try {
-    const ac = await connect();
+    ac = await connect();
+    state.joins++;
     r = await ac.request({ request: "join", role: "therapist", visit_id: v.visit_id, therapist_key: state.key });
   } catch (e) {
     const [h, d] = connectionError(e);
@@ -220,11 +223,80 @@ async function joinVisit(resumed) {
     return;
   }
   state.phase = "joined";
+  keeper().watch(ac, { media: false });
+  onJoined(d);
+  if (v.modality === "video" && d.state !== "ended") startCamera();
+}
+
+// What a join answer says about the visit, applied to the page.
+function onJoined(d) {
   const client = d.participants && d.participants.client;
+  if (client) remoteWatch().setPresent(!!client.present);
   if (d.state === "waiting" && client && client.present) onWaiting(client.code);
   if (d.state === "live") onLive();
   if (d.state === "ended") onEnded();
-  if (v.modality === "video" && d.state !== "ended") startCamera();
+}
+
+// The keeper's fresh start: a new session and handle, `join` with the
+// visit id and key (the plugin's takeover seats it at once), media again.
+async function rejoin() {
+  const old = state.ac;
+  const ac = await openClient(state.servers, "therapist");
+  wire(ac);
+  // the old connection hears nothing any more; it goes after the join, so
+  // the seat is taken over rather than left
+  if (old) old.mute();
+  if (state.ac === old) state.ac = null;
+  let r;
+  try {
+    state.joins++;
+    r = await ac.request({ request: "join", role: "therapist", visit_id: state.visit.visit_id, therapist_key: state.key });
+  } catch (e) {
+    ac.retire();
+    throw e;
+  } finally {
+    if (old) old.retire();
+  }
+  const d = r.data;
+  if (d.alliance === "error") {
+    ac.retire();
+    if (d.error_code === 475) {
+      store.del(K.key);
+      fatal(t("err.475"), "", () => window.location.reload());
+      throw new StopRetrying(d.error);
+    }
+    if (d.error_code === 476) {
+      done("The visit is closed.");
+      throw new StopRetrying(d.error);
+    }
+    throw new Error(d.error);
+  }
+  state.ac = ac;
+  const video = state.visit.modality === "video";
+  state.keeper.watch(ac, { media: video && d.state === "live" });
+  if (d.state === "live" && state.phase === "live") {
+    const client = d.participants && d.participants.client;
+    if (client) remoteWatch().setPresent(!!client.present);
+    if (video) {
+      await startCamera();
+      await startMedia(ac);
+    }
+  } else {
+    onJoined(d);
+  }
+}
+
+function keeper() {
+  if (!state.keeper) {
+    state.keeper = new CallKeeper({
+      rejoin,
+      onState: (s) => {
+        showConnection(s === "back" ? "restored" : s, { lost: "Reconnecting…", restored: "Back — the connection is restored." });
+        renderRemote();
+      },
+    });
+  }
+  return state.keeper;
 }
 
 function showVisitScreen() {
@@ -233,10 +305,9 @@ function showVisitScreen() {
   $("v-client").textContent = v.client_code;
   $("v-modality").textContent = v.modality === "in_person" ? "in person" : "video";
   $("invite-link").value = v.link;
-  $("invite-panel").hidden = false;
-  $("invite-help").textContent = v.modality === "in_person"
-    ? "Open this link on the kiosk or tablet the client will use (it works once). The client then appears in your waiting room."
-    : "Send this link to your client (it works once). They will land in your waiting room.";
+  placeInvitePanel(false);
+  clearStatus("invite-status");
+  $("reinvite-confirm").hidden = true;
   $("waiting-panel").hidden = false;
   setStatus("waiting-status", "pending", "Waiting for the client to open the link…");
   $("admit").hidden = true;
@@ -245,9 +316,37 @@ function showVisitScreen() {
   document.querySelector(".visit-grid").classList.remove("with-main");
   $("controls-panel").hidden = true;
   $("end-confirm").hidden = true;
+  clearStatus("presence-status");
+  clearStatus("controls-status");
   $("alerts").replaceChildren();
   $("no-alerts").hidden = false;
   state.alerts.clear();
+}
+
+/* ---------------- the client link ---------------- */
+const LINK_HELP = {
+  video: "Send this link to your client. It opens the visit in one browser; from that browser they get back in with it (after a reload or a lost connection). On another device they need a new link.",
+  live: "If the client's connection drops, their page reconnects by itself, and from the same browser they get back in with this link. If they cannot (another device, or their browser forgot the visit), make a new link and send it to them.",
+  in_person: "Open this link on the kiosk or tablet the client will use (it works once). The client then appears in your waiting room.",
+};
+
+// Before the call the link panel is at the top; during the call it sits in
+// the side column, still at hand.
+function placeInvitePanel(inCall) {
+  const panel = $("invite-panel");
+  panel.hidden = false;
+  if (inCall) document.querySelector(".side").insertBefore(panel, $("alerts-panel"));
+  else $("s-visit").insertBefore(panel, $("waiting-panel"));
+  const m = state.visit ? state.visit.modality : "video";
+  $("invite-help").textContent = m === "in_person" ? LINK_HELP.in_person : inCall ? LINK_HELP.live : LINK_HELP.video;
+}
+
+function linkFor(invite, modality) {
+  const page = modality === "in_person" ? "kiosk.html" : "client.html";
+  const link = new URL(page, window.location.href);
+  link.search = "";
+  link.hash = `invite=${invite}`;
+  return link.href;
 }
 
 $("copy-link").addEventListener("click", async () => {
@@ -255,8 +354,33 @@ $("copy-link").addEventListener("click", async () => {
   toast(ok ? "Link copied." : "Select the link and copy it (Ctrl+C).", { kind: ok ? "ok" : "info" });
 });
 
+wireConfirm("reinvite", "reinvite-confirm", "reinvite-yes", "reinvite-no");
+$("reinvite-yes").addEventListener("click", async () => {
+  const b = $("reinvite-yes");
+  b.disabled = true;
+  setStatus("invite-status", "pending", "Making a new link…");
+  const r = await state.ac.request({ request: "reinvite" })
+    .catch((e) => ({ data: { alliance: "error", error: e.message, error_code: e.code } }));
+  b.disabled = false;
+  $("reinvite-confirm").hidden = true;
+  const d = r.data;
+  if (d.alliance === "error") {
+    if (d.error_code === 472) setStatus("invite-status", "warn", "New links are not available on this server yet.", "", { ms: ACTION_MS });
+    else if (d.error_code === 483) setStatus("invite-status", "warn", "A new link is not possible any more: the visit has ended.", "", { ms: ACTION_MS });
+    else setStatus("invite-status", "error", errorText(d), "", { ms: ACTION_MS });
+    return;
+  }
+  state.visit.link = linkFor(d.invite, state.visit.modality);
+  saveVisit();
+  $("invite-link").value = state.visit.link;
+  const ok = await copyText(state.visit.link, $("invite-link"));
+  setStatus("invite-status", "ok", ok ? "New link made and copied. Send it to your client." : "New link made. Select it and copy it (Ctrl+C), then send it to your client.",
+    "The old link no longer works.", { ms: ACTION_MS });
+  $("invite-link").focus();
+});
+
 async function startCamera() {
-  if (state.stream) {
+  if (state.stream && state.stream.getTracks().every((tr) => tr.readyState === "live")) {
     playStream($("self-video"), state.stream);
     return;
   }
@@ -270,7 +394,13 @@ async function startCamera() {
   }
 }
 
+function stopCamera() {
+  if (state.stream) for (const tr of state.stream.getTracks()) tr.stop();
+  state.stream = null;
+}
+
 function onWaiting(clientCode) {
+  remoteWatch().setPresent(true);
   setStatus("waiting-status", "ok", `${clientCode || "Your client"} is in the waiting room.`);
   const b = $("admit");
   b.hidden = false;
@@ -294,10 +424,9 @@ async function onLive() {
   if (state.phase === "live") return;
   state.phase = "live";
   $("waiting-panel").hidden = true;
-  $("invite-panel").hidden = true;
+  placeInvitePanel(true);
   $("controls-panel").hidden = false;
   document.querySelector(".visit-grid").classList.add("with-main");
-  clearStatus("controls-status");
   if (state.visit.modality === "in_person") {
     $("inperson-panel").hidden = false;
     $("send-pulse").focus();
@@ -307,18 +436,90 @@ async function onLive() {
   $("send-pulse").focus();
   await startCamera();
   try {
-    await state.ac.startMedia({ stream: state.stream });
-    clearStatus("call-status");
-    state.stopStats = startStatsReporter(state.ac);
+    await startMedia(state.ac);
   } catch (e) {
     setStatus("call-status", "error", errorText(e));
   }
 }
 
-$("sound-btn").addEventListener("click", async () => {
-  const ok = await playStream($("remote-video"), state.ac.remoteStream);
-  $("sound-btn").hidden = ok;
-});
+// Camera, microphone and data channel on this connection (again, after a
+// re-join), the stats reporter, and the watch on the client's media.
+async function startMedia(ac) {
+  remoteWatch();
+  if (await startCallMedia(state, ac)) clearStatus("call-status");
+}
+
+function stopMedia() {
+  stopCallMedia(state);
+  stopCamera();
+  renderRemote();
+}
+
+wireSoundButton(state);
+
+/* ---------------- the client's presence and media ---------------- */
+function remoteWatch() {
+  if (!state.remote) {
+    state.remote = new RemoteWatch({ getPc: () => (state.ac ? state.ac.pc : null), onChange: renderRemote });
+  }
+  return state.remote;
+}
+
+const CLIENT_LEFT = "The client's connection dropped.";
+
+function onClientPresence(present) {
+  const was = remoteWatch().present;
+  remoteWatch().setPresent(present);
+  if (state.phase === "joined" && !present) setStatus("waiting-status", "pending", "The client left the waiting room.");
+  if (state.phase !== "live") return;
+  if (!present) {
+    setStatus("presence-status", "warn", CLIENT_LEFT,
+      "Their page reconnects by itself. If they cannot get back (another device), use New link under Client link.");
+  } else if (!was) {
+    setStatus("presence-status", "ok", "The client is back.", "", { ms: NOTICE_MS });
+  } else {
+    clearStatusIf("presence-status", CLIENT_LEFT);
+  }
+}
+
+// The client's picture and the badges while their media is stopped: a
+// frozen frame must not pass for a client who sits still, and "Good" must
+// not stand for a connection that carries nothing.
+function renderRemote() {
+  const v = state.remote ? state.remote.view : { stopped: false };
+  const own = ownTrouble(state);
+  const show = state.phase === "live" && state.visit && state.visit.modality === "video" && (v.stopped || own);
+  const mark = $("remote-mark");
+  $("remote-video").classList.toggle("is-stopped", show);
+  mark.dataset.reason = show ? (own ? "self" : v.reason) : "";
+  mark.textContent = !show ? ""
+    : own ? "Your connection was interrupted — reconnecting…"
+    : v.back ? "The client is back — their video is starting…"
+    : "Client's video stopped — connection lost, waiting for them to come back.";
+  const stopped = show && !own;
+  if (stopped) {
+    for (const id of ["q-c2t", "q-t2c"]) stoppedBadge(id, v.back);
+  } else if (state.badgesStopped) {
+    // measured across the gap: wait for the next figures
+    state.lastQuality = null;
+    renderBadges();
+  }
+  state.badgesStopped = stopped;
+}
+
+/* ---------------- quality badges ---------------- */
+function stoppedBadge(id, back) {
+  const b = $(id);
+  const dir = b.querySelector(".badge-dir").textContent;
+  b.className = "badge badge-stopped";
+  b.querySelector(".badge-val").textContent = "Client's media stopped";
+  const text = back
+    ? `${dir}: the client is back; their media is not flowing yet.`
+    : `${dir}: the client's media stopped — their connection is lost; waiting for them to come back.`;
+  b.querySelector(".badge-detail").textContent = text;
+  b.title = text;
+  b.dataset.badge = "stopped";
+}
 
 /* ---------------- quality badges ---------------- */
 const BADGE = { good: "Good", fair: "Fair", poor: "Poor" };
@@ -349,17 +550,23 @@ function updateBadge(id, path, freezes, freezeS, windowS) {
     b.title = text;
   }
   b.dataset.badge = path ? path.badge : "";
-  b.dataset.updates = String(Number(b.dataset.updates || 0) + 1);
 }
 
 function onQuality(q) {
+  state.lastQuality = q;
+  state.qualityUpdates++;
+  for (const id of ["q-c2t", "q-t2c"]) $(id).dataset.updates = String(Number($(id).dataset.updates || 0) + 1);
+  if (!state.badgesStopped) renderBadges();
+}
+
+function renderBadges() {
+  const q = state.lastQuality || {};
   const legs = q.legs || {};
   const paths = q.paths || {};
   const fr = (leg) => (legs[leg] && legs[leg].video) || {};
   const w = q.window_s || q.measured_s || 0;
   updateBadge("q-c2t", paths.client_to_therapist, fr("client_up").freezes || 0, fr("client_up").freeze_s || 0, w);
   updateBadge("q-t2c", paths.therapist_to_client, fr("therapist_up").freezes || 0, fr("therapist_up").freeze_s || 0, w);
-  state.qualityUpdates++;
 }
 
 /* ---------------- pulses and alerts ---------------- */
@@ -373,15 +580,61 @@ $("send-pulse").addEventListener("click", async () => {
     .catch((e) => ({ data: { alliance: "error", error: e.message, error_code: e.code } }));
   b.disabled = false;
   if (r.data.alliance === "error" && r.data.error_code === 474 && instrument) {
-    setStatus("controls-status", "error", `This server has no instrument "${instrument}". Ask the clinic to install it, or send the alliance check-in.`);
+    setStatus("controls-status", "error", `This server has no instrument "${instrument}". Ask the clinic to install it, or send the alliance check-in.`, "", { ms: ACTION_MS });
     return;
   }
   if (r.data.alliance === "error") {
-    setStatus("controls-status", r.data.error_code === 487 ? "warn" : "error", errorText(r.data));
+    setStatus("controls-status", r.data.error_code === 487 ? "warn" : "error", errorText(r.data), "", { ms: ACTION_MS });
     return;
   }
-  setStatus("controls-status", "ok", "Pulse sent. The client sees it over the video (they can also choose “Not now”).");
+  setStatus("controls-status", "ok", PULSE_SENT, "The client sees it over the video (they can also choose “Not now”).");
+  trackPulses(r.data.pulse_ids || []);
 });
+
+// "Pulse sent" holds while the pulse is open: it goes on `pulse_closed`,
+// or when the pulse's time is up (its expiry, from `status`), whichever
+// comes first; a server without `pulse_closed` still gets the expiry.
+const PULSE_SENT = "Pulse sent.";
+
+async function trackPulses(ids) {
+  untrackPulses();
+  const open = { ids: new Set(ids), timer: null };
+  state.pulseOpen = open;
+  let left = null;
+  try {
+    const r = await state.ac.request({ request: "status" });
+    const mine = (r.data.pending_pulses || []).filter((p) => open.ids.has(p.pulse_id));
+    for (const id of [...open.ids]) if (!mine.some((p) => p.pulse_id === id)) open.ids.delete(id);
+    if (mine.length) left = Math.max(...mine.map((p) => p.expires_in_s || 0));
+  } catch (_) { /* no status: pulse_closed still clears it */ }
+  if (state.pulseOpen !== open) return;
+  if (!open.ids.size) {
+    pulseClosed(null);
+    return;
+  }
+  if (left !== null) open.timer = setTimeout(() => pulseClosed(null), (left + 1) * 1000);
+}
+
+function untrackPulses() {
+  if (state.pulseOpen) clearTimeout(state.pulseOpen.timer);
+  state.pulseOpen = null;
+}
+
+// pulseId null: all of them (their time is up).
+function pulseClosed(pulseId) {
+  const open = state.pulseOpen;
+  if (!open) return;
+  if (pulseId !== null) {
+    if (!open.ids.has(pulseId)) return;
+    open.ids.delete(pulseId);
+    if (open.ids.size) return;
+  }
+  untrackPulses();
+  const box = $("controls-status");
+  if (!box.hidden && box.querySelector("p") && box.querySelector("p").textContent === PULSE_SENT) {
+    setStatus(box, "ok", "The pulse is closed.", "", { ms: NOTICE_MS });
+  }
+}
 
 function onAlert(a) {
   const key = `${a.pulse_id}/${a.rule}`;
@@ -397,14 +650,7 @@ function onAlert(a) {
 }
 
 /* ---------------- end ---------------- */
-$("end-visit").addEventListener("click", () => {
-  $("end-confirm").hidden = false;
-  $("end-yes").focus();
-});
-$("end-no").addEventListener("click", () => {
-  $("end-confirm").hidden = true;
-  $("end-visit").focus();
-});
+wireConfirm("end-visit", "end-confirm", "end-yes", "end-no");
 $("end-yes").addEventListener("click", async () => {
   $("end-yes").disabled = true;
   const r = await state.ac.request({ request: "end" })
@@ -412,7 +658,7 @@ $("end-yes").addEventListener("click", async () => {
   $("end-yes").disabled = false;
   if (r.data.alliance === "error") {
     $("end-confirm").hidden = true;
-    setStatus("controls-status", "error", errorText(r.data));
+    setStatus("controls-status", "error", errorText(r.data), "", { ms: ACTION_MS });
     return;
   }
   onEnded();
@@ -421,11 +667,9 @@ $("end-yes").addEventListener("click", async () => {
 function onEnded() {
   if (state.phase === "ended" || state.phase === "done") return;
   state.phase = "ended";
-  if (state.stopStats) state.stopStats();
-  if (state.stream) for (const tr of state.stream.getTracks()) tr.stop();
-  state.stream = null;
-  $("remote-video").srcObject = null;
-  $("self-video").srcObject = null;
+  if (state.keeper) state.keeper.expectMedia(false);
+  untrackPulses();
+  stopMedia();
   showScreen("s-mirror");
   if (!state.mirror) setStatus("mirror-status", "pending", "Your end-of-visit form is on its way…");
   // no mirror form (end pulses off, or no therapist_end instrument)?
@@ -462,6 +706,9 @@ function onPulse(p) {
 function done(text) {
   if (state.phase === "done") return;
   state.phase = "done";
+  if (state.keeper) state.keeper.stop();
+  untrackPulses();
+  stopMedia();
   showScreen("s-done");
   setStatus("done-status", "ok", text);
   state.visit = null;
@@ -470,6 +717,7 @@ function done(text) {
   state.ac = null;
   state.mirror = null;
   if (ac) {
+    ac.mute();
     ac.request({ request: "leave" }).catch(() => {}).finally(() => {
       ac.hangup();
       ac.destroy();
@@ -478,6 +726,26 @@ function done(text) {
 }
 
 $("new-visit").addEventListener("click", () => showCreate());
+
+// Another tab or window signed in to this visit and took it: this one lets
+// go and does not try to take it back by itself (two tabs would take it
+// from each other for ever).
+function onReplaced() {
+  if (state.phase === "done" || state.phase === "replaced") return;
+  state.phase = "replaced";
+  if (state.keeper) state.keeper.stop();
+  untrackPulses();
+  stopMedia();
+  if (state.ac) state.ac.retire();
+  state.ac = null;
+  state.mirror = null;
+  showScreen("s-replaced");
+}
+
+$("continue-here").addEventListener("click", () => {
+  if (state.visit) joinVisit(true);
+  else showCreate();
+});
 
 /* ---------------- wiring ---------------- */
 function wire(ac) {
@@ -491,13 +759,18 @@ function wire(ac) {
       case "pulse_expired":
         if (state.mirror && state.mirror.pulse.pulse_id === d.pulse_id) state.mirror.close("expired");
         break;
+      case "pulse_closed": pulseClosed(d.pulse_id); break;
       case "participant_left":
-        if (d.role === "client" && state.phase === "live") setStatus("controls-status", "warn", "The client's connection dropped. They can re-join with their link.");
-        if (d.role === "client" && state.phase === "joined") setStatus("waiting-status", "pending", "The client left the waiting room.");
+        if (d.role === "client") onClientPresence(false);
         break;
       case "participant_joined":
-        if (d.role === "client" && state.phase === "live") setStatus("controls-status", "ok", "The client is back.");
+        if (d.role === "client") onClientPresence(true);
         break;
+      case "media_stopped":
+      case "media_resumed":
+        if (d.role === "client") remoteWatch().setServerStopped(d.alliance === "media_stopped");
+        break;
+      case "replaced": onReplaced(); break;
       case "closed":
         if (state.phase !== "done") done("The visit is closed.");
         break;
@@ -508,22 +781,15 @@ function wire(ac) {
     if (m.type === "quality") onQuality(m);
     else if (m.type === "alert") onAlert(m);
     else if (m.type === "pulse") onPulse(m);
-    else if (m.type === "pulse_expired" && state.mirror && state.mirror.pulse.pulse_id === m.pulse_id) state.mirror.close("expired");
+    else if (m.type === "pulse_closed") pulseClosed(m.pulse_id);
+    else if ((m.type === "media_stopped" || m.type === "media_resumed") && m.role === "client") {
+      remoteWatch().setServerStopped(m.type === "media_stopped");
+    } else if (m.type === "pulse_expired" && state.mirror && state.mirror.pulse.pulse_id === m.pulse_id) state.mirror.close("expired");
   });
+  ac.on("ice", () => renderRemote());
   ac.on("remotetrack", (stream) => {
-    playStream($("remote-video"), stream).then((ok) => { $("sound-btn").hidden = ok; });
-  });
-  ac.on("connection", ({ state: s }) => {
-    showConnection(s, { lost: t("conn.lost"), restored: t("conn.restored") });
-    if (s === "gone") {
-      state.ac = null;
-      if (state.phase !== "done") {
-        fatal(t("conn.gone"), t("conn.gone.detail"), () => {
-          if (state.visit) joinVisit(true);
-          else showCreate();
-        });
-      }
-    }
+    if (state.phase !== "live") return;
+    playStream($("remote-video"), stream).then((ok) => { $("sound-btn").hidden = ok === true; });
   });
 }
 
@@ -542,9 +808,8 @@ async function main() {
 
 main().catch((e) => fatal(t("err.generic", { error: e && e.message ? e.message : String(e) })));
 
-window.alliancePage = {
-  get phase() { return state.phase; },
+// for tests and debugging: the page's state, without secrets
+window.alliancePage = exposeCallState({
   get qualityUpdates() { return state.qualityUpdates; },
   get visitId() { return state.visit ? state.visit.visit_id : null; },
-  get dcOpen() { return !!(state.ac && state.ac.dc.open); },
-};
+}, state);

@@ -24,8 +24,10 @@ export function el(tag, attrs = {}, ...children) {
 // move focus to its heading so keyboard and screen-reader users land there.
 // The first screen a page shows keeps the browser's own start position.
 let firstScreen = true;
+export const screensShown = [];     // in order, for tests and debugging
 export function showScreen(id, { focus = !firstScreen } = {}) {
   firstScreen = false;
+  if (screensShown[screensShown.length - 1] !== id) screensShown.push(id);
   for (const s of document.querySelectorAll(".screen")) s.hidden = s.id !== id;
   const screen = $(id);
   if (focus && screen) {
@@ -40,21 +42,42 @@ export function showScreen(id, { focus = !firstScreen } = {}) {
 
 // A status box: kind is "pending" | "ok" | "error" | "warn". Errors interrupt
 // a screen reader (role=alert); everything else is polite.
-export function setStatus(box, kind, headline, detail = "") {
+// A status must not outlive what it reports: pass { ms } for a notice that
+// is true only for a moment ("Your therapist is back."), and it clears
+// itself after ms unless something newer was put in the box meanwhile.
+// Every setStatus/clearStatus supersedes what the box said before.
+export function setStatus(box, kind, headline, detail = "", { ms = 0 } = {}) {
   if (typeof box === "string") box = $(box);
   if (!box) return;
+  const token = String(Number(box.dataset.token || 0) + 1);
+  box.dataset.token = token;
   box.hidden = false;
   box.className = `status status-${kind}`;
   box.setAttribute("role", kind === "error" ? "alert" : "status");
   box.replaceChildren(el("p", { text: headline }));
   if (detail) box.append(el("p", { class: "detail", text: detail }));
+  if (ms > 0) {
+    setTimeout(() => {
+      if (box.dataset.token === token) clearStatus(box);
+    }, ms);
+  }
 }
 
 export function clearStatus(box) {
   if (typeof box === "string") box = $(box);
   if (!box) return;
+  box.dataset.token = String(Number(box.dataset.token || 0) + 1);
   box.hidden = true;
   box.replaceChildren();
+}
+
+// Clear the box only if it still shows a status whose first line is
+// `headline` (so a newer message is left alone).
+export function clearStatusIf(box, headline) {
+  if (typeof box === "string") box = $(box);
+  if (!box || box.hidden) return;
+  const p = box.querySelector("p");
+  if (p && p.textContent === headline) clearStatus(box);
 }
 
 // A polite announcement for screen readers (and a visible toast).
@@ -70,6 +93,19 @@ export function toast(text, { kind = "ok", ms = 4000 } = {}) {
   t.hidden = false;
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => { t.hidden = true; }, ms);
+}
+
+// A "really?" group: `trigger` shows `panel` and moves focus to its `yes`
+// button; `no` hides it and gives focus back to `trigger`.
+export function wireConfirm(trigger, panel, yes, no) {
+  $(trigger).addEventListener("click", () => {
+    $(panel).hidden = false;
+    $(yes).focus();
+  });
+  $(no).addEventListener("click", () => {
+    $(panel).hidden = true;
+    $(trigger).focus();
+  });
 }
 
 // Copy text to the clipboard; falls back to selecting an input's text.
@@ -92,18 +128,35 @@ export async function copyText(text, input = null) {
   return false;
 }
 
-// Attach a MediaStream to a <video>, start it, and report whether it plays
-// (a browser may refuse sound without a user gesture: the caller can offer
-// a "Start sound" button then).
+// Attach a MediaStream to a <video> and start it. Resolves true when it
+// plays with sound, "muted" when the browser allowed it only without sound
+// (no user gesture yet, e.g. right after a reload: the picture must come
+// back without a click, so it plays muted and the caller offers a
+// "Start sound" button that calls unmuteStream), false when it does not play.
 export async function playStream(video, stream) {
   if (video.srcObject !== stream) video.srcObject = stream;
   try {
     await video.play();
-    return true;
+    return video.muted && !video.defaultMuted ? "muted" : true;
   } catch (e) {
     if (e && e.name === "AbortError") return true;   // replaced by a newer play()
+    if (e && e.name === "NotAllowedError" && !video.muted) {
+      video.muted = true;
+      try {
+        await video.play();
+        return "muted";
+      } catch (_) {
+        return false;
+      }
+    }
     return false;
   }
+}
+
+// The "Start sound" button's action: sound on (a user gesture) and play.
+export async function unmuteStream(video, stream) {
+  if (!video.defaultMuted) video.muted = false;
+  return playStream(video, stream);
 }
 
 export function fmtMs(ms) {
@@ -114,39 +167,68 @@ export function fmtNum(v, digits = 1) {
   return typeof v === "number" && Number.isFinite(v) ? v.toFixed(digits) : "—";
 }
 
-// sessionStorage that survives being unavailable (privacy modes).
-export const store = {
-  get(k) {
-    try { return sessionStorage.getItem(k); } catch (_) { return null; }
-  },
-  set(k, v) {
-    try { sessionStorage.setItem(k, v); } catch (_) { /* not kept */ }
-  },
-  del(k) {
-    try { sessionStorage.removeItem(k); } catch (_) { /* nothing */ }
-  },
-};
+// sessionStorage (this tab) and localStorage (this browser) that survive
+// being unavailable (privacy modes).
+function storage(kind) {
+  const area = () => (kind === "local" ? window.localStorage : window.sessionStorage);
+  return {
+    get(k) {
+      try { return area().getItem(k); } catch (_) { return null; }
+    },
+    set(k, v) {
+      try { area().setItem(k, v); return true; } catch (_) { return false; }
+    },
+    del(k) {
+      try { area().removeItem(k); } catch (_) { /* nothing */ }
+    },
+    keys(prefix = "") {
+      try {
+        const a = area();
+        const out = [];
+        for (let i = 0; i < a.length; i++) {
+          const k = a.key(i);
+          if (k && k.startsWith(prefix)) out.push(k);
+        }
+        return out;
+      } catch (_) {
+        return [];
+      }
+    },
+  };
+}
+export const store = storage("session");
+export const local = storage("local");
 
 // Fragment parameters (#invite=...): kept out of server logs and Referer.
 export function hashParams() {
   return new URLSearchParams((window.location.hash || "").replace(/^#/, ""));
 }
 
-// The connection banner (#conn-banner) for the Janus session's state:
-// "lost" shows a warning, "restored" says so for 3 s, "gone" hides it (the
-// page then decides what to do). texts: { lost, restored }.
+// The connection banner (#conn-banner), the page's own connection to the
+// visit: "lost" / "reconnecting" shows a warning until something else is
+// shown; "restored" says so for 3 s and then goes; anything else empties it.
+// texts: { lost, restored }.
+// The banner stays in the accessibility tree (a live region that is
+// display:none when its text changes is not announced everywhere): empty
+// is its "hidden".
+let bannerTimer = null;
 export function showConnection(s, texts) {
   const b = $("conn-banner");
   if (!b) return;
-  if (s === "lost") {
-    b.hidden = false;
+  clearTimeout(bannerTimer);
+  b.hidden = false;
+  if (s === "lost" || s === "reconnecting") {
     b.className = "conn-banner warn";
     b.textContent = texts.lost;
+    b.dataset.state = "reconnecting";
   } else if (s === "restored") {
     b.className = "conn-banner ok";
     b.textContent = texts.restored;
-    setTimeout(() => { b.hidden = true; }, 3000);
-  } else if (s === "gone") {
-    b.hidden = true;
+    b.dataset.state = "restored";
+    bannerTimer = setTimeout(() => showConnection(null, texts), 3000);
+  } else {
+    b.className = "conn-banner";
+    b.textContent = "";
+    b.dataset.state = "";
   }
 }
