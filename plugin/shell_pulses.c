@@ -338,7 +338,8 @@ json_t *shell_pulse_request(ap_session *s, const proto_request *req) {
 		json_array_append_new(ids, json_string(av->ps.pulses[index].id));
 	}
 	janus_mutex_unlock(&visits_mutex);
-	return json_pack("{s:s, s:o}", "alliance", "pulse_sent", "pulse_ids", ids);
+	return json_pack("{s:s, s:o, s:i}", "alliance", "pulse_sent", "pulse_ids", ids,
+		"expires_in_s", settings.pulse_expires_s);
 }
 
 /* The quality rule fired: send the technology item to the client, if one

@@ -1,16 +1,20 @@
 """One test per bug the lifecycle issue listed (each failed before its fix):
 the end pulses after 65 pulses, the language stored being the one shown,
 instrument kinds checked, a JSEP on a request that takes none, mutes kept
-across a PeerConnection hang-up, and a REMB that shared its compound RTCP
-packet with a PLI."""
+across a PeerConnection hang-up, a REMB that shared its compound RTCP
+packet with a PLI, and an expiry racing an answer's commit. In-session
+pulses here expire after 4 s."""
 import asyncio
+import sqlite3
+import time
 
 from harness import store
 from harness.alliance import (Scope, configure, create_visit, expect, expect_error, join_therapist,
                               request_error, status)
 from harness.pulses import live_visit, trigger
 
-ALLIANCE_CONFIG = {"events": False}
+EXPIRES_S = 4
+ALLIANCE_CONFIG = {"events": False, "extra_general": f"pulse_expires_s = {EXPIRES_S}"}
 
 
 async def test_end_pulses_after_65_pulses(janus, keys):
@@ -141,3 +145,39 @@ async def test_remb_and_pli_in_one_compound_packet(janus, keys):
                 break
             assert asyncio.get_running_loop().time() < deadline, (before, after)
             await asyncio.sleep(0.1)
+
+
+async def test_expiry_waits_for_an_answer_being_committed(janus, keys):
+    """An answer accepted just before its pulse expires, whose commit takes
+    longer than that (here: another process holds the database for 2.5 s):
+    it is acked and stored as answered, and nobody is told `pulse_expired`
+    (before: the timer expired the pulse in memory while the commit waited,
+    so the client got both an ack and pulse_expired, and the visit's view
+    said expired while the store said answered)."""
+    from harness.pulses import dc_answer
+    db = janus.db_path
+    async with Scope(janus) as sc:
+        v = await live_visit(sc, keys, "C-RACE", media=True)
+        [pid] = await trigger(v.th)
+        await v.pc.wait_message(type="pulse", timeout=5)
+        sent_at = time.monotonic()
+        await store.wait_row(db, "SELECT 1 FROM pulses WHERE pulse_id = ? AND status = 'delivered'", (pid,))
+        await asyncio.sleep(max(0.0, EXPIRES_S - 1.5 - (time.monotonic() - sent_at)))
+        other = sqlite3.connect(str(db), timeout=10, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            ref_task = asyncio.ensure_future(dc_answer(v.pc, pid, {"understood": 6, "focus": 6}, timeout=10))
+            await asyncio.sleep(2.5)                   # the pulse's expiry passes meanwhile
+            assert time.monotonic() - sent_at > EXPIRES_S
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        ack = await ref_task
+        assert ack["type"] == "ack" and ack["complete"] is True, ack
+        await asyncio.sleep(0.5)
+        expired = [m.json for m in v.pc.messages if (m.json or {}).get("type") == "pulse_expired"]
+        assert not expired, f"the client was told the answered pulse expired: {expired}"
+        row = await store.wait_row(db, "SELECT status FROM pulses WHERE pulse_id = ?", (pid,))
+        assert row["status"] == "answered", row
+        st = await status(v.cl)
+        assert pid not in [p["pulse_id"] for p in st["pending_pulses"]], st
