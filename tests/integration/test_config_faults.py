@@ -4,10 +4,6 @@ or missing setting, folder or file ends the plugin's init with ONE log line
 that says what is wrong, and Janus — with its other plugins — keeps
 serving: here Janus's stock EchoTest, attached and asked, and (for the
 first case) a real WebRTC echo. Each test starts its own Janus."""
-import os
-import sqlite3
-import subprocess
-
 import pytest
 
 from conftest import _stop_checked
@@ -32,7 +28,7 @@ async def refused(net, keys, workdir, text, *phrases, media=False):
     try:
         info = srv.server_info()
         assert PLUGIN not in info.get("plugins", {}), "the plugin initialised on a bad configuration"
-        lines = [l for l in srv.log_text().splitlines() if FATAL in l]
+        lines = [l for l in srv.wait_log(FATAL).splitlines() if FATAL in l]
         assert len(lines) == 1, f"expected one '{FATAL}' line, got {lines}\n" + srv.log_tail(30)
         assert all(p in lines[0] for p in phrases), f"{lines[0]!r} does not say {phrases}"
         s = await connect(srv, "ws")
@@ -78,20 +74,10 @@ async def test_db_path_in_a_missing_folder(net, keys, tmp_path):
 
 
 async def test_read_only_database_file(net, keys, tmp_path):
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    db = folder / "alliance.sqlite"
-    con = sqlite3.connect(db)
-    con.execute("CREATE TABLE t(x)")
-    con.close()
-    os.chmod(db, 0o600)
-    subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
-    try:
-        subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True)
+    from harness.store import read_only_db
+    with read_only_db(tmp_path / "ro") as db:
         await refused(net, keys, tmp_path, alliance_config(db, keys, instruments_dir=REPO_ROOT / "conf" / "instruments"),
                       "cannot open the store", "read-only")
-    finally:
-        subprocess.run(["umount", str(folder)], check=False)
 
 
 @pytest.mark.parametrize("setting, phrases", [
@@ -132,6 +118,6 @@ async def test_unknown_setting_is_warned_not_fatal(net, keys, tmp_path):
     srv.start()
     try:
         assert PLUGIN in srv.server_info().get("plugins", {})
-        assert "general.end_grace is not a setting of this plugin" in srv.log_text()
+        assert "general.end_grace is not a setting of this plugin" in srv.wait_log("general.end_grace is not")
     finally:
         _stop_checked(srv)

@@ -471,7 +471,7 @@ async def test_every_hostile_input_gets_its_answer(janus, keys):
 
 
 async def test_bad_instrument_files_refused_the_rest_load(janus):
-    log = janus.log_text()
+    log = janus.wait_log("instruments loaded")
     refused = [l for l in log.splitlines() if "instrument refused:" in l]
     failures = []
     for cid, layer, what, how, payload, expected in CASES:

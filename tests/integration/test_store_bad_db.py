@@ -27,7 +27,7 @@ async def refused_start(net, keys, workdir, db_path, expect_text):
         assert info.get("janus") == "server_info", info
         assert PLUGIN not in info.get("plugins", {}), \
             f"the plugin initialised on a bad database: {list(info.get('plugins', {}))}"
-        log = srv.log_text()
+        log = srv.wait_log("cannot open the store")
         lines = [l for l in log.splitlines() if "cannot open the store" in l]
         assert lines, "no 'cannot open the store' line in the janus log:\n" + srv.log_tail(30)
         assert any(all(t in l for t in expect_text) for l in lines), \
@@ -73,22 +73,10 @@ async def test_read_only_database_refused(net, keys, tmp_path_factory):
     """A database on a read-only mount (as root, file modes alone would not
     stop writes): the plugin refuses to start with a clear error, and the
     file is untouched."""
-    import subprocess
+    from harness.store import read_only_db
     work = tmp_path_factory.mktemp("readonly")
     folder = work / "ro"
-    folder.mkdir()
-    db = folder / "alliance.sqlite"
-    # a real, valid store made by the product itself, then frozen read-only
-    import sqlite3
-    con = sqlite3.connect(db)
-    con.execute("CREATE TABLE t(x)")
-    con.close()
-    os.chmod(db, 0o600)
-    digest = hashlib.sha256(db.read_bytes()).hexdigest()
-    subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
-    try:
-        subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True)
+    with read_only_db(folder) as db:
+        digest = hashlib.sha256(db.read_bytes()).hexdigest()
         await refused_start(net, keys, work, db, ["read-only", str(folder)])
-    finally:
-        subprocess.run(["umount", str(folder)], check=False)
     assert hashlib.sha256(db.read_bytes()).hexdigest() == digest, "the read-only file was modified"

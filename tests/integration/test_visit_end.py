@@ -141,7 +141,8 @@ async def test_sigkill_mid_visit_is_interrupted_after_restart(janus, keys):
         before = visit_row(db, v.visit_id)
         assert before["state"] == "live" and before["end_reason"] is None, before
     janus.restart(hard=True)
-    assert "1 visit(s) left open by an earlier run closed as interrupted" in janus.log_text()
+    needle = "1 visit(s) left open by an earlier run closed as interrupted"
+    assert needle in janus.wait_log(needle)
     row = visit_row(db, v.visit_id)
     assert row["state"] == "closed" and row["end_reason"] == "interrupted", row
     assert row["ended_at"] <= killed_at and row["closed_at"] >= killed_at, row

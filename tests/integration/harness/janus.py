@@ -404,6 +404,17 @@ cors: {{
         except FileNotFoundError:
             return ""
 
+    def wait_log(self, needle: str, timeout: float = 5.0) -> str:
+        """The log once it contains `needle` (Janus writes its log from a
+        logger thread, so a line can land a moment after the event it
+        reports); the log as it is if it never does."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log_text()
+            if needle in text or time.monotonic() > deadline:
+                return text
+            time.sleep(0.05)
+
     def log_tail(self, n: int = 60) -> str:
         return "\n".join(self.log_text().splitlines()[-n:])
 

@@ -10,11 +10,17 @@ snapshot that would keep Janus from checkpointing. Nothing here writes.
     await wait_row(db, sql, args, timeout=5)                       -> dict (first row)
     visit_snapshot(db, visit_id)   -> every stored row about one visit
                                       (pulses, answers, answer_items, scores, alerts)
+    with read_only_db(folder) as db:   a valid SQLite file on a read-only bind
+                                       mount (as root, file modes would not stop
+                                       writes); unmounted on exit
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -96,3 +102,19 @@ def answer_of(db: Path, pulse_id: str) -> Dict[str, Any]:
         "scores": {r["name"]: r["value"] for r in
                    rows(db, "SELECT name, value FROM scores WHERE pulse_id = ?", (pulse_id,))},
     }
+
+
+@contextlib.contextmanager
+def read_only_db(folder: Path):
+    folder.mkdir(parents=True, exist_ok=True)
+    db = folder / "alliance.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE t(x)")
+    con.close()
+    os.chmod(db, 0o600)
+    subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True)
+        yield db
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
