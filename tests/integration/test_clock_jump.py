@@ -12,7 +12,13 @@ import pytest
 
 from harness import store
 from harness.alliance import Scope, expect, status
+from harness.janus import sanitize_enabled
 from harness.pulses import api_answer, expect_stored, live_visit
+
+# libfaketime and ASan's interceptors deadlock at start-up (janus never
+# prints a line), so the sanitizer stage cannot run this; the plain stage
+# does. Reported as skipped there, never as passed.
+pytestmark = pytest.mark.skipif(sanitize_enabled(), reason="libfaketime hangs under ASan; run by the plain stage")
 
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
 CLOCK_FILE = Path("/tmp") / f"alliance-faketime-{time.monotonic_ns()}"

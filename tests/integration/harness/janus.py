@@ -296,6 +296,7 @@ cors: {{
         if env_vars:
             cmd += ["env"] + [f"{k}={v}" for k, v in env_vars.items()]
         cmd += ["janus", "-F", str(self.confdir), "-C", str(self.confdir / "janus.jcfg"), "-o"]
+        self._start_offset = self.log_size()
         self._log_fh = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log_fh, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=self.workdir,
@@ -345,10 +346,31 @@ cors: {{
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, grace: float = 10.0) -> str:
+    def wait_peerconnections_gone(self, timeout: float = 10.0) -> bool:
+        """Wait until every PeerConnection Janus set up has been torn down
+        (its log has as many "WebRTC resources freed" as "Creating ICE
+        agent" lines). Debian's Janus 1.1.2 can crash at exit when a
+        PeerConnection is still being torn down after its SCTP tables were
+        destroyed (janus-gateway #3089, fixed in 1.2.2); stopping only once
+        the teardowns are done keeps a test's SIGTERM from meeting that.
+        Returns False if some remain (a test that keeps media up on purpose)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log_text(getattr(self, "_start_offset", 0))     # this process's lines
+            if text.count("Creating ICE agent") <= text.count("WebRTC resources freed"):
+                return True
+            if time.monotonic() > deadline or not self.alive():
+                return False
+            time.sleep(0.05)
+
+    def stop(self, grace: float = 10.0, settle: bool = True) -> str:
         """SIGTERM, then SIGKILL after `grace` s. Returns the whole log.
-        Sets `exit_problem` when janus had to be killed or exited badly."""
+        Sets `exit_problem` when janus had to be killed or exited badly.
+        settle: first wait (a bounded while) for PeerConnections being torn
+        down to finish (see wait_peerconnections_gone)."""
         if self.proc is not None and self.proc.poll() is None:
+            if settle:
+                self.wait_peerconnections_gone()
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(grace)
