@@ -248,6 +248,7 @@ void shell_visit_close_locked(ap_visit *av, visit_end_reason reason, gint64 now_
 	if(av->v.state != VISIT_ENDED && av->v.state != VISIT_CLOSED)
 		shell_visit_end_locked(av, reason, now_mono, FALSE, NULL);
 	visit_end_reason why = av->v.end_reason != VISIT_END_NONE ? av->v.end_reason : reason;
+	shell_pulses_expire_all(av, now_mono);    /* (their pulse_expired before `closed`) */
 	/* whoever is still seated hears it; late answers on those handles get
 	 * `expired`, not `not_joined` */
 	ap_session *slots[2] = { av->therapist, av->client };
@@ -260,7 +261,6 @@ void shell_visit_close_locked(ap_visit *av, visit_end_reason reason, gint64 now_
 	for(GList *l = av->observers; l; l = l->next)
 		shell_push_event(l->data, json_pack("{s:s, s:s, s:s}", "alliance", "closed",
 			"visit_id", av->v.id, "end_reason", visit_end_reason_name(why)));
-	shell_pulses_expire_all(av, now_mono);
 	shell_quality_finish(av, now_mono, shell_wall_us(now_mono));
 	store_visit_state(db, av->v.id, "closed", shell_wall_us(now_mono), stored, (void *)"visit closed");
 	/* the report row, now that every answer, alert and incident is in */
