@@ -517,12 +517,19 @@ static gboolean run_job(store *st, store_job *j) {
 		if(!give_up)
 			return TRUE;
 	}
-	if(j->done)
-		j->done(rc, rc == STORE_OK ? NULL : (err[0] ? err : store_rc_name(rc)), j->user);
-counted:
+	/* the store's state first, then the callback: whoever the callback
+	 * wakes sees the store as it is after this job */
 	g_mutex_lock(&st->lock);
 	if(st->degraded && must_keep(j->kind))
 		st->degraded = FALSE;          /* the job that waited is through: try the rest */
+	if(transient(rc))
+		st->failed++;
+	g_mutex_unlock(&st->lock);
+	if(j->done)
+		j->done(rc, rc == STORE_OK ? NULL : (err[0] ? err : store_rc_name(rc)), j->user);
+	return FALSE;
+counted:                               /* reads: their callbacks ran above */
+	g_mutex_lock(&st->lock);
 	if(transient(rc))
 		st->failed++;
 	g_mutex_unlock(&st->lock);

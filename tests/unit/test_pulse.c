@@ -52,6 +52,7 @@ static void test_schedule_offsets(void) {
 	g_assert_cmpstr(ps.pulses[a[0].index].id, ==, "v1-2");
 	/* schedule exhausted */
 	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 1801 * S, true, a, 8), ==, 0);
+	pulse_sched_free(&ps);
 }
 
 static void test_absent_client_and_collapse(void) {
@@ -79,6 +80,7 @@ static void test_absent_client_and_collapse(void) {
 	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 900 * S, true, a, 8), ==, 1);
 	g_assert_cmpint(a[0].type, ==, PULSE_ACT_SEND);
 	g_assert_cmpstr(ps.pulses[a[0].index].id, ==, "v2-2");
+	pulse_sched_free(&ps);
 }
 
 static void test_trigger_rules(void) {
@@ -106,6 +108,7 @@ static void test_trigger_rules(void) {
 	/* once answered, a new one may go */
 	pulse_sched_mark(&ps, idx, PULSE_ANSWERED, T0 + 5 * S);
 	g_assert_cmpint(pulse_sched_trigger(&ps, VISIT_ROLE_CLIENT, NULL, PULSE_TRIGGER_THERAPIST, T0 + 6 * S, &again), ==, PULSE_OK);
+	pulse_sched_free(&ps);
 }
 
 static void test_answer_checks(void) {
@@ -134,6 +137,7 @@ static void test_answer_checks(void) {
 	g_assert_cmpint(ps.pulses[idx].status, ==, PULSE_ANSWERED);
 	pulse_sched_mark(&ps, 999, PULSE_ANSWERED, T0);   /* out of range: ignored */
 	pulse_sched_mark(&ps, -1, PULSE_ANSWERED, T0);
+	pulse_sched_free(&ps);
 }
 
 static void test_end_pulses_and_grace(void) {
@@ -175,6 +179,7 @@ static void test_end_pulses_and_grace(void) {
 	g_assert_cmpint(pulse_sched_check(&ps, cp->id, VISIT_ROLE_CLIENT, T0 + 280 * S, &idx), ==, PULSE_ERR_EXPIRED);
 	g_assert_false(pulse_sched_any_open(&ps, T0 + 280 * S));
 	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 280 * S, true, a, 8), ==, 2);
+	pulse_sched_free(&ps);
 }
 
 static void test_no_end_pulse_and_capacity(void) {
