@@ -356,6 +356,13 @@ static gboolean transient(store_rc rc) {
 /* Give a job its outcome without running it (the store is degraded, or
  * closing gave up): rc and a sentence; samples are counted as dropped. */
 static void refuse_job(store *st, store_job *j, store_rc rc, const char *why) {
+	/* counted first: whoever the callback wakes sees the count */
+	g_mutex_lock(&st->lock);
+	if(j->kind == JOB_SAMPLE)
+		st->dropped++;
+	else if(j->kind != JOB_SYNC)
+		st->failed++;
+	g_mutex_unlock(&st->lock);
 	switch(j->kind) {
 		case JOB_SAMPLE:
 			break;
@@ -382,12 +389,6 @@ static void refuse_job(store *st, store_job *j, store_rc rc, const char *why) {
 				j->done(rc, why, j->user);
 			break;
 	}
-	g_mutex_lock(&st->lock);
-	if(j->kind == JOB_SAMPLE)
-		st->dropped++;
-	else if(j->kind != JOB_SYNC)
-		st->failed++;
-	g_mutex_unlock(&st->lock);
 }
 
 /* Run a job. Returns TRUE if it must be retried (a must-keep job met a
