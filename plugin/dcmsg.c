@@ -15,19 +15,21 @@ static int fail(dcmsg_error *err, const char *code, const char *reason) {
 	return -1;
 }
 
-/* Copy a short printable `ref` if present and a string. */
-static void take_ref(json_t *root, char out[DCMSG_REF_MAX + 1]) {
-	out[0] = '\0';
-	json_t *ref = json_object_get(root, "ref");
-	if(!json_is_string(ref))
-		return;
-	const char *s = json_string_value(ref);
+void dcmsg_copy_ref(char out[DCMSG_REF_MAX + 1], const char *s) {
 	size_t n = 0;
-	for(; s[n] && n < DCMSG_REF_MAX; n++) {
+	for(; s && s[n] && n < DCMSG_REF_MAX; n++) {
 		unsigned char c = (unsigned char)s[n];
 		out[n] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
 	}
 	out[n] = '\0';
+}
+
+/* Copy a short printable `ref` if present and a string. */
+static void take_ref(json_t *root, char out[DCMSG_REF_MAX + 1]) {
+	out[0] = '\0';
+	json_t *ref = json_object_get(root, "ref");
+	if(json_is_string(ref))
+		dcmsg_copy_ref(out, json_string_value(ref));
 }
 
 /* A stats number: absent is fine (stays 0), present must be a finite number

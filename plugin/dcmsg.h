@@ -72,6 +72,10 @@ char *dcmsg_stats_json(const dcmsg_stats *st);
 /* Release what a parsed message holds (safe on a zeroed or failed one). */
 void dcmsg_clear(dcmsg *msg);
 
+/* Copy s into a `ref` field: at most DCMSG_REF_MAX bytes, printable ASCII
+ * only (anything else becomes '?'), so it always makes valid JSON. */
+void dcmsg_copy_ref(char out[DCMSG_REF_MAX + 1], const char *s);
+
 typedef struct dcmsg_error {
 	const char *code;              /* slug, static */
 	char reason[160];

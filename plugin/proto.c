@@ -54,8 +54,15 @@ const char *proto_error_slug(int code) {
 }
 
 json_t *proto_error_json(const proto_error *err) {
+	/* a reason may quote what the request said, cut at a byte count: keep
+	 * only its valid UTF-8 prefix, or jansson refuses the whole answer */
+	const char *end = NULL;
+	char reason[PROTO_REASON_MAX];
+	g_strlcpy(reason, err->reason, sizeof(reason));
+	if(!g_utf8_validate(reason, -1, &end))
+		reason[end - reason] = '\0';
 	return json_pack("{s:s, s:i, s:s}", "alliance", "error",
-		"error_code", err->code, "error", err->reason);
+		"error_code", err->code, "error", reason);
 }
 
 /* A required or optional string field: present -> must be a non-empty

@@ -524,7 +524,7 @@ static void answer_stored(store_rc rc, const char *error, void *user) {
 			e.code = rc == STORE_ALREADY_FINAL ? "already_answered" : "store_failed";
 			g_strlcpy(e.reason, rc == STORE_ALREADY_FINAL ? "this pulse is already answered" :
 				"the answer could not be stored; please try again", sizeof(e.reason));
-			g_strlcpy(e.ref, j->ref[0] ? j->ref : j->pulse_id, sizeof(e.ref));
+			dcmsg_copy_ref(e.ref, j->ref[0] ? j->ref : j->pulse_id);
 			text = dcmsg_error_text(&e);
 		}
 		shell_send_dc(j->s, text);
@@ -707,7 +707,7 @@ void shell_answer_dc(ap_session *s, const dcmsg *msg) {
 	memset(&de, 0, sizeof(de));
 	de.code = e.slug;
 	g_strlcpy(de.reason, e.reason, sizeof(de.reason));
-	g_strlcpy(de.ref, msg->ref[0] ? msg->ref : msg->pulse_id, sizeof(de.ref));
+	dcmsg_copy_ref(de.ref, msg->ref[0] ? msg->ref : msg->pulse_id);
 	char *text = dcmsg_error_text(&de);
 	shell_send_dc(s, text);
 	free(text);

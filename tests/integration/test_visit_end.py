@@ -104,9 +104,18 @@ async def test_sigterm_closes_open_visits_with_their_last_samples(janus, keys, n
         await asyncio.gather(v.th.hangup(), v.cl.hangup())
         await asyncio.gather(v.th.wait_event(janus="hangup", timeout=5), v.cl.wait_event(janus="hangup", timeout=5))
         assert janus.wait_peerconnections_gone(), "PeerConnections still up"
-        await asyncio.sleep(2.5)                     # > 2 s without media: stalls open
-        st = await status(v.th)
-        assert st["state"] == "live", st
+        # until the meters have seen both uplinks stall (status's live
+        # quality counts them): the stall incidents are then open
+        deadline = time.monotonic() + 15
+        while True:
+            st = await status(v.th)
+            assert st["state"] == "live", st
+            legs = st["quality"].get("legs", {})
+            if all((legs.get(l, {}).get("audio") or {}).get("stalls", 0) >= 1
+                   for l in ("client_up", "therapist_up")):
+                break
+            assert time.monotonic() < deadline, f"no stall seen: {legs}"
+            await asyncio.sleep(0.2)
         stop_at = time.time_ns() // 1000
         log = janus.stop()
     assert janus.exit_problem is None, janus.exit_problem

@@ -317,6 +317,31 @@ static void test_report_forget(void) {
 	g_assert_cmpint(code_of("{\"request\":\"forget\",\"supervisor_key\":\"s\",\"client_code\":[]}"), ==, PROTO_ERR_INVALID_ELEMENT);
 }
 
+/* A reason quotes the request, cut at a byte count: a cut inside a
+ * multi-byte character must not make the answer unbuildable (the fuzzer
+ * found `"request":"confi===…ø===gure"`: proto_error_json returned NULL). */
+static void test_error_json_utf8_cut(void) {
+	for(int pad = 55; pad < 70; pad++) {
+		GString *req = g_string_new("{\"request\":\"");
+		for(int i = 0; i < pad; i++)
+			g_string_append_c(req, '=');
+		g_string_append(req, "\xc3\xb8\xc3\xb8gure\"}");
+		json_error_t jerr;
+		json_t *body = json_loads(req->str, 0, &jerr);
+		g_assert_nonnull(body);
+		proto_request r;
+		proto_error e;
+		g_assert_cmpint(proto_parse(body, &r, &e), ==, -1);
+		g_assert_cmpint(e.code, ==, PROTO_ERR_UNKNOWN_REQUEST);
+		json_t *j = proto_error_json(&e);
+		g_assert_nonnull(j);
+		g_assert_true(g_utf8_validate(json_string_value(json_object_get(j, "error")), -1, NULL));
+		json_decref(j);
+		json_decref(body);
+		g_string_free(req, TRUE);
+	}
+}
+
 int main(int argc, char **argv) {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/proto/good", test_good_requests);
@@ -324,6 +349,7 @@ int main(int argc, char **argv) {
 	g_test_add_func("/proto/pulse-answer-schedule", test_pulse_answer_schedule);
 	g_test_add_func("/proto/bounds", test_bounds);
 	g_test_add_func("/proto/error-json", test_error_json);
+	g_test_add_func("/proto/error-json-utf8-cut", test_error_json_utf8_cut);
 	g_test_add_func("/proto/report-forget", test_report_forget);
 	return g_test_run();
 }
