@@ -88,12 +88,17 @@ async def test_jsep_on_a_request_that_takes_none(janus, keys):
                                      "therapist_key": key}, 474, jsep=await peer.offer())
         assert d.get("pc_reset") is True, d
         await th.wait_event(janus="hangup", timeout=5)
+        # Janus announces the hang-up when its teardown starts; an offer on
+        # the same handle before the teardown has finished can leave DTLS
+        # stuck (seen under load), so wait for the teardown itself
+        assert janus.wait_peerconnections_gone(handle_id=th.id), "the refused PeerConnection was not torn down"
         expect_error(await th.request({"request": "status"}), 480)          # the join did not happen
         await join_therapist(th, created["visit_id"], key)
         peer2 = sc.peer("jsep-2")
         d = await request_error(th, {"request": "status"}, 474, jsep=await peer2.offer())
         assert d.get("pc_reset") is True, d
         await th.wait_event(janus="hangup", timeout=5)
+        assert janus.wait_peerconnections_gone(handle_id=th.id), "the refused PeerConnection was not torn down"
         peer3 = sc.peer("jsep-3")
         await configure(th, peer3)
         await peer3.wait_connected(5)

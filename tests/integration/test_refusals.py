@@ -156,6 +156,7 @@ async def test_client_configure_before_admission(janus, keys):
                                   jsep=offer)
         assert err.get("pc_reset") is True, err     # the half-made PC is dropped...
         await cl.wait_event(janus="hangup", timeout=5)   # ...and Janus says so
+        assert janus.wait_peerconnections_gone(handle_id=cl.id)         # ...and has torn it down
         await assert_unchanged(th, before)
         expect(await th.request({"request": "admit"}), "admitted")
         await cl.wait_event(alliance="admitted", timeout=5)
@@ -354,6 +355,7 @@ async def test_configure_refused_with_offer_then_retry(janus, keys):
                                   jsep=await peer.offer())
         assert err.get("pc_reset") is True, err
         await cl.wait_event(janus="hangup", timeout=5)
+        assert janus.wait_peerconnections_gone(handle_id=cl.id)         # the teardown, not just its start
         await assert_unchanged(th, before)
         try:
             await configure(cl, peer)

@@ -346,18 +346,20 @@ cors: {{
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def wait_peerconnections_gone(self, timeout: float = 10.0) -> bool:
+    def wait_peerconnections_gone(self, timeout: float = 10.0, handle_id: Optional[int] = None) -> bool:
         """Wait until every PeerConnection Janus set up has been torn down
         (its log has as many "WebRTC resources freed" as "Creating ICE
         agent" lines). Debian's Janus 1.1.2 can crash at exit when a
         PeerConnection is still being torn down after its SCTP tables were
         destroyed (janus-gateway #3089, fixed in 1.2.2); stopping only once
         the teardowns are done keeps a test's SIGTERM from meeting that.
-        Returns False if some remain (a test that keeps media up on purpose)."""
+        Returns False if some remain (a test that keeps media up on purpose).
+        handle_id: only that handle's PeerConnections."""
         deadline = time.monotonic() + timeout
+        tag = f"[{handle_id}] " if handle_id is not None else ""
         while True:
             text = self.log_text(getattr(self, "_start_offset", 0))     # this process's lines
-            if text.count("Creating ICE agent") <= text.count("WebRTC resources freed"):
+            if text.count(tag + "Creating ICE agent") <= text.count(tag + "WebRTC resources freed"):
                 return True
             if time.monotonic() > deadline or not self.alive():
                 return False
