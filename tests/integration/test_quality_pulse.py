@@ -33,11 +33,19 @@ def quality_pulses(db, visit_id):
 
 @pytest.mark.timeout_s(60)
 async def test_freeze_triggers_the_technology_item(janus, keys):
+    """A freeze sends the technology item, once per window. The synthetic
+    sender can also freeze by itself when the machine's two cores are
+    starved; then that real freeze is the one that triggers, which is just
+    as valid: what is checked is that a quality pulse always follows a
+    measured freeze (its context holds it) and never comes twice in a
+    window."""
+    import json
     async with Scope(janus) as sc:
         v = await live_visit(sc, keys, "C-QP1", media=True)
-        await asyncio.sleep(3)                       # frame intervals learnt, no freeze yet
-        assert not quality_pulses(janus.db_path, v.visit_id), "a quality pulse without a freeze"
-        pause_video(v.pc.video_track, 2)
+        await asyncio.sleep(3)                       # frame intervals learnt
+        early = [m.json for m in v.pc.messages if (m.json or {}).get("type") == "pulse"]
+        if not early:
+            pause_video(v.pc.video_track, 2)
         p = await v.pc.wait_message(type="pulse", timeout=8)
         assert p["instrument"]["id"] == "ap-tech", p
         assert p["kind"] == "in_session", p
@@ -47,7 +55,6 @@ async def test_freeze_triggers_the_technology_item(janus, keys):
                                      predicate=lambda r: r[0]["quality_json"] is not None)
         assert len(rows) == 1 and rows[0]["pulse_id"] == p["pulse_id"], rows
         assert rows[0]["role"] == "client" and rows[0]["instrument_id"] == "ap-tech", rows
-        import json
         q = json.loads(rows[0]["quality_json"])
         assert q["freezes"] >= 1, q
         # answer it (a 1-5 likert), then freeze again: no second one within the window
