@@ -12,7 +12,7 @@
  *     policy ssrc_any_inbound, window 128, no repeated tx), on packets
  *     protected beforehand, untimed, by a sender session.
  * (b) ours, what alliance_incoming_rtp() does for the same packet
- *     (plugin/shell_media.c relay() + plugin/shell_quality.c
+ *     (plugin/janus/shell_media.c relay() + plugin/janus/shell_quality.c
  *     shell_quality_rtp()), reproduced statement for statement on a
  *     stand-in session: the live-session checks, the counters, the PT
  *     check, shell_peer_get() (session GMutex lock, refcount increase,
@@ -21,7 +21,7 @@
  *     gateway->relay_rtp (to an empty function here: the copy into the
  *     peer's queue is the core's work), the refcount decrease; then the
  *     monotonic clock read (janus_get_monotonic_time is clock_gettime),
- *     the leg's GMutex lock, meter_up_rtp() (plugin/meter.c, the real
+ *     the leg's GMutex lock, meter_up_rtp() (plugin/core/meter.c, the real
  *     one, in its own translation unit as in the plugin) and unlock. The
  *     packet reaches it through a function pointer, as from the core.
  *     EXCLUDED: janus_rtp_header_update() (Janus core code, only in the
@@ -67,7 +67,7 @@
 #define TAG_LEN 10                  /* HMAC-SHA1-80 */
 #define MAX_PKT 1280
 
-/* --- the stand-in for the plugin's state (plugin/shell.h ap_session) ------ */
+/* --- the stand-in for the plugin's state (plugin/janus/shell.h ap_session) ------ */
 
 /* Janus' lock/refcount macros branch on these (defined in the janus binary) */
 static volatile int lock_debug_flag = 0, refcount_debug_flag = 0;

@@ -1,6 +1,6 @@
 """A `join` racing its handle's own destruction: the message thread took the
 join, then the handle was detached before the join locked the visits. The
-failpoint `join_before_lock` (ALLIANCE_FAILPOINTS, see plugin/shell.h)
+failpoint `join_before_lock` (ALLIANCE_FAILPOINTS, see plugin/janus/shell.h)
 holds the join there for 150 ms so the detach lands inside the window every
 time; before the fix the detached handle stayed seated for good (the seat
 blocked, `participant_left` never came)."""
