@@ -1,21 +1,35 @@
 /*
  * shell.h — the Janus side of janus.plugin.alliance (internal header).
  *
- * The plugin is split into a pure core (auth, visit, proto, dcmsg: no
- * Janus, unit-tested) and this thin shell, which turns Janus callbacks into
- * calls on the core and the core's decisions into push_event / relay_* :
+ * The plugin is split into pure layers (plugin/core, plugin/store,
+ * plugin/report) and this thin shell, which turns Janus callbacks into
+ * calls on them and their decisions into push_event / relay_* / store
+ * writes. Its files, each using only the ones listed before it:
  *
- *   alliance_plugin.c   plugin descriptor, init/destroy, configuration,
- *                       handle bookkeeping, handle_message, query_session
+ *   shell_ctx.c         the plugin context (ap_plugin), sessions table,
+ *                       events out (push, notify), visit references, the
+ *                       wall clock, failpoints
+ *   shell_config.c      janus.plugin.alliance.jcfg -> ap_settings
+ *   shell_limits.c      the Janus API's rate limits (497)
+ *   shell_media.c       SDP answers, links, the RTP relay, data-channel out
+ *   shell_quality.c     per-leg metering on the hot path, 1 s windows,
+ *                       samples, quality contexts, incidents, live quality
+ *   shell_pulses.c      pulse delivery, the `pulse` request, answers, acks,
+ *                       alerts
  *   shell_visits.c      the life of a visit: seats (and takeover), end,
  *                       close, idle and age limits, shutdown, start-up
  *                       repair — one function closes a visit
  *   shell_requests.c    the message thread: join, admit, configure, end, …
- *   shell_media.c       SDP answers, RTP/RTCP relay, data channel, hangup
- *   shell_pulses.c      pulse delivery, the scheduler timer, answers, acks,
- *                       alerts
- *   shell_quality.c     per-leg metering on the hot path, 1 s windows,
- *                       samples, quality contexts, incidents, live quality
+ *   shell_timer.c       the 200 ms timer: schedules, windows, media that
+ *                       stops, lifecycle, retention, store health
+ *   shell_events.c      Janus's media callbacks: setup, RTP/RTCP/data in,
+ *                       hang-up
+ *   alliance_plugin.c   the descriptor, init/destroy, handles,
+ *                       handle_message, the Admin API
+ *
+ * The context. Everything the shell shares lives in one ap_plugin, owned
+ * by alliance_plugin.c and handed to every module's *_init() before
+ * anything runs; no module reaches into another's variables.
  *
  * Threads and locks. handle_message runs on Janus's request pool; requests
  * that change visits go through one message thread (shell_requests.c).
@@ -99,7 +113,7 @@ typedef struct ap_session {
 	char closed_visit[VISIT_ID_MAX + 1];  /* the visit that closed under it, if any */
 	visit_role role;
 	int supervisor;              /* observers: which configured supervisor (-1 none) */
-	/* the Janus API's rate limits (alliance_plugin.c, under mutex) */
+	/* the Janus API's rate limits (shell_limits.c, under mutex) */
 	ratelimit req_rl;            /* requests */
 	ratelimit cred_rl;           /* refused keys / invites */
 	gint64 cred_blocked_until;   /* monotonic; 497 until then */
@@ -154,33 +168,111 @@ typedef struct ap_visit {
 	janus_refcount ref;
 } ap_visit;
 
-/* shared state, defined in alliance_plugin.c */
-extern janus_plugin alliance_plugin;
-extern janus_callbacks *gateway;
-extern ap_settings settings;
-extern volatile gint initialized, stopping;
-extern GHashTable *visits;          /* visit_id -> ap_visit (ref held) */
-extern GHashTable *visits_by_invite;/* invite digest bytes -> ap_visit (no ref) */
-extern janus_mutex visits_mutex;
-extern instrument_set *instruments;  /* loaded at init, read-only after */
-extern store *db;
+/* The plugin's shared state: one instance, owned by alliance_plugin.c. */
+typedef struct ap_plugin {
+	janus_plugin *plugin;              /* our descriptor, for push_event */
+	janus_callbacks *gateway;
+	ap_settings settings;
+	volatile gint initialized, stopping;
+	GHashTable *sessions;              /* janus_plugin_session* -> ap_session */
+	janus_mutex sessions_mutex;
+	GHashTable *visits;                /* visit_id -> ap_visit (ref held) */
+	GHashTable *visits_by_invite;      /* invite digest bytes -> ap_visit (no ref) */
+	janus_mutex visits_mutex;
+	instrument_set *instruments;       /* loaded at init, read-only after */
+	store *db;
+} ap_plugin;
 
-/* alliance_plugin.c */
+/* shell_ctx.c */
+void shell_ctx_init(ap_plugin *ap);
 ap_session *shell_session_lookup(janus_plugin_session *handle); /* ref++ or NULL */
 void shell_notify(janus_plugin_session *handle, const char *event, json_t *fields);
 int shell_push(ap_session *s, const char *transaction, json_t *msg, json_t *jsep);
 void shell_push_event(ap_session *target, json_t *event);   /* unless destroyed; takes event */
-gboolean shell_refuse_offer(ap_session *s, const json_t *jsep, json_t *error);
-
+json_t *shell_error_json(int code, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 /* Wall-clock time (for rows) of a monotonic instant; the clocks' offset
  * is refreshed by the timer (shell_wall_refresh) every tick. */
 gint64 shell_wall_us(gint64 mono_us);
 void shell_wall_refresh(void);
-
-/* shell_visits.c (the *_locked ones under visits_mutex) */
 ap_visit *shell_visit_new(const char *id, const char *therapist_code, const char *client_code,
 	visit_modality modality, const auth_digest *invite, const pulse_config *pc, gint64 now_mono);
 void shell_visit_unref(ap_visit *av);
+/* Fault injection for tests (failpoints): the environment variable
+ * ALLIANCE_FAILPOINTS="name=ms[,name=ms...]", read once at init, makes
+ * shell_failpoint(name) sleep that long, so that a test can open a race
+ * window wide enough to hit every time. Unset (production): a no-op that
+ * costs one pointer test. Names: join_before_lock (the message thread,
+ * between taking a `join` and locking the visits). */
+void shell_failpoints_load(void);
+void shell_failpoints_free(void);
+void shell_failpoint(const char *name);
+
+/* shell_config.c: read the jcfg into *out (defaults for what is missing);
+ * -1 with one sentence in err (for one log line) on any problem. */
+int shell_config_load(const char *config_path, ap_settings *out, char *err, size_t errlen);
+void shell_config_free(ap_settings *s);
+
+/* shell_limits.c */
+void shell_limits_init(ap_plugin *ap);
+void shell_limits_session(ap_session *s);            /* a new handle's buckets */
+/* The 497 answer for a request over a limit, or NULL to go on. Checked
+ * before anything else looks at the request, so it changes nothing. */
+json_t *shell_limits_check(ap_session *s, const json_t *message);
+/* A refused credential on this handle: counts towards the 497 limits. */
+void shell_credential_refused(ap_session *s);
+
+/* shell_media.c */
+void shell_media_init(ap_plugin *ap);
+ap_session *shell_peer_get(ap_session *s);    /* ref++ or NULL */
+void shell_sync_links(ap_visit *av);          /* under visits_mutex */
+void shell_unlink(ap_visit *av);              /* under visits_mutex */
+json_t *shell_sdp_answer(ap_session *s, const char *offer_sdp, proto_error *err);
+gboolean shell_refuse_offer(ap_session *s, const json_t *jsep, json_t *error);
+void shell_media_relay(ap_session *s, janus_plugin_rtp *packet, int vi);  /* hot path */
+gboolean shell_send_dc(ap_session *s, const char *text);   /* FALSE: not sent */
+gboolean shell_media_dc_allowed(ap_session *s);           /* the data channel's rate limit */
+void shell_media_reset(ap_session *s);
+void shell_media_forget(ap_session *s);     /* drop per-session media state */
+
+/* shell_quality.c */
+void shell_quality_init(ap_plugin *ap);
+void shell_quality_session_init(ap_session *s);
+void shell_quality_session_clear(ap_session *s);
+void shell_quality_rtp(ap_session *s, janus_plugin_rtp *packet);
+void shell_quality_rtcp(ap_session *s, janus_plugin_rtcp *packet);
+void shell_quality_stats(ap_session *s, const dcmsg *msg);
+/* Once per timer tick (under visits_mutex): windows, samples, incidents,
+ * live quality. TRUE when the quality rule asks for the technology item. */
+gboolean shell_quality_tick(ap_visit *av, gint64 now_mono, gint64 now_real);
+void shell_quality_technology_sent(ap_visit *av, gint64 now_mono);      /* ...and it went out */
+char *shell_quality_context(ap_visit *av, gboolean whole_visit);          /* under visits_mutex */
+json_t *shell_quality_live(ap_visit *av, int seconds);                    /* under visits_mutex */
+gint64 shell_quality_silent_for(ap_session *s, gint64 now_mono);          /* -1: never sent */
+void shell_quality_reconnect(ap_session *s);
+void shell_quality_slow_link(ap_session *s, gboolean video, gboolean uplink);
+void shell_quality_finish(ap_visit *av, gint64 now_mono, gint64 now_real); /* visit closes */
+
+/* shell_pulses.c (the *_locked and on_join/end/pending under visits_mutex;
+ * every `now` here is monotonic) */
+void shell_pulses_init(ap_plugin *ap);
+/* The scheduler's step for one visit (expiries, due pulses). */
+void shell_pulses_tick_locked(ap_visit *av, gint64 now);
+/* Deliver role s's open pulses to s (all of them after a (re-)join; only
+ * the ones never delivered when held pulses are released). */
+void shell_pulses_on_join(ap_visit *av, ap_session *s, gint64 now, gboolean only_undelivered);
+void shell_pulses_end(ap_visit *av, gint64 now, gboolean with_end_pulses,
+	json_t *pulse_ids); /* creates; on_join delivers */
+void shell_pulses_expire_all(ap_visit *av, gint64 now);   /* the visit closes */
+json_t *shell_pulses_pending(ap_visit *av, visit_role viewer, gint64 now);
+/* Send a server message (data channel if up, else a Janus event). */
+void shell_send_to(ap_session *s, const char *type, json_t *fields);
+json_t *shell_pulse_request(ap_session *s, const proto_request *req);
+gboolean shell_pulses_quality_trigger(ap_visit *av, gint64 now);
+json_t *shell_answer_request(ap_session *s, const proto_request *req);
+void shell_answer_dc(ap_session *s, const dcmsg *msg);
+
+/* shell_visits.c (the *_locked ones under visits_mutex) */
+void shell_visits_init(ap_plugin *ap);
 /* Seat s in av as role (a takeover if the seat is held: the old holder
  * is unseated and returned with a reference, for the caller to tell it
  * `replaced` and hang up its PeerConnection). */
@@ -203,67 +295,22 @@ void shell_visits_shutdown(void);           /* close all (plugin destroy) */
 int shell_visits_repair(char *err, size_t errlen);   /* init: close what a crash left open */
 json_t *shell_participants_json(ap_visit *av);
 
-/* Fault injection for tests (failpoints): the environment variable
- * ALLIANCE_FAILPOINTS="name=ms[,name=ms...]", read once at init, makes
- * shell_failpoint(name) sleep that long, so that a test can open a race
- * window wide enough to hit every time. Unset (production): a no-op that
- * costs one pointer test. Names: join_before_lock (the message thread,
- * between taking a `join` and locking the visits). */
-void shell_failpoints_load(void);
-void shell_failpoint(const char *name);
-
 /* shell_requests.c */
+void shell_requests_init(ap_plugin *ap);
 int shell_requests_start(void);
 void shell_requests_stop(void);
 void shell_requests_enqueue(ap_session *s, char *transaction, json_t *message, json_t *jsep);
 json_t *shell_request_sync(ap_session *s, const proto_request *req);
-json_t *shell_error_json(int code, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 json_t *shell_visit_error(visit_result r);
 void shell_retention_tick(gint64 now_real);   /* timer thread (and init): daily retention */
-/* A refused credential on this handle: counts towards the 497 limits. */
-void shell_credential_refused(ap_session *s);
 
-/* shell_pulses.c (the *_locked and on_join/end/pending under visits_mutex;
- * every `now` here is monotonic) */
-int shell_pulses_start(void);
-void shell_pulses_stop(void);
-/* Deliver role s's open pulses to s (all of them after a (re-)join; only
- * the ones never delivered when held pulses are released). */
-void shell_pulses_on_join(ap_visit *av, ap_session *s, gint64 now, gboolean only_undelivered);
-void shell_pulses_end(ap_visit *av, gint64 now, gboolean with_end_pulses,
-	json_t *pulse_ids); /* creates; on_join delivers */
-void shell_pulses_expire_all(ap_visit *av, gint64 now);   /* the visit closes */
-json_t *shell_pulses_pending(ap_visit *av, visit_role viewer, gint64 now);
-/* Send a server message (data channel if up, else a Janus event). */
-void shell_send_to(ap_session *s, const char *type, json_t *fields);
-json_t *shell_pulse_request(ap_session *s, const proto_request *req);
-gboolean shell_pulses_quality_trigger(ap_visit *av, gint64 now_real);
-json_t *shell_answer_request(ap_session *s, const proto_request *req);
-void shell_answer_dc(ap_session *s, const dcmsg *msg);
+/* shell_timer.c */
+void shell_timer_init(ap_plugin *ap);
+int shell_timer_start(void);
+void shell_timer_stop(void);
 
-/* shell_quality.c */
-void shell_quality_session_init(ap_session *s);
-void shell_quality_session_clear(ap_session *s);
-void shell_quality_rtp(ap_session *s, janus_plugin_rtp *packet);
-void shell_quality_rtcp(ap_session *s, janus_plugin_rtcp *packet);
-void shell_quality_stats(ap_session *s, const dcmsg *msg);
-void shell_quality_tick(ap_visit *av, gint64 now_mono, gint64 now_real);  /* under visits_mutex */
-char *shell_quality_context(ap_visit *av, gboolean whole_visit);          /* under visits_mutex */
-json_t *shell_quality_live(ap_visit *av, int seconds);                    /* under visits_mutex */
-void shell_quality_reconnect(ap_session *s);
-void shell_quality_slow_link(ap_session *s, gboolean video, gboolean uplink);
-void shell_quality_finish(ap_visit *av, gint64 now_mono, gint64 now_real); /* visit closes */
-
-/* shell_media.c */
-ap_session *shell_peer_get(ap_session *s);    /* ref++ or NULL */
-void shell_sync_links(ap_visit *av);          /* under visits_mutex */
-void shell_unlink(ap_visit *av);              /* under visits_mutex */
-json_t *shell_sdp_answer(ap_session *s, const char *offer_sdp, proto_error *err);
-gboolean shell_send_dc(ap_session *s, const char *text);   /* FALSE: not sent */
-void shell_media_presence_locked(ap_visit *av, gint64 now);  /* media stopped / resumed */
-void shell_media_reset(ap_session *s);
-void shell_media_forget(ap_session *s);     /* drop per-session media state */
-
+/* shell_events.c: Janus's media and data callbacks */
+void shell_events_init(ap_plugin *ap);
 void alliance_setup_media(janus_plugin_session *handle);
 void alliance_incoming_rtp(janus_plugin_session *handle, janus_plugin_rtp *packet);
 void alliance_incoming_rtcp(janus_plugin_session *handle, janus_plugin_rtcp *packet);

@@ -32,7 +32,12 @@
 #include <debug.h>
 #include <utils.h>
 
-#define TICK_US 200000
+static ap_plugin *ap;
+
+void shell_pulses_init(ap_plugin *plugin) {
+	ap = plugin;
+}
+
 #define SYNC_ANSWER_WAIT_US (10 * G_USEC_PER_SEC)
 
 /* --- delivery ------------------------------------------------------------- */
@@ -103,7 +108,7 @@ static void tell_closed(ap_visit *av, int index) {
  * instrument is gone. *lang_used is the language of the text. */
 static json_t *pulse_fields(ap_visit *av, int index, gint64 now, const char **lang_used) {
 	pulse *p = &av->ps.pulses[index];
-	const instrument *ins = instrument_set_get(instruments, p->instrument);
+	const instrument *ins = instrument_set_get(ap->instruments, p->instrument);
 	if(ins == NULL)
 		return NULL;
 	json_t *ij = instrument_pulse_json(ins, lang_of(av, p->target), lang_used);
@@ -145,7 +150,7 @@ static gboolean deliver(ap_visit *av, int index, gint64 now) {
 	gboolean dc = g_atomic_int_get(&s->dataready);
 	shell_send_to(s, "pulse", fields);
 	pulse_sched_delivered(&av->ps, index, now);
-	store_pulse_delivered(db, p->id, dc ? "datachannel" : "event", shell_wall_us(now), stored,
+	store_pulse_delivered(ap->db, p->id, dc ? "datachannel" : "event", shell_wall_us(now), stored,
 		(void *)"pulse delivered");
 	JANUS_LOG(LOG_VERB, "[%s] pulse %s delivered by %s\n", ALLIANCE_PACKAGE, p->id,
 		dc ? "data channel" : "event");
@@ -155,7 +160,7 @@ static gboolean deliver(ap_visit *av, int index, gint64 now) {
 /* Store a new pulse and tell the event handlers (under visits_mutex). */
 static void record(ap_visit *av, int index) {
 	pulse *p = &av->ps.pulses[index];
-	const instrument *ins = instrument_set_get(instruments, p->instrument);
+	const instrument *ins = instrument_set_get(ap->instruments, p->instrument);
 	ap_session *s = target_session(av, p->target);
 	/* the language of the text that is shown, not the one asked for */
 	const char *lang = NULL;
@@ -172,12 +177,12 @@ static void record(ap_visit *av, int index) {
 		.delivered_via = s ? (g_atomic_int_get(&s->dataready) ? "datachannel" : "event") : NULL,
 		.created_at_us = p->created_us + wall_offset, .expires_at_us = p->expires_us + wall_offset,
 	};
-	store_pulse_create(db, &rec, stored, (void *)"pulse");
+	store_pulse_create(ap->db, &rec, stored, (void *)"pulse");
 	/* what the connection was like before it: the last quality_context_s,
 	 * or the whole visit for an end pulse */
 	char *ctx = shell_quality_context(av, p->kind == PULSE_END);
 	if(ctx) {
-		store_pulse_quality(db, p->id, ctx, stored, (void *)"pulse quality");
+		store_pulse_quality(ap->db, p->id, ctx, stored, (void *)"pulse quality");
 		gpointer *slot = pulse_slot(av->pulse_quality, index);
 		free(*slot);
 		*slot = ctx;
@@ -198,12 +203,23 @@ static void launch(ap_visit *av, int index, gint64 now) {
  * therapist (under visits_mutex). */
 static void expire(ap_visit *av, int index, gint64 now) {
 	pulse *p = &av->ps.pulses[index];
-	store_pulse_status(db, p->id, "expired", shell_wall_us(now), stored, (void *)"pulse expired");
+	store_pulse_status(ap->db, p->id, "expired", shell_wall_us(now), stored, (void *)"pulse expired");
 	ap_session *s = target_session(av, p->target);
 	if(s && p->delivered_us)
 		shell_send_to(s, "pulse_expired", json_pack("{s:s}", "pulse_id", p->id));
 	tell_closed(av, index);
 	partial_drop(av, index);
+}
+
+void shell_pulses_tick_locked(ap_visit *av, gint64 now) {
+	pulse_action act[8];
+	int n = pulse_sched_tick(&av->ps, now, av->client != NULL, act, 8);
+	for(int i = 0; i < n; i++) {
+		if(act[i].type == PULSE_ACT_SEND)
+			launch(av, act[i].index, now);
+		else
+			expire(av, act[i].index, now);
+	}
 }
 
 /* A participant (re-)joined, or their media flows again: every pulse
@@ -284,7 +300,7 @@ static gboolean in_session_kind(const instrument *ins) {
 }
 
 json_t *shell_pulse_request(ap_session *s, const proto_request *req) {
-	const instrument *named = req->instrument ? instrument_set_get(instruments, req->instrument) : NULL;
+	const instrument *named = req->instrument ? instrument_set_get(ap->instruments, req->instrument) : NULL;
 	if(req->instrument && named == NULL)
 		return shell_error_json(PROTO_ERR_INVALID_ELEMENT, "Unknown instrument");
 	if(named && !in_session_kind(named))
@@ -292,14 +308,14 @@ json_t *shell_pulse_request(ap_session *s, const proto_request *req) {
 			"Instrument '%.48s' is of kind %s: a pulse during the visit takes an in_session or technology instrument",
 			req->instrument, instrument_kind(named));
 	gint64 now = janus_get_monotonic_time();
-	janus_mutex_lock(&visits_mutex);
+	janus_mutex_lock(&ap->visits_mutex);
 	ap_visit *av = s->visit;
 	if(av == NULL) {
-		janus_mutex_unlock(&visits_mutex);
+		janus_mutex_unlock(&ap->visits_mutex);
 		return shell_error_json(PROTO_ERR_NOT_JOINED, "Join a visit first");
 	}
 	if(s->role != VISIT_ROLE_THERAPIST) {
-		janus_mutex_unlock(&visits_mutex);
+		janus_mutex_unlock(&ap->visits_mutex);
 		return shell_error_json(PROTO_ERR_FORBIDDEN, "Only the therapist sends pulses");
 	}
 	visit_role targets[2];
@@ -313,11 +329,11 @@ json_t *shell_pulse_request(ap_session *s, const proto_request *req) {
 	/* check every target before creating any pulse */
 	for(int i = 0; i < nt; i++) {
 		if(target_session(av, targets[i]) == NULL) {
-			janus_mutex_unlock(&visits_mutex);
+			janus_mutex_unlock(&ap->visits_mutex);
 			return shell_error_json(PROTO_ERR_WRONG_STATE, "The %s is not in the visit", visit_role_name(targets[i]));
 		}
 		if(pulse_sched_open_for(&av->ps, targets[i]) >= 0) {
-			janus_mutex_unlock(&visits_mutex);
+			janus_mutex_unlock(&ap->visits_mutex);
 			return shell_error_json(PROTO_ERR_PULSE_PENDING, "The %s already has an open pulse", visit_role_name(targets[i]));
 		}
 	}
@@ -327,7 +343,7 @@ json_t *shell_pulse_request(ap_session *s, const proto_request *req) {
 		pulse_result r = pulse_sched_trigger(&av->ps, targets[i], req->instrument,
 			PULSE_TRIGGER_THERAPIST, now, &index);
 		if(r != PULSE_OK) {
-			janus_mutex_unlock(&visits_mutex);
+			janus_mutex_unlock(&ap->visits_mutex);
 			json_decref(ids);
 			if(r == PULSE_ERR_FULL)
 				return shell_error_json(PROTO_ERR_LIMIT_REACHED, "This visit has had %d in-session pulses, the most one visit takes",
@@ -337,16 +353,16 @@ json_t *shell_pulse_request(ap_session *s, const proto_request *req) {
 		launch(av, index, now);
 		json_array_append_new(ids, json_string(av->ps.pulses[index].id));
 	}
-	janus_mutex_unlock(&visits_mutex);
+	janus_mutex_unlock(&ap->visits_mutex);
 	return json_pack("{s:s, s:o, s:i}", "alliance", "pulse_sent", "pulse_ids", ids,
-		"expires_in_s", settings.pulse_expires_s);
+		"expires_in_s", ap->settings.pulse_expires_s);
 }
 
 /* The quality rule fired: send the technology item to the client, if one
  * is loaded, the client is present and has no open pulse (under
  * visits_mutex). Returns TRUE if a pulse went out. */
 gboolean shell_pulses_quality_trigger(ap_visit *av, gint64 now) {
-	const instrument *tech = instrument_set_default(instruments, "technology");
+	const instrument *tech = instrument_set_default(ap->instruments, "technology");
 	if(tech == NULL || av->client == NULL || av->v.state != VISIT_LIVE)
 		return FALSE;
 	int index = -1;
@@ -403,7 +419,7 @@ static void raise_alert(const answer_job *j, const char *rule, const char *score
 	else
 		g_snprintf(message, sizeof(message), "Pulse %s %.1f is %.1f below the client's usual %.1f: a good moment to check in.",
 			score_name, score, threshold - score, threshold);
-	janus_mutex_lock(&visits_mutex);
+	janus_mutex_lock(&ap->visits_mutex);
 	json_t *quality = NULL;
 	gboolean end_pulse = j->av->ps.pulses[j->index].kind == PULSE_END;
 	const char *ctx = pulse_quality_get(j->av, j->index);
@@ -411,7 +427,7 @@ static void raise_alert(const answer_job *j, const char *rule, const char *score
 		json_error_t jerr;
 		quality = json_loads(ctx, 0, &jerr);
 	}
-	janus_mutex_unlock(&visits_mutex);
+	janus_mutex_unlock(&ap->visits_mutex);
 	/* the technical-confound note: was the connection bad before it? */
 	if(quality) {
 		json_int_t fr = json_integer_value(json_object_get(quality, "freezes"));
@@ -429,11 +445,11 @@ static void raise_alert(const answer_job *j, const char *rule, const char *score
 	json_t *fields = json_pack("{s:s, s:s, s:s, s:f, s:f, s:o, s:s}", "pulse_id", j->pulse_id,
 		"rule", rule, "score_name", score_name, "score", score, "threshold", threshold,
 		"quality", quality ? quality : json_null(), "message", message);
-	janus_mutex_lock(&visits_mutex);
+	janus_mutex_lock(&ap->visits_mutex);
 	ap_session *t = j->av->therapist;
 	if(t)
 		janus_refcount_increase(&t->ref);
-	janus_mutex_unlock(&visits_mutex);
+	janus_mutex_unlock(&ap->visits_mutex);
 	if(t) {
 		/* both ways, as PROTOCOL.md asks: the data channel if up, and an event */
 		if(g_atomic_int_get(&t->dataready)) {
@@ -452,10 +468,10 @@ static void raise_alert(const answer_job *j, const char *rule, const char *score
 		.score_name = score_name, .score = score, .threshold = threshold,
 		.quality_json = qtext, .at_us = now,
 	};
-	store_alert(db, &rec, stored, (void *)"alert");
+	store_alert(ap->db, &rec, stored, (void *)"alert");
 	free(qtext);
 	if(end_pulse)          /* the ended visit's alert count; others at close */
-		store_visit_summarize(db, j->visit_id, stored, (void *)"visit summary");
+		store_visit_summarize(ap->db, j->visit_id, stored, (void *)"visit summary");
 	json_object_set_new(fields, "visit_id", json_string(j->visit_id));
 	shell_notify(NULL, "alert", fields);
 	JANUS_LOG(LOG_INFO, "[%s] alert (%s) for visit %s\n", ALLIANCE_PACKAGE, rule, j->visit_id);
@@ -476,7 +492,7 @@ static void check_rules(answer_job *j) {
 	const char *drop_name = instrument_rule_score_name(j->ins, true);
 	if(drop_name) {
 		g_atomic_int_inc(&j->refs);
-		if(store_client_scores(db, j->client_code, instrument_id(j->ins), drop_name,
+		if(store_client_scores(ap->db, j->client_code, instrument_id(j->ins), drop_name,
 				j->visit_id, 10, baseline_read, j) < 0)
 			job_unref(j);
 	}
@@ -485,7 +501,7 @@ static void check_rules(answer_job *j) {
 static void answer_stored(store_rc rc, const char *error, void *user) {
 	answer_job *j = user;
 	gint64 now = janus_get_monotonic_time();
-	janus_mutex_lock(&visits_mutex);
+	janus_mutex_lock(&ap->visits_mutex);
 	pulse_status committed = rc != STORE_OK ? PULSE_OPEN : j->dismiss ? PULSE_DISMISSED :
 		(j->final ? PULSE_ANSWERED : PULSE_PARTIAL);
 	/* an expiry (or `end`) that waited for this answer happens now if the
@@ -498,11 +514,11 @@ static void answer_stored(store_rc rc, const char *error, void *user) {
 	if(expired_now && j->av->v.state != VISIT_CLOSED)
 		expire(j->av, j->index, now);
 	gboolean end = j->av->ps.pulses[j->index].kind == PULSE_END;
-	janus_mutex_unlock(&visits_mutex);
+	janus_mutex_unlock(&ap->visits_mutex);
 	if(rc == STORE_OK) {
 		/* an end answer changes the visit's report row */
 		if(end && (j->final || j->dismiss))
-			store_visit_summarize(db, j->visit_id, stored, (void *)"visit summary");
+			store_visit_summarize(ap->db, j->visit_id, stored, (void *)"visit summary");
 	} else {
 		JANUS_LOG(LOG_WARN, "[%s] answer to %s not stored: %s\n", ALLIANCE_PACKAGE, j->pulse_id,
 			store_rc_name(rc));
@@ -568,11 +584,11 @@ static int fail_answer(answer_error *e, int code, const char *slug, const char *
 static answer_job *submit(ap_session *s, const char *pulse_id, const json_t *responses,
 		gboolean final, gboolean via_dc, const char *ref, gboolean want_ref, answer_error *e) {
 	gint64 now = janus_get_monotonic_time();
-	janus_mutex_lock(&visits_mutex);
+	janus_mutex_lock(&ap->visits_mutex);
 	ap_visit *av = s->visit;
 	if(av == NULL) {
 		gboolean closed = s->closed_visit[0] != '\0';
-		janus_mutex_unlock(&visits_mutex);
+		janus_mutex_unlock(&ap->visits_mutex);
 		if(closed)   /* the visit closed under this handle: the time is over */
 			fail_answer(e, PROTO_ERR_EXPIRED, "expired", "the visit is closed: answers are no longer accepted");
 		else
@@ -582,7 +598,7 @@ static answer_job *submit(ap_session *s, const char *pulse_id, const json_t *res
 	int index = -1;
 	pulse_result r = pulse_sched_check(&av->ps, pulse_id, s->role, now, &index);
 	if(r != PULSE_OK) {
-		janus_mutex_unlock(&visits_mutex);
+		janus_mutex_unlock(&ap->visits_mutex);
 		fail_answer(e, pulse_error_code(r), pulse_result_slug(r),
 			r == PULSE_ERR_UNKNOWN ? "no such pulse" :
 			r == PULSE_ERR_NOT_YOURS ? "this pulse is for the other participant" :
@@ -592,9 +608,9 @@ static answer_job *submit(ap_session *s, const char *pulse_id, const json_t *res
 		return NULL;
 	}
 	pulse *p = &av->ps.pulses[index];
-	const instrument *ins = instrument_set_get(instruments, p->instrument);
+	const instrument *ins = instrument_set_get(ap->instruments, p->instrument);
 	if(ins == NULL) {
-		janus_mutex_unlock(&visits_mutex);
+		janus_mutex_unlock(&ap->visits_mutex);
 		fail_answer(e, PROTO_ERR_INTERNAL, "internal", "the pulse's instrument is not loaded");
 		return NULL;
 	}
@@ -608,7 +624,7 @@ static answer_job *submit(ap_session *s, const char *pulse_id, const json_t *res
 		char detail[160] = "";
 		instrument_verdict v = instrument_answer_merge(ins, responses, &merged, detail, sizeof(detail));
 		if(v != INSTR_OK) {
-			janus_mutex_unlock(&visits_mutex);
+			janus_mutex_unlock(&ap->visits_mutex);
 			g_free(j);
 			int code = v == INSTR_UNKNOWN_ITEM ? PROTO_ERR_UNKNOWN_ITEM :
 				v == INSTR_WRONG_TYPE ? PROTO_ERR_WRONG_TYPE :
@@ -617,7 +633,7 @@ static answer_job *submit(ap_session *s, const char *pulse_id, const json_t *res
 			return NULL;
 		}
 		if(final && !instrument_answer_complete(ins, &merged)) {
-			janus_mutex_unlock(&visits_mutex);
+			janus_mutex_unlock(&ap->visits_mutex);
 			g_free(j);
 			fail_answer(e, PROTO_ERR_INCOMPLETE, "incomplete",
 				"a final answer needs every item (send final:false to save part of it)");
@@ -650,7 +666,7 @@ static answer_job *submit(ap_session *s, const char *pulse_id, const json_t *res
 	gint64 wall = shell_wall_us(now);
 	pulse_sched_begin(&av->ps, index);     /* settled in answer_stored() */
 	if(j->dismiss) {
-		rc = store_dismiss(db, j->pulse_id, wall, answer_stored, j);
+		rc = store_dismiss(ap->db, j->pulse_id, wall, answer_stored, j);
 	} else {
 		store_item_value items[INSTRUMENT_MAX_ITEMS];
 		int ni = 0;
@@ -676,7 +692,7 @@ static answer_job *submit(ap_session *s, const char *pulse_id, const json_t *res
 			.time_to_answer_ms = j->ttA_ms, .research_consent = av->v.research_consent,
 			.n_items = ni, .items = items, .n_scores = ns, .scores = scores,
 		};
-		rc = store_answer(db, &rec, answer_stored, j);
+		rc = store_answer(ap->db, &rec, answer_stored, j);
 		if(rc == 0) {
 			/* later partial answers build on this one (the store merges too) */
 			gpointer *slot = pulse_slot(av->partial, index);
@@ -687,7 +703,7 @@ static answer_job *submit(ap_session *s, const char *pulse_id, const json_t *res
 	}
 	if(rc < 0)
 		pulse_sched_settle(&av->ps, index, PULSE_OPEN, now);
-	janus_mutex_unlock(&visits_mutex);
+	janus_mutex_unlock(&ap->visits_mutex);
 	if(rc < 0) {
 		g_atomic_int_set(&j->refs, 1);
 		job_unref(j);
@@ -747,88 +763,3 @@ json_t *shell_answer_request(ap_session *s, const proto_request *req) {
 	return r;
 }
 
-/* --- the timer ------------------------------------------------------------------- */
-static GThread *timer_thread = NULL;
-static volatile gint timer_stop = 0;
-static GMutex timer_mutex;
-static GCond timer_cond;
-
-/* One log line when the store starts refusing (a full disk, a lock held by
- * another process) and one when it takes writes again. */
-static void watch_store(void) {
-	static gboolean was_degraded = FALSE;      /* timer thread only */
-	store_health h;
-	store_health_get(db, &h);
-	if(h.degraded && !was_degraded)
-		JANUS_LOG(LOG_ERR, "[%s] store: writes are failing (%s); answers are refused until it recovers, "
-			"visit records are kept and retried\n", ALLIANCE_PACKAGE, h.why);
-	else if(!h.degraded && was_degraded)
-		JANUS_LOG(LOG_WARN, "[%s] store: writes succeed again (%" G_GUINT64_FORMAT " jobs refused meanwhile, "
-			"%" G_GUINT64_FORMAT " samples dropped so far)\n", ALLIANCE_PACKAGE, h.failed, h.samples_dropped);
-	was_degraded = h.degraded;
-}
-
-static void tick(void) {
-	shell_wall_refresh();
-	gint64 mono = janus_get_monotonic_time();
-	GList *closing = NULL;
-	janus_mutex_lock(&visits_mutex);
-	GHashTableIter iter;
-	gpointer value;
-	g_hash_table_iter_init(&iter, visits);
-	while(g_hash_table_iter_next(&iter, NULL, &value)) {
-		ap_visit *av = value;
-		shell_media_presence_locked(av, mono);
-		pulse_action act[8];
-		int n = pulse_sched_tick(&av->ps, mono, av->client != NULL, act, 8);
-		for(int i = 0; i < n; i++) {
-			if(act[i].type == PULSE_ACT_SEND)
-				launch(av, act[i].index, mono);
-			else
-				expire(av, act[i].index, mono);
-		}
-		shell_quality_tick(av, mono, shell_wall_us(mono));
-		if(shell_visit_lifecycle_locked(av, mono))
-			closing = g_list_prepend(closing, av);
-	}
-	for(GList *l = closing; l; l = l->next)
-		shell_visit_close_locked(l->data, VISIT_END_NONE, mono);
-	janus_mutex_unlock(&visits_mutex);
-	g_list_free(closing);
-	shell_retention_tick(janus_get_real_time());
-	watch_store();
-}
-
-static void *timer_loop(void *data) {
-	while(!g_atomic_int_get(&timer_stop)) {
-		tick();
-		g_mutex_lock(&timer_mutex);
-		if(!g_atomic_int_get(&timer_stop))
-			g_cond_wait_until(&timer_cond, &timer_mutex, g_get_monotonic_time() + TICK_US);
-		g_mutex_unlock(&timer_mutex);
-	}
-	return NULL;
-}
-
-int shell_pulses_start(void) {
-	g_atomic_int_set(&timer_stop, 0);
-	GError *error = NULL;
-	timer_thread = g_thread_try_new("alliance timer", timer_loop, NULL, &error);
-	if(error) {
-		JANUS_LOG(LOG_ERR, "[%s] cannot start the timer: %s\n", ALLIANCE_PACKAGE, error->message);
-		g_error_free(error);
-		return -1;
-	}
-	return 0;
-}
-
-void shell_pulses_stop(void) {
-	if(timer_thread == NULL)
-		return;
-	g_mutex_lock(&timer_mutex);
-	g_atomic_int_set(&timer_stop, 1);
-	g_cond_signal(&timer_cond);
-	g_mutex_unlock(&timer_mutex);
-	g_thread_join(timer_thread);
-	timer_thread = NULL;
-}

@@ -20,6 +20,12 @@
 #include <rtcp.h>
 #include <utils.h>
 
+static ap_plugin *ap;
+
+void shell_quality_init(ap_plugin *plugin) {
+	ap = plugin;
+}
+
 /* one digest about every 2 s (a little slack for timer jitter), no burst */
 #define STATS_RATE_PER_S (1.0 / 1.8)
 #define STATS_BURST 1.0
@@ -110,16 +116,16 @@ void shell_quality_stats(ap_session *s, const dcmsg *msg) {
 	}
 	char visit_id[VISIT_ID_MAX + 1] = "";
 	visit_role role;
-	janus_mutex_lock(&visits_mutex);
+	janus_mutex_lock(&ap->visits_mutex);
 	if(s->visit)
 		g_strlcpy(visit_id, s->visit->v.id, sizeof(visit_id));
 	role = s->role;
-	janus_mutex_unlock(&visits_mutex);
+	janus_mutex_unlock(&ap->visits_mutex);
 	if(visit_id[0] == '\0' || (role != VISIT_ROLE_CLIENT && role != VISIT_ROLE_THERAPIST))
 		return;
 	char *json = dcmsg_stats_json(&msg->stats);
 	/* the browser's view of what it receives: the *_down leg */
-	store_quality_sample(db, visit_id, role == VISIT_ROLE_CLIENT ? "client_down" : "therapist_down",
+	store_quality_sample(ap->db, visit_id, role == VISIT_ROLE_CLIENT ? "client_down" : "therapist_down",
 		"browser", janus_get_real_time(), json);
 	free(json);
 }
@@ -157,7 +163,7 @@ static void store_incidents(ap_visit *av, gint64 offset) {
 			};
 			if(r.ended_at_us && r.ended_at_us < r.started_at_us)
 				r.ended_at_us = r.started_at_us;
-			store_incident(db, &r, stored, (void *)"incident");
+			store_incident(ap->db, &r, stored, (void *)"incident");
 			JANUS_LOG(LOG_VERB, "[%s] incident %s on %s (%.1f)\n", ALLIANCE_PACKAGE,
 				r.kind, r.leg, inc[i].peak);
 		}
@@ -172,7 +178,7 @@ static void store_bucket(ap_visit *av, quality_sum bucket[Q_LEGS][Q_MEDIA], gint
 		for(int m = 0; m < Q_MEDIA; m++)
 			quality_sum_merge(&av->sample_acc[l][m], &bucket[l][m]);
 	av->sample_buckets++;
-	if(!flush && av->sample_buckets * 5 < settings.quality_sample_s)
+	if(!flush && av->sample_buckets * 5 < ap->settings.quality_sample_s)
 		return;
 	av->sample_buckets = 0;
 	bucket = av->sample_acc;
@@ -183,7 +189,7 @@ static void store_bucket(ap_visit *av, quality_sum bucket[Q_LEGS][Q_MEDIA], gint
 				continue;
 			if(quality_sum_format(&bucket[l][m], m == 1, buf, sizeof(buf)) < 0)
 				continue;
-			if(store_quality_sample(db, av->v.id, quality_leg_name((quality_leg)l),
+			if(store_quality_sample(ap->db, av->v.id, quality_leg_name((quality_leg)l),
 					m ? "video" : "audio", at_real, buf) < 0)
 				JANUS_LOG(LOG_VERB, "[%s] quality sample dropped (queue full)\n", ALLIANCE_PACKAGE);
 		}
@@ -198,14 +204,14 @@ json_t *shell_quality_live(ap_visit *av, int seconds) {
 	return o ? o : json_object();
 }
 
-void shell_quality_tick(ap_visit *av, gint64 now, gint64 now_real) {
+gboolean shell_quality_tick(ap_visit *av, gint64 now, gint64 now_real) {
 	if(av->next_window_us == 0) {
 		av->next_window_us = now + G_USEC_PER_SEC;
-		av->next_live_us = now + (gint64)settings.quality_live_s * G_USEC_PER_SEC;
-		return;
+		av->next_live_us = now + (gint64)ap->settings.quality_live_s * G_USEC_PER_SEC;
+		return FALSE;
 	}
 	if(now < av->next_window_us)
-		return;
+		return FALSE;
 	av->next_window_us += G_USEC_PER_SEC;
 	if(av->next_window_us <= now)          /* a stalled timer does not make a burst */
 		av->next_window_us = now + G_USEC_PER_SEC;
@@ -216,18 +222,17 @@ void shell_quality_tick(ap_visit *av, gint64 now, gint64 now_real) {
 			feed_session(av, av->therapist, Q_THERAPIST_UP, Q_THERAPIST_DOWN, now);
 	}
 	/* the optional quality rule: a run of freezes asks the client about the
-	 * technology (separating "the video was bad" from "the session was") */
-	if((settings.qpulse_freezes > 0 || settings.qpulse_frozen_s > 0) && av->v.state == VISIT_LIVE &&
+	 * technology (separating "the video was bad" from "the session was");
+	 * the timer sends it and says so (shell_quality_technology_sent) */
+	gboolean technology_due = FALSE;
+	if((ap->settings.qpulse_freezes > 0 || ap->settings.qpulse_frozen_s > 0) && av->v.state == VISIT_LIVE &&
 			now >= av->qpulse_after_us) {
 		quality_sum a, b;
-		quality_recent(&av->q, settings.qpulse_window_s, Q_CLIENT_UP, 1, &a);
-		quality_recent(&av->q, settings.qpulse_window_s, Q_THERAPIST_UP, 1, &b);
+		quality_recent(&av->q, ap->settings.qpulse_window_s, Q_CLIENT_UP, 1, &a);
+		quality_recent(&av->q, ap->settings.qpulse_window_s, Q_THERAPIST_UP, 1, &b);
 		int64_t freezes = a.freezes + b.freezes, frozen_ms = a.freeze_ms + b.freeze_ms;
-		if((settings.qpulse_freezes > 0 && freezes >= settings.qpulse_freezes) ||
-				(settings.qpulse_frozen_s > 0 && frozen_ms >= (int64_t)settings.qpulse_frozen_s * 1000)) {
-			if(shell_pulses_quality_trigger(av, now))
-				av->qpulse_after_us = now + (gint64)settings.qpulse_window_s * G_USEC_PER_SEC;
-		}
+		technology_due = (ap->settings.qpulse_freezes > 0 && freezes >= ap->settings.qpulse_freezes) ||
+			(ap->settings.qpulse_frozen_s > 0 && frozen_ms >= (int64_t)ap->settings.qpulse_frozen_s * 1000);
 	}
 	gint64 offset = now_real - now;
 	quality_sum bucket[Q_LEGS][Q_MEDIA];
@@ -236,8 +241,8 @@ void shell_quality_tick(ap_visit *av, gint64 now, gint64 now_real) {
 	store_incidents(av, offset);
 	/* the therapist sees both sides every few seconds */
 	if(av->v.state == VISIT_LIVE && av->therapist && now >= av->next_live_us) {
-		av->next_live_us = now + (gint64)settings.quality_live_s * G_USEC_PER_SEC;
-		json_t *live = shell_quality_live(av, settings.quality_live_s);
+		av->next_live_us = now + (gint64)ap->settings.quality_live_s * G_USEC_PER_SEC;
+		json_t *live = shell_quality_live(av, ap->settings.quality_live_s);
 		ap_session *t = av->therapist;
 		if(g_atomic_int_get(&t->dataready)) {
 			char *text = dcmsg_encode("quality", live);
@@ -250,6 +255,11 @@ void shell_quality_tick(ap_visit *av, gint64 now, gint64 now_real) {
 		}
 		json_decref(live);
 	}
+	return technology_due;
+}
+
+void shell_quality_technology_sent(ap_visit *av, gint64 now) {
+	av->qpulse_after_us = now + (gint64)ap->settings.qpulse_window_s * G_USEC_PER_SEC;
 }
 
 void shell_quality_finish(ap_visit *av, gint64 now, gint64 now_real) {
@@ -262,7 +272,7 @@ void shell_quality_finish(ap_visit *av, gint64 now, gint64 now_real) {
 }
 
 char *shell_quality_context(ap_visit *av, gboolean whole_visit) {
-	return quality_context_json(&av->q, whole_visit ? 0 : settings.quality_context_s);
+	return quality_context_json(&av->q, whole_visit ? 0 : ap->settings.quality_context_s);
 }
 
 /* --- events from Janus ------------------------------------------------------------ */
@@ -278,17 +288,31 @@ void shell_quality_reconnect(ap_session *s) {
 		return;
 	s->hung_up_at = 0;
 	gint64 now = janus_get_monotonic_time();
-	janus_mutex_lock(&visits_mutex);
+	janus_mutex_lock(&ap->visits_mutex);
 	if(s->visit && (s->role == VISIT_ROLE_CLIENT || s->role == VISIT_ROLE_THERAPIST))
 		quality_note(&s->visit->q, leg_of(s->role, TRUE), -1, QI_RECONNECT, since, now);
-	janus_mutex_unlock(&visits_mutex);
+	janus_mutex_unlock(&ap->visits_mutex);
 }
 
 void shell_quality_slow_link(ap_session *s, gboolean video, gboolean uplink) {
 	gint64 now = janus_get_monotonic_time();
-	janus_mutex_lock(&visits_mutex);
+	janus_mutex_lock(&ap->visits_mutex);
 	/* Janus's "uplink" is Janus -> peer: the participant's down leg */
 	if(s->visit && (s->role == VISIT_ROLE_CLIENT || s->role == VISIT_ROLE_THERAPIST))
 		quality_note(&s->visit->q, leg_of(s->role, !uplink), video ? 1 : 0, QI_SLOW_LINK, now, now);
-	janus_mutex_unlock(&visits_mutex);
+	janus_mutex_unlock(&ap->visits_mutex);
+}
+
+/* How long since the last RTP packet of either medium, or -1 if s never
+ * sent any (nothing to miss yet). */
+gint64 shell_quality_silent_for(ap_session *s, gint64 now) {
+	gint64 last = 0;
+	for(int m = 0; m < 2; m++) {
+		g_mutex_lock(&s->up_mutex[m]);
+		gint64 t = s->up[m].last_arrival_us;
+		g_mutex_unlock(&s->up_mutex[m]);
+		if(t > last)
+			last = t;
+	}
+	return last ? now - last : -1;
 }

@@ -19,6 +19,12 @@
 #include <debug.h>
 #include <utils.h>
 
+static ap_plugin *ap;
+
+void shell_requests_init(ap_plugin *plugin) {
+	ap = plugin;
+}
+
 typedef struct ap_message {
 	ap_session *s;          /* reference held */
 	char *transaction;
@@ -58,17 +64,6 @@ static void stored(store_rc rc, const char *error, void *user) {
 			error ? error : store_rc_name(rc), (const char *)user);
 }
 
-/* --- answers ------------------------------------------------------------- */
-json_t *shell_error_json(int code, const char *fmt, ...) {
-	proto_error err;
-	err.code = code;
-	va_list ap;
-	va_start(ap, fmt);
-	g_vsnprintf(err.reason, sizeof(err.reason), fmt, ap);
-	va_end(ap);
-	return proto_error_json(&err);
-}
-
 json_t *shell_visit_error(visit_result r) {
 	switch(r) {
 		case VISIT_ERR_UNAUTHORIZED: return shell_error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (this key does not belong to the visit's therapist)");
@@ -93,8 +88,8 @@ static json_t *pulse_plan(const proto_request *req, pulse_config *pc) {
 	const char *kinds[3] = { "in_session", "end", "therapist_end" };
 	char *slots[3] = { pc->in_session, pc->end, pc->therapist_end };
 	for(int i = 0; i < 3; i++) {
-		const instrument *ins = ids[i] ? instrument_set_get(instruments, ids[i]) :
-			instrument_set_default(instruments, kinds[i]);
+		const instrument *ins = ids[i] ? instrument_set_get(ap->instruments, ids[i]) :
+			instrument_set_default(ap->instruments, kinds[i]);
 		if(ids[i] && ins == NULL)
 			return shell_error_json(PROTO_ERR_INVALID_ELEMENT, "Unknown instrument '%.48s' (instruments.%s)", ids[i], kinds[i]);
 		/* an end form in the in-session slot (or the reverse) would ask the
@@ -110,19 +105,19 @@ static json_t *pulse_plan(const proto_request *req, pulse_config *pc) {
 		pc->n_offsets = req->n_offsets;
 		memcpy(pc->offsets_s, req->offsets_s, sizeof(int) * (size_t)req->n_offsets);
 	} else {
-		pc->n_offsets = settings.n_offsets;
-		memcpy(pc->offsets_s, settings.offsets_s, sizeof(int) * (size_t)settings.n_offsets);
+		pc->n_offsets = ap->settings.n_offsets;
+		memcpy(pc->offsets_s, ap->settings.offsets_s, sizeof(int) * (size_t)ap->settings.n_offsets);
 	}
 	if(pc->in_session[0] == '\0')
 		pc->n_offsets = 0;   /* nothing to send */
-	pc->expires_in_s = settings.pulse_expires_s;
-	pc->end_grace_s = settings.end_grace_s;
+	pc->expires_in_s = ap->settings.pulse_expires_s;
+	pc->end_grace_s = ap->settings.end_grace_s;
 	pc->end_pulse = (req->end_pulse != 0) && pc->end[0] != '\0';
 	return NULL;
 }
 
 static json_t *request_create(ap_session *s, const proto_request *req) {
-	const char *code = auth_keyring_therapist(settings.keys, req->therapist_key);
+	const char *code = auth_keyring_therapist(ap->settings.keys, req->therapist_key);
 	if(code == NULL) {
 		shell_credential_refused(s);
 		return shell_error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (wrong therapist key)");
@@ -136,24 +131,24 @@ static json_t *request_create(ap_session *s, const proto_request *req) {
 		return shell_error_json(PROTO_ERR_INTERNAL, "Could not draw random numbers");
 	auth_digest invite_digest;
 	auth_digest_of(invite, &invite_digest);
-	janus_mutex_lock(&visits_mutex);
-	if((int)g_hash_table_size(visits) >= settings.max_visits) {
-		janus_mutex_unlock(&visits_mutex);
-		return shell_error_json(PROTO_ERR_LIMIT_REACHED, "Too many open visits (max_visits=%d)", settings.max_visits);
+	janus_mutex_lock(&ap->visits_mutex);
+	if((int)g_hash_table_size(ap->visits) >= ap->settings.max_visits) {
+		janus_mutex_unlock(&ap->visits_mutex);
+		return shell_error_json(PROTO_ERR_LIMIT_REACHED, "Too many open visits (max_visits=%d)", ap->settings.max_visits);
 	}
 	gint64 mono = janus_get_monotonic_time();
 	gint64 now = shell_wall_us(mono);
 	ap_visit *av = shell_visit_new(id, code, req->client_code, req->modality, &invite_digest, &pc, mono);
 	if(av == NULL) {
-		janus_mutex_unlock(&visits_mutex);
+		janus_mutex_unlock(&ap->visits_mutex);
 		return shell_error_json(PROTO_ERR_INTERNAL, "Out of memory");
 	}
-	g_hash_table_insert(visits, av->v.id, av);     /* the table's reference */
-	g_hash_table_insert(visits_by_invite, &av->v.invite, av);
+	g_hash_table_insert(ap->visits, av->v.id, av);     /* the table's reference */
+	g_hash_table_insert(ap->visits_by_invite, &av->v.invite, av);
 	store_visit_rec rec = { .visit_id = id, .therapist_code = code, .client_code = req->client_code,
 		.modality = visit_modality_name(req->modality), .created_at_us = now };
-	store_visit_create(db, &rec, stored, (void *)"visit");
-	janus_mutex_unlock(&visits_mutex);
+	store_visit_create(ap->db, &rec, stored, (void *)"visit");
+	janus_mutex_unlock(&ap->visits_mutex);
 	JANUS_LOG(LOG_INFO, "[%s] visit created (%s)\n", ALLIANCE_PACKAGE, visit_modality_name(req->modality));
 	shell_notify(NULL, "created", json_pack("{s:s, s:s}", "visit_id", id,
 		"modality", visit_modality_name(req->modality)));
@@ -164,10 +159,10 @@ static json_t *request_create(ap_session *s, const proto_request *req) {
 }
 
 static json_t *request_status(ap_session *s) {
-	janus_mutex_lock(&visits_mutex);
+	janus_mutex_lock(&ap->visits_mutex);
 	ap_visit *av = s->visit;
 	if(av == NULL) {
-		janus_mutex_unlock(&visits_mutex);
+		janus_mutex_unlock(&ap->visits_mutex);
 		return shell_error_json(PROTO_ERR_NOT_JOINED, "Join a visit first");
 	}
 	json_t *r = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o}",
@@ -176,7 +171,7 @@ static json_t *request_status(ap_session *s) {
 		"participants", shell_participants_json(av),
 		"pending_pulses", shell_pulses_pending(av, s->role, janus_get_monotonic_time()));
 	json_object_set_new(r, "quality", shell_quality_live(av, 10));
-	janus_mutex_unlock(&visits_mutex);
+	janus_mutex_unlock(&ap->visits_mutex);
 	return r;
 }
 
@@ -187,16 +182,16 @@ static json_t *request_status(ap_session *s) {
 /* `report` (supervisor, sync): read the store and answer the report; the
  * request's thread waits for the reads (at most REPORT_WAIT_US each). */
 static json_t *request_report(ap_session *s, const proto_request *req) {
-	if(!auth_keyring_supervisor(settings.keys, req->supervisor_key)) {
+	if(!auth_keyring_supervisor(ap->settings.keys, req->supervisor_key)) {
 		shell_credential_refused(s);
 		return shell_error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (wrong supervisor key)");
 	}
 	report_env env;
 	report_env_init(&env);
-	env.instruments = instruments;
+	env.instruments = ap->instruments;
 	proto_error err;
 	gint64 started = g_get_monotonic_time();
-	json_t *r = report_build(db, req->report_kind, &req->filters, &env, REPORT_WAIT_US, &err);
+	json_t *r = report_build(ap->db, req->report_kind, &req->filters, &env, REPORT_WAIT_US, &err);
 	if(r == NULL) {
 		JANUS_LOG(LOG_WARN, "[%s] %s report refused: %d %s\n", ALLIANCE_PACKAGE,
 			proto_report_kind_name(req->report_kind), err.code, proto_error_slug(err.code));
@@ -243,7 +238,7 @@ static void erased(store_rc rc, gint64 rows, const char *error, void *user) {
  * back); the erasure is queued under visits_mutex, so a visit created
  * after the check is stored after the erasure, as a new visit. */
 static json_t *request_forget(ap_session *s, const proto_request *req) {
-	if(!auth_keyring_supervisor(settings.keys, req->supervisor_key)) {
+	if(!auth_keyring_supervisor(ap->settings.keys, req->supervisor_key)) {
 		shell_credential_refused(s);
 		return shell_error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (wrong supervisor key)");
 	}
@@ -251,22 +246,22 @@ static json_t *request_forget(ap_session *s, const proto_request *req) {
 	g_atomic_int_set(&w->refs, 2);
 	g_mutex_init(&w->m);
 	g_cond_init(&w->c);
-	janus_mutex_lock(&visits_mutex);
+	janus_mutex_lock(&ap->visits_mutex);
 	GHashTableIter iter;
 	gpointer value;
-	g_hash_table_iter_init(&iter, visits);
+	g_hash_table_iter_init(&iter, ap->visits);
 	while(g_hash_table_iter_next(&iter, NULL, &value)) {
 		ap_visit *av = value;
 		if(!strcmp(av->v.client_code, req->client_code)) {
-			janus_mutex_unlock(&visits_mutex);
+			janus_mutex_unlock(&ap->visits_mutex);
 			g_atomic_int_set(&w->refs, 1);
 			erase_wait_unref(w);
 			return shell_error_json(PROTO_ERR_WRONG_STATE,
 				"The client has an open visit: erase after it has ended and closed");
 		}
 	}
-	int rc = store_forget_client(db, req->client_code, janus_get_real_time(), erased, w);
-	janus_mutex_unlock(&visits_mutex);
+	int rc = store_forget_client(ap->db, req->client_code, janus_get_real_time(), erased, w);
+	janus_mutex_unlock(&ap->visits_mutex);
 	if(rc < 0) {
 		g_atomic_int_set(&w->refs, 1);
 		erase_wait_unref(w);
@@ -305,10 +300,10 @@ static void retention_done(store_rc rc, gint64 rows, const char *error, void *us
 /* Called at start and by the timer: applies retention_days once a day. */
 void shell_retention_tick(gint64 now_real) {
 	static gint64 next_at = 0;           /* timer thread (and init, before it starts) */
-	if(settings.retention_days <= 0 || now_real < next_at)
+	if(ap->settings.retention_days <= 0 || now_real < next_at)
 		return;
 	next_at = now_real + 86400LL * G_USEC_PER_SEC;
-	if(store_retention(db, settings.retention_days, now_real, retention_done, NULL) < 0)
+	if(store_retention(ap->db, ap->settings.retention_days, now_real, retention_done, NULL) < 0)
 		JANUS_LOG(LOG_ERR, "[%s] retention could not be queued\n", ALLIANCE_PACKAGE);
 }
 
@@ -363,7 +358,7 @@ static void outcome_deliver(outcome *out, ap_session *s, const char *transaction
 	}
 	if(out->deferred_visit) {
 		ap_visit *av = out->deferred_visit;
-		janus_mutex_lock(&visits_mutex);
+		janus_mutex_lock(&ap->visits_mutex);
 		gint64 now = janus_get_monotonic_time();
 		if(out->deferred_end) {
 			if(av->therapist)
@@ -373,14 +368,14 @@ static void outcome_deliver(outcome *out, ap_session *s, const char *transaction
 		} else if(s->visit == av) {
 			shell_pulses_on_join(av, s, now, FALSE);
 		}
-		janus_mutex_unlock(&visits_mutex);
+		janus_mutex_unlock(&ap->visits_mutex);
 		shell_visit_unref(av);
 	}
 	/* no lock held: the old handle of a takeover, removed observers */
 	for(GList *l = out->hangup; l; l = l->next) {
 		ap_session *old = l->data;
 		if(g_atomic_int_get(&old->media_up) && !g_atomic_int_get(&old->destroyed))
-			gateway->close_pc(old->handle);
+			ap->gateway->close_pc(old->handle);
 		janus_refcount_decrease(&old->ref);
 	}
 	g_list_free(out->hangup);
@@ -389,10 +384,10 @@ static void outcome_deliver(outcome *out, ap_session *s, const char *transaction
 /* Lock the visits and return s's visit; without one: unlocked again, the
  * answer is 480, NULL. */
 static ap_visit *lock_joined(ap_session *s, outcome *out) {
-	janus_mutex_lock(&visits_mutex);
+	janus_mutex_lock(&ap->visits_mutex);
 	ap_visit *av = s->visit;
 	if(av == NULL) {
-		janus_mutex_unlock(&visits_mutex);
+		janus_mutex_unlock(&ap->visits_mutex);
 		out->answer = shell_error_json(PROTO_ERR_NOT_JOINED, "Join a visit first");
 	}
 	return av;
@@ -404,11 +399,11 @@ static ap_visit *join_target(const proto_request *req, json_t **error) {
 	if(req->role == VISIT_ROLE_CLIENT) {
 		auth_digest d;
 		auth_digest_of(req->invite, &d);
-		av = g_hash_table_lookup(visits_by_invite, &d);
+		av = g_hash_table_lookup(ap->visits_by_invite, &d);
 		if(av == NULL)
 			*error = shell_error_json(PROTO_ERR_INVALID_INVITE, "Invalid invite");
 	} else {
-		av = g_hash_table_lookup(visits, req->visit_id);
+		av = g_hash_table_lookup(ap->visits, req->visit_id);
 		if(av == NULL)
 			*error = shell_error_json(PROTO_ERR_NO_SUCH_VISIT, "No such visit");
 	}
@@ -419,14 +414,14 @@ static void request_join(ap_session *s, const proto_request *req, outcome *out) 
 	const char *code = NULL;
 	int supervisor = -1;
 	if(req->role == VISIT_ROLE_THERAPIST) {
-		code = auth_keyring_therapist(settings.keys, req->therapist_key);
+		code = auth_keyring_therapist(ap->settings.keys, req->therapist_key);
 		if(code == NULL) {
 			shell_credential_refused(s);
 			out->answer = shell_error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (wrong therapist key)");
 			return;
 		}
 	} else if(req->role == VISIT_ROLE_OBSERVER) {
-		supervisor = auth_keyring_supervisor_index(settings.keys, req->supervisor_key);
+		supervisor = auth_keyring_supervisor_index(ap->settings.keys, req->supervisor_key);
 		if(supervisor < 0) {
 			shell_credential_refused(s);
 			out->answer = shell_error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (wrong supervisor key)");
@@ -439,22 +434,22 @@ static void request_join(ap_session *s, const proto_request *req, outcome *out) 
 		return;
 	}
 	shell_failpoint("join_before_lock");
-	janus_mutex_lock(&visits_mutex);
+	janus_mutex_lock(&ap->visits_mutex);
 	/* destroy_session sets `destroyed` before it takes this lock to unseat:
 	 * a handle seated after that would stay seated for good */
 	if(g_atomic_int_get(&s->destroyed)) {
-		janus_mutex_unlock(&visits_mutex);
+		janus_mutex_unlock(&ap->visits_mutex);
 		out->answer = shell_error_json(PROTO_ERR_NOT_JOINED, "This handle is going away");
 		return;
 	}
 	if(s->visit != NULL) {
-		janus_mutex_unlock(&visits_mutex);
+		janus_mutex_unlock(&ap->visits_mutex);
 		out->answer = shell_error_json(PROTO_ERR_ALREADY_JOINED, "This handle already joined a visit");
 		return;
 	}
 	ap_visit *av = join_target(req, &out->answer);
 	if(av == NULL) {
-		janus_mutex_unlock(&visits_mutex);
+		janus_mutex_unlock(&ap->visits_mutex);
 		if(req->role == VISIT_ROLE_CLIENT)
 			shell_credential_refused(s);
 		return;
@@ -481,7 +476,7 @@ static void request_join(ap_session *s, const proto_request *req, outcome *out) 
 		r = takeover ? VISIT_OK : visit_join_observer(&av->v);
 	}
 	if(r != VISIT_OK) {
-		janus_mutex_unlock(&visits_mutex);
+		janus_mutex_unlock(&ap->visits_mutex);
 		memset(rejoin, 0, sizeof(rejoin));
 		if(r == VISIT_ERR_UNAUTHORIZED || r == VISIT_ERR_INVITE_USED || r == VISIT_ERR_INVALID_INVITE)
 			shell_credential_refused(s);
@@ -507,13 +502,13 @@ static void request_join(ap_session *s, const proto_request *req, outcome *out) 
 	if(req->role != VISIT_ROLE_OBSERVER)
 		g_strlcpy(av->lang[req->role == VISIT_ROLE_THERAPIST ? 0 : 1],
 			req->language ? req->language : "", PROTO_LANG_MAX + 1);
-	store_participant_join(db, av->v.id, visit_role_name(req->role),
+	store_participant_join(ap->db, av->v.id, visit_role_name(req->role),
 		req->role == VISIT_ROLE_THERAPIST ? av->v.therapist_code :
 		req->role == VISIT_ROLE_CLIENT ? av->v.client_code : NULL,
 		req->role == VISIT_ROLE_CLIENT ? req->research_consent : FALSE,
 		req->language, now, stored, (void *)"participant");
 	if(first && av->v.state == VISIT_WAITING)
-		store_visit_state(db, av->v.id, "waiting", now, stored, (void *)"visit waiting");
+		store_visit_state(ap->db, av->v.id, "waiting", now, stored, (void *)"visit waiting");
 	out->answer = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "alliance", "joined",
 		"role", visit_role_name(req->role), "visit_id", av->v.id,
 		"state", visit_state_name(av->v.state), "modality", visit_modality_name(av->v.modality),
@@ -539,7 +534,7 @@ static void request_join(ap_session *s, const proto_request *req, outcome *out) 
 	shell_notify(s->handle, "joined", json_pack("{s:s, s:s, s:s, s:b}", "visit_id", av->v.id,
 		"role", visit_role_name(req->role), "state", visit_state_name(av->v.state),
 		"took_over", takeover));
-	janus_mutex_unlock(&visits_mutex);
+	janus_mutex_unlock(&ap->visits_mutex);
 	/* after the `joined` answer: pulses that waited for this participant
 	 * (one open on the old handle, an end pulse on re-join within the grace) */
 	out->deferred_visit = av;
@@ -560,11 +555,11 @@ static void request_reinvite(ap_session *s, outcome *out) {
 	if(av == NULL)
 		return;
 	/* the table's key is the visit's own digest: out before it changes */
-	g_hash_table_remove(visits_by_invite, &av->v.invite);
+	g_hash_table_remove(ap->visits_by_invite, &av->v.invite);
 	visit_result r = visit_reinvite(&av->v, s->role, &d);
-	g_hash_table_insert(visits_by_invite, &av->v.invite, av);
+	g_hash_table_insert(ap->visits_by_invite, &av->v.invite, av);
 	if(r != VISIT_OK) {
-		janus_mutex_unlock(&visits_mutex);
+		janus_mutex_unlock(&ap->visits_mutex);
 		memset(invite, 0, sizeof(invite));
 		out->answer = shell_visit_error(r);
 		return;
@@ -572,7 +567,7 @@ static void request_reinvite(ap_session *s, outcome *out) {
 	out->answer = json_pack("{s:s, s:s, s:s}", "alliance", "reinvited", "visit_id", av->v.id,
 		"invite", invite);
 	shell_notify(s->handle, "reinvited", json_pack("{s:s}", "visit_id", av->v.id));
-	janus_mutex_unlock(&visits_mutex);
+	janus_mutex_unlock(&ap->visits_mutex);
 	memset(invite, 0, sizeof(invite));
 	JANUS_LOG(LOG_INFO, "[%s] a new client invite was issued for a visit\n", ALLIANCE_PACKAGE);
 }
@@ -584,17 +579,17 @@ static void request_admit(ap_session *s, outcome *out) {
 	gint64 mono = janus_get_monotonic_time();
 	visit_result r = visit_admit(&av->v, s->role, mono);
 	if(r != VISIT_OK) {
-		janus_mutex_unlock(&visits_mutex);
+		janus_mutex_unlock(&ap->visits_mutex);
 		out->answer = shell_visit_error(r);
 		return;
 	}
 	shell_sync_links(av);
 	pulse_sched_live(&av->ps, mono);
-	store_visit_state(db, av->v.id, "live", shell_wall_us(mono), stored, (void *)"visit live");
+	store_visit_state(ap->db, av->v.id, "live", shell_wall_us(mono), stored, (void *)"visit live");
 	out->answer = json_pack("{s:s, s:s}", "alliance", "admitted", "visit_id", av->v.id);
 	outcome_event(out, av->client, json_pack("{s:s, s:s}", "alliance", "admitted", "visit_id", av->v.id));
 	shell_notify(s->handle, "admitted", json_pack("{s:s}", "visit_id", av->v.id));
-	janus_mutex_unlock(&visits_mutex);
+	janus_mutex_unlock(&ap->visits_mutex);
 }
 
 static void request_configure(ap_session *s, const proto_request *req, json_t *jsep, outcome *out) {
@@ -604,7 +599,7 @@ static void request_configure(ap_session *s, const proto_request *req, json_t *j
 	if(av == NULL)
 		return;
 	visit_result r = visit_may_configure(&av->v, s->role);
-	janus_mutex_unlock(&visits_mutex);
+	janus_mutex_unlock(&ap->visits_mutex);
 	if(r != VISIT_OK) {
 		out->answer = shell_visit_error(r);
 		return;
@@ -646,34 +641,34 @@ static void request_end(ap_session *s, outcome *out) {
 	if(av == NULL)
 		return;
 	if(s->role != VISIT_ROLE_THERAPIST) {
-		janus_mutex_unlock(&visits_mutex);
+		janus_mutex_unlock(&ap->visits_mutex);
 		out->answer = shell_visit_error(VISIT_ERR_FORBIDDEN);
 		return;
 	}
 	json_t *ids = json_array();
 	visit_result r = shell_visit_end_locked(av, VISIT_END_THERAPIST, janus_get_monotonic_time(), TRUE, ids);
 	if(r != VISIT_OK) {
-		janus_mutex_unlock(&visits_mutex);
+		janus_mutex_unlock(&ap->visits_mutex);
 		json_decref(ids);
 		out->answer = shell_visit_error(r);
 		return;
 	}
 	out->answer = json_pack("{s:s, s:s, s:o, s:i, s:s}", "alliance", "ended", "visit_id", av->v.id,
-		"pulse_ids", ids, "end_grace_s", settings.end_grace_s, "end_reason", "therapist");
+		"pulse_ids", ids, "end_grace_s", ap->settings.end_grace_s, "end_reason", "therapist");
 	outcome_event(out, av->client, json_pack("{s:s, s:s, s:i, s:s}", "alliance", "ended",
-		"visit_id", av->v.id, "end_grace_s", settings.end_grace_s, "end_reason", "therapist"));
+		"visit_id", av->v.id, "end_grace_s", ap->settings.end_grace_s, "end_reason", "therapist"));
 	/* the end pulses follow the `ended` answer and event */
 	out->deferred_visit = av;
 	out->deferred_end = TRUE;
 	janus_refcount_increase(&av->ref);
-	janus_mutex_unlock(&visits_mutex);
+	janus_mutex_unlock(&ap->visits_mutex);
 }
 
 /* Returns TRUE if it answered (and detached) itself. */
 static gboolean request_leave(ap_session *s, const char *transaction, outcome *out) {
-	janus_mutex_lock(&visits_mutex);
+	janus_mutex_lock(&ap->visits_mutex);
 	gboolean joined = s->visit != NULL;
-	janus_mutex_unlock(&visits_mutex);
+	janus_mutex_unlock(&ap->visits_mutex);
 	if(!joined) {
 		out->answer = shell_error_json(PROTO_ERR_NOT_JOINED, "Join a visit first");
 		return FALSE;
@@ -718,7 +713,7 @@ static void handle_async(ap_message *m) {
 
 static void *message_thread(void *data) {
 	JANUS_LOG(LOG_VERB, "[%s] message thread started\n", ALLIANCE_PACKAGE);
-	while(g_atomic_int_get(&initialized) && !g_atomic_int_get(&stopping)) {
+	while(g_atomic_int_get(&ap->initialized) && !g_atomic_int_get(&ap->stopping)) {
 		ap_message *m = g_async_queue_pop(messages);
 		if(m == &exit_message)
 			break;

@@ -28,24 +28,10 @@
 #include <debug.h>
 #include <utils.h>
 
-/* The offset between the two clocks, refreshed by the timer every tick:
- * rows written for one instant get one wall-clock time (reading both
- * clocks per call would jitter by microseconds and reorder rows made
- * together), and a jump of the wall clock shows within a tick. */
-static gint64 wall_offset_us = 0;      /* __atomic: read by every thread */
+static ap_plugin *ap;
 
-void shell_wall_refresh(void) {
-	gint64 off = janus_get_real_time() - janus_get_monotonic_time();
-	__atomic_store_n(&wall_offset_us, off, __ATOMIC_RELAXED);
-}
-
-gint64 shell_wall_us(gint64 mono_us) {
-	gint64 off = __atomic_load_n(&wall_offset_us, __ATOMIC_RELAXED);
-	if(off == 0) {
-		shell_wall_refresh();
-		off = __atomic_load_n(&wall_offset_us, __ATOMIC_RELAXED);
-	}
-	return off + mono_us;
+void shell_visits_init(ap_plugin *plugin) {
+	ap = plugin;
 }
 
 static void stored(store_rc rc, const char *error, void *user) {
@@ -54,40 +40,10 @@ static void stored(store_rc rc, const char *error, void *user) {
 			error ? error : store_rc_name(rc), (const char *)user);
 }
 
-/* --- creation and lifetime ------------------------------------------------- */
-static void visit_free(const janus_refcount *ref) {
-	ap_visit *av = janus_refcount_containerof(ref, ap_visit, ref);
-	g_ptr_array_free(av->partial, TRUE);
-	g_ptr_array_free(av->pulse_quality, TRUE);
-	pulse_sched_free(&av->ps);
-	quality_visit_free(&av->q);
-	g_free(av);
-}
-
-ap_visit *shell_visit_new(const char *id, const char *therapist_code, const char *client_code,
-		visit_modality modality, const auth_digest *invite, const pulse_config *pc, gint64 now_mono) {
-	ap_visit *av = g_new0(ap_visit, 1);
-	if(quality_visit_init(&av->q, settings.quality_context_s) < 0) {
-		g_free(av);
-		return NULL;
-	}
-	av->partial = g_ptr_array_new_with_free_func(g_free);
-	av->pulse_quality = g_ptr_array_new_with_free_func(free);
-	janus_refcount_init(&av->ref, visit_free);     /* the caller's (the table's) reference */
-	visit_init(&av->v, id, therapist_code, client_code, modality, invite, now_mono);
-	pulse_sched_init(&av->ps, av->v.id, pc);
-	return av;
-}
-
-void shell_visit_unref(ap_visit *av) {
-	if(av)
-		janus_refcount_decrease(&av->ref);
-}
-
 /* Remove a visit from the tables. */
 static void visit_forget(ap_visit *av) {
-	g_hash_table_remove(visits_by_invite, &av->v.invite);
-	if(g_hash_table_remove(visits, av->v.id))
+	g_hash_table_remove(ap->visits_by_invite, &av->v.invite);
+	if(g_hash_table_remove(ap->visits, av->v.id))
 		shell_visit_unref(av);   /* the table's reference */
 }
 
@@ -177,16 +133,8 @@ ap_session *shell_seat_locked(ap_visit *av, ap_session *s, visit_role role) {
 	return old;
 }
 
-void shell_push_event(ap_session *target, json_t *event) {
-	if(target == NULL || g_atomic_int_get(&target->destroyed)) {
-		json_decref(event);
-		return;
-	}
-	shell_push(target, NULL, event, NULL);
-}
-
 void shell_session_detach(ap_session *s, gboolean close_media) {
-	janus_mutex_lock(&visits_mutex);
+	janus_mutex_lock(&ap->visits_mutex);
 	visit_role role = s->role;
 	ap_visit *av = unseat(s, janus_get_monotonic_time());
 	ap_session *other = NULL;
@@ -198,14 +146,14 @@ void shell_session_detach(ap_session *s, gboolean close_media) {
 		shell_notify(s->handle, "left", json_pack("{s:s, s:s}",
 			"visit_id", av->v.id, "role", visit_role_name(role)));
 	}
-	janus_mutex_unlock(&visits_mutex);
+	janus_mutex_unlock(&ap->visits_mutex);
 	if(other) {
 		shell_push_event(other, json_pack("{s:s, s:s}", "alliance", "participant_left",
 			"role", visit_role_name(role)));
 		janus_refcount_decrease(&other->ref);
 	}
 	if(close_media && g_atomic_int_get(&s->media_up))
-		gateway->close_pc(s->handle);
+		ap->gateway->close_pc(s->handle);
 	shell_visit_unref(av);
 }
 
@@ -231,12 +179,12 @@ visit_result shell_visit_end_locked(ap_visit *av, visit_end_reason reason, gint6
 		return r;
 	shell_unlink(av);
 	gint64 wall = shell_wall_us(now_mono);
-	store_visit_ended(db, av->v.id, visit_end_reason_name(reason), wall, stored, (void *)"visit ended");
+	store_visit_ended(ap->db, av->v.id, visit_end_reason_name(reason), wall, stored, (void *)"visit ended");
 	json_t *ids = pulse_ids ? pulse_ids : json_array();
 	shell_pulses_end(av, now_mono, with_end_pulses, ids);
 	if(ids != pulse_ids)
 		json_decref(ids);
-	store_visit_summarize(db, av->v.id, stored, (void *)"visit summary");
+	store_visit_summarize(ap->db, av->v.id, stored, (void *)"visit summary");
 	shell_notify(NULL, "ended", json_pack("{s:s, s:s}", "visit_id", av->v.id,
 		"end_reason", visit_end_reason_name(reason)));
 	JANUS_LOG(LOG_INFO, "[%s] visit ended (%s)\n", ALLIANCE_PACKAGE, visit_end_reason_name(reason));
@@ -262,9 +210,9 @@ void shell_visit_close_locked(ap_visit *av, visit_end_reason reason, gint64 now_
 		shell_push_event(l->data, json_pack("{s:s, s:s, s:s}", "alliance", "closed",
 			"visit_id", av->v.id, "end_reason", visit_end_reason_name(why)));
 	shell_quality_finish(av, now_mono, shell_wall_us(now_mono));
-	store_visit_state(db, av->v.id, "closed", shell_wall_us(now_mono), stored, (void *)"visit closed");
+	store_visit_state(ap->db, av->v.id, "closed", shell_wall_us(now_mono), stored, (void *)"visit closed");
 	/* the report row, now that every answer, alert and incident is in */
-	store_visit_summarize(db, av->v.id, stored, (void *)"visit summary");
+	store_visit_summarize(ap->db, av->v.id, stored, (void *)"visit summary");
 	shell_notify(NULL, "closed", json_pack("{s:s, s:s}", "visit_id", av->v.id,
 		"end_reason", visit_end_reason_name(why)));
 	while(av->therapist || av->client || av->observers) {
@@ -279,12 +227,12 @@ void shell_visit_close_locked(ap_visit *av, visit_end_reason reason, gint64 now_
 
 gboolean shell_visit_lifecycle_locked(ap_visit *av, gint64 now_mono) {
 	if(av->v.state == VISIT_ENDED)
-		return now_mono >= av->v.ended_at_us + (gint64)settings.end_grace_s * G_USEC_PER_SEC;
-	if(visit_idle_due(&av->v, now_mono, (gint64)settings.idle_close_s * G_USEC_PER_SEC)) {
+		return now_mono >= av->v.ended_at_us + (gint64)ap->settings.end_grace_s * G_USEC_PER_SEC;
+	if(visit_idle_due(&av->v, now_mono, (gint64)ap->settings.idle_close_s * G_USEC_PER_SEC)) {
 		shell_visit_end_locked(av, VISIT_END_IDLE, now_mono, FALSE, NULL);
 		return TRUE;
 	}
-	if(visit_age_due(&av->v, now_mono, (gint64)settings.max_visit_s * G_USEC_PER_SEC)) {
+	if(visit_age_due(&av->v, now_mono, (gint64)ap->settings.max_visit_s * G_USEC_PER_SEC)) {
 		/* as if the therapist had pressed "End": end pulses, then the grace */
 		json_t *ids = json_array();
 		shell_visit_end_locked(av, VISIT_END_MAX_DURATION, now_mono, TRUE, ids);
@@ -293,7 +241,7 @@ gboolean shell_visit_lifecycle_locked(ap_visit *av, gint64 now_mono) {
 			if(both[i]) {
 				shell_push_event(both[i], json_pack("{s:s, s:s, s:s, s:i, s:O}", "alliance", "ended",
 					"visit_id", av->v.id, "end_reason", "max_duration",
-					"end_grace_s", settings.end_grace_s, "pulse_ids", ids));
+					"end_grace_s", ap->settings.end_grace_s, "pulse_ids", ids));
 				shell_pulses_on_join(av, both[i], now_mono, FALSE);
 			}
 		json_decref(ids);
@@ -302,14 +250,14 @@ gboolean shell_visit_lifecycle_locked(ap_visit *av, gint64 now_mono) {
 }
 
 void shell_visits_shutdown(void) {
-	janus_mutex_lock(&visits_mutex);
-	GList *all = g_hash_table_get_values(visits);
+	janus_mutex_lock(&ap->visits_mutex);
+	GList *all = g_hash_table_get_values(ap->visits);
 	gint64 now = janus_get_monotonic_time();
 	int n = 0;
 	for(GList *l = all; l; l = l->next, n++)
 		shell_visit_close_locked(l->data, VISIT_END_SHUTDOWN, now);
 	g_list_free(all);
-	janus_mutex_unlock(&visits_mutex);
+	janus_mutex_unlock(&ap->visits_mutex);
 	if(n > 0)
 		JANUS_LOG(LOG_INFO, "[%s] shutdown: %d open visit(s) closed\n", ALLIANCE_PACKAGE, n);
 }
@@ -340,7 +288,7 @@ int shell_visits_repair(char *err, size_t errlen) {
 	memset(&w, 0, sizeof(w));
 	g_mutex_init(&w.m);
 	g_cond_init(&w.c);
-	int rc = store_repair_interrupted(db, janus_get_real_time(), repaired, &w);
+	int rc = store_repair_interrupted(ap->db, janus_get_real_time(), repaired, &w);
 	if(rc == 0) {
 		g_mutex_lock(&w.m);
 		while(!w.done)
