@@ -503,12 +503,10 @@ int proto_parse(const json_t *body, proto_request *req, proto_error *err) {
 		req->sync = true;
 		return get_string(body, "pulse_id", true, &req->pulse_id, err) < 0 ? -1 : 0;
 	} else if(!strcmp(request, "report")) {
-		req->kind = PROTO_REPORT;
-		req->sync = true;
+		req->kind = PROTO_REPORT;        /* async: answered off the call path */
 		return parse_report(body, req, err);
 	} else if(!strcmp(request, "forget")) {
 		req->kind = PROTO_FORGET;
-		req->sync = true;
 		return parse_forget(body, req, err);
 	}
 	return proto_fail(err, PROTO_ERR_UNKNOWN_REQUEST, "Unknown request '%.64s'", request);

@@ -87,6 +87,7 @@ static void modules_init(void) {
 	shell_pulses_init(ap);
 	shell_visits_init(ap);
 	shell_requests_init(ap);
+	shell_reports_init(ap);
 	shell_timer_init(ap);
 	shell_events_init(ap);
 }
@@ -177,9 +178,10 @@ static int alliance_init(janus_callbacks *callback, const char *config_path) {
 	ap->visits_by_invite = g_hash_table_new(digest_hash, digest_equal);
 	g_atomic_int_set(&ap->initialized, 1);
 	shell_retention_tick(janus_get_real_time());   /* at start, then daily from the timer */
-	if(shell_requests_start() < 0 || shell_timer_start() < 0) {
+	if(shell_requests_start() < 0 || shell_reports_start() < 0 || shell_timer_start() < 0) {
 		g_atomic_int_set(&ap->initialized, 0);
 		shell_requests_stop();
+		shell_reports_stop();
 		return init_refused("cannot start the plugin's threads");
 	}
 	JANUS_LOG(LOG_INFO, "%s initialized (%zu therapist keys, %zu supervisor keys, end_grace_s=%d, idle_close_s=%d, "
@@ -195,6 +197,7 @@ static void alliance_destroy(void) {
 		return;
 	g_atomic_int_set(&ap->stopping, 1);
 	shell_requests_stop();
+	shell_reports_stop();
 	shell_timer_stop();
 	/* every open visit ends and closes as `shutdown`: its last quality
 	 * samples and open incidents are flushed, then the store drains */
@@ -370,7 +373,13 @@ static struct janus_plugin_result *alliance_handle_message(janus_plugin_session 
 		return answer_now(response, transaction, message, jsep);
 	}
 	/* the queue takes over s's reference and the three arguments */
-	shell_requests_enqueue(s, transaction, message, jsep);
+	if(req.kind == PROTO_REPORT || req.kind == PROTO_FORGET) {
+		if(jsep)
+			json_decref(jsep);                 /* refused above: never here */
+		shell_reports_enqueue(s, transaction, message);
+	} else {
+		shell_requests_enqueue(s, transaction, message, jsep);
+	}
 	return janus_plugin_result_new(JANUS_PLUGIN_OK_WAIT, NULL, NULL);
 }
 

@@ -20,6 +20,7 @@
  *                       close, idle and age limits, shutdown, start-up
  *                       repair — one function closes a visit
  *   shell_requests.c    the message thread: join, admit, configure, end, …
+ *   shell_reports.c     report and forget, on a thread of their own
  *   shell_timer.c       the 200 ms timer: schedules, windows, media that
  *                       stops, lifecycle, retention, store health
  *   shell_events.c      Janus's media callbacks: setup, RTP/RTCP/data in,
@@ -302,6 +303,13 @@ void shell_requests_stop(void);
 void shell_requests_enqueue(ap_session *s, char *transaction, json_t *message, json_t *jsep);
 json_t *shell_request_sync(ap_session *s, const proto_request *req);
 json_t *shell_visit_error(visit_result r);
+
+/* shell_reports.c: `report` and `forget`, answered asynchronously from a
+ * thread of their own (the store's analytics lane does the reading) */
+void shell_reports_init(ap_plugin *ap);
+int shell_reports_start(void);
+void shell_reports_stop(void);
+void shell_reports_enqueue(ap_session *s, char *transaction, json_t *message);
 void shell_retention_tick(gint64 now_real);   /* timer thread (and init): daily retention */
 
 /* shell_timer.c */

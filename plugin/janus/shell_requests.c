@@ -10,7 +10,6 @@
  * PeerConnections are closed only after the lock is released.
  */
 #include "shell.h"
-#include "report.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -175,146 +174,12 @@ static json_t *request_status(ap_session *s) {
 	return r;
 }
 
-/* --- reports, erasure, retention ---------------------------------------- */
-#define REPORT_WAIT_US (10 * G_USEC_PER_SEC)
-#define FORGET_WAIT_US (30 * G_USEC_PER_SEC)
-
-/* `report` (supervisor, sync): read the store and answer the report; the
- * request's thread waits for the reads (at most REPORT_WAIT_US each). */
-static json_t *request_report(ap_session *s, const proto_request *req) {
-	if(!auth_keyring_supervisor(ap->settings.keys, req->supervisor_key)) {
-		shell_credential_refused(s);
-		return shell_error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (wrong supervisor key)");
-	}
-	report_env env;
-	report_env_init(&env);
-	env.instruments = ap->instruments;
-	proto_error err;
-	gint64 started = g_get_monotonic_time();
-	json_t *r = report_build(ap->db, req->report_kind, &req->filters, &env, REPORT_WAIT_US, &err);
-	if(r == NULL) {
-		JANUS_LOG(LOG_WARN, "[%s] %s report refused: %d %s\n", ALLIANCE_PACKAGE,
-			proto_report_kind_name(req->report_kind), err.code, proto_error_slug(err.code));
-		return proto_error_json(&err);
-	}
-	JANUS_LOG(LOG_INFO, "[%s] %s report in %" G_GINT64_FORMAT " ms\n", ALLIANCE_PACKAGE,
-		proto_report_kind_name(req->report_kind), (g_get_monotonic_time() - started) / 1000);
-	return r;
-}
-
-typedef struct erase_wait {
-	volatile gint refs;                  /* the store callback's and the waiter's */
-	GMutex m;
-	GCond c;
-	gboolean done;
-	store_rc rc;
-	gint64 rows;
-} erase_wait;
-
-static void erase_wait_unref(erase_wait *w) {
-	if(!g_atomic_int_dec_and_test(&w->refs))
-		return;
-	g_mutex_clear(&w->m);
-	g_cond_clear(&w->c);
-	g_free(w);
-}
-
-static void erased(store_rc rc, gint64 rows, const char *error, void *user) {
-	erase_wait *w = user;
-	if(rc != STORE_OK)
-		JANUS_LOG(LOG_ERR, "[%s] store: erasure failed: %s\n", ALLIANCE_PACKAGE,
-			error ? error : store_rc_name(rc));
-	g_mutex_lock(&w->m);
-	w->rc = rc;
-	w->rows = rows;
-	w->done = TRUE;
-	g_cond_signal(&w->c);
-	g_mutex_unlock(&w->m);
-	erase_wait_unref(w);
-}
-
-/* `forget` (supervisor, sync): erase every row about a client. Refused
- * while the client has an open visit (its later writes would bring rows
- * back); the erasure is queued under visits_mutex, so a visit created
- * after the check is stored after the erasure, as a new visit. */
-static json_t *request_forget(ap_session *s, const proto_request *req) {
-	if(!auth_keyring_supervisor(ap->settings.keys, req->supervisor_key)) {
-		shell_credential_refused(s);
-		return shell_error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (wrong supervisor key)");
-	}
-	erase_wait *w = g_new0(erase_wait, 1);
-	g_atomic_int_set(&w->refs, 2);
-	g_mutex_init(&w->m);
-	g_cond_init(&w->c);
-	janus_mutex_lock(&ap->visits_mutex);
-	GHashTableIter iter;
-	gpointer value;
-	g_hash_table_iter_init(&iter, ap->visits);
-	while(g_hash_table_iter_next(&iter, NULL, &value)) {
-		ap_visit *av = value;
-		if(!strcmp(av->v.client_code, req->client_code)) {
-			janus_mutex_unlock(&ap->visits_mutex);
-			g_atomic_int_set(&w->refs, 1);
-			erase_wait_unref(w);
-			return shell_error_json(PROTO_ERR_WRONG_STATE,
-				"The client has an open visit: erase after it has ended and closed");
-		}
-	}
-	int rc = store_forget_client(ap->db, req->client_code, janus_get_real_time(), erased, w);
-	janus_mutex_unlock(&ap->visits_mutex);
-	if(rc < 0) {
-		g_atomic_int_set(&w->refs, 1);
-		erase_wait_unref(w);
-		return shell_error_json(PROTO_ERR_STORE, "The erasure could not be queued");
-	}
-	gint64 until = g_get_monotonic_time() + FORGET_WAIT_US;
-	g_mutex_lock(&w->m);
-	while(!w->done)
-		if(!g_cond_wait_until(&w->c, &w->m, until))
-			break;
-	gboolean done = w->done;
-	store_rc src = w->rc;
-	gint64 rows = w->rows;
-	g_mutex_unlock(&w->m);
-	erase_wait_unref(w);
-	if(!done)
-		return shell_error_json(PROTO_ERR_STORE, "The erasure did not finish within %d s; "
-			"it stays queued and will complete", (int)(FORGET_WAIT_US / G_USEC_PER_SEC));
-	if(src != STORE_OK)
-		return shell_error_json(PROTO_ERR_STORE, "The erasure failed (%s); nothing was erased", store_rc_name(src));
-	JANUS_LOG(LOG_INFO, "[%s] a client's data was erased on request (%" G_GINT64_FORMAT " rows)\n",
-		ALLIANCE_PACKAGE, rows);
-	shell_notify(NULL, "forgotten", json_pack("{s:I}", "rows", (json_int_t)rows));
-	return json_pack("{s:s, s:I}", "alliance", "forgotten", "rows", (json_int_t)rows);
-}
-
-static void retention_done(store_rc rc, gint64 rows, const char *error, void *user) {
-	if(rc != STORE_OK)
-		JANUS_LOG(LOG_ERR, "[%s] store: retention failed: %s\n", ALLIANCE_PACKAGE,
-			error ? error : store_rc_name(rc));
-	else if(rows > 0)
-		JANUS_LOG(LOG_INFO, "[%s] retention: %" G_GINT64_FORMAT " rows of old visits erased\n",
-			ALLIANCE_PACKAGE, rows);
-}
-
-/* Called at start and by the timer: applies retention_days once a day. */
-void shell_retention_tick(gint64 now_real) {
-	static gint64 next_at = 0;           /* timer thread (and init, before it starts) */
-	if(ap->settings.retention_days <= 0 || now_real < next_at)
-		return;
-	next_at = now_real + 86400LL * G_USEC_PER_SEC;
-	if(store_retention(ap->db, ap->settings.retention_days, now_real, retention_done, NULL) < 0)
-		JANUS_LOG(LOG_ERR, "[%s] retention could not be queued\n", ALLIANCE_PACKAGE);
-}
-
 json_t *shell_request_sync(ap_session *s, const proto_request *req) {
 	switch(req->kind) {
 		case PROTO_CREATE: return request_create(s, req);
 		case PROTO_STATUS: return request_status(s);
 		case PROTO_ANSWER: return shell_answer_request(s, req);
 		case PROTO_DISMISS: return shell_answer_request(s, req);
-		case PROTO_REPORT: return request_report(s, req);
-		case PROTO_FORGET: return request_forget(s, req);
 		default: return shell_error_json(PROTO_ERR_INTERNAL, "Not a synchronous request");
 	}
 }

@@ -3,9 +3,19 @@
  * queue, the writer thread and the callbacks. The SQL lives in the
  * backends (store_sqlite.c), reached through store_backend_ops.
  *
+ * Two lanes, each a queue, a thread and a connection of its own: the
+ * writer (everything a call needs: visits, pulses, answers, samples,
+ * incidents) and the analytics lane (reports, exports, a visit's quality
+ * read, erasure, retention), so a long report never holds up an answer's
+ * acknowledgement. An analytics job first waits until the writer has run
+ * everything queued before it (a barrier: one no-op job on the writer), so
+ * it still sees every write queued before it. A store opened for reading
+ * only has one lane and refuses every write.
+ *
  * Invariants:
- * - jobs run in queue order, one at a time, on the writer thread, which is
- *   the only thread that touches the backend after store_start();
+ * - jobs of a lane run in its queue order, one at a time, on its thread,
+ *   which is the only thread that touches its connection after
+ *   store_start();
  * - every accepted job's callback is called exactly once, after its
  *   transaction ended; store_close() runs the queue dry before stopping;
  * - samples_queued counts the JOB_SAMPLE entries in `jobs`, and only they
@@ -127,6 +137,13 @@ struct store {
 	const store_backend_ops *ops;
 	store_backend *backend;
 	GThread *thread;
+	gboolean read_only;                /* every write refused (alliance-report) */
+	/* the analytics lane (NULL thread: everything on the writer) */
+	store_backend *reader;
+	GThread *athread;
+	GQueue ajobs;
+	GCond awake;
+	gboolean aclosing, astopped;
 	GMutex lock;                       /* guards everything below */
 	GCond wake;                        /* jobs arrived, or closing */
 	GQueue jobs;
@@ -143,6 +160,16 @@ struct store {
 };
 
 static gpointer writer_main(gpointer data);
+static gpointer analytics_main(gpointer data);
+
+/* Which lane a job runs on, and whether it writes. */
+static gboolean analytics_job(job_kind k) {
+	return k == JOB_REPORT_ROWS || k == JOB_VISIT_QUALITY || k == JOB_FORGET || k == JOB_RETENTION;
+}
+
+static gboolean writes(job_kind k) {
+	return k != JOB_SYNC && k != JOB_CLIENT_SCORES && k != JOB_VISIT_QUALITY && k != JOB_REPORT_ROWS;
+}
 
 /* --- jobs ------------------------------------------------------------------------------ */
 
@@ -172,7 +199,22 @@ static void job_free(store_job *j) {
 /* Queue a job, or refuse it (freed, -1) if the writer has stopped or it is
  * a sample and the sample queue is full. */
 static int enqueue(store *st, store_job *j) {
+	if(st->read_only && writes(j->kind)) {
+		job_free(j);
+		return -1;
+	}
 	g_mutex_lock(&st->lock);
+	if(st->athread && analytics_job(j->kind)) {
+		if(st->astopped) {
+			g_mutex_unlock(&st->lock);
+			job_free(j);
+			return -1;
+		}
+		g_queue_push_tail(&st->ajobs, j);
+		g_cond_signal(&st->awake);
+		g_mutex_unlock(&st->lock);
+		return 0;
+	}
 	if(st->stopped) {
 		if(j->kind == JOB_SAMPLE)
 			st->dropped++;
@@ -198,24 +240,41 @@ static int enqueue(store *st, store_job *j) {
 /* --- lifetime ------------------------------------------------------------------------ */
 
 store *store_start(const char *path, const store_backend_ops *ops,
-		store_backend *b, const char *warning, char *err, size_t errlen) {
+		store_backend *b, store_backend *reader, unsigned flags, const char *warning,
+		char *err, size_t errlen) {
 	store *st = g_new0(store, 1);
 	st->path = g_strdup(path);
 	st->warning = g_strdup(warning);
 	st->ops = ops;
 	st->backend = b;
+	st->reader = reader;
+	st->read_only = (flags & STORE_START_READ_ONLY) != 0;
 	g_mutex_init(&st->lock);
 	g_cond_init(&st->wake);
+	g_cond_init(&st->awake);
 	g_queue_init(&st->jobs);
+	g_queue_init(&st->ajobs);
 	GError *gerr = NULL;
 	st->thread = g_thread_try_new("ap-store", writer_main, st, &gerr);
-	if(st->thread == NULL) {
-		g_snprintf(err, errlen, "cannot start the store's writer thread: %s",
+	if(st->thread != NULL && reader != NULL)
+		st->athread = g_thread_try_new("ap-store-reports", analytics_main, st, &gerr);
+	if(st->thread == NULL || (reader != NULL && st->athread == NULL)) {
+		g_snprintf(err, errlen, "cannot start the store's threads: %s",
 			gerr ? gerr->message : "unknown error");
 		g_clear_error(&gerr);
+		if(st->thread) {
+			g_mutex_lock(&st->lock);
+			st->closing = TRUE;
+			g_cond_signal(&st->wake);
+			g_mutex_unlock(&st->lock);
+			g_thread_join(st->thread);
+		}
 		ops->close(b);
+		if(reader)
+			ops->close(reader);
 		g_mutex_clear(&st->lock);
 		g_cond_clear(&st->wake);
+		g_cond_clear(&st->awake);
 		g_free(st->path);
 		g_free(st->warning);
 		g_free(st);
@@ -227,6 +286,16 @@ store *store_start(const char *path, const store_backend_ops *ops,
 void store_close(store *st) {
 	if(st == NULL)
 		return;
+	/* the analytics lane first (its barriers need the writer), then the
+	 * writer; each runs its queue dry */
+	if(st->athread) {
+		g_mutex_lock(&st->lock);
+		st->aclosing = TRUE;
+		g_cond_signal(&st->awake);
+		g_mutex_unlock(&st->lock);
+		g_thread_join(st->athread);
+		st->ops->close(st->reader);
+	}
 	g_mutex_lock(&st->lock);
 	st->closing = TRUE;
 	st->closing_since = g_get_monotonic_time();
@@ -236,6 +305,7 @@ void store_close(store *st) {
 	st->ops->close(st->backend);
 	g_mutex_clear(&st->lock);
 	g_cond_clear(&st->wake);
+	g_cond_clear(&st->awake);
 	g_free(st->path);
 	g_free(st->warning);
 	g_free(st);
@@ -251,7 +321,7 @@ const char *store_path(const store *st) {
 
 guint store_queue_depth(store *st) {
 	g_mutex_lock(&st->lock);
-	guint n = st->jobs.length;
+	guint n = st->jobs.length + st->ajobs.length;
 	g_mutex_unlock(&st->lock);
 	return n;
 }
@@ -276,24 +346,42 @@ void store_health_get(store *st, store_health *h) {
 	g_mutex_unlock(&st->lock);
 }
 
-int store_sync(store *st) {
-	if(st == NULL || g_thread_self() == st->thread)
-		return -1;
+/* Wait until every job queued on one lane before this call has run. */
+static int lane_sync(store *st, gboolean analytics) {
 	sync_wait w;
 	g_mutex_init(&w.lock);
 	g_cond_init(&w.cond);
 	w.done = FALSE;
 	store_job *j = job_new(JOB_SYNC, NULL, NULL);
 	j->u.sync = &w;
-	int rc = enqueue(st, j);
+	int rc = 0;
+	g_mutex_lock(&st->lock);
+	if(analytics ? st->astopped : st->stopped) {
+		rc = -1;
+	} else {
+		g_queue_push_tail(analytics ? &st->ajobs : &st->jobs, j);
+		g_cond_signal(analytics ? &st->awake : &st->wake);
+	}
+	g_mutex_unlock(&st->lock);
 	if(rc == 0) {
 		g_mutex_lock(&w.lock);
 		while(!w.done)
 			g_cond_wait(&w.cond, &w.lock);
 		g_mutex_unlock(&w.lock);
+	} else {
+		job_free(j);
 	}
 	g_mutex_clear(&w.lock);
 	g_cond_clear(&w.cond);
+	return rc;
+}
+
+int store_sync(store *st) {
+	if(st == NULL || g_thread_self() == st->thread || (st->athread && g_thread_self() == st->athread))
+		return -1;
+	int rc = lane_sync(st, FALSE);
+	if(rc == 0 && st->athread)
+		rc = lane_sync(st, TRUE);      /* its barrier makes it wait for the writer too */
 	return rc;
 }
 
@@ -393,10 +481,9 @@ static void refuse_job(store *st, store_job *j, store_rc rc, const char *why) {
 
 /* Run a job. Returns TRUE if it must be retried (a must-keep job met a
  * fault): then no callback ran and the job is not freed. */
-static gboolean run_job(store *st, store_job *j) {
+static gboolean run_job(store *st, store_job *j, store_backend *b) {
 	char err[ERRLEN] = "";
 	store_rc rc = STORE_OK;
-	store_backend *b = st->backend;
 	const store_backend_ops *ops = st->ops;
 	switch(j->kind) {
 		case JOB_SYNC:
@@ -594,12 +681,48 @@ static gpointer writer_main(gpointer data) {
 			run_samples(st, j);        /* frees the batch */
 			continue;
 		}
-		if(run_job(st, j)) {
+		if(run_job(st, j, st->backend)) {
 			g_mutex_lock(&st->lock);
 			g_queue_push_head(&st->jobs, j);   /* retried, in order, when the pause is over */
 			g_mutex_unlock(&st->lock);
 			continue;
 		}
+		job_free(j);
+	}
+}
+
+/* The analytics lane's barrier: until the writer has run everything that
+ * was queued before now. -1 if the writer is degraded (the job is refused
+ * at once rather than wait for the fault to clear) or stopped. */
+static int writer_barrier(store *st, char *why, size_t whylen) {
+	g_mutex_lock(&st->lock);
+	gboolean degraded = st->degraded;
+	if(degraded)
+		g_snprintf(why, whylen, "the store is unavailable: %s", st->degraded_why);
+	g_mutex_unlock(&st->lock);
+	if(degraded)
+		return -1;
+	return lane_sync(st, FALSE);
+}
+
+static gpointer analytics_main(gpointer data) {
+	store *st = data;
+	for(;;) {
+		g_mutex_lock(&st->lock);
+		while(g_queue_is_empty(&st->ajobs) && !st->aclosing)
+			g_cond_wait(&st->awake, &st->lock);
+		store_job *j = g_queue_pop_head(&st->ajobs);
+		if(j == NULL) {
+			st->astopped = TRUE;
+			g_mutex_unlock(&st->lock);
+			return NULL;
+		}
+		g_mutex_unlock(&st->lock);
+		char why[ERRLEN + 40] = "";
+		if(j->kind != JOB_SYNC && writer_barrier(st, why, sizeof(why)) < 0 && why[0])
+			refuse_job(st, j, STORE_UNAVAILABLE, why);
+		else
+			run_job(st, j, st->reader);    /* never retried: not must-keep */
 		job_free(j);
 	}
 }

@@ -95,6 +95,11 @@ typedef int (*store_row_cb)(const json_t *row, void *user);
  * is newer than this build, or the file belongs to another application. */
 store *store_open_sqlite(const char *path, char *err, size_t errlen);
 
+/* The same database opened to read only, next to a running plugin (the
+ * reports and exports of alliance-report): see STORE_SQLITE_OPEN_FOR_READING
+ * in store_sqlite.h. A WAL reader takes no lock the writer waits for. */
+store *store_open_sqlite_for_reading(const char *path, char *err, size_t errlen);
+
 /* Run every queued job (their callbacks fire), stop the writer thread and
  * close the database. Not from a callback. NULL is allowed. */
 void store_close(store *st);

@@ -2,12 +2,13 @@
  * store_backend.h — what a storage backend provides to store.c.
  *
  * Internal to the store: callers include store.h only. store.c owns the
- * queue, the writer thread and the callbacks; a backend (store_sqlite.c;
- * later a PostgreSQL one) owns one connection and turns each operation into
- * one transaction. A backend's open function prepares its connection (and
- * runs its migrations) on the caller's thread, then hands it to
- * store_start(); from then on every operation is called on the writer
- * thread only, one at a time, so a backend needs no locking of its own.
+ * queues, the threads and the callbacks; a backend (store_sqlite.c;
+ * later a PostgreSQL one) owns a connection and turns each operation into
+ * one transaction. A backend's open function prepares its connections (and
+ * runs its migrations) on the caller's thread, then hands them to
+ * store_start(): one for the writer, one for the analytics lane. From then
+ * on every operation on a connection is called from its lane's thread
+ * only, one at a time, so a backend needs no locking of its own.
  *
  * Every operation returns a store_rc and, unless STORE_OK, a sentence in
  * err (never codes, answers, keys or invites). The records passed in are
@@ -82,10 +83,15 @@ typedef struct store_backend_ops {
 	void (*close)(store_backend *b);
 } store_backend_ops;
 
-/* Start the writer thread for an opened backend. Takes ownership of b
- * (closed with ops->close on failure too). path names the database in
- * messages; warning (may be NULL) is copied for store_warning(). */
+/* Start the store's threads for opened backends: the writer on b and, if
+ * reader is not NULL, the analytics lane on that second connection to the
+ * same database. Takes ownership of both (closed with ops->close on
+ * failure too). path names the database in messages; warning (may be
+ * NULL) is copied for store_warning(). STORE_START_READ_ONLY: refuse every
+ * write (a store opened for reading). */
+#define STORE_START_READ_ONLY 0x1u
 store *store_start(const char *path, const store_backend_ops *ops,
-	store_backend *b, const char *warning, char *err, size_t errlen);
+	store_backend *b, store_backend *reader, unsigned flags, const char *warning,
+	char *err, size_t errlen);
 
 #endif

@@ -954,6 +954,70 @@ static int configure_connection(sqlite3 *db, const char *path, char *err, size_t
 	return 0;
 }
 
+/* Prepare every statement of a connection into a new backend (which then
+ * owns db); NULL with err on failure (db is closed then). */
+static store_backend *sq_wrap(sqlite3 *db, const char *path, char *err, size_t errlen) {
+	store_backend *b = g_new0(store_backend, 1);
+	b->db = db;
+	for(int i = 0; i < ST__COUNT; i++) {
+		int rc = sqlite3_prepare_v3(db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &b->st[i], NULL);
+		if(rc != SQLITE_OK) {
+			g_snprintf(err, errlen, "db_path %s: cannot prepare statement %d: %s",
+				path, i, sqlite3_errmsg(db));
+			sq_close(b);
+			return NULL;
+		}
+	}
+	char rerr[256];
+	if((b->rep = sq_report_prepare(db, rerr, sizeof(rerr))) == NULL) {
+		g_snprintf(err, errlen, "db_path %s: %s", path, rerr);
+		sq_close(b);
+		return NULL;
+	}
+	return b;
+}
+
+/* The schema version of a database, read without changing anything. */
+static int sq_schema_version(sqlite3 *db) {
+	sqlite3_stmt *s = NULL;
+	int v = -1;
+	if(sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_version", -1, &s, NULL) == SQLITE_OK
+			&& sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+/* A database another process (the plugin) writes, opened to read only:
+ * the file is not touched (no mode change, no migration, no backfill), the
+ * connection is SQLite read-only, every write job is refused. */
+static store *open_for_reading(const char *path, char *err, size_t errlen) {
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	if(rc != SQLITE_OK) {
+		describe(db, rc, path, NULL, err, errlen);
+		sqlite3_close(db);
+		return NULL;
+	}
+	sqlite3_extended_result_codes(db, 1);
+	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+	int v = sq_schema_version(db);
+	if(v != STORE_SCHEMA_VERSION) {
+		if(v < 0)
+			g_snprintf(err, errlen, "db_path %s is not an Alliance Pulse database (no schema_version)", path);
+		else
+			g_snprintf(err, errlen, "db_path %s has schema version %d, this build reads %d%s", path, v,
+				STORE_SCHEMA_VERSION, v < STORE_SCHEMA_VERSION ?
+				" (start the plugin once to upgrade it; this tool never writes)" : "");
+		sqlite3_close(db);
+		return NULL;
+	}
+	store_backend *b = sq_wrap(db, path, err, errlen);
+	if(b == NULL)
+		return NULL;
+	return store_start(path, &sqlite_ops, b, NULL, STORE_START_READ_ONLY, NULL, err, errlen);
+}
+
 store *store_sqlite_open_ex(const char *path, unsigned flags, char *err, size_t errlen) {
 	if(err && errlen)
 		err[0] = '\0';
@@ -961,15 +1025,17 @@ store *store_sqlite_open_ex(const char *path, unsigned flags, char *err, size_t 
 		g_snprintf(err, errlen, "db_path is empty");
 		return NULL;
 	}
+	if(flags & STORE_SQLITE_OPEN_FOR_READING)
+		return open_for_reading(path, err, errlen);
 	GString *warn = g_string_new(NULL);
-	sqlite3 *db = NULL;
-	store_backend *b = NULL;
+	sqlite3 *db = NULL, *rdb = NULL;
+	store_backend *b = NULL, *reader = NULL;
 	store *st = NULL;
 	if(prepare_file(path, warn, err, errlen) != 0)
 		goto fail;
 	int oflags = (flags & STORE_SQLITE_OPEN_READONLY) ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
-	/* one thread at a time uses the connection (this one, then only the
-	 * writer thread), so SQLite's own per-call mutex is pure cost: the
+	/* one thread at a time uses each connection (this one, then only its
+	 * lane's thread), so SQLite's own per-call mutex is pure cost: the
 	 * exports make ~30 API calls per row */
 	oflags |= SQLITE_OPEN_NOMUTEX;
 	int rc = sqlite3_open_v2(path, &db, oflags, NULL);
@@ -997,29 +1063,39 @@ store *store_sqlite_open_ex(const char *path, unsigned flags, char *err, size_t 
 			g_snprintf(err, errlen, "db_path %s %s", path, merr);
 		goto fail;
 	}
-	b = g_new0(store_backend, 1);
-	b->db = db;
-	for(int i = 0; i < ST__COUNT; i++) {
-		rc = sqlite3_prepare_v3(db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &b->st[i], NULL);
-		if(rc != SQLITE_OK) {
-			g_snprintf(err, errlen, "db_path %s: cannot prepare statement %d: %s",
-				path, i, sqlite3_errmsg(db));
-			goto fail;
-		}
-	}
+	b = sq_wrap(db, path, err, errlen);
+	db = NULL;                         /* b owns it (or closed it) */
+	if(b == NULL)
+		goto fail;
 	char rerr[256];
-	if((b->rep = sq_report_prepare(db, rerr, sizeof(rerr))) == NULL
-			|| sq_report_backfill(b->rep, rerr, sizeof(rerr)) < 0) {
+	if(sq_report_backfill(b->rep, rerr, sizeof(rerr)) < 0) {
 		g_snprintf(err, errlen, "db_path %s: %s", path, rerr);
 		goto fail;
 	}
-	st = store_start(path, &sqlite_ops, b, warn->len ? warn->str : NULL, err, errlen);
+	/* the analytics lane's own connection: reports, exports, erasure and
+	 * retention run on it, so they never hold up the writer (WAL readers
+	 * do not block the writer; erasure takes the write lock briefly) */
+	rc = sqlite3_open_v2(path, &rdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if(rc != SQLITE_OK) {
+		describe(rdb, rc, path, NULL, err, errlen);
+		sqlite3_close(rdb);
+		goto fail;
+	}
+	sqlite3_extended_result_codes(rdb, 1);
+	if(configure_connection(rdb, path, err, errlen) != 0) {
+		sqlite3_close(rdb);
+		goto fail;
+	}
+	reader = sq_wrap(rdb, path, err, errlen);
+	if(reader == NULL)
+		goto fail;
+	st = store_start(path, &sqlite_ops, b, reader, 0, warn->len ? warn->str : NULL, err, errlen);
 	g_string_free(warn, TRUE);
-	return st;                         /* store_start closed b on failure */
+	return st;                         /* store_start closed b and reader on failure */
 fail:
 	if(b)
-		sq_close(b);                   /* also closes db */
-	else
+		sq_close(b);
+	if(db)
 		sqlite3_close(db);
 	g_string_free(warn, TRUE);
 	return NULL;
@@ -1027,4 +1103,8 @@ fail:
 
 store *store_open_sqlite(const char *path, char *err, size_t errlen) {
 	return store_sqlite_open_ex(path, 0, err, errlen);
+}
+
+store *store_open_sqlite_for_reading(const char *path, char *err, size_t errlen) {
+	return store_sqlite_open_ex(path, STORE_SQLITE_OPEN_FOR_READING, err, errlen);
 }

@@ -18,6 +18,12 @@ struct sqlite3;
  * as root, whom file modes do not stop. */
 #define STORE_SQLITE_OPEN_READONLY 0x1u
 
+/* Open an existing database to read it only, as alliance-report does next
+ * to a running plugin: nothing in the file changes (no mode, no migration,
+ * no backfill), the connection is read-only, writes are refused (-1), and
+ * a database of another schema version is refused with a sentence. */
+#define STORE_SQLITE_OPEN_FOR_READING 0x2u
+
 store *store_sqlite_open_ex(const char *path, unsigned flags,
 	char *err, size_t errlen);
 

@@ -186,7 +186,9 @@ async def load(janus, keys) -> List[Planned]:
 
 async def report(h, keys, kind, **body):
     r = await h.request({"request": "report", "supervisor_key": keys.supervisor(), "kind": kind, **body})
-    assert r.sync, "report must be answered synchronously"
+    # answered off the call path: an event with the request's transaction
+    # (PROTOCOL.md v1.1 "Scale"; the harness waits for it)
+    assert not r.sync, "report is answered asynchronously"
     return r
 
 
@@ -468,9 +470,11 @@ async def test_retention_at_start(janus, keys):
     finally:
         con.close()
     recent = store.one(db, "SELECT count(*) AS n FROM visits")["n"] - 1
+    last = store.one(db, "SELECT coalesce(max(id), 0) AS id FROM events")["id"]
     janus.restart(hard=False)
-    row = await store.wait_row(db, "SELECT detail_json FROM events WHERE kind = 'retention'"
-                               " ORDER BY id DESC LIMIT 1", timeout=10)
+    # this start's retention run (the first start logged one too)
+    row = await store.wait_row(db, "SELECT detail_json FROM events WHERE kind = 'retention' AND id > ?"
+                               " ORDER BY id DESC LIMIT 1", (last,), timeout=10)
     assert store.one(db, "SELECT count(*) AS n FROM visits WHERE visit_id = 'ancient'")["n"] == 0
     assert store.one(db, "SELECT count(*) AS n FROM participants WHERE code = 'C-OLD'")["n"] == 0
     assert store.one(db, "SELECT count(*) AS n FROM quality_samples WHERE visit_id = 'ancient'")["n"] == 0

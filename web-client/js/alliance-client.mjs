@@ -10,9 +10,9 @@
 //   await ac.startMedia({ stream });         // offer (A/V + data) -> configure -> answer
 //   ac.sendDc({ type: "answer", ... });      // adds "v": 1
 //
-// Requests and their answers. The plugin answers create/status/answer (and
-// report/forget) synchronously; janus.js hands those to send()'s success
-// callback. join/admit/configure/pulse/end/leave are answered later by an
+// Requests and their answers. The plugin answers create/status/answer
+// synchronously; janus.js hands those to send()'s success callback.
+// join/admit/configure/pulse/end/leave/report/forget are answered later by an
 // event carrying the request's transaction — but janus.js does not pass an
 // event's transaction on to the application. So this wrapper sends async
 // requests one at a time per handle and takes, as the answer, the first
@@ -34,6 +34,9 @@ export const DC_LABEL = "alliance";
 const ASYNC_ANSWER = {
   join: "joined", admit: "admitted", configure: "configured",
   pulse: "pulse_sent", end: "ended", leave: "left", reinvite: "reinvited",
+  // answered asynchronously since the analytics left the call path (v1.1
+  // "Scale"); a server that answers them at once is handled too
+  report: "report", forget: "forgotten",
 };
 const CONNECT_TIMEOUT_MS = 15000;
 const REQUEST_TIMEOUT_MS = 15000;
