@@ -82,6 +82,15 @@ int auth_digest_from_hex(const char *hex, auth_digest *out) {
 	return 0;
 }
 
+void auth_digest_hex(const auth_digest *d, char out[2 * AUTH_DIGEST_LEN + 1]) {
+	static const char digits[] = "0123456789abcdef";
+	for(size_t i = 0; i < AUTH_DIGEST_LEN; i++) {
+		out[2*i] = digits[d->b[i] >> 4];
+		out[2*i+1] = digits[d->b[i] & 0xf];
+	}
+	out[2 * AUTH_DIGEST_LEN] = '\0';
+}
+
 bool auth_digest_equal(const auth_digest *a, const auth_digest *b) {
 	volatile uint8_t diff = 0;
 	for(size_t i = 0; i < AUTH_DIGEST_LEN; i++)

@@ -45,6 +45,9 @@ void auth_digest_of(const char *token, auth_digest *out);
 /* Parse 64 hex characters (either case) into a digest. Returns 0 or -1. */
 int auth_digest_from_hex(const char *hex, auth_digest *out);
 
+/* The 64 lower-case hex characters of a digest. */
+void auth_digest_hex(const auth_digest *d, char out[2 * AUTH_DIGEST_LEN + 1]);
+
 /* Constant-time equality of two digests. */
 bool auth_digest_equal(const auth_digest *a, const auth_digest *b);
 

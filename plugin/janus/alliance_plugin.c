@@ -158,7 +158,8 @@ static int alliance_init(janus_callbacks *callback, const char *config_path) {
 			ALLIANCE_PACKAGE, ap->settings.instruments_dir);
 	/* the store: without it nothing could be kept, so refuse to start */
 	char err[512] = "";
-	ap->db = store_open_sqlite(ap->settings.db_path, err, sizeof(err));
+	ap->db = ap->settings.db_url ? store_open_pg(ap->settings.db_url, err, sizeof(err))
+		: store_open_sqlite(ap->settings.db_path, err, sizeof(err));
 	if(ap->db == NULL) {
 		char why[600];
 		g_snprintf(why, sizeof(why), "cannot open the store: %s", err);

@@ -86,7 +86,10 @@
 
 typedef struct ap_settings {
 	auth_keyring *keys;
-	char *db_path;
+	char *db_path;                     /* SQLite, unless db_url is set */
+	char *db_url;                      /* PostgreSQL (never logged: it may hold a password) */
+	char *instance_id;                 /* this instance, recorded with its visits */
+	char *public_servers_json;         /* JSON array of this instance's public Janus URLs */
 	char *instruments_dir;
 	int end_grace_s;
 	int idle_close_s;                  /* 0 = never */

@@ -86,6 +86,85 @@ static int cfg_path(janus_config *cfg, janus_config_category *cat, const char *n
 	return 0;
 }
 
+/* general.db_url: a libpq URI or keyword/value string. Only its shape is
+ * checked here (libpq parses it at open); it is never echoed, since it
+ * may carry a password. */
+static int cfg_db_url(janus_config *cfg, janus_config_category *cat) {
+	const char *v = cfg_item(cfg, cat, "db_url");
+	if(v == NULL)
+		return 0;
+	size_t n = strlen(v);
+	if(n == 0 || n > 1024)
+		return cfg_fail("general.db_url must be a PostgreSQL connection URI of 1..1024 characters");
+	for(const char *c = v; *c; c++)
+		if((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+			return cfg_fail("general.db_url holds a control or non-ASCII character");
+	if(strncmp(v, "postgresql://", 13) != 0 && strncmp(v, "postgres://", 11) != 0 && strchr(v, '=') == NULL)
+		return cfg_fail("general.db_url must be a PostgreSQL connection URI (postgresql://...) "
+			"or keyword/value string (host=... dbname=...)");
+	conf->db_url = g_strdup(v);
+	return 0;
+}
+
+/* general.instance_id: 1..64 of [A-Za-z0-9_.-]; default the host name
+ * (other characters turned into '-'). */
+static int cfg_instance_id(janus_config *cfg, janus_config_category *cat) {
+	const char *v = cfg_item(cfg, cat, "instance_id");
+	if(v != NULL) {
+		size_t n = strlen(v);
+		gboolean ok = n >= 1 && n <= 64;
+		for(const char *c = v; ok && *c; c++)
+			ok = g_ascii_isalnum(*c) || *c == '_' || *c == '.' || *c == '-';
+		if(!ok)
+			return cfg_fail("general.instance_id must be 1..64 characters of A-Z a-z 0-9 _ . - (got '%.70s')", v);
+		conf->instance_id = g_strdup(v);
+		return 0;
+	}
+	gchar *h = g_strndup(g_get_host_name(), 64);
+	for(char *c = h; *c; c++)
+		if(!(g_ascii_isalnum(*c) || *c == '_' || *c == '.' || *c == '-'))
+			*c = '-';
+	if(*h == '\0') {
+		g_free(h);
+		h = g_strdup("janus");
+	}
+	conf->instance_id = h;
+	return 0;
+}
+
+/* general.public_servers = "wss://a.example/janus, https://a.example/janus":
+ * this instance's Janus URLs as the pages reach them (a `join` for a visit
+ * of this instance that reaches another one is sent here), up to 8. */
+#define PUBLIC_SERVERS_MAX 8
+static int cfg_public_servers(janus_config *cfg, janus_config_category *cat) {
+	const char *v = cfg_item(cfg, cat, "public_servers");
+	json_t *list = json_array();
+	int rc = 0;
+	if(v != NULL) {
+		gchar **parts = g_strsplit(v, ",", -1);
+		for(int i = 0; parts[i] && rc == 0; i++) {
+			gchar *t = g_strstrip(parts[i]);
+			if(*t == '\0')
+				continue;
+			gboolean ok = strlen(t) <= 255 && json_array_size(list) < PUBLIC_SERVERS_MAX &&
+				(g_str_has_prefix(t, "wss://") || g_str_has_prefix(t, "ws://") ||
+				 g_str_has_prefix(t, "https://") || g_str_has_prefix(t, "http://"));
+			for(const char *c = t; ok && *c; c++)
+				ok = (unsigned char)*c > 0x20 && (unsigned char)*c < 0x7f && *c != '"' && *c != '\\';
+			if(!ok)
+				rc = cfg_fail("general.public_servers must list up to %d ws://, wss://, http:// or "
+					"https:// URLs, comma-separated (got '%.70s')", PUBLIC_SERVERS_MAX, t);
+			else
+				json_array_append_new(list, json_string(t));
+		}
+		g_strfreev(parts);
+	}
+	if(rc == 0)
+		conf->public_servers_json = json_dumps(list, JSON_COMPACT);
+	json_decref(list);
+	return rc;
+}
+
 /* Load keys from a category of named entries: therapists { t01: {code, key_sha256} }. */
 static int cfg_keys(janus_config *cfg, const char *category, gboolean therapist) {
 	janus_config_category *cat = janus_config_get(cfg, NULL, janus_config_type_category, category);
@@ -140,7 +219,7 @@ static int cfg_offsets(const char *v) {
 /* The settings of `general` this build knows; anything else is warned
  * about (a misspelt setting silently left at its default is worse). */
 static const char *const known_general[] = {
-	"db_path", "db_url", "instance_id", "instruments_dir", "end_grace_s", "events",
+	"db_path", "db_url", "instance_id", "public_servers", "instruments_dir", "end_grace_s", "events",
 	"max_visits", "idle_close_s", "max_visit_s", "pulse_expires_s", "in_session_at_s",
 	"quality_sample_s", "quality_context_s", "quality_live_s", "quality_pulse_freezes",
 	"quality_pulse_frozen_s", "quality_pulse_window_s", "retention_days", NULL
@@ -204,10 +283,9 @@ static int load_config(const char *config_path) {
 		cfg_fail("general.quality_sample_s must be a multiple of 5 (got %d)", conf->quality_sample_s);
 		goto out;
 	}
-	if(cfg_item(cfg, general, "db_url") != NULL) {
-		cfg_fail("general.db_url (PostgreSQL) is not supported by this build yet: use db_path");
+	if(cfg_db_url(cfg, general) < 0 || cfg_instance_id(cfg, general) < 0 ||
+			cfg_public_servers(cfg, general) < 0)
 		goto out;
-	}
 	if(cfg_keys(cfg, "therapists", TRUE) < 0 || cfg_keys(cfg, "supervisors", FALSE) < 0)
 		goto out;
 	if(auth_keyring_therapists(conf->keys) == 0)
@@ -221,6 +299,9 @@ out:
 void shell_config_free(ap_settings *s) {
 	auth_keyring_free(s->keys);
 	g_free(s->db_path);
+	g_free(s->db_url);
+	g_free(s->instance_id);
+	free(s->public_servers_json);         /* jansson's */
 	g_free(s->instruments_dir);
 	memset(s, 0, sizeof(*s));
 }

@@ -144,8 +144,11 @@ static json_t *request_create(ap_session *s, const proto_request *req) {
 	}
 	g_hash_table_insert(ap->visits, av->v.id, av);     /* the table's reference */
 	g_hash_table_insert(ap->visits_by_invite, &av->v.invite, av);
+	char invite_hex[2 * AUTH_DIGEST_LEN + 1];
+	auth_digest_hex(&invite_digest, invite_hex);
 	store_visit_rec rec = { .visit_id = id, .therapist_code = code, .client_code = req->client_code,
-		.modality = visit_modality_name(req->modality), .created_at_us = now };
+		.modality = visit_modality_name(req->modality), .created_at_us = now,
+		.instance_id = ap->settings.instance_id, .invite_sha256 = invite_hex };
 	store_visit_create(ap->db, &rec, stored, (void *)"visit");
 	janus_mutex_unlock(&ap->visits_mutex);
 	JANUS_LOG(LOG_INFO, "[%s] visit created (%s)\n", ALLIANCE_PACKAGE, visit_modality_name(req->modality));

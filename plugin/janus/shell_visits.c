@@ -288,7 +288,8 @@ int shell_visits_repair(char *err, size_t errlen) {
 	memset(&w, 0, sizeof(w));
 	g_mutex_init(&w.m);
 	g_cond_init(&w.c);
-	int rc = store_repair_interrupted(ap->db, janus_get_real_time(), repaired, &w);
+	int rc = store_repair_interrupted(ap->db, ap->settings.instance_id, janus_get_real_time(),
+		repaired, &w);
 	if(rc == 0) {
 		g_mutex_lock(&w.m);
 		while(!w.done)

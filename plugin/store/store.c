@@ -73,6 +73,8 @@ typedef enum job_kind {
 	JOB_FORGET,
 	JOB_RETENTION,
 	JOB_REPORT_ROWS,
+	JOB_INSTANCE_SEEN,
+	JOB_VISIT_LOCATE,
 } job_kind;
 
 typedef struct sync_wait {
@@ -88,6 +90,7 @@ typedef struct store_job {
 	store_text_cb text;
 	store_count_cb count;
 	store_row_cb row;
+	store_locate_cb locate;
 	void *user;
 	GStringChunk *strings;             /* every string of the job */
 	union {
@@ -119,8 +122,8 @@ typedef struct store_job {
 			int limit;
 		} scores;
 		sync_wait *sync;
-		struct {                       /* forget, retention */
-			const char *client_code;
+		struct {                       /* forget, retention, repair */
+			const char *client_code, *instance_id;
 			int days;
 			gint64 at_us;
 		} erase;
@@ -128,6 +131,13 @@ typedef struct store_job {
 			store_report_what what;
 			store_report_filter filter;
 		} report;
+		struct {
+			const char *instance_id, *servers_json;
+			gint64 started_at_us, seen_at_us;
+		} instance;
+		struct {
+			const char *visit_id, *invite_sha256;
+		} locate;
 	} u;
 } store_job;
 
@@ -164,11 +174,13 @@ static gpointer analytics_main(gpointer data);
 
 /* Which lane a job runs on, and whether it writes. */
 static gboolean analytics_job(job_kind k) {
-	return k == JOB_REPORT_ROWS || k == JOB_VISIT_QUALITY || k == JOB_FORGET || k == JOB_RETENTION;
+	return k == JOB_REPORT_ROWS || k == JOB_VISIT_QUALITY || k == JOB_FORGET || k == JOB_RETENTION ||
+		k == JOB_VISIT_LOCATE;
 }
 
 static gboolean writes(job_kind k) {
-	return k != JOB_SYNC && k != JOB_CLIENT_SCORES && k != JOB_VISIT_QUALITY && k != JOB_REPORT_ROWS;
+	return k != JOB_SYNC && k != JOB_CLIENT_SCORES && k != JOB_VISIT_QUALITY && k != JOB_REPORT_ROWS &&
+		k != JOB_VISIT_LOCATE;
 }
 
 /* --- jobs ------------------------------------------------------------------------------ */
@@ -385,6 +397,10 @@ int store_sync(store *st) {
 	return rc;
 }
 
+const char *store_backend_name(const store *st) {
+	return st && st->ops ? st->ops->name : "none";
+}
+
 const char *store_rc_name(store_rc rc) {
 	switch(rc) {
 		case STORE_OK: return "ok";
@@ -393,6 +409,7 @@ const char *store_rc_name(store_rc rc) {
 		case STORE_NOT_FOUND: return "not_found";
 		case STORE_BUSY: return "busy";
 		case STORE_UNAVAILABLE: return "unavailable";
+		case STORE_REFUSED: return "refused";
 	}
 	return "unknown";
 }
@@ -431,6 +448,7 @@ static gboolean must_keep(job_kind k) {
 		case JOB_SYNC: case JOB_VISIT_CREATE: case JOB_VISIT_STATE: case JOB_VISIT_ENDED:
 		case JOB_PARTICIPANT: case JOB_PULSE_CREATE: case JOB_PULSE_STATUS: case JOB_ALERT:
 		case JOB_EVENT: case JOB_PULSE_QUALITY: case JOB_INCIDENT: case JOB_VISIT_SUMMARIZE:
+		case JOB_INSTANCE_SEEN:
 			return TRUE;
 		default:
 			return FALSE;
@@ -471,6 +489,10 @@ static void refuse_job(store *st, store_job *j, store_rc rc, const char *why) {
 		case JOB_FORGET: case JOB_RETENTION: case JOB_REPAIR:
 			if(j->count)
 				j->count(rc, 0, why, j->user);
+			break;
+		case JOB_VISIT_LOCATE:
+			if(j->locate)
+				j->locate(rc, NULL, NULL, j->user);
 			break;
 		default:
 			if(j->done)
@@ -523,7 +545,8 @@ static gboolean run_job(store *st, store_job *j, store_backend *b) {
 		case JOB_REPAIR: {
 			gint64 rows = 0;
 			if(j->kind == JOB_REPAIR)
-				rc = ops->repair(b, j->u.erase.at_us, &rows, err, sizeof(err));
+				rc = ops->repair(b, j->u.erase.instance_id, j->u.erase.at_us, &rows,
+					err, sizeof(err));
 			else if(j->kind == JOB_FORGET)
 				rc = ops->forget_client(b, j->u.erase.client_code, j->u.erase.at_us,
 					&rows, err, sizeof(err));
@@ -535,6 +558,21 @@ static gboolean run_job(store *st, store_job *j, store_backend *b) {
 					rc == STORE_OK ? NULL : (err[0] ? err : store_rc_name(rc)), j->user);
 			goto counted;
 		}
+		case JOB_VISIT_LOCATE: {
+			char *instance = NULL, *servers = NULL;
+			rc = ops->visit_locate(b, j->u.locate.visit_id, j->u.locate.invite_sha256,
+				&instance, &servers, err, sizeof(err));
+			if(j->locate)
+				j->locate(rc, rc == STORE_OK ? instance : NULL, rc == STORE_OK ? servers : NULL,
+					j->user);
+			g_free(instance);
+			g_free(servers);
+			goto counted;
+		}
+		case JOB_INSTANCE_SEEN:
+			rc = ops->instance_seen(b, j->u.instance.instance_id, j->u.instance.servers_json,
+				j->u.instance.started_at_us, j->u.instance.seen_at_us, err, sizeof(err));
+			break;
 		case JOB_REPORT_ROWS:
 			rc = ops->report_rows(b, j->u.report.what, &j->u.report.filter, j->row,
 				j->user, err, sizeof(err));
@@ -740,6 +778,8 @@ int store_visit_create(store *st, const store_visit_rec *r,
 	j->u.visit.client_code = jstr(j, r->client_code);
 	j->u.visit.modality = jstr(j, r->modality);
 	j->u.visit.created_at_us = r->created_at_us;
+	j->u.visit.instance_id = jstr(j, r->instance_id);
+	j->u.visit.invite_sha256 = jstr(j, r->invite_sha256);
 	return enqueue(st, j);
 }
 
@@ -771,12 +811,44 @@ int store_visit_ended(store *st, const char *visit_id, const char *end_reason,
 	return queue_change(st, JOB_VISIT_ENDED, visit_id, end_reason, at_us, cb, user);
 }
 
-int store_repair_interrupted(store *st, gint64 now_us, store_count_cb cb, void *user) {
-	if(st == NULL)
+int store_repair_interrupted(store *st, const char *instance_id, gint64 now_us,
+		store_count_cb cb, void *user) {
+	if(st == NULL || instance_id == NULL)
 		return -1;
 	store_job *j = job_new(JOB_REPAIR, NULL, user);
 	j->count = cb;
+	j->u.erase.instance_id = jstr(j, instance_id);
 	j->u.erase.at_us = now_us;
+	return enqueue(st, j);
+}
+
+int store_instance_seen(store *st, const char *instance_id, const char *servers_json,
+		gint64 started_at_us, gint64 seen_at_us, store_done_cb cb, void *user) {
+	if(st == NULL || instance_id == NULL || instance_id[0] == '\0' || servers_json == NULL)
+		return -1;
+	json_t *a = json_loads(servers_json, 0, NULL);
+	gboolean ok = json_is_array(a);
+	for(size_t i = 0; ok && i < json_array_size(a); i++)
+		ok = json_is_string(json_array_get(a, i));
+	json_decref(a);
+	if(!ok)
+		return -1;
+	store_job *j = job_new(JOB_INSTANCE_SEEN, cb, user);
+	j->u.instance.instance_id = jstr(j, instance_id);
+	j->u.instance.servers_json = jstr(j, servers_json);
+	j->u.instance.started_at_us = started_at_us;
+	j->u.instance.seen_at_us = seen_at_us;
+	return enqueue(st, j);
+}
+
+int store_visit_locate(store *st, const char *visit_id, const char *invite_sha256,
+		store_locate_cb cb, void *user) {
+	if(st == NULL || (visit_id == NULL && invite_sha256 == NULL))
+		return -1;
+	store_job *j = job_new(JOB_VISIT_LOCATE, NULL, user);
+	j->locate = cb;
+	j->u.locate.visit_id = jstr(j, visit_id);
+	j->u.locate.invite_sha256 = jstr(j, invite_sha256);
 	return enqueue(st, j);
 }
 

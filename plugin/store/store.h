@@ -43,7 +43,7 @@
 #include <jansson.h>
 
 /* The schema version this build writes (the number of migrations it has). */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 /* Quality samples waiting in the queue beyond this many are dropped. */
 #define STORE_SAMPLE_QUEUE_MAX 10000
@@ -57,6 +57,7 @@ typedef enum store_rc {
 	STORE_NOT_FOUND = -3,      /* the visit or pulse named is not stored */
 	STORE_BUSY = -4,           /* another process held the database too long */
 	STORE_UNAVAILABLE = -5,    /* the disk is full, an I/O error, ...: try again later */
+	STORE_REFUSED = -6,        /* not allowed now (an erasure of a client with an open visit) */
 } store_rc;
 
 /* A job finished. Runs on the writer thread after the transaction
@@ -99,6 +100,26 @@ store *store_open_sqlite(const char *path, char *err, size_t errlen);
  * reports and exports of alliance-report): see STORE_SQLITE_OPEN_FOR_READING
  * in store_sqlite.h. A WAL reader takes no lock the writer waits for. */
 store *store_open_sqlite_for_reading(const char *path, char *err, size_t errlen);
+
+/* The PostgreSQL store (PROTOCOL.md v1.1 "Scale"): url is a libpq
+ * connection URI or keyword/value string (general.db_url). Connects,
+ * runs the missing migrations (under an advisory lock, so instances
+ * starting together migrate once) and starts the writer and the analytics
+ * lane, each on a connection of its own. A server that goes away later
+ * makes the store degraded (store_health_get) until it reconnects by
+ * itself. Returns NULL with a sentence in err (never the password) when
+ * the server cannot be reached, refuses the login, the schema is newer
+ * than this build or belongs to another application, or the build has no
+ * PostgreSQL support. store_path() is the URL without its password. */
+store *store_open_pg(const char *url, char *err, size_t errlen);
+
+/* The same database, to read only (alliance-report --db-url): no
+ * migration (a schema older or newer than this build is refused), every
+ * write refused; the sessions are read-only transactions. */
+store *store_open_pg_for_reading(const char *url, char *err, size_t errlen);
+
+/* "sqlite" or "postgresql". */
+const char *store_backend_name(const store *st);
 
 /* Run every queued job (their callbacks fire), stop the writer thread and
  * close the database. Not from a callback. NULL is allowed. */
@@ -152,6 +173,10 @@ typedef struct store_visit_rec {
 	const char *client_code;
 	const char *modality;              /* "video" | "in_person" */
 	gint64 created_at_us;
+	const char *instance_id;           /* the instance running it; may be NULL */
+	const char *invite_sha256;         /* hex SHA-256 of the client's invite, to route a
+	                                    * join that reaches another instance; may be NULL;
+	                                    * cleared when the visit closes */
 } store_visit_rec;
 
 /* A new visit, in state "created". */
@@ -170,14 +195,23 @@ int store_visit_state(store *st, const char *visit_id, const char *state,
 int store_visit_ended(store *st, const char *visit_id, const char *end_reason,
 	gint64 at_us, store_done_cb cb, void *user);
 
-/* Start-up repair: every visit not closed (a crash, SIGKILL, power loss
- * ended the process that ran it) is closed at now_us, in one transaction:
+/* Start-up repair: every visit of instance_id (and every visit recorded
+ * without an instance) not closed (a crash, SIGKILL, power loss ended the
+ * process that ran it) is closed at now_us, in one transaction:
  * end_reason "interrupted" unless it had ended already, ended_at its
  * last recorded activity (the latest of its own times, pulses, answers,
  * samples, incidents and joins) if it had not ended; its open pulses
  * expire and its open incidents end at that last activity; then its
  * summary row is recomputed. cb gets the number of visits repaired. */
-int store_repair_interrupted(store *st, gint64 now_us, store_count_cb cb, void *user);
+int store_repair_interrupted(store *st, const char *instance_id, gint64 now_us,
+	store_count_cb cb, void *user);
+
+/* This instance is up: its row of `instances` (instance_id, its public
+ * Janus servers as a JSON array of strings, started_at, seen_at) is
+ * created or updated. Called at start and then now and again, so that the
+ * other instances sharing the database can send joins here. */
+int store_instance_seen(store *st, const char *instance_id, const char *servers_json,
+	gint64 started_at_us, gint64 seen_at_us, store_done_cb cb, void *user);
 
 /* A participant joined (one row per join: re-joins are kept). role is
  * therapist|client|observer; code is NULL for observers; research_consent
@@ -333,6 +367,17 @@ int store_client_scores(store *st, const char *client_code,
 int store_visit_quality(store *st, const char *visit_id, store_text_cb cb,
 	void *user);
 
+/* Where a visit lives: the visit named by visit_id, or else the one whose
+ * invite hashes to invite_sha256 (one of the two may be NULL), if it is
+ * not closed. cb gets its instance_id and that instance's servers (a JSON
+ * array; "[]" if the instance never said), valid only during the call, or
+ * STORE_NOT_FOUND. Runs on the analytics lane: it sees every write this
+ * store queued before it, and writes of other instances once committed. */
+typedef void (*store_locate_cb)(store_rc rc, const char *instance_id,
+	const char *servers_json, void *user);
+int store_visit_locate(store *st, const char *visit_id, const char *invite_sha256,
+	store_locate_cb cb, void *user);
+
 /* --- reports, erasure and retention (docs/storage.md, "Reports") ------------------- */
 
 /* Recompute the visit's row of visit_summaries from the base tables (one
@@ -354,7 +399,9 @@ int store_visit_summarize(store *st, const char *visit_id,
  * scores, alerts, events, quality samples, incidents, summaries), any
  * participant row carrying their code, and server-level events whose
  * details name their code or one of their visits. cb gets the number of
- * rows deleted. An `events` row (visit_id NULL, kind "forget", detail
+ * rows deleted. Refused with STORE_REFUSED (nothing erased) while the
+ * client has a visit that is not closed, on any instance: its later writes
+ * would bring rows back. An `events` row (visit_id NULL, kind "forget", detail
  * {"rows":n,"visits":k,"tables":{table:n,...}}, no codes) records it at
  * at_us. Afterwards the WAL is checkpointed (TRUNCATE, best effort) so the
  * erased pages (zeroed by secure_delete) reach the main file and the old

@@ -29,14 +29,21 @@ typedef struct store_sample_rec {
 } store_sample_rec;
 
 typedef struct store_backend_ops {
-	const char *name;                  /* "sqlite" */
+	const char *name;                  /* "sqlite", "postgresql" */
 	store_rc (*visit_create)(store_backend *b, const store_visit_rec *r,
 		char *err, size_t errlen);
 	store_rc (*visit_state)(store_backend *b, const char *visit_id,
 		const char *state, gint64 at_us, char *err, size_t errlen);
 	store_rc (*visit_ended)(store_backend *b, const char *visit_id,
 		const char *end_reason, gint64 at_us, char *err, size_t errlen);
-	store_rc (*repair)(store_backend *b, gint64 now_us, gint64 *visits,
+	store_rc (*repair)(store_backend *b, const char *instance_id, gint64 now_us,
+		gint64 *visits, char *err, size_t errlen);
+	store_rc (*instance_seen)(store_backend *b, const char *instance_id,
+		const char *servers_json, gint64 started_at_us, gint64 seen_at_us,
+		char *err, size_t errlen);
+	/* *instance_id and *servers_json: g_malloc'd, when STORE_OK */
+	store_rc (*visit_locate)(store_backend *b, const char *visit_id,
+		const char *invite_sha256, char **instance_id, char **servers_json,
 		char *err, size_t errlen);
 	store_rc (*participant_join)(store_backend *b, const char *visit_id,
 		const char *role, const char *code, gboolean research_consent,

@@ -50,6 +50,7 @@ enum {
 	ST_PULSE_QUALITY, ST_INCIDENT_INSERT, ST_PULSE_SET_VIA,
 	ST_VISIT_EXISTS, ST_VISIT_PULSE_QUALITY, ST_VISIT_INCIDENTS, ST_VISIT_SAMPLES,
 	ST_VISIT_ENDED, ST_OPEN_VISITS, ST_REPAIR_PULSES, ST_REPAIR_INCIDENTS, ST_REPAIR_VISIT,
+	ST_INSTANCE_SEEN, ST_VISIT_LOCATE,
 	ST__COUNT
 };
 
@@ -59,11 +60,13 @@ static const char *const statement_sql[ST__COUNT] = {
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_VISIT_INSERT] =
-		"INSERT INTO visits(visit_id, therapist_code, client_code, modality, state, created_at)"
-		" VALUES (?1, ?2, ?3, ?4, 'created', ?5)",
-	/* the *_at columns keep the first time the visit entered that state */
+		"INSERT INTO visits(visit_id, therapist_code, client_code, modality, state, created_at,"
+		" instance_id, invite_sha256) VALUES (?1, ?2, ?3, ?4, 'created', ?5, ?6, ?7)",
+	/* the *_at columns keep the first time the visit entered that state;
+	 * a closed visit's invite routes nothing any more */
 	[ST_VISIT_STATE] =
 		"UPDATE visits SET state = ?2,"
+		" invite_sha256 = CASE WHEN ?2 = 'closed' THEN NULL ELSE invite_sha256 END,"
 		" admitted_at = CASE WHEN ?2 = 'live' THEN coalesce(admitted_at, ?3) ELSE admitted_at END,"
 		" ended_at = CASE WHEN ?2 = 'ended' THEN coalesce(ended_at, ?3) ELSE ended_at END,"
 		" closed_at = CASE WHEN ?2 = 'closed' THEN coalesce(closed_at, ?3) ELSE closed_at END"
@@ -80,7 +83,7 @@ static const char *const statement_sql[ST__COUNT] = {
 		"            WHERE p.visit_id = v.visit_id), 0),"
 		"  coalesce((SELECT max(coalesce(ended_at, started_at)) FROM incidents i WHERE i.visit_id = v.visit_id), 0),"
 		"  coalesce((SELECT max(joined_at) FROM participants j WHERE j.visit_id = v.visit_id), 0))"
-		" FROM visits v WHERE v.state <> 'closed'",
+		" FROM visits v WHERE v.state <> 'closed' AND (v.instance_id = ?1 OR v.instance_id IS NULL)",
 	[ST_REPAIR_PULSES] =
 		"UPDATE pulses SET status = 'expired', status_at = max(status_at, ?2)"
 		" WHERE visit_id = ?1 AND status IN ('pending','delivered','partial')",
@@ -88,7 +91,19 @@ static const char *const statement_sql[ST__COUNT] = {
 		"UPDATE incidents SET ended_at = max(started_at, ?2) WHERE visit_id = ?1 AND ended_at IS NULL",
 	[ST_REPAIR_VISIT] =
 		"UPDATE visits SET state = 'closed', ended_at = coalesce(ended_at, ?2),"
-		" end_reason = coalesce(end_reason, 'interrupted'), closed_at = ?3 WHERE visit_id = ?1",
+		" end_reason = coalesce(end_reason, 'interrupted'), closed_at = ?3, invite_sha256 = NULL"
+		" WHERE visit_id = ?1",
+	[ST_INSTANCE_SEEN] =
+		"INSERT INTO instances(instance_id, public_servers, started_at, seen_at)"
+		" VALUES (?1, ?2, ?3, ?4) ON CONFLICT(instance_id) DO UPDATE SET"
+		" public_servers = excluded.public_servers, started_at = excluded.started_at,"
+		" seen_at = excluded.seen_at",
+	/* visits_by_invite, or the primary key */
+	[ST_VISIT_LOCATE] =
+		"SELECT coalesce(v.instance_id, ''), coalesce(i.public_servers, '[]') FROM visits v"
+		" LEFT JOIN instances i ON i.instance_id = v.instance_id"
+		" WHERE v.state <> 'closed' AND ((?1 IS NOT NULL AND v.visit_id = ?1)"
+		"  OR (?1 IS NULL AND v.invite_sha256 = ?2))",
 	[ST_PARTICIPANT_INSERT] =
 		"INSERT INTO participants(visit_id, role, code, research_consent, language, joined_at)"
 		" VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -327,6 +342,8 @@ static store_rc sq_visit_create(store_backend *b, const store_visit_rec *r,
 	bind_text(s, 3, r->client_code);
 	bind_text(s, 4, r->modality);
 	sqlite3_bind_int64(s, 5, r->created_at_us);
+	bind_text(s, 6, r->instance_id);
+	bind_text(s, 7, r->invite_sha256);
 	return run_one(b, s, "visit_create", err, errlen);
 }
 
@@ -369,14 +386,15 @@ static void open_visit_free(gpointer p) {
 	g_free(o);
 }
 
-static store_rc sq_repair(store_backend *b, gint64 now_us, gint64 *visits,
-		char *err, size_t errlen) {
+static store_rc sq_repair(store_backend *b, const char *instance_id, gint64 now_us,
+		gint64 *visits, char *err, size_t errlen) {
 	*visits = 0;
 	int rc = tx_begin(b);
 	if(rc != SQLITE_DONE)
 		return fail(b, rc, "repair", err, errlen);
 	GPtrArray *open = g_ptr_array_new_with_free_func(open_visit_free);
 	sqlite3_stmt *s = b->st[ST_OPEN_VISITS];
+	bind_text(s, 1, instance_id);
 	while((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		open_visit *o = g_new0(open_visit, 1);
 		o->id = g_strdup((const char *)sqlite3_column_text(s, 0));
@@ -404,6 +422,39 @@ static store_rc sq_repair(store_backend *b, gint64 now_us, gint64 *visits,
 		*visits = open->len;
 	g_ptr_array_free(open, TRUE);
 	return tx_end(b, out, err, errlen);
+}
+
+static store_rc sq_instance_seen(store_backend *b, const char *instance_id,
+		const char *servers_json, gint64 started_at_us, gint64 seen_at_us,
+		char *err, size_t errlen) {
+	sqlite3_stmt *s = b->st[ST_INSTANCE_SEEN];
+	bind_text(s, 1, instance_id);
+	bind_text(s, 2, servers_json);
+	sqlite3_bind_int64(s, 3, started_at_us);
+	sqlite3_bind_int64(s, 4, seen_at_us);
+	return run_one(b, s, "instance_seen", err, errlen);
+}
+
+/* A read (analytics lane): outside a transaction, one statement is one
+ * consistent snapshot. */
+static store_rc sq_visit_locate(store_backend *b, const char *visit_id,
+		const char *invite_sha256, char **instance_id, char **servers_json,
+		char *err, size_t errlen) {
+	sqlite3_stmt *s = b->st[ST_VISIT_LOCATE];
+	bind_text(s, 1, visit_id);
+	bind_text(s, 2, invite_sha256);
+	int rc = sqlite3_step(s);
+	if(rc == SQLITE_ROW) {
+		*instance_id = g_strdup((const char *)sqlite3_column_text(s, 0));
+		*servers_json = g_strdup((const char *)sqlite3_column_text(s, 1));
+		rc = SQLITE_DONE;
+	} else if(rc == SQLITE_DONE) {
+		finish(b, s, rc);
+		g_snprintf(err, errlen, "no open visit matches");
+		return STORE_NOT_FOUND;
+	}
+	rc = finish(b, s, rc);
+	return rc == SQLITE_DONE ? STORE_OK : fail(b, rc, "visit_locate", err, errlen);
 }
 
 static store_rc sq_participant_join(store_backend *b, const char *visit_id,
@@ -776,6 +827,8 @@ static const store_backend_ops sqlite_ops = {
 	.visit_state = sq_visit_state,
 	.visit_ended = sq_visit_ended,
 	.repair = sq_repair,
+	.instance_seen = sq_instance_seen,
+	.visit_locate = sq_visit_locate,
 	.participant_join = sq_participant_join,
 	.pulse_create = sq_pulse_create,
 	.pulse_status = sq_pulse_status,

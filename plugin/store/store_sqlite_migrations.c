@@ -197,6 +197,21 @@ const char *const store_sqlite_migrations[] = {
 "  ('therapist','idle','max_duration','shutdown','interrupted'));"
 "UPDATE visits SET end_reason = 'therapist' WHERE ended_at IS NOT NULL;"
 "CREATE INDEX visits_open ON visits(state) WHERE state <> 'closed';",
+
+/* 5: many instances (PROTOCOL.md v1.1 "Scale"): the instance a visit ran
+ * on, the hash of its invite while it is open (a join reaching another
+ * instance is sent to this one), and the instances with their public
+ * servers. Visits from before have no instance: the start-up repair
+ * treats them as its own. */
+"ALTER TABLE visits ADD COLUMN instance_id TEXT;"
+"ALTER TABLE visits ADD COLUMN invite_sha256 TEXT;"
+"CREATE INDEX visits_by_invite ON visits(invite_sha256) WHERE invite_sha256 IS NOT NULL;"
+"CREATE TABLE instances ("
+"  instance_id    TEXT PRIMARY KEY NOT NULL,"
+"  public_servers TEXT NOT NULL DEFAULT '[]',"
+"  started_at     INTEGER NOT NULL,"
+"  seen_at        INTEGER NOT NULL"
+");",
 };
 const int store_sqlite_n_migrations = G_N_ELEMENTS(store_sqlite_migrations);
 G_STATIC_ASSERT(G_N_ELEMENTS(store_sqlite_migrations) == STORE_SCHEMA_VERSION);

@@ -60,7 +60,7 @@
 enum {
 	R_BEGIN, R_BEGIN_READ, R_COMMIT, R_ROLLBACK,
 	R_SUMMARIZE, R_UNSUMMARIZED,
-	R_DOOMED_CLEAR, R_DOOMED_CLIENT, R_DOOMED_OLD, R_DOOMED_COUNT,
+	R_DOOMED_CLEAR, R_DOOMED_CLIENT, R_DOOMED_OLD, R_DOOMED_COUNT, R_CLIENT_OPEN,
 	R_DEL_ITEMS, R_DEL_SCORES, R_DEL_ALERTS, R_DEL_ANSWERS, R_DEL_PULSES,
 	R_DEL_INCIDENTS, R_DEL_SAMPLES, R_DEL_EVENTS, R_DEL_PARTICIPANTS,
 	R_DEL_SUMMARIES, R_DEL_VISITS,
@@ -138,6 +138,11 @@ static const char *const report_sql[R__COUNT] = {
 	[R_DOOMED_CLIENT] =
 		"INSERT OR IGNORE INTO temp.ap_doomed(visit_id)"
 		" SELECT visit_id FROM visits WHERE client_code = ?1",
+	/* the guard of `forget`: inside its write transaction, so no instance
+	 * can open a visit for the client between the check and the erasure
+	 * without the check seeing it */
+	[R_CLIENT_OPEN] =
+		"SELECT count(*) FROM visits WHERE client_code = ?1 AND state <> 'closed'",
 	[R_DOOMED_OLD] =
 		"INSERT OR IGNORE INTO temp.ap_doomed(visit_id) SELECT visit_id FROM visits"
 		" WHERE max(created_at, coalesce(admitted_at, 0), coalesce(ended_at, 0),"
@@ -169,7 +174,7 @@ static const char *const report_sql[R__COUNT] = {
 		"SELECT v.visit_id, v.therapist_code, v.client_code, v.modality, v.state, v.created_at,"
 		" v.admitted_at, v.ended_at, v.closed_at, v.end_reason, s.visit_number, s.research_consent,"
 		" s.client_instrument, s.client_total, s.therapist_instrument, s.therapist_total,"
-		" s.mean_mos, s.loss_pct, s.freeze_s, s.incidents, s.alerts"
+		" s.mean_mos, s.loss_pct, s.freeze_s, s.incidents, s.alerts, v.instance_id"
 		" FROM visits v LEFT JOIN visit_summaries s ON s.visit_id = v.visit_id"
 		" WHERE" FILTER_SQL " ORDER BY v.created_at, v.visit_id LIMIT ?9",
 	[R_READ_END_SCORES] =
@@ -203,7 +208,7 @@ static const char *const report_sql[R__COUNT] = {
 		"SELECT v.visit_id, v.therapist_code, v.client_code, v.modality, v.state, v.created_at,"
 		" v.admitted_at, v.ended_at, v.closed_at, v.end_reason, s.visit_number, s.research_consent,"
 		" s.client_instrument, s.client_total, s.therapist_instrument, s.therapist_total,"
-		" s.mean_mos, s.loss_pct, s.freeze_s, s.incidents, s.alerts"
+		" s.mean_mos, s.loss_pct, s.freeze_s, s.incidents, s.alerts, v.instance_id"
 		" FROM visits v LEFT JOIN visit_summaries s ON s.visit_id = v.visit_id"
 		" WHERE v.visit_id = ?1 AND (?2 = 0 OR s.research_consent = 1)",
 	[R_VISIT_PARTICIPANTS] =
@@ -495,6 +500,20 @@ static store_rc erase(sq_report *r, const char *what, int doom_st, const char *c
 		return fail(r, rc, what, err, errlen);
 	}
 	store_rc out = STORE_OK;
+	if(client_code) {
+		sqlite3_stmt *q = r->st[R_CLIENT_OPEN];
+		bind_text(q, 1, client_code);
+		rc = sqlite3_step(q);
+		sqlite3_int64 open = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+		if((rc = finish(r, q, rc)) != SQLITE_DONE)
+			goto failed;
+		if(open > 0) {
+			g_snprintf(err, errlen, "the client has %lld visit%s not closed yet: erase after "
+				"%s ended and closed", (long long)open, open == 1 ? "" : "s", open == 1 ? "it has" : "they have");
+			out = STORE_REFUSED;
+			goto refused;
+		}
+	}
 	if((rc = run(r, r->st[R_DOOMED_CLEAR])) != SQLITE_DONE)
 		goto failed;
 	sqlite3_stmt *s = r->st[doom_st];
@@ -511,6 +530,7 @@ static store_rc erase(sq_report *r, const char *what, int doom_st, const char *c
 	goto done;
 failed:
 	out = fail(r, rc, what, err, errlen);
+refused:
 	*rows = 0;
 done:
 	json_decref(detail);

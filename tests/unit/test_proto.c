@@ -224,7 +224,7 @@ static void test_report_forget(void) {
 	g_assert_nonnull(body);
 	g_assert_cmpint(proto_parse(body, &req, &err), ==, 0);
 	g_assert_cmpint(req.kind, ==, PROTO_REPORT);
-	g_assert_true(req.sync);
+	g_assert_false(req.sync);         /* answered asynchronously (PROTOCOL v1.1) */
 	g_assert_cmpint(req.report_kind, ==, PROTO_REPORT_COMPARE);
 	g_assert_cmpstr(req.supervisor_key, ==, "s");
 	g_assert_cmpstr(req.filters.therapist, ==, "T-01");
@@ -310,7 +310,7 @@ static void test_report_forget(void) {
 	/* forget */
 	g_assert_cmpint(parse("{\"request\":\"forget\",\"supervisor_key\":\"s\",\"client_code\":\"C-0042\"}", &req, &err), ==, 0);
 	g_assert_cmpint(req.kind, ==, PROTO_FORGET);
-	g_assert_true(req.sync);
+	g_assert_false(req.sync);
 	g_assert_cmpint(code_of("{\"request\":\"forget\",\"client_code\":\"C-0042\"}"), ==, PROTO_ERR_MISSING_ELEMENT);
 	g_assert_cmpint(code_of("{\"request\":\"forget\",\"supervisor_key\":\"s\"}"), ==, PROTO_ERR_MISSING_ELEMENT);
 	g_assert_cmpint(code_of("{\"request\":\"forget\",\"supervisor_key\":\"s\",\"client_code\":\"Jane Doe\"}"), ==, PROTO_ERR_INVALID_ELEMENT);

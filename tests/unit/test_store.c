@@ -229,7 +229,7 @@ static void test_tightens_0644(fixture *fx, gconstpointer data) {
 static void test_fresh_is_current_version(fixture *fx, gconstpointer data) {
 	store *st = open_ok(fx->path);
 	store_close(st);
-	g_assert_cmpint(STORE_SCHEMA_VERSION, ==, 4);
+	g_assert_cmpint(STORE_SCHEMA_VERSION, ==, 5);
 	g_assert_cmpint(store_sqlite_n_migrations, ==, STORE_SCHEMA_VERSION);
 	g_assert_cmpint(sqlq_int(fx->path, "SELECT max(version) FROM schema_version"), ==, STORE_SCHEMA_VERSION);
 	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM schema_version"), ==, STORE_SCHEMA_VERSION);
@@ -356,7 +356,7 @@ static void test_upgrade_from_v1(fixture *fx, gconstpointer data) {
 	store_close(st);
 	g_assert_cmpint(sqlq_int(fx->path, "SELECT max(version) FROM schema_version"), ==, STORE_SCHEMA_VERSION);
 	char *rows = sqlq_rows(fx->path, "SELECT version FROM schema_version ORDER BY version");
-	g_assert_cmpstr(rows, ==, "1\n2\n3\n4\n");
+	g_assert_cmpstr(rows, ==, "1\n2\n3\n4\n5\n");
 	g_free(rows);
 	rows = sqlq_rows(fx->path, "SELECT pulse_id, visit_id, role, instrument_id, \"trigger\", created_at,"
 		" expires_at, status, status_at, quality_json FROM pulses");
@@ -1446,6 +1446,120 @@ static void test_durable_after_crash(fixture *fx, gconstpointer data) {
 	g_free(rows);
 }
 
+/* --- many instances (PROTOCOL v1.1 "Scale") ------------------------------------------ */
+
+typedef struct count_rec {
+	int calls;
+	store_rc rc;
+	gint64 rows;
+} count_rec;
+
+static void on_count(store_rc rc, gint64 rows, const char *error, void *user) {
+	count_rec *c = user;
+	c->calls++;
+	c->rc = rc;
+	c->rows = rows;
+}
+
+typedef struct locate_rec {
+	int calls;
+	store_rc rc;
+	char instance[80], servers[300];
+} locate_rec;
+
+static void on_locate(store_rc rc, const char *instance_id, const char *servers_json, void *user) {
+	locate_rec *l = user;
+	l->calls++;
+	l->rc = rc;
+	g_strlcpy(l->instance, instance_id ? instance_id : "(null)", sizeof(l->instance));
+	g_strlcpy(l->servers, servers_json ? servers_json : "(null)", sizeof(l->servers));
+}
+
+static locate_rec locate_sync(store *st, const char *visit_id, const char *invite_hex) {
+	locate_rec l = { 0 };
+	g_assert_cmpint(store_visit_locate(st, visit_id, invite_hex, on_locate, &l), ==, 0);
+	g_assert_cmpint(store_sync(st), ==, 0);
+	g_assert_cmpint(l.calls, ==, 1);
+	return l;
+}
+
+#define HEX_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define HEX_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+/* Visits record their instance; a visit is found by id or invite hash
+ * while it is open, with its instance's servers; the repair of one
+ * instance leaves the other's visits alone; closing forgets the invite. */
+static void test_instances(fixture *fx, gconstpointer data) {
+	store *st = open_ok(fx->path);
+	done_rec d = { 0 };
+	g_assert_cmpint(store_instance_seen(st, "janus-a", "[\"wss://a.example/janus\"]", 100, 100, on_done, &d), ==, 0);
+	g_assert_cmpint(store_instance_seen(st, "janus-b", "[]", 100, 100, on_done, &d), ==, 0);
+	/* refused at once: no id, servers not an array of strings */
+	g_assert_cmpint(store_instance_seen(st, NULL, "[]", 1, 1, on_done, &d), ==, -1);
+	g_assert_cmpint(store_instance_seen(st, "", "[]", 1, 1, on_done, &d), ==, -1);
+	g_assert_cmpint(store_instance_seen(st, "x", "{}", 1, 1, on_done, &d), ==, -1);
+	g_assert_cmpint(store_instance_seen(st, "x", "[1]", 1, 1, on_done, &d), ==, -1);
+	g_assert_cmpint(store_instance_seen(st, "x", "[", 1, 1, on_done, &d), ==, -1);
+	/* seen again: servers and times updated, one row */
+	g_assert_cmpint(store_instance_seen(st, "janus-a", "[\"wss://a2.example/janus\",\"https://a2.example/janus\"]",
+		200, 250, on_done, &d), ==, 0);
+	store_visit_rec va = { "va", "T-01", "C-1", "video", 1000, "janus-a", HEX_A };
+	store_visit_rec vb = { "vb", "T-01", "C-2", "video", 1000, "janus-b", HEX_B };
+	store_visit_rec vn = { "vn", "T-01", "C-3", "video", 1000, NULL, NULL };   /* before v5 */
+	g_assert_cmpint(store_visit_create(st, &va, on_done, &d), ==, 0);
+	g_assert_cmpint(store_visit_create(st, &vb, on_done, &d), ==, 0);
+	g_assert_cmpint(store_visit_create(st, &vn, on_done, &d), ==, 0);
+	g_assert_cmpint(store_sync(st), ==, 0);
+	g_assert_cmpint(d.calls, ==, 6);
+	g_assert_cmpint(d.rc, ==, STORE_OK);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM instances"), ==, 2);
+	char *rows = sqlq_rows(fx->path, "SELECT instance_id, public_servers, started_at, seen_at FROM instances ORDER BY 1");
+	g_assert_cmpstr(rows, ==, "janus-a|[\"wss://a2.example/janus\",\"https://a2.example/janus\"]|200|250\n"
+		"janus-b|[]|100|100\n");
+	g_free(rows);
+
+	locate_rec l = locate_sync(st, "va", NULL);
+	g_assert_cmpint(l.rc, ==, STORE_OK);
+	g_assert_cmpstr(l.instance, ==, "janus-a");
+	g_assert_cmpstr(l.servers, ==, "[\"wss://a2.example/janus\",\"https://a2.example/janus\"]");
+	l = locate_sync(st, NULL, HEX_B);
+	g_assert_cmpint(l.rc, ==, STORE_OK);
+	g_assert_cmpstr(l.instance, ==, "janus-b");
+	g_assert_cmpstr(l.servers, ==, "[]");
+	l = locate_sync(st, "nope", NULL);
+	g_assert_cmpint(l.rc, ==, STORE_NOT_FOUND);
+	g_assert_cmpstr(l.instance, ==, "(null)");
+	l = locate_sync(st, NULL, "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc");
+	g_assert_cmpint(l.rc, ==, STORE_NOT_FOUND);
+	g_assert_cmpint(store_visit_locate(st, NULL, NULL, on_locate, &l), ==, -1);
+	g_assert_cmpint(store_visit_locate(NULL, "va", NULL, on_locate, &l), ==, -1);
+
+	/* janus-a restarts after a crash: its visit and the one without an
+	 * instance are repaired, janus-b's is not */
+	count_rec c = { 0 };
+	g_assert_cmpint(store_repair_interrupted(st, NULL, 5000, on_count, &c), ==, -1);
+	g_assert_cmpint(store_repair_interrupted(st, "janus-a", 5000, on_count, &c), ==, 0);
+	g_assert_cmpint(store_sync(st), ==, 0);
+	g_assert_cmpint(c.rc, ==, STORE_OK);
+	g_assert_cmpint(c.rows, ==, 2);
+	rows = sqlq_rows(fx->path, "SELECT visit_id, state, coalesce(end_reason, '-'), coalesce(invite_sha256, '-')"
+		" FROM visits ORDER BY 1");
+	g_assert_cmpstr(rows, ==, "va|closed|interrupted|-\nvb|created|-|" HEX_B "\nvn|closed|interrupted|-\n");
+	g_free(rows);
+	/* a closed visit is not found any more, by id or invite */
+	l = locate_sync(st, "va", NULL);
+	g_assert_cmpint(l.rc, ==, STORE_NOT_FOUND);
+	l = locate_sync(st, NULL, HEX_A);
+	g_assert_cmpint(l.rc, ==, STORE_NOT_FOUND);
+	/* closing by state forgets the invite too */
+	g_assert_cmpint(store_visit_state(st, "vb", "closed", 6000, on_done, &d), ==, 0);
+	g_assert_cmpint(store_sync(st), ==, 0);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM visits WHERE invite_sha256 IS NOT NULL"), ==, 0);
+	l = locate_sync(st, NULL, HEX_B);
+	g_assert_cmpint(l.rc, ==, STORE_NOT_FOUND);
+	store_close(st);
+}
+
 int main(int argc, char **argv) {
 	g_test_init(&argc, &argv, NULL);
 	char *base = NULL;
@@ -1485,6 +1599,7 @@ int main(int argc, char **argv) {
 	ADD("queue/sample-overflow", test_sample_overflow);
 	ADD("read/baseline", test_baseline);
 	ADD("durability/after-crash", test_durable_after_crash);
+	ADD("instances/locate-and-repair", test_instances);
 #undef ADD
 	int rc = g_test_run();
 	if(base) {

@@ -213,7 +213,7 @@ static void test_ended_and_repair(void) {
 	g_assert_cmpint(store_incident(st, &inc, ok_cb, (void *)"incident"), ==, 0);
 	outcome o;
 	outcome_init(&o);
-	g_assert_cmpint(store_repair_interrupted(st, 50000, on_count, &o), ==, 0);
+	g_assert_cmpint(store_repair_interrupted(st, "here", 50000, on_count, &o), ==, 0);
 	g_assert_true(wait_outcome(&o, 10));
 	g_assert_cmpint(o.rc, ==, STORE_OK);
 	g_assert_cmpstr(o.error, ==, "2");                  /* v1 and v2; v3 was closed */
@@ -232,7 +232,7 @@ static void test_ended_and_repair(void) {
 	/* a second repair finds nothing */
 	st = open_ok(path);
 	outcome_init(&o);
-	g_assert_cmpint(store_repair_interrupted(st, 60000, on_count, &o), ==, 0);
+	g_assert_cmpint(store_repair_interrupted(st, "here", 60000, on_count, &o), ==, 0);
 	g_assert_true(wait_outcome(&o, 10));
 	g_assert_cmpstr(o.error, ==, "0");
 	store_close(st);

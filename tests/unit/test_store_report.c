@@ -299,7 +299,7 @@ static void test_upgrade_from_v2(fixture *fx, gconstpointer data) {
 	store *st = open_ok(fx->path);
 	store_close(st);
 	char *rows = sqlq_rows(fx->path, "SELECT version FROM schema_version ORDER BY version");
-	g_assert_cmpstr(rows, ==, "1\n2\n3\n4\n");
+	g_assert_cmpstr(rows, ==, "1\n2\n3\n4\n5\n");
 	g_free(rows);
 	rows = sqlq_rows(fx->path, "SELECT visit_id, visit_number, research_consent, client_instrument,"
 		" client_total, mean_mos, loss_pct, freeze_s FROM visit_summaries ORDER BY visit_id");
@@ -388,6 +388,20 @@ static void test_forget(fixture *fx, gconstpointer data) {
 	gint64 server_events = sqlq_int(fx->path, "SELECT count(*) FROM events WHERE visit_id IS NULL");
 	/* the event naming visit zq0XY has no client code in it */
 	expected += 1;
+
+	/* refused while one of the client's visits is not closed: nothing erased */
+	done_rec dr = { 0 };
+	g_assert_cmpint(store_visit_state(st, "zq0XY", "closed", T0 + 9 * DAY, ok_done, (void *)"c"), ==, 0);
+	g_assert_cmpint(store_visit_state(st, "zq1XY", "closed", T0 + 9 * DAY, ok_done, (void *)"c"), ==, 0);
+	g_assert_cmpint(store_forget_client(st, "C-ERASEME", T0 + 10 * DAY, on_count, &dr), ==, 0);
+	g_assert_cmpint(store_sync(st), ==, 0);
+	g_assert_cmpint(dr.calls, ==, 1);
+	g_assert_cmpint(dr.rc, ==, STORE_REFUSED);
+	g_assert_cmpint(dr.rows, ==, 0);
+	for(size_t i = 0; i < G_N_ELEMENTS(TABLES); i++)
+		g_assert_cmpint(rows_about(fx->path, TABLES[i], "C-ERASEME"), >, 0);
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM events WHERE kind = 'forget'"), ==, 0);
+	g_assert_cmpint(store_visit_state(st, "zq2XY", "closed", T0 + 9 * DAY, ok_done, (void *)"c"), ==, 0);
 
 	done_rec d = { 0 };
 	g_assert_cmpint(store_forget_client(st, "C-ERASEME", T0 + 10 * DAY, on_count, &d), ==, 0);
