@@ -17,6 +17,8 @@ PACKAGES=(
     # libraries the plugin links against (plus what janus-dev's headers include)
     libjansson-dev libglib2.0-dev libsqlite3-dev sqlite3 libssl-dev libsrtp2-dev
     libnice-dev
+    # the PostgreSQL store (general.db_url) and the server its tests start
+    libpq-dev postgresql
     # sanitizer builds (gcc's libasan comes with build-essential)
     clang libclang-rt-14-dev
     # integration tests: real WebRTC clients, Janus API over WS/HTTP
