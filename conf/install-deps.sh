@@ -23,6 +23,7 @@ PACKAGES=(
     clang libclang-rt-14-dev
     # integration tests: real WebRTC clients, Janus API over WS/HTTP
     python3 python3-aiortc python3-aiohttp python3-websockets python3-pytest
+    python3-psycopg2
     # network namespaces, loss injection, process control
     nftables iproute2 procps
     # a wall clock that jumps under a running Janus (timers must not care)

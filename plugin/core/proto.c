@@ -49,6 +49,7 @@ const char *proto_error_slug(int code) {
 		case PROTO_ERR_INCOMPLETE: return "incomplete";
 		case PROTO_ERR_STORE: return "store_failed";
 		case PROTO_ERR_RATE_LIMITED: return "rate_limited";
+		case PROTO_ERR_OTHER_INSTANCE: return "other_instance";
 		default: return "internal";
 	}
 }

@@ -49,6 +49,7 @@ enum proto_error_code {
 	PROTO_ERR_INCOMPLETE = 495,
 	PROTO_ERR_STORE = 496,
 	PROTO_ERR_RATE_LIMITED = 497,
+	PROTO_ERR_OTHER_INSTANCE = 498,       /* the visit lives on another instance: "servers" */
 	PROTO_ERR_INTERNAL = 499,
 };
 

@@ -160,6 +160,7 @@ static int alliance_init(janus_callbacks *callback, const char *config_path) {
 	char err[512] = "";
 	ap->db = ap->settings.db_url ? store_open_pg(ap->settings.db_url, err, sizeof(err))
 		: store_open_sqlite(ap->settings.db_path, err, sizeof(err));
+
 	if(ap->db == NULL) {
 		char why[600];
 		g_snprintf(why, sizeof(why), "cannot open the store: %s", err);
@@ -179,6 +180,7 @@ static int alliance_init(janus_callbacks *callback, const char *config_path) {
 	ap->visits_by_invite = g_hash_table_new(digest_hash, digest_equal);
 	g_atomic_int_set(&ap->initialized, 1);
 	shell_retention_tick(janus_get_real_time());   /* at start, then daily from the timer */
+	shell_instance_tick(janus_get_real_time(), TRUE);
 	if(shell_requests_start() < 0 || shell_reports_start() < 0 || shell_timer_start() < 0) {
 		g_atomic_int_set(&ap->initialized, 0);
 		shell_requests_stop();
@@ -186,10 +188,10 @@ static int alliance_init(janus_callbacks *callback, const char *config_path) {
 		return init_refused("cannot start the plugin's threads");
 	}
 	JANUS_LOG(LOG_INFO, "%s initialized (%zu therapist keys, %zu supervisor keys, end_grace_s=%d, idle_close_s=%d, "
-		"max_visit_s=%d, max_visits=%d, retention_days=%d, store %s)\n",
+		"max_visit_s=%d, max_visits=%d, retention_days=%d, store %s %s, instance %s)\n",
 		ALLIANCE_NAME, auth_keyring_therapists(ap->settings.keys), auth_keyring_supervisors(ap->settings.keys),
 		ap->settings.end_grace_s, ap->settings.idle_close_s, ap->settings.max_visit_s, ap->settings.max_visits,
-		ap->settings.retention_days, store_path(ap->db));
+		ap->settings.retention_days, store_backend_name(ap->db), store_path(ap->db), ap->settings.instance_id);
 	return 0;
 }
 

@@ -297,6 +297,7 @@ void shell_visit_close_locked(ap_visit *av, visit_end_reason reason, gint64 now_
 gboolean shell_visit_lifecycle_locked(ap_visit *av, gint64 now_mono);
 void shell_visits_shutdown(void);           /* close all (plugin destroy) */
 int shell_visits_repair(char *err, size_t errlen);   /* init: close what a crash left open */
+void shell_instance_tick(gint64 now_real, gboolean starting);   /* init, then the timer */
 json_t *shell_participants_json(ap_visit *av);
 
 /* shell_requests.c */

@@ -125,6 +125,9 @@ static json_t *request_forget(ap_session *s, const proto_request *req) {
 	if(!done)
 		return shell_error_json(PROTO_ERR_STORE, "The erasure did not finish within %d s; "
 			"it stays queued and will complete", (int)(FORGET_WAIT_US / G_USEC_PER_SEC));
+	if(src == STORE_REFUSED)          /* a visit of the client open on another instance */
+		return shell_error_json(PROTO_ERR_WRONG_STATE,
+			"The client has an open visit: erase after it has ended and closed");
 	if(src != STORE_OK)
 		return shell_error_json(PROTO_ERR_STORE, "The erasure failed (%s); nothing was erased", store_rc_name(src));
 	JANUS_LOG(LOG_INFO, "[%s] a client's data was erased on request (%" G_GINT64_FORMAT " rows)\n",

@@ -278,7 +278,81 @@ static ap_visit *join_target(const proto_request *req, json_t **error) {
 	return av;
 }
 
-static void request_join(ap_session *s, const proto_request *req, outcome *out) {
+/* --- a join for a visit of another instance (PROTOCOL.md v1.1 "Scale") ----------
+ * With a shared database (db_url), a join naming a visit this instance
+ * does not hold is looked up in the store (its analytics lane: no Janus
+ * thread waits) and answered from there: 498 with the servers of the
+ * instance that holds it, or the error the join would have had. */
+typedef struct locate_job {
+	ap_session *s;                       /* reference held */
+	char *transaction;
+	gboolean client;                     /* an invite: a refusal counts as a refused credential */
+	json_t *not_found;                   /* the answer when nobody holds it */
+} locate_job;
+
+static void located(store_rc rc, const char *instance_id, const char *servers_json, void *user) {
+	locate_job *j = user;
+	json_t *answer = NULL;
+	if(rc == STORE_OK && instance_id && instance_id[0] && strcmp(instance_id, ap->settings.instance_id) != 0) {
+		json_t *servers = json_loads(servers_json ? servers_json : "[]", 0, NULL);
+		if(!json_is_array(servers)) {
+			json_decref(servers);
+			servers = json_array();
+		}
+		answer = json_array_size(servers) > 0 ?
+			shell_error_json(PROTO_ERR_OTHER_INSTANCE, "This visit runs on another server: join it there") :
+			shell_error_json(PROTO_ERR_OTHER_INSTANCE, "This visit runs on another server, which did not "
+				"publish its address (general.public_servers)");
+		json_object_set_new(answer, "servers", servers);
+		json_object_set_new(answer, "instance_id", json_string(instance_id));
+		JANUS_LOG(LOG_INFO, "[%s] a join for a visit of instance %s was sent there\n", ALLIANCE_PACKAGE, instance_id);
+	} else if(rc == STORE_UNAVAILABLE || rc == STORE_BUSY || rc == STORE_ERR) {
+		answer = shell_error_json(PROTO_ERR_STORE, "The visit could not be looked up now (the store is "
+			"unavailable); try again");
+	} else {
+		if(j->client)
+			shell_credential_refused(j->s);
+		answer = json_incref(j->not_found);
+	}
+	if(!g_atomic_int_get(&j->s->destroyed))
+		shell_push(j->s, j->transaction, answer, NULL);
+	else
+		json_decref(answer);
+	json_decref(j->not_found);
+	g_free(j->transaction);
+	janus_refcount_decrease(&j->s->ref);
+	g_free(j);
+}
+
+/* Takes not_found. TRUE if the answer will come from the lookup. */
+static gboolean locate_elsewhere(ap_session *s, const proto_request *req, const char *transaction,
+		json_t *not_found) {
+	if(ap->settings.db_url == NULL || transaction == NULL)
+		return FALSE;                    /* SQLite: one instance holds everything */
+	char hex[2 * AUTH_DIGEST_LEN + 1];
+	if(req->role == VISIT_ROLE_CLIENT) {
+		auth_digest d;
+		auth_digest_of(req->invite, &d);
+		auth_digest_hex(&d, hex);
+	}
+	locate_job *j = g_new0(locate_job, 1);
+	janus_refcount_increase(&s->ref);
+	j->s = s;
+	j->transaction = g_strdup(transaction);
+	j->client = req->role == VISIT_ROLE_CLIENT;
+	j->not_found = not_found;
+	if(store_visit_locate(ap->db, j->client ? NULL : req->visit_id, j->client ? hex : NULL,
+			located, j) < 0) {
+		j->not_found = NULL;
+		g_free(j->transaction);
+		janus_refcount_decrease(&s->ref);
+		g_free(j);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static void request_join(ap_session *s, const proto_request *req, const char *transaction, outcome *out) {
 	const char *code = NULL;
 	int supervisor = -1;
 	if(req->role == VISIT_ROLE_THERAPIST) {
@@ -318,6 +392,12 @@ static void request_join(ap_session *s, const proto_request *req, outcome *out) 
 	ap_visit *av = join_target(req, &out->answer);
 	if(av == NULL) {
 		janus_mutex_unlock(&ap->visits_mutex);
+		if(locate_elsewhere(s, req, transaction, json_incref(out->answer))) {
+			json_decref(out->answer);
+			out->answer = NULL;          /* located() answers */
+			return;
+		}
+		json_decref(out->answer);        /* the reference locate_elsewhere did not take */
 		if(req->role == VISIT_ROLE_CLIENT)
 			shell_credential_refused(s);
 		return;
@@ -557,7 +637,7 @@ static void handle_async(ap_message *m) {
 		out.answer = proto_error_json(&err);   /* parsed before; defensive */
 	} else {
 		switch(req.kind) {
-			case PROTO_JOIN: request_join(s, &req, &out); break;
+			case PROTO_JOIN: request_join(s, &req, m->transaction, &out); break;
 			case PROTO_ADMIT: request_admit(s, &out); break;
 			case PROTO_CONFIGURE: request_configure(s, &req, m->jsep, &out); break;
 			case PROTO_END: request_end(s, &out); break;

@@ -101,6 +101,7 @@ static void tick(void) {
 	janus_mutex_unlock(&ap->visits_mutex);
 	g_list_free(closing);
 	shell_retention_tick(janus_get_real_time());
+	shell_instance_tick(janus_get_real_time(), FALSE);
 	watch_store();
 }
 

@@ -262,6 +262,29 @@ void shell_visits_shutdown(void) {
 		JANUS_LOG(LOG_INFO, "[%s] shutdown: %d open visit(s) closed\n", ALLIANCE_PACKAGE, n);
 }
 
+/* --- this instance in the store ------------------------------------------------ */
+#define INSTANCE_SEEN_EVERY_US (60 * G_USEC_PER_SEC)
+
+static void instance_stored(store_rc rc, const char *error, void *user) {
+	if(rc != STORE_OK)
+		JANUS_LOG(LOG_WARN, "[%s] store: this instance's row: %s\n", ALLIANCE_PACKAGE,
+			error ? error : store_rc_name(rc));
+}
+
+/* At start (started_at = now) and then every minute from the timer: the
+ * row of `instances` other instances read to send joins here. */
+void shell_instance_tick(gint64 now_real, gboolean starting) {
+	static gint64 started_at = 0, next_at = 0;   /* init, then the timer thread */
+	if(starting)
+		started_at = now_real;
+	else if(now_real < next_at)
+		return;
+	next_at = now_real + INSTANCE_SEEN_EVERY_US;
+	if(store_instance_seen(ap->db, ap->settings.instance_id, ap->settings.public_servers_json,
+			started_at, now_real, instance_stored, NULL) < 0)
+		JANUS_LOG(LOG_WARN, "[%s] this instance's row could not be queued\n", ALLIANCE_PACKAGE);
+}
+
 /* --- start-up repair -------------------------------------------------------- */
 typedef struct repair_wait {
 	GMutex m;

@@ -38,10 +38,15 @@
 
 static const char USAGE[] =
 "Usage: alliance-report --db PATH [options]\n"
+"       alliance-report --db-url URL [options]\n"
 "\n"
 "Reports, research exports, an offline HTML report and erasure for Alliance\n"
-"Pulse, read directly from the plugin's SQLite database (the file named by\n"
-"db_path in janus.plugin.alliance.jcfg). It can run while Janus uses the file.\n"
+"Pulse, read directly from the plugin's database: the SQLite file named by\n"
+"db_path, or the PostgreSQL database of db_url, in janus.plugin.alliance.jcfg.\n"
+"It runs next to a live plugin without getting in its way: it opens the\n"
+"database to read only (no migration, no lock the plugin waits for; a\n"
+"database of another schema version is refused), except --forget, which\n"
+"writes one erasure.\n"
 "\n"
 "What to do (one of; the default is a report):\n"
 "  --kind KIND          the report: summary (default), compare, visits, visit\n"
@@ -53,8 +58,8 @@ static const char USAGE[] =
 "                       vs alliance plot) that opens offline\n"
 "  --forget CLIENT      erase every row about the client code CLIENT (visits,\n"
 "                       answers, quality, events) and print how many rows went.\n"
-"                       Prefer the plugin's `forget` request while Janus runs: it\n"
-"                       also refuses while the client has an open visit.\n"
+"                       Refused, with nothing erased, while the client has a\n"
+"                       visit that is not closed (as the plugin's `forget`).\n"
 "\n"
 "Filters (for reports and exports):\n"
 "  --visit ID           one visit (needed by --kind visit)\n"
@@ -81,6 +86,9 @@ static const char USAGE[] =
 "  --instruments DIR    instrument definitions, for ceiling flags and scale\n"
 "                       ranges (default " AP_INSTRUMENTS_DIR ")\n"
 "  -q, --quiet          no progress messages on standard error\n"
+"  --db-url URL         a PostgreSQL connection URI or keyword/value string\n"
+"                       instead of --db (the password may also come from\n"
+"                       PGPASSWORD or ~/.pgpass)\n"
 "  -h, --help           this text;  --version: the version\n"
 "\n"
 "Examples:\n"
@@ -91,13 +99,14 @@ static const char USAGE[] =
 "  alliance-report --db alliance.sqlite --export samples --format json -o samples.json\n"
 "  alliance-report --db alliance.sqlite --html report.html\n"
 "  alliance-report --db alliance.sqlite --forget C-0042\n"
+"  alliance-report --db-url postgresql://reports@db.example/alliance --kind compare\n"
 "\n"
 "Exit status: 0 done, 1 failed (the reason is on standard error), 2 wrong usage.\n"
 "The CSV columns are described in docs/codebook.md, the reports in\n"
 "docs/reports.md. Output holds pseudonymous codes only, never keys or invites.\n";
 
 typedef struct options {
-	const char *db, *kind, *export, *html, *forget, *format, *output, *instruments_dir;
+	const char *db, *db_url, *kind, *export, *html, *forget, *format, *output, *instruments_dir;
 	const char *visit, *therapist, *client, *modality, *instrument, *from, *to;
 	int research;            /* -1 default, 0, 1 */
 	int limit;
@@ -499,9 +508,10 @@ int main(int argc, char **argv) {
 	gboolean instruments_given = FALSE;
 	enum { O_DB = 256, O_KIND, O_EXPORT, O_HTML, O_FORGET, O_FORMAT, O_INSTRUMENTS, O_VISIT,
 		O_THERAPIST, O_CLIENT, O_MODALITY, O_INSTRUMENT, O_FROM, O_TO, O_RESEARCH, O_ALL, O_LIMIT,
-		O_VERSION };
+		O_VERSION, O_DB_URL };
 	static const struct option longopts[] = {
-		{ "db", required_argument, NULL, O_DB }, { "kind", required_argument, NULL, O_KIND },
+		{ "db", required_argument, NULL, O_DB }, { "db-url", required_argument, NULL, O_DB_URL },
+		{ "kind", required_argument, NULL, O_KIND },
 		{ "export", required_argument, NULL, O_EXPORT }, { "html", required_argument, NULL, O_HTML },
 		{ "forget", required_argument, NULL, O_FORGET }, { "format", required_argument, NULL, O_FORMAT },
 		{ "output", required_argument, NULL, 'o' }, { "instruments", required_argument, NULL, O_INSTRUMENTS },
@@ -517,6 +527,7 @@ int main(int argc, char **argv) {
 	while((c = getopt_long(argc, argv, "o:qh", longopts, NULL)) != -1) {
 		switch(c) {
 			case O_DB: o.db = optarg; break;
+			case O_DB_URL: o.db_url = optarg; break;
 			case O_KIND: o.kind = optarg; break;
 			case O_EXPORT: o.export = optarg; break;
 			case O_HTML: o.html = optarg; break;
@@ -550,8 +561,8 @@ int main(int argc, char **argv) {
 	quiet = o.quiet;
 	if(optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
-	if(o.db == NULL)
-		return usage_error("--db PATH is required (the db_path of janus.plugin.alliance.jcfg)");
+	if((o.db == NULL) == (o.db_url == NULL))
+		return usage_error("give one of --db PATH or --db-url URL (db_path or db_url of janus.plugin.alliance.jcfg)");
 	int actions = (o.export != NULL) + (o.html != NULL) + (o.forget != NULL) + (o.kind != NULL);
 	if(actions > 1)
 		return usage_error("choose one of --kind, --export, --html, --forget");
@@ -592,13 +603,19 @@ int main(int argc, char **argv) {
 		return usage_error("--kind visit needs --visit ID");
 	}
 	/* an existing database only: a mistyped path must not create one */
-	if(!g_file_test(o.db, G_FILE_TEST_IS_REGULAR)) {
+	if(o.db && !g_file_test(o.db, G_FILE_TEST_IS_REGULAR)) {
 		fprintf(stderr, "alliance-report: no database at %s\n", o.db);
 		json_decref(fj);
 		return 1;
 	}
 	char err[512] = "";
-	store *st = store_open_sqlite(o.db, err, sizeof(err));
+	store *st;
+	if(o.db)
+		st = o.forget ? store_open_sqlite_for_erasure(o.db, err, sizeof(err))
+			: store_open_sqlite_for_reading(o.db, err, sizeof(err));
+	else
+		st = o.forget ? store_open_pg_for_erasure(o.db_url, err, sizeof(err))
+			: store_open_pg_for_reading(o.db_url, err, sizeof(err));
 	if(st == NULL) {
 		fprintf(stderr, "alliance-report: %s\n", err);
 		json_decref(fj);

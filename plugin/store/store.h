@@ -101,6 +101,12 @@ store *store_open_sqlite(const char *path, char *err, size_t errlen);
  * in store_sqlite.h. A WAL reader takes no lock the writer waits for. */
 store *store_open_sqlite_for_reading(const char *path, char *err, size_t errlen);
 
+/* Opened for one erasure next to a running plugin (alliance-report
+ * --forget): as for reading (nothing migrated, the schema version must be
+ * this build's), but writes are allowed; store_forget_client() refuses
+ * (STORE_REFUSED) while the client has an open visit, as the plugin does. */
+store *store_open_sqlite_for_erasure(const char *path, char *err, size_t errlen);
+
 /* The PostgreSQL store (PROTOCOL.md v1.1 "Scale"): url is a libpq
  * connection URI or keyword/value string (general.db_url). Connects,
  * runs the missing migrations (under an advisory lock, so instances
@@ -117,6 +123,7 @@ store *store_open_pg(const char *url, char *err, size_t errlen);
  * migration (a schema older or newer than this build is refused), every
  * write refused; the sessions are read-only transactions. */
 store *store_open_pg_for_reading(const char *url, char *err, size_t errlen);
+store *store_open_pg_for_erasure(const char *url, char *err, size_t errlen);
 
 /* "sqlite" or "postgresql". */
 const char *store_backend_name(const store *st);

@@ -20,3 +20,8 @@ store *store_open_pg_for_reading(const char *url, char *err, size_t errlen) {
 	(void)url;
 	return absent(err, errlen);
 }
+
+store *store_open_pg_for_erasure(const char *url, char *err, size_t errlen) {
+	(void)url;
+	return absent(err, errlen);
+}

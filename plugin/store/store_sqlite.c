@@ -1043,10 +1043,13 @@ static int sq_schema_version(sqlite3 *db) {
 
 /* A database another process (the plugin) writes, opened to read only:
  * the file is not touched (no mode change, no migration, no backfill), the
- * connection is SQLite read-only, every write job is refused. */
-static store *open_for_reading(const char *path, char *err, size_t errlen) {
+ * connection is SQLite read-only, every write job is refused. With
+ * `erasure`: the same, but the connection may write (alliance-report
+ * --forget: one erasure, in a transaction of its own). */
+static store *open_for_reading(const char *path, gboolean erasure, char *err, size_t errlen) {
 	sqlite3 *db = NULL;
-	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	int rc = sqlite3_open_v2(path, &db, (erasure ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY)
+		| SQLITE_OPEN_NOMUTEX, NULL);
 	if(rc != SQLITE_OK) {
 		describe(db, rc, path, NULL, err, errlen);
 		sqlite3_close(db);
@@ -1054,6 +1057,12 @@ static store *open_for_reading(const char *path, char *err, size_t errlen) {
 	}
 	sqlite3_extended_result_codes(db, 1);
 	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+	if(erasure && (sqlite3_db_readonly(db, "main") == 1 || configure_connection(db, path, err, errlen) != 0)) {
+		if(!err[0])
+			g_snprintf(err, errlen, "db_path %s is read-only", path);
+		sqlite3_close(db);
+		return NULL;
+	}
 	int v = sq_schema_version(db);
 	if(v != STORE_SCHEMA_VERSION) {
 		if(v < 0)
@@ -1068,7 +1077,7 @@ static store *open_for_reading(const char *path, char *err, size_t errlen) {
 	store_backend *b = sq_wrap(db, path, err, errlen);
 	if(b == NULL)
 		return NULL;
-	return store_start(path, &sqlite_ops, b, NULL, STORE_START_READ_ONLY, NULL, err, errlen);
+	return store_start(path, &sqlite_ops, b, NULL, erasure ? 0 : STORE_START_READ_ONLY, NULL, err, errlen);
 }
 
 store *store_sqlite_open_ex(const char *path, unsigned flags, char *err, size_t errlen) {
@@ -1078,8 +1087,8 @@ store *store_sqlite_open_ex(const char *path, unsigned flags, char *err, size_t 
 		g_snprintf(err, errlen, "db_path is empty");
 		return NULL;
 	}
-	if(flags & STORE_SQLITE_OPEN_FOR_READING)
-		return open_for_reading(path, err, errlen);
+	if(flags & (STORE_SQLITE_OPEN_FOR_READING | STORE_SQLITE_OPEN_FOR_ERASURE))
+		return open_for_reading(path, (flags & STORE_SQLITE_OPEN_FOR_ERASURE) != 0, err, errlen);
 	GString *warn = g_string_new(NULL);
 	sqlite3 *db = NULL, *rdb = NULL;
 	store_backend *b = NULL, *reader = NULL;
@@ -1160,4 +1169,8 @@ store *store_open_sqlite(const char *path, char *err, size_t errlen) {
 
 store *store_open_sqlite_for_reading(const char *path, char *err, size_t errlen) {
 	return store_sqlite_open_ex(path, STORE_SQLITE_OPEN_FOR_READING, err, errlen);
+}
+
+store *store_open_sqlite_for_erasure(const char *path, char *err, size_t errlen) {
+	return store_sqlite_open_ex(path, STORE_SQLITE_OPEN_FOR_ERASURE, err, errlen);
 }

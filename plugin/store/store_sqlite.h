@@ -24,6 +24,11 @@ struct sqlite3;
  * a database of another schema version is refused with a sentence. */
 #define STORE_SQLITE_OPEN_FOR_READING 0x2u
 
+/* The same, but writable: for alliance-report --forget (no migration; the
+ * erasure is one transaction and refuses while the client has an open
+ * visit, like the plugin's `forget`). */
+#define STORE_SQLITE_OPEN_FOR_ERASURE 0x4u
+
 store *store_sqlite_open_ex(const char *path, unsigned flags,
 	char *err, size_t errlen);
 

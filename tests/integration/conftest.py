@@ -6,7 +6,9 @@
   veth address. Every socket the tests open (Janus API clients, aiortc) is
   therefore in the client namespace; Janus runs in the server namespace.
 * `janus` (module scope) starts one Janus with the alliance plugin per test
-  module; `keys` holds that module's per-run credentials.
+  module; `keys` holds that module's per-run credentials. Its store is an
+  SQLite file, or with ALLIANCE_TEST_DB=postgresql a fresh database of the
+  session's private PostgreSQL server (`pg_server`, tests/pg/pg-test-server).
 * `async def test_…` functions are run with asyncio.run() by the
   pytest_pyfunc_call hook below (no pytest-asyncio needed), with a per-test
   timeout (`@pytest.mark.timeout_s(N)`, default 60 s).
@@ -33,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import api as _api  # noqa: E402
 from harness import janus as _janus  # noqa: E402
+from harness import pg as _pg  # noqa: E402
 from harness.evh import EventCollector  # noqa: E402
 from harness.janus import AllianceKeys, alliance_server  # noqa: E402
 from harness.netns import NetnsPair, install_signal_teardown  # noqa: E402
@@ -146,8 +149,39 @@ def _stop_checked(server, secrets=()):
                     + "\n".join(log.splitlines()[-40:]), pytrace=False)
 
 
+# -- PostgreSQL ------------------------------------------------------------------
+_pg_servers = []
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """The session's private PostgreSQL server (started on first use,
+    stopped and removed at the end of the session)."""
+    srv = _pg.PgServer()
+    _pg_servers.append(srv)
+    _atexit_cleanups.append(srv.destroy)
+    try:
+        srv.start()
+    except RuntimeError as e:
+        pytest.fail(f"cannot start the test PostgreSQL server: {e}", pytrace=False)
+    try:
+        yield srv
+    finally:
+        srv.destroy()
+
+
 @pytest.fixture(scope="module")
-def janus(net, keys, tmp_path_factory, request):
+def module_db(request, tmp_path_factory):
+    """The store for this module's Janus: None (an SQLite file in its work
+    folder) or, with ALLIANCE_TEST_DB=postgresql, a fresh PostgreSQL
+    database."""
+    if not _pg.wanted():
+        return None
+    return request.getfixturevalue("pg_server").new_database(request.module.__name__.split(".")[-1])
+
+
+@pytest.fixture(scope="module")
+def janus(net, keys, tmp_path_factory, request, module_db):
     """One Janus per module. A module may set ALLIANCE_CONFIG = {...} to pass
     plugin settings (end_grace_s, events, extra_general, ...) to
     alliance_config(), and ALLIANCE_EVENT_HANDLER = "plugins" (or another
@@ -168,6 +202,8 @@ def janus(net, keys, tmp_path_factory, request):
         cfg["event_handler"] = {"backend": collector.url,
                                 "events": evh_mask if isinstance(evh_mask, str) else "plugins"}
     env = getattr(request.module, "ALLIANCE_JANUS_ENV", None)   # e.g. ALLIANCE_FAILPOINTS
+    if module_db is not None and "db_path" not in cfg:
+        cfg["db_path"] = module_db           # a module naming its own store keeps it
     srv = alliance_server(net, tmp_path_factory.mktemp("janus"), keys, extra_env=env, **cfg)
     srv.collector = collector
     try:

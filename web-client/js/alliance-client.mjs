@@ -4,7 +4,8 @@
 //   const ac = new AllianceClient({ servers, name: "client" });
 //   await ac.connect();                 // WebSocket first, HTTP long-poll after
 //   await ac.attach();
-//   const r = await ac.request({ request: "join", ... });   // {data, jsep}
+//   const r = await ac.join({ request: "join", ... });      // {data, jsep}
+//   (ac.request(body) sends any other request the same way)
 //   ac.on("event", (data, jsep) => ...);     // events nobody asked for
 //   ac.on("dc", (msg) => ...);               // JSON messages on the `alliance` channel
 //   await ac.startMedia({ stream });         // offer (A/V + data) -> configure -> answer
@@ -41,6 +42,7 @@ const ASYNC_ANSWER = {
 const CONNECT_TIMEOUT_MS = 15000;
 const REQUEST_TIMEOUT_MS = 15000;
 const RECLAIM_WAIT_MS = 3000;
+const MAX_MOVES = 2;               // a join follows 498 other_instance at most this often
 // an ICE restart's `configure` gets a short answer time: when it does not
 // come, the signalling is down too and a fresh session is the way back
 export const RENEGOTIATE_TIMEOUT_MS = 6000;
@@ -326,6 +328,38 @@ export class AllianceClient {
       if (this.pending && this.pending.expect === (expect || body.request)) this.pending = null;
       return new AllianceError("timeout", `no answer to ${body.request} within ${timeout / 1000} s`);
     });
+  }
+
+  // `join`, following the visit to the Janus instance that holds it: behind
+  // a load balancer the page may reach another instance sharing the
+  // database, which answers 498 other_instance with the servers to use
+  // (PROTOCOL.md v1.1 "Scale"). The session moves there and the join is
+  // sent again, without asking the person anything; "moved" tells the page
+  // (its later reconnections go there too). At most MAX_MOVES hops: then
+  // the 498 is the answer.
+  async join(body, opts = {}) {
+    for (let hop = 0; ; hop++) {
+      const r = await this.request(body, opts);
+      const d = r.data;
+      const servers = d && d.alliance === "error" && d.error_code === 498 && Array.isArray(d.servers)
+        ? d.servers.filter((s) => typeof s === "string" && /^(wss?|https?):\/\//.test(s)) : [];
+      if (!servers.length || hop >= MAX_MOVES) return r;
+      await this.moveTo(servers);
+      this.emit("moved", servers, d.instance_id || null);
+    }
+  }
+
+  // A new Janus session and handle on other servers, for this same client
+  // (its listeners stay).
+  async moveTo(servers) {
+    if (this.janus) {
+      try { this.janus.destroy({ notifyDestroyed: false }); } catch (_) { /* gone already */ }
+    }
+    this.janus = null;
+    this.handle = null;
+    this.servers = servers;
+    await this.connect();
+    await this.attach();
   }
 
   /* ---------- media ---------- */

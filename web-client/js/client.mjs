@@ -330,7 +330,7 @@ async function sendJoin(ac) {
   const rec = loadRecord();
   if (rec) body.rejoin_key = rec.rejoin_key;
   state.joins++;
-  const r = await ac.request(body);
+  const r = await ac.join(body);
   return { d: r.data, withKey: !!rec };
 }
 
@@ -482,6 +482,7 @@ function keeper() {
 /* ---------------- events ---------------- */
 function wireClient(ac) {
   state.answers = new AnswerChannel(ac);
+  ac.on("moved", (servers) => { state.servers = servers; });   // 498: the visit's instance
   ac.on("event", (d) => onEvent(d));
   ac.on("dc", (m) => onDc(m));
   ac.on("ice", () => updateRemoteMark());

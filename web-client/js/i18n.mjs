@@ -42,6 +42,7 @@ const en = {
   "err.490": "This question has closed.",
   "err.489": "This question was already answered.",
   "err.496": "Your answer could not be saved. Please try again.",
+  "err.498": "This visit runs on another server, which could not be reached. Please try again in a moment, or ask your therapist for a new link.",
   "err.timeout": "The server did not answer in time. Please try again.",
   // devices
   "dev.asking": "Asking your browser for the camera and microphone…",
@@ -179,6 +180,7 @@ const de = {
   "err.490": "Diese Frage ist geschlossen.",
   "err.489": "Diese Frage wurde schon beantwortet.",
   "err.496": "Ihre Antwort konnte nicht gespeichert werden. Bitte versuchen Sie es erneut.",
+  "err.498": "Dieser Termin läuft auf einem anderen Server, der nicht erreichbar war. Bitte versuchen Sie es gleich noch einmal oder bitten Sie Ihre Therapeutin oder Ihren Therapeuten um einen neuen Link.",
   "err.timeout": "Der Server hat nicht rechtzeitig geantwortet. Bitte versuchen Sie es erneut.",
   "dev.asking": "Ihr Browser wird nach Kamera und Mikrofon gefragt…",
   "dev.ok": "Kamera und Mikrofon funktionieren.",

@@ -113,7 +113,7 @@ async function join(research) {
   if (saved) body.rejoin_key = saved;
   let r;
   try {
-    r = await ac.request(body);
+    r = await ac.join(body);
   } catch (e) {
     fatal(errorText(e), "", () => join(research));
     return;
@@ -225,6 +225,7 @@ $("error-reset").addEventListener("click", reset);
 /* ---------------- events ---------------- */
 function wire(ac) {
   state.answers = new AnswerChannel(ac);
+  ac.on("moved", (servers) => { state.servers = servers; });   // 498: the visit's instance
   ac.on("event", (d) => {
     switch (d.alliance) {
       case "admitted": showReady(); break;

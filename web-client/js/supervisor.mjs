@@ -26,6 +26,7 @@ const state = { servers: [], ac: null, key: null, last: null, view: null };
 async function connect() {
   if (state.ac && state.ac.handle) return state.ac;
   const ac = await openClient(state.servers, "supervisor");
+  ac.on("moved", (servers) => { state.servers = servers; });   // 498: the visit's instance
   ac.on("connection", ({ state: s }) => {
     showConnection(s, { lost: t("conn.lost"), restored: t("conn.restored") });
     if (s === "gone") state.ac = null;
@@ -46,7 +47,7 @@ async function signIn(key) {
   let r;
   try {
     const ac = await connect();
-    r = await ac.request({ request: "join", role: "observer", visit_id: "key-check", supervisor_key: key });
+    r = await ac.join({ request: "join", role: "observer", visit_id: "key-check", supervisor_key: key });
   } catch (e) {
     const [h, d] = connectionError(e);
     setStatus("signin-status", "error", h, d);

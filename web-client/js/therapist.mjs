@@ -68,6 +68,7 @@ async function connect() {
   const ac = await openClient(state.servers, "therapist");
   state.ac = ac;
   wire(ac);
+  ac.on("moved", (servers) => { state.servers = servers; });   // 498: the visit's instance
   return ac;
 }
 
@@ -91,7 +92,7 @@ async function signIn(key) {
   }
   let r;
   try {
-    r = await ac.request({ request: "join", role: "therapist", visit_id: KEY_CHECK_VISIT, therapist_key: key });
+    r = await ac.join({ request: "join", role: "therapist", visit_id: KEY_CHECK_VISIT, therapist_key: key });
   } catch (e) {
     setStatus("signin-status", "error", errorText(e));
     return false;
@@ -206,7 +207,7 @@ async function joinVisit(resumed) {
   try {
     ac = await connect();
     state.joins++;
-    r = await ac.request({ request: "join", role: "therapist", visit_id: v.visit_id, therapist_key: state.key });
+    r = await ac.join({ request: "join", role: "therapist", visit_id: v.visit_id, therapist_key: state.key });
   } catch (e) {
     const [h, d] = connectionError(e);
     fatal(h, d, () => joinVisit(resumed));
@@ -243,6 +244,7 @@ async function rejoin() {
   const old = state.ac;
   const ac = await openClient(state.servers, "therapist");
   wire(ac);
+  ac.on("moved", (servers) => { state.servers = servers; });   // 498: the visit's instance
   // the old connection hears nothing any more; it goes after the join, so
   // the seat is taken over rather than left
   if (old) old.mute();
@@ -250,7 +252,7 @@ async function rejoin() {
   let r;
   try {
     state.joins++;
-    r = await ac.request({ request: "join", role: "therapist", visit_id: state.visit.visit_id, therapist_key: state.key });
+    r = await ac.join({ request: "join", role: "therapist", visit_id: state.visit.visit_id, therapist_key: state.key });
   } catch (e) {
     ac.retire();
     throw e;

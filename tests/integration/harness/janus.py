@@ -118,13 +118,16 @@ class AllianceKeys:
         return self.supervisors[name]
 
 
-def alliance_config(db_path: Path, keys: AllianceKeys, *, instruments_dir: Optional[Path] = None,
+def alliance_config(db_path, keys: AllianceKeys, *, instruments_dir: Optional[Path] = None,
                     end_grace_s: int = 180, events: bool = False, max_visits: int = 100,
                     extra_general: str = "") -> str:
+    """db_path: a Path (SQLite), or a harness.pg.PgDb (db_url = its URL)."""
     instruments_dir = instruments_dir or (REPO_ROOT / "conf" / "instruments")
+    store_line = (f'    db_url = "{db_path.url}"' if hasattr(db_path, "url")
+                  else f'    db_path = "{db_path}"')
     lines = [
         "general: {",
-        f'    db_path = "{db_path}"',
+        store_line,
         f'    instruments_dir = "{instruments_dir}"',
         f"    end_grace_s = {int(end_grace_s)}",
         f"    events = {'true' if events else 'false'}",
@@ -152,7 +155,8 @@ class JanusServer:
                  required_plugins: Iterable[str], plugin_configs: Optional[Dict[str, str]] = None,
                  debug_level: Optional[int] = None, sanitize: Optional[bool] = None,
                  session_timeout: int = 60, event_handler: Optional[Dict[str, str]] = None,
-                 umask: Optional[int] = None, extra_env: Optional[Dict[str, str]] = None) -> None:
+                 umask: Optional[int] = None, extra_env: Optional[Dict[str, str]] = None,
+                 port_offset: int = 0) -> None:
         self.net = net
         self.workdir = Path(workdir)
         self.plugin_sos = [Path(p) for p in plugin_sos]
@@ -174,9 +178,13 @@ class JanusServer:
         # (fixed) ports is this one and not another instance still running
         self.server_name = f"alliance-it-{secrets.token_hex(4)}"
         self.ip = net.server_ip
-        self.http_url = f"http://{self.ip}:{HTTP_PORT}/janus"
-        self.ws_url = f"ws://{self.ip}:{WS_PORT}/"
-        self.admin_url = f"http://{self.ip}:{ADMIN_PORT}/admin"
+        # a second instance next to the first (two instances, one database)
+        # takes other ports: port_offset is added to each
+        self.http_port, self.ws_port, self.admin_port = (HTTP_PORT + port_offset, WS_PORT + port_offset,
+                                                         ADMIN_PORT + port_offset)
+        self.http_url = f"http://{self.ip}:{self.http_port}/janus"
+        self.ws_url = f"ws://{self.ip}:{self.ws_port}/"
+        self.admin_url = f"http://{self.ip}:{self.admin_port}/admin"
         self.confdir = self.workdir / "conf"
         self.log_path = self.workdir / "janus.log"
         self.proc: Optional[subprocess.Popen] = None
@@ -253,14 +261,14 @@ events: {{
     json = "plain"
     base_path = "/janus"
     http = true
-    port = {HTTP_PORT}
+    port = {self.http_port}
     ip = "{self.ip}"
     https = false
 }}
 admin: {{
     admin_base_path = "/admin"
     admin_http = true
-    admin_port = {ADMIN_PORT}
+    admin_port = {self.admin_port}
     admin_ip = "{self.ip}"
     admin_https = false
 }}
@@ -270,7 +278,7 @@ cors: {{
         (self.confdir / "janus.transport.websockets.jcfg").write_text(f"""general: {{
     json = "plain"
     ws = true
-    ws_port = {WS_PORT}
+    ws_port = {self.ws_port}
     ws_ip = "{self.ip}"
     wss = false
 }}
@@ -494,17 +502,22 @@ cors: {{
 
 
 def alliance_server(net: NetnsPair, workdir: Path, keys: AllianceKeys, *,
-                    db_path: Optional[Path] = None,
+                    db_path=None,
                     event_handler: Optional[Dict[str, str]] = None,
-                    extra_env: Optional[Dict[str, str]] = None, **cfg) -> JanusServer:
+                    extra_env: Optional[Dict[str, str]] = None, port_offset: int = 0,
+                    **cfg) -> JanusServer:
     """A JanusServer loading only the alliance plugin, configured with `keys`.
     The store is `<workdir>/alliance.sqlite` unless `db_path` says otherwise
-    (`server.db_path` either way); `event_handler` as for JanusServer."""
+    (a Path, or a harness.pg.PgDb for PostgreSQL); `server.db_path` either
+    way, and harness.store reads both. `event_handler` as for JanusServer."""
     so = plugin_so_path()
-    db = Path(db_path) if db_path is not None else Path(workdir) / "alliance.sqlite"
+    if db_path is None:
+        db = Path(workdir) / "alliance.sqlite"
+    else:
+        db = db_path if hasattr(db_path, "url") else Path(db_path)
     text = alliance_config(db, keys, **cfg)
     srv = JanusServer(net, workdir, plugin_sos=[so], required_plugins=[ALLIANCE_PACKAGE],
                       plugin_configs={f"{ALLIANCE_PACKAGE}.jcfg": text},
-                      event_handler=event_handler, extra_env=extra_env)
+                      event_handler=event_handler, extra_env=extra_env, port_offset=port_offset)
     srv.db_path = db
     return srv

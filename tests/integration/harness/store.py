@@ -1,5 +1,10 @@
-"""Read-only access to the plugin's SQLite store (`server.db_path`), for
-checking what was stored.
+"""Read-only access to the plugin's store (`server.db_path`: an SQLite
+file, or a harness.pg.PgDb), for checking what was stored.
+
+Queries are written for SQLite with `?` placeholders; on PostgreSQL the
+placeholders become psycopg2's and booleans come back as 0/1, so the same
+simple queries (SELECT ... FROM table WHERE col = ?) read both. Queries
+using SQLite-only functions are for SQLite-only tests.
 
 Every call opens its own read-only connection (`mode=ro`) and closes it,
 so it always sees the latest commit and never holds a lock or a WAL
@@ -32,7 +37,21 @@ def connect_ro(db: Path) -> sqlite3.Connection:
     return con
 
 
+def _pg_rows(db, sql: str, args: Sequence[Any]) -> List[Dict[str, Any]]:
+    con = db.connect()
+    try:
+        cur = con.cursor()
+        cur.execute(sql.replace("%", "%%").replace("?", "%s"), tuple(args))
+        names = [d[0] for d in cur.description] if cur.description else []
+        return [{n: (int(v) if isinstance(v, bool) else v) for n, v in zip(names, r)}
+                for r in cur.fetchall()]
+    finally:
+        con.close()
+
+
 def rows(db: Path, sql: str, args: Sequence[Any] = ()) -> List[Dict[str, Any]]:
+    if hasattr(db, "url"):
+        return _pg_rows(db, sql, args)
     con = connect_ro(db)
     try:
         return [dict(r) for r in con.execute(sql, tuple(args)).fetchall()]
@@ -82,6 +101,22 @@ def visit_snapshot(db: Path, visit_id: str) -> Dict[str, List[Dict[str, Any]]]:
                    "WHERE p.visit_id = ? ORDER BY s.pulse_id, s.name", None),
         "alerts": ("SELECT * FROM alerts WHERE visit_id = ? ORDER BY id", None),
     }
+    if hasattr(db, "url"):
+        con = db.connect()
+        try:
+            con.autocommit = False
+            con.set_session(isolation_level="REPEATABLE READ", readonly=True)   # one snapshot
+            cur = con.cursor()
+            out = {}
+            for name, (sql, _) in q.items():
+                cur.execute(sql.replace("?", "%s"), (visit_id,))
+                names = [d[0] for d in cur.description]
+                out[name] = [{n: (int(v) if isinstance(v, bool) else v) for n, v in zip(names, r)}
+                             for r in cur.fetchall()]
+            con.rollback()
+            return out
+        finally:
+            con.close()
     con = connect_ro(db)
     try:
         con.execute("BEGIN")            # one read snapshot for all tables
