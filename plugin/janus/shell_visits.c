@@ -271,14 +271,15 @@ static void instance_stored(store_rc rc, const char *error, void *user) {
 			error ? error : store_rc_name(rc));
 }
 
-/* At start (started_at = now) and then every minute from the timer: the
- * row of `instances` other instances read to send joins here. */
+/* At start (started_at = now) and then, with a shared (PostgreSQL) store,
+ * every minute from the timer: the row of `instances` other instances read
+ * to send joins here. */
 void shell_instance_tick(gint64 now_real, gboolean starting) {
 	static gint64 started_at = 0, next_at = 0;   /* init, then the timer thread */
 	if(starting)
 		started_at = now_real;
-	else if(now_real < next_at)
-		return;
+	else if(now_real < next_at || ap->settings.db_url == NULL)
+		return;                          /* SQLite: one instance, nobody to tell */
 	next_at = now_real + INSTANCE_SEEN_EVERY_US;
 	if(store_instance_seen(ap->db, ap->settings.instance_id, ap->settings.public_servers_json,
 			started_at, now_real, instance_stored, NULL) < 0)

@@ -40,8 +40,11 @@ Checked:
 * retention (`retention_days`): an old visit written into the database is
   erased when Janus starts again, and logged.
 """
+import array
 import asyncio
 import csv
+import fcntl
+import hashlib
 import io
 import json
 import math
@@ -50,6 +53,7 @@ import random
 import sqlite3
 import stat
 import subprocess
+import termios
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -326,6 +330,104 @@ async def test_alliance_report_on_the_database(janus, keys, tmp_path):
     assert cli("--db", db, "--kind", "nope", check=False).returncode == 2
     assert cli("--db", str(tmp_path / "missing.sqlite"), check=False).returncode == 1
     assert not (tmp_path / "missing.sqlite").exists()
+
+
+def _data_files(db) -> Dict[str, str]:
+    """SHA-256 of the database file and its WAL (the -shm holds the readers'
+    marks, not data; a missing WAL and an empty one hold the same: nothing)."""
+    out = {}
+    for suffix in ("", "-wal"):
+        p = Path(str(db) + suffix)
+        data = p.read_bytes() if p.exists() else b""
+        out[suffix or "db"] = hashlib.sha256(data).hexdigest()
+    return out
+
+
+def _pipe_filled(fd) -> int:
+    buf = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, buf, True)
+    return buf[0]
+
+
+@pytest.mark.timeout_s(400)
+async def test_alliance_report_next_to_the_plugin(janus, keys, tmp_path):
+    """alliance-report beside a running plugin: its reads write nothing (the
+    database and its WAL are byte for byte the same afterwards), an export
+    stalled mid-read (its output pipe full, its read transaction open) does
+    not delay the plugin's writes (a visit runs and its answers are
+    acknowledged after commit meanwhile; the export, one snapshot, does not
+    see them), a database of another schema version is refused untouched,
+    and --forget honours the open-visit guard of the plugin's `forget`."""
+    visits = await load(janus, keys)
+    rs = consented(visits)
+    db = str(janus.db_path)
+    # 1. reads write nothing (the plugin is idle: no visit runs)
+    await asyncio.sleep(0.5)
+    before = _data_files(db)
+    for args in (("--kind", "summary"), ("--kind", "compare", "--format", "json"),
+                 ("--kind", "visits", "--format", "csv"), ("--export", "samples"),
+                 ("--html", str(tmp_path / "r.html"))):
+        cli("--db", db, "-q", *args)
+    assert _data_files(db) == before, "alliance-report changed the database"
+
+    # 2. no lock: an export that stops mid-read while the plugin writes
+    exe = Path(os.environ.get("ALLIANCE_REPORT", _report_exe()))
+    p = subprocess.Popen([str(exe), "--instruments", str(REPO_ROOT / "conf" / "instruments"), "--db", db,
+                          "--export", "answers", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while _pipe_filled(p.stdout.fileno()) < 60000:
+            assert p.poll() is None, f"the export ended early: {p.stderr.read().decode()}"
+            assert time.monotonic() < deadline, "the export did not fill its pipe"
+            await asyncio.sleep(0.05)
+        extra = Planned(therapist="T-01", client="C-LIVE", number=1, modality="video",
+                        consent=True, total=20.0, ttotal=21.0)
+        await run_visit(janus, keys, extra)        # acked after commit, or it fails
+        got = store.rows(janus.db_path, "SELECT count(*) AS n FROM answer_items i JOIN pulses p"
+                         " USING (pulse_id) WHERE p.visit_id = ?", (extra.visit_id,))
+        assert got[0]["n"] == 8, got
+        assert p.poll() is None, "the export should still be waiting on its pipe"
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err.decode()
+    exported = list(csv.DictReader(io.StringIO(out.decode())))
+    assert len(exported) == len(rs) * 8, "the export is one snapshot: the visit run meanwhile is not in it"
+    assert "C-LIVE" not in {a["client_code"] for a in exported}
+
+    # 3. another schema version: refused, the file untouched
+    old = tmp_path / "old.sqlite"
+    src = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    dst = sqlite3.connect(str(old))
+    src.backup(dst)
+    src.close()
+    dst.execute("DELETE FROM schema_version WHERE version = (SELECT max(version) FROM schema_version)")
+    dst.commit()
+    dst.close()
+    os.chmod(old, 0o600)
+    old_before = _data_files(old)
+    r = cli("--db", str(old), "--kind", "summary", check=False)
+    assert r.returncode == 1 and "schema version" in r.stderr and "never writes" in r.stderr, r.stderr
+    assert _data_files(old) == old_before
+
+    # 4. --forget: refused while the client's visit is open, then done
+    async with Scope(janus) as sc:
+        key = keys.therapist()
+        th = await sc.handle()
+        created = await create_visit(th, key, "C-CLIOPEN")
+        await join_therapist(th, created["visit_id"], key)
+        await store.wait_row(janus.db_path, "SELECT 1 FROM visits WHERE client_code = 'C-CLIOPEN'")
+        r = cli("--db", db, "--forget", "C-CLIOPEN", check=False)
+        assert r.returncode == 1 and "not closed" in r.stderr, r.stderr
+        assert store.rows(janus.db_path, "SELECT visit_id FROM visits WHERE client_code = 'C-CLIOPEN'")
+        expect(await th.request({"request": "end"}), "ended")
+        await store.wait_row(janus.db_path, "SELECT 1 FROM visits WHERE client_code = 'C-CLIOPEN'"
+                             " AND state = 'closed'", timeout=GRACE_S + 5)
+    r = cli("--db", db, "--forget", "C-CLIOPEN")
+    assert "erased" in r.stdout, r.stdout
+    assert not store.rows(janus.db_path, "SELECT visit_id FROM visits WHERE client_code = 'C-CLIOPEN'")
 
 
 @pytest.mark.timeout_s(120)
