@@ -1113,6 +1113,8 @@ store *store_sqlite_open_ex(const char *path, unsigned flags, char *err, size_t 
 	}
 	if(configure_connection(db, path, err, errlen) != 0)
 		goto fail;
+	if((flags & STORE_SQLITE_OPEN_NOT_DURABLE) && pragma(db, "PRAGMA synchronous = OFF", NULL, 0) != SQLITE_OK)
+		goto fail;
 	char merr[200];
 	int src;
 	if(store_sqlite_migrate(db, store_sqlite_migrations, store_sqlite_n_migrations,

@@ -29,6 +29,10 @@ struct sqlite3;
  * visit, like the plugin's `forget`). */
 #define STORE_SQLITE_OPEN_FOR_ERASURE 0x4u
 
+/* synchronous = OFF on the writer: commits do not wait for the disk. Only
+ * for generating test and benchmark data fast; never the plugin. */
+#define STORE_SQLITE_OPEN_NOT_DURABLE 0x8u
+
 store *store_sqlite_open_ex(const char *path, unsigned flags,
 	char *err, size_t errlen);
 
