@@ -17,7 +17,11 @@ the `alliance` data channel.
   counts decoded frames per kind (`audio`, `video`), so tests assert on what
   really arrived at this peer.
 * Renegotiation: call `offer()` again on the same peer and apply the new
-  answer (same transceivers, same ICE credentials).
+  answer (same transceivers, same ICE credentials). The extmap ids aiortc
+  offers are made unique across the bundle at import
+  (`unique_extension_ids()`): with aiortc's own ids a re-offer could kill
+  the peer's DTLS transport (all media and the data channel gone, state
+  still "connected") — see that function.
 * ICE restart: aiortc 1.4 cannot do it (no `restartIce()`, an ICE
   transport's credentials are fixed for its life, and a re-offer always
   reuses them), so the harness does not offer an ICE-restart helper.
@@ -51,6 +55,41 @@ def pin_host_addresses(ip: str) -> None:
     def _only(use_ipv4: bool = True, use_ipv6: bool = True) -> List[str]:
         return [ip] if use_ipv4 else []
     aioice.ice.get_host_addresses = _only
+
+
+def unique_extension_ids() -> Dict[str, int]:
+    """Give every RTP header extension aiortc offers its own extmap id across
+    the BUNDLE group. Returns {uri: id}. Idempotent; applied at import.
+
+    aiortc 1.4 offers `a=extmap:2 ssrc-audio-level` on the audio m-line and
+    `a=extmap:2 abs-send-time` on the video m-line, but parses every packet
+    of the bundled transport with ONE id -> extension map, filled from what
+    the answer accepted. Janus's answers (EchoTest's, ours) accept
+    abs-send-time nowhere, so the map says "2 = audio level" for all media.
+    On a re-offer the Janus core (1.1.2, janus.c) takes the extension ids
+    from the OFFER at once and only drops abs-send-time when the plugin's
+    answer comes through janus_plugin_handle_sdp; a video packet Janus sends
+    in between carries id 2 with a 3-byte abs-send-time value. aiortc reads
+    that as a 1-byte audio level, struct.error escapes RtpPacket.parse (it
+    only catches ValueError) and kills the DTLS transport's receive loop:
+    the transport is closed, every RTP sender stops on ConnectionError (and
+    stops its source track), the data channel dies, and connectionState
+    still says "connected". The window is ~1 ms at idle and grows with CPU
+    load, so a renegotiation lost all media now and then (RFC 8285 wants
+    ids unique within the bundle anyway). With distinct ids the packet's
+    abs-send-time id is simply unknown to the map and ignored."""
+    from aiortc.codecs import HEADER_EXTENSIONS
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
+    ids: Dict[str, int] = {}
+    for kind in sorted(HEADER_EXTENSIONS):
+        for ext in HEADER_EXTENSIONS[kind]:
+            ids.setdefault(ext.uri, len(ids) + 1)
+    for kind, exts in HEADER_EXTENSIONS.items():
+        exts[:] = [RTCRtpHeaderExtensionParameters(id=ids[e.uri], uri=e.uri) for e in exts]
+    return ids
+
+
+EXTENSION_IDS = unique_extension_ids()
 
 
 class SineAudioTrack(MediaStreamTrack):
