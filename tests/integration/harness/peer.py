@@ -21,7 +21,8 @@ the `alliance` data channel.
   offers are made unique across the bundle at import
   (`unique_extension_ids()`): with aiortc's own ids a re-offer could kill
   the peer's DTLS transport (all media and the data channel gone, state
-  still "connected") — see that function.
+  still "connected") — see that function. `dtls_states()` shows it;
+  `wait_connected()` checks it.
 * ICE restart: aiortc 1.4 cannot do it (no `restartIce()`, an ICE
   transport's credentials are fixed for its life, and a re-offer always
   reuses them), so the harness does not offer an ICE-restart helper.
@@ -312,7 +313,7 @@ class Peer:
                 raise AssertionError(
                     f"{self.name}: received only {g} (wanted audio>={audio}, video>={video}) "
                     f"within {timeout}s; connection={self.pc.connectionState} "
-                    f"ice={self.pc.iceConnectionState} remote tracks="
+                    f"ice={self.pc.iceConnectionState} dtls={self.dtls_states()} remote tracks="
                     f"{[t.kind for t in self.remote_tracks]}")
             self._media_event.clear()
             try:
@@ -397,13 +398,29 @@ class Peer:
                                  f"{None if not jsep else {k: v for k, v in jsep.items() if k != 'sdp'}}")
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=jsep["sdp"], type="answer"))
 
+    def dtls_states(self) -> List[str]:
+        """States of the DTLS transport(s) the media and data channel use.
+        aiortc's connectionState ignores a DTLS transport that closed under
+        it (its receive loop died): it stays "connected" with no media."""
+        transports = {id(t.sender.transport): t.sender.transport for t in self.pc.getTransceivers()}
+        if self.pc.sctp is not None:
+            transports[id(self.pc.sctp.transport)] = self.pc.sctp.transport
+        return sorted(t.state for t in transports.values())
+
     async def wait_connected(self, timeout: float = 5.0) -> None:
+        """connectionState "connected" and every DTLS transport in use
+        connected; fails at once when one is failed or closed."""
         deadline = asyncio.get_running_loop().time() + timeout
-        while self.pc.connectionState != "connected":
+        while True:
+            dtls = self.dtls_states()
+            if self.pc.connectionState == "connected" and all(s == "connected" for s in dtls):
+                return
             if self.pc.connectionState in ("failed", "closed") or \
+                    any(s in ("failed", "closed") for s in dtls) or \
                     asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"{self.name}: connection {self.pc.connectionState} "
-                                     f"(ice {self.pc.iceConnectionState}) after {timeout}s")
+                                     f"(ice {self.pc.iceConnectionState}, dtls {dtls}) "
+                                     f"after {timeout}s")
             await asyncio.sleep(0.05)
 
     async def close(self) -> None:
