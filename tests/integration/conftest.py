@@ -134,6 +134,9 @@ def _start_checked(server):
 
 
 def _stop_checked(server, secrets=()):
+    # the sessions are gone; let janus finish freeing their handles first
+    # (a Janus 1.1.2 shutdown race otherwise, see wait_handles_freed)
+    server.wait_handles_freed(5.0)
     log = server.stop()
     problems = []
     if server.exit_problem:

@@ -4,12 +4,40 @@ If these fail, the machinery (namespaces, ICE, aiortc, the API clients) is
 broken — not the alliance plugin. They run first and take a few seconds.
 """
 import pytest
+from aiortc import sdp as aiortc_sdp
+from aiortc.rtcrtpparameters import RTCRtpParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from harness.api import JanusError
 from harness.alliance import Scope
 from harness.janus import JANUS_LIB, JanusServer
 
 ECHO = "janus.plugin.echotest"
+
+
+def extmap_ids(sdp: str) -> dict:
+    """{id: {uri, ...}} over all m-lines of an SDP."""
+    ids: dict = {}
+    for line in sdp.splitlines():
+        if line.startswith("a=extmap:"):
+            ext_id, uri = line[len("a=extmap:"):].split()[:2]
+            ids.setdefault(int(ext_id.split("/")[0]), set()).add(uri)
+    return ids
+
+
+def reoffer_window_packet(offer_sdp: str) -> bytes:
+    """A video RTP packet as the Janus core (1.1.2) stamps it between a
+    re-offer and the plugin's answer: the extension ids come from the offer
+    at once (janus.c), so abs-send-time is there although no answer of ours
+    accepts it (see harness.peer.unique_extension_ids)."""
+    video = next(m for m in aiortc_sdp.SessionDescription.parse(offer_sdp).media
+                 if m.kind == "video")
+    stamp = HeaderExtensionsMap()
+    stamp.configure(RTCRtpParameters(headerExtensions=video.rtp.headerExtensions))
+    pkt = RtpPacket(payload_type=97, sequence_number=1, timestamp=1, ssrc=1, payload=b"\x10\x00")
+    pkt.extensions.mid = video.rtp.muxId
+    pkt.extensions.abs_send_time = 0x33BC6A
+    return pkt.serialize(stamp)
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +81,26 @@ async def test_echo_media_datachannel_renegotiation(echo_janus, transport):
 
         # renegotiation on the same pc
         before = peer.snapshot()
-        r2 = await h.request({"audio": True, "video": True}, jsep=await peer.offer())
+        offer2 = await peer.offer()
+        # each extmap id means one extension in the whole bundle: aiortc
+        # parses all bundled media with one id map (harness.peer)
+        assert all(len(uris) == 1 for uris in extmap_ids(offer2["sdp"]).values()), \
+            extmap_ids(offer2["sdp"])
+        r2 = await h.request({"audio": True, "video": True}, jsep=offer2)
         assert r2.data.get("result") == "ok"
         await peer.apply_answer(r2.jsep)
+        # what Janus may send while it handled the re-offer must not break the
+        # peer (it closed its DTLS transport, now and then, under load): checked
+        # deterministically on the peer's own parser, not left to timing
+        transport = peer.pc.getTransceivers()[1].sender.transport
+        parsed = RtpPacket.parse(reoffer_window_packet(offer2["sdp"]),
+                                 transport._rtp_header_extensions_map)
+        assert parsed.extensions.mid == "1"
         await peer.wait_media(audio=20, video=5, timeout=5, since=before)
+        await peer.wait_connected(1)                 # DTLS transport still up, too
+        peer.assert_receiving_from(peer)
+        await peer.send("hello-again")
+        await peer.wait_message(lambda m: "hello-again" in str(m.text), timeout=5)
 
         # admin API sees the handle with its ICE state
         info = echo_janus.handle_info(h.session.id, h.id)

@@ -75,7 +75,10 @@ async def scenario_in_call(sc, keys, db):
         gained = {k: peer.received[k] - before[k] for k in ("audio", "video")}
         assert gained["audio"] < 5 and gained["video"] < 2, \
             f"{peer.name}: media still relayed after end: {gained}"
-    assert v.pc.pc.connectionState == "connected", "the client's PC should stay up for the DC"
+    # (connectionState alone stays "connected" over a closed DTLS transport,
+    # which would also make the "no new frames" check above pass vacuously)
+    assert v.pc.pc.connectionState == "connected" and v.pc.dtls_states() == ["connected"], \
+        f"the client's PC should stay up for the DC (dtls {v.pc.dtls_states()})"
 
     # 10 s after the end the client answers its end pulse on the DC: stored
     ack = await dc_answer(v.pc, ids[0], END_ANSWER)

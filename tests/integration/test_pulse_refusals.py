@@ -2,8 +2,9 @@
 slug, echoing `ref`) and the `answer` request (error codes 487-495, 474,
 473, 479). After each refusal every stored row about the visit (pulses,
 answers, answer_items, scores, alerts) is unchanged, and a second final
-answer never overwrites the first. In-session pulses expire after 4 s here
-(`pulse_expires_s`), so `expired` is quick to reach.
+answer never overwrites the first. Pulses here do not expire during the
+test (`pulse_expires_s` 3600: a long run of refusals on a loaded machine
+must not race the expiry); `expired` is in test_pulse_expiry.py.
 """
 import asyncio
 
@@ -15,8 +16,7 @@ from harness.alliance import (Scope, create_visit, expect, expect_error, join_cl
 from harness.pulses import (PULSE_ERRORS, api_answer, check_pulse, close_to, dc_answer,
                             expect_stored, live_visit, trigger)
 
-EXPIRES_S = 4
-ALLIANCE_CONFIG = {"extra_general": f"pulse_expires_s = {EXPIRES_S}"}
+ALLIANCE_CONFIG = {"extra_general": "pulse_expires_s = 3600"}
 
 # (slug, responses) that are wrong whatever the pulse's state
 BAD_VALUES = [
@@ -144,20 +144,6 @@ async def test_refusals_on_the_datachannel(janus, keys):
         await dc_refused(v.pc, db, vid, "already_answered", pid2, {"understood": 5, "focus": 5})
         await dc_refused(v.pc, db, vid, "already_answered", pid2, msg_type="dismiss")
 
-        # -- expired: after pulse_expires_s the pulse is withdrawn (pulse_expired on the DC)
-        [pid3] = await trigger(v.th)
-        await v.pc.wait_message(type="pulse", pulse_id=pid3, timeout=5)
-        gone = await v.pc.wait_message(type="pulse_expired", pulse_id=pid3, timeout=EXPIRES_S + 3)
-        assert gone.get("v") == 1
-        # the therapist's pulse (never answered) expired too
-        await v.pt.wait_message(type="pulse_expired", pulse_id=tpid, timeout=3)
-        await store.wait_row(db, "SELECT status FROM pulses WHERE pulse_id = ?", (pid3,),
-                             lambda r: r["status"] == "expired")
-        await dc_refused(v.pc, db, vid, "expired", pid3, {"understood": 5, "focus": 5})
-        await dc_refused(v.pc, db, vid, "expired", pid3, {"understood": 5}, final=False)
-        await dc_refused(v.pc, db, vid, "expired", pid3, msg_type="dismiss")
-        await dc_refused(v.pt, db, vid, "expired", tpid, {"understood": 5, "focus": 5})
-        assert store.answer_of(db, pid3)["answer"] is None
         # no alert came from any of this (13.1 is above the cutoff)
         assert store.rows(db, "SELECT * FROM alerts WHERE visit_id = ?", (vid,)) == []
         assert janus.alive()
@@ -228,19 +214,6 @@ async def test_refusals_of_the_answer_request(janus, keys):
         await api_refused(v.cl, db, vid, 489, pid, {"understood": 9}, final=False)
         assert store.answer_of(db, pid) == first
 
-        # expired (event `pulse_expired` for a participant without a DC)
-        [pid3] = await trigger(v.th)
-        await v.cl.wait_event(alliance="pulse", timeout=5)
-        gone = await v.cl.wait_event(alliance="pulse_expired", timeout=EXPIRES_S + 3)
-        assert gone.data.get("pulse_id") == pid3, gone.data
-        await v.th.wait_event(lambda e: e.data.get("pulse_id") == tpid, alliance="pulse_expired",
-                              timeout=3)
-        await store.wait_row(db, "SELECT status FROM pulses WHERE pulse_id = ?", (pid3,),
-                             lambda r: r["status"] == "expired")
-        await api_refused(v.cl, db, vid, 490, pid3, ok)
-        await api_refused(v.cl, db, vid, 490, pid3, {"understood": 1}, final=False)
-        await api_refused(v.th, db, vid, 490, tpid, ok)
-        assert store.answer_of(db, pid3)["answer"] is None
         # and the visit goes on: a new pulse can be sent and answered
         [pid4] = await trigger(v.th)
         await v.cl.wait_event(alliance="pulse", timeout=5)

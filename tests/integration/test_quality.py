@@ -125,31 +125,42 @@ async def test_video_pause_is_a_freeze(janus, keys):
         track = v.pc.video_track
 
         gap = {}
+        started, ended = asyncio.Event(), asyncio.Event()
 
         async def recv_once_late():
             gap["start"] = _now_us()            # the previous frame just went to the encoder
+            gap["video0"] = track.sent
+            started.set()
             del track.recv                      # back to the class's recv
             track._ts += 2 * VIDEO_CLOCK        # recv paces on _ts: it waits 2 s more
             frame = await track.recv()
             gap["end"] = _now_us()
+            ended.set()
             return frame
+        audio0 = v.pt.snapshot()
         track.recv = recv_once_late
-        audio0, video0 = v.pt.snapshot(), v.pc.video_track.sent
-        await asyncio.sleep(2.0)
+        # wait for the pause itself (not a fixed time: on a loaded machine the
+        # sender may reach its next frame late)
+        await asyncio.wait_for(started.wait(), 10)
+        await asyncio.wait_for(ended.wait(), 10)
         got = await v.pt.wait_media(audio=0, since=audio0)
-        assert v.pc.video_track.sent - video0 <= 2, "the client's video did not pause"
+        assert track.sent - gap["video0"] <= 2, "the client's video did not pause"
         assert got["audio"] >= 80, f"the therapist got {got['audio']} audio frames during the pause"
 
+        def planted(i):                          # client_up video, overlapping the pause
+            return (i["leg"], i["medium"]) == ("client_up", "video") and \
+                i["started_at"] <= gap["end"] + 1_100_000 and \
+                (i["ended_at"] is None or i["ended_at"] >= gap["start"])
+
         def freezes(rows):
-            return [i for i in rows if i["kind"] == "freeze" and i["leg"] == "client_up"
-                    and i["medium"] == "video"]
-        deadline = time.monotonic() + 6
+            return [i for i in rows if i["kind"] == "freeze" and planted(i)]
+        deadline = time.monotonic() + 10
         while not freezes(incidents(db, vid)) and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         inc = incidents(db, vid)
         print(f"\nthe client's video paused {(gap['end'] - gap['start']) / 1e6:.3f} s; incidents "
               f"(leg, medium, kind, start and end relative to the pause, duration, detail): "
-              f"{[(i['leg'], i['medium'], i['kind'], (i['started_at'] - gap['start']) / 1e6, (i['ended_at'] - gap['end']) / 1e6, i['duration_s'], i['detail']) for i in inc]}")
+              f"{[(i['leg'], i['medium'], i['kind'], (i['started_at'] - gap['start']) / 1e6, ((i['ended_at'] or 0) - gap['end']) / 1e6, i['duration_s'], i['detail']) for i in inc]}")
         fr = freezes(inc)
         assert len(fr) == 1, f"expected one freeze on client_up video: {inc}"
         f = fr[0]
@@ -159,11 +170,15 @@ async def test_video_pause_is_a_freeze(janus, keys):
         assert -0.2 <= (f["started_at"] - gap["start"]) / 1e6 <= 1.1, \
             f"the freeze is dated {(f['started_at'] - gap['start']) / 1e6:+.2f} s from the pause"
         for i in inc:
-            if i["kind"] == "stall":                 # the gap is >= 2 s: a stall is fine too
-                assert (i["leg"], i["medium"]) == ("client_up", "video"), i
-                assert i["ended_at"] is not None and 1.5 <= i["duration_s"] <= 3.0, i
+            if planted(i):
+                assert i["kind"] in ("freeze", "stall"), f"unexpected incident {i}"
+                if i["kind"] == "stall":             # the gap is >= 2 s: a stall is fine too
+                    assert i["ended_at"] is not None and 1.5 <= i["duration_s"] <= 3.0, i
             else:
-                assert i["kind"] == "freeze" and (i["leg"], i["medium"]) == ("client_up", "video"), \
+                # a synthetic sender starved of CPU on a loaded machine makes a
+                # real, short freeze or stall of its own (see the baseline
+                # test): nothing like the 2 s pause, and no network incident
+                assert i["kind"] in ("freeze", "stall") and (i["duration_s"] or 0) < 1.0, \
                     f"unexpected incident {i}"
         # the stored samples count it: wait for the first client_up video
         # sample dated past the 1 s window the freeze was counted in

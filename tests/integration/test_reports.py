@@ -461,7 +461,9 @@ async def test_report_and_forget_refusals(janus, keys):
         await join_therapist(th, created["visit_id"], key)
         expect_error(await h.request({"request": "forget", "supervisor_key": sup,
                                       "client_code": "C-OPEN"}), 483)
-        await store.wait_row(janus.db_path, "SELECT visit_id FROM visits WHERE client_code = 'C-OPEN'")   # still there
+        # (the visit row is a queued write: wait for it rather than read at once)
+        await store.wait_row(janus.db_path, "SELECT count(*) AS n FROM visits WHERE client_code = 'C-OPEN'",
+                             predicate=lambda r: r["n"] == 1)
         expect(await th.request({"request": "end"}), "ended")
         await store.wait_row(janus.db_path, "SELECT 1 FROM visits WHERE client_code = 'C-OPEN'"
                              " AND state = 'closed'", timeout=GRACE_S + 5)

@@ -373,14 +373,50 @@ cors: {{
                 return False
             time.sleep(0.05)
 
+    def handle_loops(self) -> int:
+        """How many handle loop threads ("hloop <id>") janus runs: one per
+        handle (no static event loops configured), ending only when the
+        handle and its PeerConnection are freed."""
+        if not self.alive():
+            return 0
+        n = 0
+        try:
+            tids = os.listdir(f"/proc/{self.proc.pid}/task")
+        except FileNotFoundError:
+            return 0
+        for tid in tids:
+            try:
+                with open(f"/proc/{self.proc.pid}/task/{tid}/comm") as f:
+                    n += f.read().startswith("hloop")
+            except FileNotFoundError:
+                pass
+        return n
+
+    def wait_handles_freed(self, timeout: float = 5.0) -> bool:
+        """Wait until janus has freed every handle (no handle loop thread is
+        left), up to `timeout` s; True if it did. Call before a clean stop:
+        Janus 1.1.2 destroys the SCTP id table at shutdown while handle loops
+        may still be freeing PeerConnections with a data channel, and the
+        SCTP association's g_hash_table_remove() on the destroyed table dies
+        with SIGFPE (seen as "janus exited with status -8 after SIGTERM" when
+        a module's last sessions were destroyed right before the stop)."""
+        deadline = time.monotonic() + timeout
+        while self.handle_loops():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
     def stop(self, grace: float = 10.0, settle: bool = True) -> str:
         """SIGTERM, then SIGKILL after `grace` s. Returns the whole log.
         Sets `exit_problem` when janus had to be killed or exited badly.
         settle: first wait (a bounded while) for PeerConnections being torn
-        down to finish (see wait_peerconnections_gone)."""
+        down and handles being freed to finish (wait_peerconnections_gone,
+        wait_handles_freed: Janus 1.1.2's exit crashes)."""
         if self.proc is not None and self.proc.poll() is None:
             if settle:
                 self.wait_peerconnections_gone()
+                self.wait_handles_freed()
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(grace)

@@ -17,7 +17,12 @@ the `alliance` data channel.
   counts decoded frames per kind (`audio`, `video`), so tests assert on what
   really arrived at this peer.
 * Renegotiation: call `offer()` again on the same peer and apply the new
-  answer (same transceivers, same ICE credentials).
+  answer (same transceivers, same ICE credentials). The extmap ids aiortc
+  offers are made unique across the bundle at import
+  (`unique_extension_ids()`): with aiortc's own ids a re-offer could kill
+  the peer's DTLS transport (all media and the data channel gone, state
+  still "connected") — see that function. `dtls_states()` shows it;
+  `wait_connected()` checks it.
 * ICE restart: aiortc 1.4 cannot do it (no `restartIce()`, an ICE
   transport's credentials are fixed for its life, and a re-offer always
   reuses them), so the harness does not offer an ICE-restart helper.
@@ -51,6 +56,41 @@ def pin_host_addresses(ip: str) -> None:
     def _only(use_ipv4: bool = True, use_ipv6: bool = True) -> List[str]:
         return [ip] if use_ipv4 else []
     aioice.ice.get_host_addresses = _only
+
+
+def unique_extension_ids() -> Dict[str, int]:
+    """Give every RTP header extension aiortc offers its own extmap id across
+    the BUNDLE group. Returns {uri: id}. Idempotent; applied at import.
+
+    aiortc 1.4 offers `a=extmap:2 ssrc-audio-level` on the audio m-line and
+    `a=extmap:2 abs-send-time` on the video m-line, but parses every packet
+    of the bundled transport with ONE id -> extension map, filled from what
+    the answer accepted. Janus's answers (EchoTest's, ours) accept
+    abs-send-time nowhere, so the map says "2 = audio level" for all media.
+    On a re-offer the Janus core (1.1.2, janus.c) takes the extension ids
+    from the OFFER at once and only drops abs-send-time when the plugin's
+    answer comes through janus_plugin_handle_sdp; a video packet Janus sends
+    in between carries id 2 with a 3-byte abs-send-time value. aiortc reads
+    that as a 1-byte audio level, struct.error escapes RtpPacket.parse (it
+    only catches ValueError) and kills the DTLS transport's receive loop:
+    the transport is closed, every RTP sender stops on ConnectionError (and
+    stops its source track), the data channel dies, and connectionState
+    still says "connected". The window is ~1 ms at idle and grows with CPU
+    load, so a renegotiation lost all media now and then (RFC 8285 wants
+    ids unique within the bundle anyway). With distinct ids the packet's
+    abs-send-time id is simply unknown to the map and ignored."""
+    from aiortc.codecs import HEADER_EXTENSIONS
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
+    ids: Dict[str, int] = {}
+    for kind in sorted(HEADER_EXTENSIONS):
+        for ext in HEADER_EXTENSIONS[kind]:
+            ids.setdefault(ext.uri, len(ids) + 1)
+    for kind, exts in HEADER_EXTENSIONS.items():
+        exts[:] = [RTCRtpHeaderExtensionParameters(id=ids[e.uri], uri=e.uri) for e in exts]
+    return ids
+
+
+EXTENSION_IDS = unique_extension_ids()
 
 
 class SineAudioTrack(MediaStreamTrack):
@@ -273,7 +313,7 @@ class Peer:
                 raise AssertionError(
                     f"{self.name}: received only {g} (wanted audio>={audio}, video>={video}) "
                     f"within {timeout}s; connection={self.pc.connectionState} "
-                    f"ice={self.pc.iceConnectionState} remote tracks="
+                    f"ice={self.pc.iceConnectionState} dtls={self.dtls_states()} remote tracks="
                     f"{[t.kind for t in self.remote_tracks]}")
             self._media_event.clear()
             try:
@@ -358,13 +398,29 @@ class Peer:
                                  f"{None if not jsep else {k: v for k, v in jsep.items() if k != 'sdp'}}")
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=jsep["sdp"], type="answer"))
 
+    def dtls_states(self) -> List[str]:
+        """States of the DTLS transport(s) the media and data channel use.
+        aiortc's connectionState ignores a DTLS transport that closed under
+        it (its receive loop died): it stays "connected" with no media."""
+        transports = {id(t.sender.transport): t.sender.transport for t in self.pc.getTransceivers()}
+        if self.pc.sctp is not None:
+            transports[id(self.pc.sctp.transport)] = self.pc.sctp.transport
+        return sorted(t.state for t in transports.values())
+
     async def wait_connected(self, timeout: float = 5.0) -> None:
+        """connectionState "connected" and every DTLS transport in use
+        connected; fails at once when one is failed or closed."""
         deadline = asyncio.get_running_loop().time() + timeout
-        while self.pc.connectionState != "connected":
+        while True:
+            dtls = self.dtls_states()
+            if self.pc.connectionState == "connected" and all(s == "connected" for s in dtls):
+                return
             if self.pc.connectionState in ("failed", "closed") or \
+                    any(s in ("failed", "closed") for s in dtls) or \
                     asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"{self.name}: connection {self.pc.connectionState} "
-                                     f"(ice {self.pc.iceConnectionState}) after {timeout}s")
+                                     f"(ice {self.pc.iceConnectionState}, dtls {dtls}) "
+                                     f"after {timeout}s")
             await asyncio.sleep(0.05)
 
     async def close(self) -> None:
