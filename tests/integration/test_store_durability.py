@@ -4,8 +4,11 @@
   janus right after the acknowledgement, start it again on the same
   database, and the answer (items and scores) is there. 20 rounds.
 * The database file and its -wal/-shm are mode 0600, even though this
-  janus runs with umask 000.
-(A bad database at start-up: test_store_bad_db.py.)
+  janus runs with umask 000 (SQLite).
+With ALLIANCE_TEST_DB=postgresql the same rounds run on PostgreSQL (an
+answer is acknowledged after COMMIT); the file modes are SQLite's only.
+(A bad database at start-up: test_store_bad_db.py; the PostgreSQL server
+going away: test_pg_faults.py.)
 """
 import os
 import stat
@@ -23,9 +26,13 @@ from harness.pulses import api_answer, close_to, expect_stored, live_visit, trig
 ROUNDS = 20
 
 
+def on_pg(srv) -> bool:
+    return hasattr(srv.db_path, "url")
+
+
 @pytest.fixture(scope="module")
-def crash_janus(net, keys, tmp_path_factory):
-    srv = alliance_server(net, tmp_path_factory.mktemp("crash"), keys)
+def crash_janus(net, keys, tmp_path_factory, module_db):
+    srv = alliance_server(net, tmp_path_factory.mktemp("crash"), keys, db_path=module_db)
     srv.umask = 0o000
     _start_checked(srv)
     try:
@@ -76,7 +83,7 @@ async def test_acknowledged_answer_survives_kill_9(crash_janus, keys):
         if a is None or a["final"] != 1 or got["items"] != items or \
                 not close_to(got["scores"].get("total"), 10.0):
             lost.append((i, pid, got))
-        m = modes(db)
+        m = modes(db) if not on_pg(srv) else {"db": 0o600}
         if any(x != 0o600 for x in m.values()) or "db" not in m:
             bad_modes.append((i, {k: oct(x) for k, x in m.items()}))
     took = time.monotonic() - t0
@@ -91,6 +98,8 @@ async def test_acknowledged_answer_survives_kill_9(crash_janus, keys):
 
 def test_store_files_are_0600(crash_janus):
     """While janus runs (WAL mode: -wal and -shm exist), umask 000."""
+    if on_pg(crash_janus):
+        pytest.skip("SQLite's files; a PostgreSQL store has none of its own")
     assert crash_janus.alive()
     m = modes(crash_janus.db_path)
     assert set(m) >= {"db", "-wal", "-shm"}, f"expected the db and its -wal/-shm, found {m}"

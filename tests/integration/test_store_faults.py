@@ -18,7 +18,7 @@ import pytest
 
 from harness import store
 from harness.alliance import Scope, expect, status
-from harness.pulses import api_answer, dc_answer, live_visit, trigger
+from harness.pulses import acked_until, api_answer, dc_answer, live_visit, trigger
 
 MOUNT = Path(tempfile.mkdtemp(prefix="ap-tmpfs-"))
 DB = MOUNT / "alliance.sqlite"
@@ -69,18 +69,6 @@ def truncate_wal():
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     finally:
         con.close()
-
-
-async def acked_until(peer, pulse_id, responses, *, final, timeout):
-    """Send the answer until it is acked (the participant's retry)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        r = await dc_answer(peer, pulse_id, responses, final=final, expect="any")
-        if r.get("type") == "ack":
-            return r
-        assert r.get("code") == "store_failed", r
-        assert time.monotonic() < deadline, f"still refused after {timeout} s: {r}"
-        await asyncio.sleep(0.5)
 
 
 async def test_full_filesystem(janus, keys):

@@ -191,3 +191,17 @@ async def no_dc_message(peer, within: float = 0.5, **fields: Any) -> None:
 
 def close_to(a: Any, b: float, eps: float = 1e-6) -> bool:
     return isinstance(a, (int, float)) and abs(a - b) <= eps
+
+
+async def acked_until(peer, pulse_id, responses, *, final, timeout):
+    """Send the answer on the data channel until it is acked (the
+    participant's retry while the store is unavailable: each refusal must be
+    `store_failed`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = await dc_answer(peer, pulse_id, responses, final=final, expect="any")
+        if r.get("type") == "ack":
+            return r
+        assert r.get("code") == "store_failed", r
+        assert time.monotonic() < deadline, f"still refused after {timeout} s: {r}"
+        await asyncio.sleep(0.5)
