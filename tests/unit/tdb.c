@@ -1,9 +1,14 @@
 /* tdb.c — see tdb.h. */
 #include "tdb.h"
 
+#include <glib/gstdio.h>
 #include <string.h>
+#include <sqlite3.h>
+#include "sqlq.h"
+#include "store_sqlite.h"
 #ifdef AP_HAVE_LIBPQ
 #include <libpq-fe.h>
+#include "store_pg.h"
 #endif
 
 gboolean tdb_pg(void) {
@@ -108,4 +113,25 @@ store *tdb_open_ok(const char *db) {
 	if(st == NULL)
 		g_error("opening %s: %s", db, err);
 	return st;
+}
+
+void tdb_migrate(const char *db, int n) {
+	char err[256] = "";
+#ifdef AP_HAVE_LIBPQ
+	if(tdb_is_url(db)) {
+		PGconn *c = PQconnectdb(db);
+		g_assert_cmpint(PQstatus(c), ==, CONNECTION_OK);
+		PQsetNoticeProcessor(c, quiet, NULL);
+		if(store_pg_migrate(c, store_pg_migrations, n, err, sizeof(err)) < 0)
+			g_error("migrating %s to %d: %s", db, n, err);
+		PQfinish(c);
+		return;
+	}
+#endif
+	sqlite3 *h = sqlq_open(db);
+	g_assert_cmpint(sqlite3_exec(h, "PRAGMA journal_mode = WAL", NULL, NULL, NULL), ==, SQLITE_OK);
+	if(store_sqlite_migrate(h, store_sqlite_migrations, n, NULL, err, sizeof(err)) < 0)
+		g_error("migrating %s to %d: %s", db, n, err);
+	sqlite3_close(h);
+	g_assert_cmpint(g_chmod(db, 0600), ==, 0);      /* as the store had made it */
 }

@@ -38,6 +38,10 @@ gboolean tdb_is_url(const char *db);
 /* The SQL of this run's backend. */
 const char *tdb_q(const char *sqlite_sql, const char *pg_sql);
 
+/* Bring db to schema version n with this build's first n migrations, as
+ * a build of version n would have left it (no store opened). */
+void tdb_migrate(const char *db, int n);
+
 /* A fresh PostgreSQL database named name on the server of folder dir
  * (dropped first if it exists); its URL (g_free). */
 char *tdb_pg_createdb(const char *dir, const char *name);
