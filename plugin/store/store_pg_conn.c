@@ -164,6 +164,15 @@ int pg_session_settings(PGconn *conn, gboolean read_only, char *err, size_t errl
 	return 0;
 }
 
+/* The host is a Unix socket folder (or a list): it goes in the query,
+ * and the port with it. */
+static gboolean socket_host(const PQconninfoOption *opts) {
+	for(const PQconninfoOption *o = opts; o->keyword; o++)
+		if(strcmp(o->keyword, "host") == 0)
+			return o->val == NULL || o->val[0] == '\0' || o->val[0] == '/' || strchr(o->val, ',') != NULL;
+	return TRUE;
+}
+
 char *store_pg_safe_url(const char *url) {
 	char *perr = NULL;
 	PQconninfoOption *opts = PQconninfoParse(url, &perr);
@@ -179,7 +188,7 @@ char *store_pg_safe_url(const char *url) {
 			continue;                  /* never shown */
 		if(strcmp(o->keyword, "host") == 0 && o->val[0] != '/' && strchr(o->val, ',') == NULL)
 			host = o->val;
-		else if(strcmp(o->keyword, "port") == 0 && strchr(o->val, ',') == NULL)
+		else if(strcmp(o->keyword, "port") == 0 && strchr(o->val, ',') == NULL && !socket_host(opts))
 			port = o->val;
 		else if(strcmp(o->keyword, "user") == 0)
 			user = o->val;
