@@ -29,6 +29,7 @@
 #include "store_pg.h"
 #include "sqlq.h"
 #include "tdb.h"
+#include "outcome.h"
 
 #define T0 1700000000000000LL           /* 2023-11-14T22:13:20Z */
 #define DAY (86400LL * 1000000LL)
@@ -53,51 +54,6 @@ static void fx_teardown(fixture *fx, gconstpointer data) {
 	g_free(fx->url);
 }
 
-typedef struct outcome {
-	GMutex m;
-	GCond c;
-	int calls;
-	store_rc rc;
-	gint64 rows;
-	char error[256];
-} outcome;
-
-static void outcome_init(outcome *o) {
-	memset(o, 0, sizeof(*o));
-	g_mutex_init(&o->m);
-	g_cond_init(&o->c);
-}
-
-static void on_done(store_rc rc, const char *error, void *user) {
-	outcome *o = user;
-	g_mutex_lock(&o->m);
-	o->calls++;
-	o->rc = rc;
-	g_strlcpy(o->error, error ? error : "", sizeof(o->error));
-	g_cond_broadcast(&o->c);
-	g_mutex_unlock(&o->m);
-}
-
-static void on_count(store_rc rc, gint64 rows, const char *error, void *user) {
-	outcome *o = user;
-	g_mutex_lock(&o->m);
-	o->rows = rows;
-	g_mutex_unlock(&o->m);
-	on_done(rc, error, user);
-}
-
-/* Wait (up to seconds) for the callback; TRUE if it came. */
-static gboolean wait_outcome(outcome *o, double seconds) {
-	gint64 until = g_get_monotonic_time() + (gint64)(seconds * G_USEC_PER_SEC);
-	g_mutex_lock(&o->m);
-	while(o->calls == 0)
-		if(!g_cond_wait_until(&o->c, &o->m, until))
-			break;
-	gboolean came = o->calls > 0;
-	g_mutex_unlock(&o->m);
-	return came;
-}
-
 static void ok_cb(store_rc rc, const char *error, void *user) {
 	if(rc != STORE_OK)
 		g_error("%s: %s", (const char *)user, error ? error : "?");
@@ -117,7 +73,7 @@ static void add_pulse(store *st, const char *id, const char *visit, gint64 t) {
 static int answer(store *st, const char *pulse_id, gboolean final, double value, outcome *o) {
 	store_item_value items[1] = { { "understood", value } };
 	store_answer_rec a = { pulse_id, final, T0 + 1000, 10, TRUE, 1, items, 0, NULL };
-	return store_answer(st, &a, on_done, o);
+	return store_answer(st, &a, outcome_done, o);
 }
 
 /* Run the test server script (ALLIANCE_TEST_PG_SERVER) on folder dir. */
@@ -373,12 +329,12 @@ static void test_server_restart(fixture *fx, gconstpointer data) {
 	outcome_init(&ev);
 	store_pulse_rec p3 = { "p3", "v1", "client", "in_session", "ap-pulse", "1", "en", "schedule",
 		NULL, T0 + 3, 0 };
-	g_assert_cmpint(store_pulse_create(st, &p3, on_done, &pulse3), ==, 0);
+	g_assert_cmpint(store_pulse_create(st, &p3, outcome_done, &pulse3), ==, 0);
 	g_assert_cmpint(answer(st, "p1", TRUE, 4.0, &ans), ==, 0);
-	g_assert_cmpint(store_event(st, "v1", "during", NULL, T0 + 4, on_done, &ev), ==, 0);
+	g_assert_cmpint(store_event(st, "v1", "during", NULL, T0 + 4, outcome_done, &ev), ==, 0);
 	g_assert_cmpint(store_quality_sample(st, "v1", "client_up", "audio", T0 + 5, "{}"), ==, 0);
 	/* the answer is refused at once once the pulse met the fault */
-	g_assert_true(wait_outcome(&ans, 15));
+	g_assert_true(outcome_wait(&ans, 15));
 	g_test_message("while stopped: %s", ans.error);
 	g_assert_cmpint(ans.rc, ==, STORE_UNAVAILABLE);
 	g_assert_nonnull(strstr(ans.error, "cannot be reached"));
@@ -391,20 +347,20 @@ static void test_server_restart(fixture *fx, gconstpointer data) {
 	outcome late;
 	outcome_init(&late);
 	g_assert_cmpint(answer(st, "p2", TRUE, 5.0, &late), ==, 0);
-	g_assert_true(wait_outcome(&late, 10));
+	g_assert_true(outcome_wait(&late, 10));
 	g_assert_cmpint(late.rc, ==, STORE_UNAVAILABLE);
 	/* back: the kept jobs land by themselves, in order */
 	server("start", sdir);
-	g_assert_true(wait_outcome(&pulse3, 30));
+	g_assert_true(outcome_wait(&pulse3, 30));
 	g_assert_cmpint(pulse3.rc, ==, STORE_OK);
-	g_assert_true(wait_outcome(&ev, 10));
+	g_assert_true(outcome_wait(&ev, 10));
 	g_assert_cmpint(ev.rc, ==, STORE_OK);
 	store_health_get(st, &h);
 	g_assert_false(h.degraded);
 	outcome again;
 	outcome_init(&again);
 	g_assert_cmpint(answer(st, "p2", TRUE, 6.0, &again), ==, 0);
-	g_assert_true(wait_outcome(&again, 10));
+	g_assert_true(outcome_wait(&again, 10));
 	g_assert_cmpint(again.rc, ==, STORE_OK);
 	store_close(st);
 	char *rows = sqlq_rows(url, "SELECT pulse_id, value FROM answer_items ORDER BY pulse_id");
@@ -462,7 +418,7 @@ static void test_server_killed(fixture *fx, gconstpointer data) {
 	outcome_init(&last);
 	add_pulse(st, "after", "v1", T0 + 999);
 	g_assert_cmpint(answer(st, "after", TRUE, 1, &last), ==, 0);
-	g_assert_true(wait_outcome(&last, 30));
+	g_assert_true(outcome_wait(&last, 30));
 	g_assert_cmpint(last.rc, ==, STORE_OK);
 	store_close(st);
 	for(int i = 0; i < STREAM; i++) {
@@ -488,7 +444,7 @@ static void test_close_gives_up(fixture *fx, gconstpointer data) {
 	server("stop", sdir);
 	outcome o;
 	outcome_init(&o);
-	g_assert_cmpint(store_visit_state(st, "v1", "live", T0 + 5, on_done, &o), ==, 0);
+	g_assert_cmpint(store_visit_state(st, "v1", "live", T0 + 5, outcome_done, &o), ==, 0);
 	gint64 t = g_get_monotonic_time();
 	store_close(st);
 	g_test_message("close took %.1f s", (g_get_monotonic_time() - t) / 1e6);
@@ -517,8 +473,8 @@ static void test_partials_race(fixture *fx, gconstpointer data) {
 		outcome oa, ob;
 		outcome_init(&oa);
 		outcome_init(&ob);
-		g_assert_cmpint(store_answer(a, &ra, on_done, &oa), ==, 0);
-		g_assert_cmpint(store_answer(b, &rb, on_done, &ob), ==, 0);
+		g_assert_cmpint(store_answer(a, &ra, outcome_done, &oa), ==, 0);
+		g_assert_cmpint(store_answer(b, &rb, outcome_done, &ob), ==, 0);
 		g_assert_cmpint(store_sync(a), ==, 0);
 		g_assert_cmpint(store_sync(b), ==, 0);
 		if(oa.rc != STORE_OK || ob.rc != STORE_OK)
@@ -547,12 +503,12 @@ static void test_forget_waits_for_visit(fixture *fx, gconstpointer data) {
 	PQclear(r);
 	outcome o;
 	outcome_init(&o);
-	g_assert_cmpint(store_forget_client(st, "C-X", T0 + 2 * DAY, on_count, &o), ==, 0);
-	g_assert_false(wait_outcome(&o, 0.5));          /* waiting for the lock */
+	g_assert_cmpint(store_forget_client(st, "C-X", T0 + 2 * DAY, outcome_count, &o), ==, 0);
+	g_assert_false(outcome_wait(&o, 0.5));          /* waiting for the lock */
 	r = PQexec(other, "COMMIT");
 	PQclear(r);
 	PQfinish(other);
-	g_assert_true(wait_outcome(&o, 10));
+	g_assert_true(outcome_wait(&o, 10));
 	g_test_message("forget: %s", o.error);
 	g_assert_cmpint(o.rc, ==, STORE_REFUSED);
 	store_close(st);
@@ -644,7 +600,7 @@ static void test_retention_drops_months(fixture *fx, gconstpointer data) {
 	const gint64 cutoff = 1703030400000000LL;
 	outcome o;
 	outcome_init(&o);
-	g_assert_cmpint(store_retention(st, 30, cutoff + 30 * DAY, on_count, &o), ==, 0);
+	g_assert_cmpint(store_retention(st, 30, cutoff + 30 * DAY, outcome_count, &o), ==, 0);
 	g_assert_cmpint(store_sync(st), ==, 0);
 	g_assert_cmpint(o.calls, ==, 1);
 	if(o.rc != STORE_OK)
