@@ -561,6 +561,9 @@ static void test_sample_partitions(fixture *fx, gconstpointer data) {
 		"quality_samples_2031m01|2\n");
 	g_free(rows);
 	g_assert_cmpint(sqlq_int(fx->url, "SELECT count(*) FROM pg_class WHERE relname = 'quality_samples_2031m02'"), ==, 1);
+	/* an attached month has the foreign key to visits too */
+	g_assert_cmpint(sqlq_int(fx->url, "SELECT count(*) FROM pg_constraint WHERE contype = 'f'"
+		" AND conrelid = 'quality_samples_2031m01'::regclass AND confrelid = 'visits'::regclass"), ==, 1);
 	/* the ids still give the order of writing */
 	rows = sqlq_rows(fx->url, "SELECT metrics_json FROM quality_samples WHERE at >= 1925000000000000 ORDER BY id");
 	g_assert_cmpstr(rows, ==, "{\"early\":1}\n{}\n");
