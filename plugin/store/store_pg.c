@@ -33,6 +33,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define PG_RETRIES 3                   /* serialization failures, deadlocks */
 #define LOCK_TIMEOUT "5s"              /* like SQLite's busy timeout */
@@ -195,6 +196,8 @@ static const pg_stmt statements[ST__COUNT] = {
 #undef W
 #undef R
 
+gint store_pg_test_cut_after_commit = 0;
+
 struct store_backend {
 	PGconn *conn;
 	gboolean read_only;
@@ -316,6 +319,9 @@ static store_rc tx_begin(store_backend *b, const char *what, const char *fp, gbo
 static store_rc tx_end(store_backend *b, store_rc rc, const char *what, const char *fp,
 		gboolean *retry, char *err, size_t errlen) {
 	gboolean was_ok = rc == STORE_OK;
+	if(was_ok && g_atomic_int_compare_and_exchange(&store_pg_test_cut_after_commit, 1, 0)
+			&& PQsendQuery(b->conn, "COMMIT") && PQflush(b->conn) == 0)
+		shutdown(PQsocket(b->conn), SHUT_RDWR);        /* the COMMIT is on its way; its answer never comes */
 	rc = pg_tx_end(b->conn, rc, what, retry, err, errlen);
 	if(was_ok && rc == STORE_UNAVAILABLE && PQstatus(b->conn) != CONNECTION_OK && b->xid[0]) {
 		clear_pending(b);

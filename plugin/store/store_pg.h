@@ -58,6 +58,12 @@ PGconn *store_pg_connect(const char *url, gboolean read_only, char *err, size_t 
  * parse it. */
 char *store_pg_safe_url(const char *url);
 
+/* Tests only: when set to 1, the next write transaction's COMMIT is sent
+ * and the connection is cut right after, before its result is read (a
+ * lost COMMIT, as a network failure at that moment makes one); reset to 0
+ * by the store when used. */
+extern gint store_pg_test_cut_after_commit;
+
 /* --- shared by the backend's files --------------------------------------------------- */
 
 /* The outcome of a failed libpq call: its SQLSTATE ("" when there is none:

@@ -455,6 +455,48 @@ static void test_close_gives_up(fixture *fx, gconstpointer data) {
 	g_free(url);
 }
 
+/* The connection breaks after COMMIT was sent: the job is not
+ * acknowledged; retried (a kept job) or sent again (an answer), it is
+ * found committed (pg_xact_status) and not written twice. */
+static void test_lost_commit(fixture *fx, gconstpointer data) {
+	store *st = tdb_open_ok(fx->url);
+	add_visit(st, "v1", "C-1", T0);
+	add_pulse(st, "p1", "v1", T0 + 1);
+	g_assert_cmpint(store_sync(st), ==, 0);
+	/* a kept job: retried until it lands, once */
+	outcome ev;
+	outcome_init(&ev);
+	g_atomic_int_set(&store_pg_test_cut_after_commit, 1);
+	g_assert_cmpint(store_event(st, "v1", "once", NULL, T0 + 2, outcome_done, &ev), ==, 0);
+	g_assert_true(outcome_wait(&ev, 20));
+	g_assert_cmpint(ev.rc, ==, STORE_OK);
+	g_assert_cmpint(sqlq_int(fx->url, "SELECT count(*) FROM events WHERE kind = 'once'"), ==, 1);
+	/* a final answer: refused (never acknowledged), though it committed;
+	 * sent again, it is acknowledged (not ALREADY_FINAL: it is the same
+	 * answer) without a second write */
+	outcome a1, a2;
+	outcome_init(&a1);
+	outcome_init(&a2);
+	g_atomic_int_set(&store_pg_test_cut_after_commit, 1);
+	g_assert_cmpint(answer(st, "p1", TRUE, 3.0, &a1), ==, 0);
+	g_assert_true(outcome_wait(&a1, 10));
+	g_test_message("lost commit: %s", a1.error);
+	g_assert_cmpint(a1.rc, ==, STORE_UNAVAILABLE);
+	g_assert_nonnull(strstr(a1.error, "during COMMIT"));
+	g_assert_cmpint(sqlq_int(fx->url, "SELECT count(*) FROM answer_items WHERE pulse_id = 'p1'"), ==, 1);
+	g_assert_cmpint(answer(st, "p1", TRUE, 3.0, &a2), ==, 0);
+	g_assert_true(outcome_wait(&a2, 10));
+	g_assert_cmpint(a2.rc, ==, STORE_OK);
+	/* a different answer is what it is: the pulse is final */
+	outcome a3;
+	outcome_init(&a3);
+	g_assert_cmpint(answer(st, "p1", TRUE, 4.0, &a3), ==, 0);
+	g_assert_true(outcome_wait(&a3, 10));
+	g_assert_cmpint(a3.rc, ==, STORE_ALREADY_FINAL);
+	store_close(st);
+	g_assert_cmpint(sqlq_int(fx->url, "SELECT count(*) FROM events WHERE kind = 'once'"), ==, 1);
+}
+
 /* --- two instances --------------------------------------------------------------------------- */
 
 /* Partial answers to one pulse from two instances at once merge: the
@@ -643,6 +685,7 @@ int main(int argc, char **argv) {
 	ADD("faults/server-restart-mid-queue", test_server_restart);
 	ADD("faults/server-killed-while-answering", test_server_killed);
 	ADD("faults/close-gives-up", test_close_gives_up);
+	ADD("faults/commit-lost", test_lost_commit);
 	ADD("instances/partial-answers-race", test_partials_race);
 	ADD("instances/forget-waits-for-visit-create", test_forget_waits_for_visit);
 	ADD("samples/partitions", test_sample_partitions);
