@@ -1,8 +1,11 @@
 /*
  * store_pg.c — the PostgreSQL backend of the store (store.h): opening,
- * connections and their faults, and one transaction per operation. The
- * schema is in store_pg_migrations.c, the reports, erasure and retention
- * in store_pg_report.c.
+ * the connections of the lanes and their reconnection, the transactions
+ * (and a lost COMMIT), and the operations of one statement, the start-up
+ * repair and the call path's reads. The answer rules are in
+ * store_pg_answers.c, samples and their partitions in store_pg_samples.c,
+ * the schema in store_pg_migrations.c, reports, erasure and retention in
+ * store_pg_report.c, libpq's plumbing in store_pg_conn.c.
  *
  * Each lane of store.c (the writer, the analytics lane) has a connection
  * of its own, used by that lane's thread only. Every write is BEGIN ...
@@ -36,19 +39,14 @@
 #include <sys/socket.h>
 
 #define PG_RETRIES 3                   /* serialization failures, deadlocks */
-#define LOCK_TIMEOUT "5s"              /* like SQLite's busy timeout */
 
 /* --- statements ---------------------------------------------------------------------- */
 
 enum {
 	ST_CLIENT_LOCK_SHARED, ST_VISIT_INSERT, ST_VISIT_STATE, ST_VISIT_ENDED,
 	ST_OPEN_VISITS, ST_REPAIR_PULSES, ST_REPAIR_INCIDENTS, ST_REPAIR_VISIT,
-	ST_INSTANCE_SEEN, ST_VISIT_LOCATE, ST_PARTICIPANT_INSERT,
-	ST_PULSE_INSERT, ST_PULSE_LOCK, ST_ANSWER_READ, ST_PULSE_SET_STATUS, ST_PULSE_SET_VIA,
-	ST_ANSWER_INSERT, ST_ANSWER_UPDATE, ST_ANSWER_ITEM, ST_ANSWER_FINAL, ST_SCORE_INSERT,
-	ST_DISMISS_INSERT, ST_DISMISS_UPDATE,
-	ST_ALERT_INSERT, ST_EVENT_INSERT, ST_SAMPLES_INSERT, ST_SAMPLE_INSERT, ST_PARTITION,
-	ST_CLIENT_SCORES, ST_PULSE_QUALITY, ST_INCIDENT_INSERT,
+	ST_INSTANCE_SEEN, ST_VISIT_LOCATE, ST_PARTICIPANT_INSERT, ST_PULSE_INSERT,
+	ST_ALERT_INSERT, ST_EVENT_INSERT, ST_CLIENT_SCORES, ST_PULSE_QUALITY, ST_INCIDENT_INSERT,
 	ST_VISIT_EXISTS, ST_VISIT_PULSE_QUALITY, ST_VISIT_INCIDENTS, ST_VISIT_SAMPLES,
 	ST_XACT_STATUS,
 	ST__COUNT
@@ -117,53 +115,11 @@ static const pg_stmt statements[ST__COUNT] = {
 		"INSERT INTO pulses(pulse_id, visit_id, role, kind, instrument_id, instrument_version,"
 		" language, \"trigger\", delivered_via, created_at, expires_at, status, status_at)"
 		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::BIGINT, $11::BIGINT, 'pending', $10::BIGINT)", W },
-	/* the pulse row locked for the rest of the transaction: another
-	 * instance answering the same pulse waits here, then sees the outcome */
-	[ST_PULSE_LOCK] = { "ap_pulse_lock",
-		"SELECT status FROM pulses WHERE pulse_id = $1 FOR UPDATE", W },
-	/* a statement of its own, after the lock: in READ COMMITTED it sees
-	 * the answer another transaction committed while this one waited */
-	[ST_ANSWER_READ] = { "ap_answer_read",
-		"SELECT final, dismissed FROM answers WHERE pulse_id = $1", W },
-	[ST_PULSE_SET_STATUS] = { "ap_pulse_set_status",
-		"UPDATE pulses SET status = $2, status_at = $3::BIGINT WHERE pulse_id = $1", W },
-	[ST_PULSE_SET_VIA] = { "ap_pulse_set_via",
-		"UPDATE pulses SET delivered_via = $2 WHERE pulse_id = $1 AND delivered_via IS NULL", W },
-	[ST_ANSWER_INSERT] = { "ap_answer_insert",
-		"INSERT INTO answers(pulse_id, final, first_at, answered_at, time_to_answer_ms,"
-		" research_consent, dismissed) VALUES ($1, 0, $2::BIGINT, $2::BIGINT, $3::BIGINT, $4::SMALLINT, 0)", W },
-	[ST_ANSWER_UPDATE] = { "ap_answer_update",
-		"UPDATE answers SET answered_at = $2::BIGINT, time_to_answer_ms = $3::BIGINT,"
-		" research_consent = $4::SMALLINT WHERE pulse_id = $1", W },
-	[ST_ANSWER_ITEM] = { "ap_answer_item",
-		"INSERT INTO answer_items(pulse_id, item_id, value) VALUES ($1, $2, $3::FLOAT8)"
-		" ON CONFLICT (pulse_id, item_id) DO UPDATE SET value = excluded.value", W },
-	[ST_ANSWER_FINAL] = { "ap_answer_final",
-		"UPDATE answers SET final = 1 WHERE pulse_id = $1", W },
-	[ST_SCORE_INSERT] = { "ap_score_insert",
-		"INSERT INTO scores(pulse_id, name, value) VALUES ($1, $2, $3::FLOAT8)", W },
-	[ST_DISMISS_INSERT] = { "ap_dismiss_insert",
-		"INSERT INTO answers(pulse_id, final, first_at, answered_at, time_to_answer_ms,"
-		" research_consent, dismissed) VALUES ($1, 0, $2::BIGINT, $2::BIGINT, NULL, NULL, 1)", W },
-	[ST_DISMISS_UPDATE] = { "ap_dismiss_update",
-		"UPDATE answers SET dismissed = 1, answered_at = $2::BIGINT WHERE pulse_id = $1", W },
 	[ST_ALERT_INSERT] = { "ap_alert_insert",
 		"INSERT INTO alerts(visit_id, pulse_id, rule, score_name, score, threshold,"
 		" quality_json, created_at) VALUES ($1, $2, $3, $4, $5::FLOAT8, $6::FLOAT8, $7, $8::BIGINT)", W },
 	[ST_EVENT_INSERT] = { "ap_event_insert",
 		"INSERT INTO events(visit_id, kind, detail_json, at) VALUES ($1, $2, $3, $4::BIGINT)", W },
-	/* a batch of samples in one statement: the arrays' rows in order, those
-	 * of an unknown visit left out (counted by the caller) */
-	[ST_SAMPLES_INSERT] = { "ap_samples_insert",
-		"INSERT INTO quality_samples(visit_id, leg, medium, at, metrics_json)"
-		" SELECT u.visit_id, u.leg, u.medium, u.at, u.m"
-		" FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::TEXT[])"
-		"  WITH ORDINALITY AS u(visit_id, leg, medium, at, m, n)"
-		" WHERE EXISTS (SELECT 1 FROM visits v WHERE v.visit_id = u.visit_id) ORDER BY u.n", W },
-	[ST_SAMPLE_INSERT] = { "ap_sample_insert",
-		"INSERT INTO quality_samples(visit_id, leg, medium, at, metrics_json)"
-		" VALUES ($1, $2, $3, $4::BIGINT, $5)", W },
-	[ST_PARTITION] = { "ap_partition", "SELECT ap_samples_partition($1::BIGINT)", W },
 	/* the inner query takes the `limit` most recent (NULL: all), the outer
 	 * one puts them oldest first */
 	[ST_CLIENT_SCORES] = { "ap_client_scores",
@@ -198,36 +154,23 @@ static const pg_stmt statements[ST__COUNT] = {
 
 gint store_pg_test_cut_after_commit = 0;
 
-struct store_backend {
-	PGconn *conn;
-	gboolean read_only;
-	gboolean ready;                    /* session set up, statements prepared */
-	char *secret;                      /* the password, to keep it out of messages */
-	pg_fault f;                        /* the last failure */
-	char xid[24];                      /* of the open write transaction */
-	/* a COMMIT whose outcome was unknown: its transaction and job */
-	char *pending_xid;
-	char *pending_fp;
-	GHashTable *months;                /* months of samples known to have a partition */
-};
 
 /* --- text parameters ---------------------------------------------------------------- */
 
-typedef char num[32];
 
-static const char *i64(num buf, gint64 v) {
-	g_snprintf(buf, sizeof(num), "%" G_GINT64_FORMAT, v);
+const char *pg_i64(pg_num buf, gint64 v) {
+	g_snprintf(buf, sizeof(pg_num), "%" G_GINT64_FORMAT, v);
 	return buf;
 }
 
-static const char *dbl(num buf, double v) {
-	g_snprintf(buf, sizeof(num), "%.17g", v);    /* exact round trip */
+const char *pg_dbl(pg_num buf, double v) {
+	g_snprintf(buf, sizeof(pg_num), "%.17g", v);    /* exact round trip */
 	return buf;
 }
 
 /* What a job is, to know it again when it is retried: its operation and
  * the parameters of its main statement. */
-static char *fingerprint(const char *op, int n, const char *const *params) {
+char *pg_fingerprint(const char *op, int n, const char *const *params) {
 	GString *s = g_string_new(op);
 	for(int i = 0; i < n; i++) {
 		g_string_append_c(s, '\x1f');
@@ -243,7 +186,7 @@ static char *fingerprint(const char *op, int n, const char *const *params) {
 
 /* Before each operation: a connection that broke is reset (bounded by
  * connect_timeout) and set up again. */
-static store_rc ensure_conn(store_backend *b, const char *what, char *err, size_t errlen) {
+store_rc pg_ensure_conn(store_backend *b, const char *what, char *err, size_t errlen) {
 	if(PQstatus(b->conn) != CONNECTION_OK) {
 		b->ready = FALSE;
 		PQreset(b->conn);
@@ -259,6 +202,10 @@ static store_rc ensure_conn(store_backend *b, const char *what, char *err, size_
 		char serr[256];
 		if(pg_session_settings(b->conn, b->read_only, serr, sizeof(serr)) != 0
 				|| pg_prepare_all(b->conn, statements, ST__COUNT, b->read_only, serr, sizeof(serr)) != 0
+				|| pg_prepare_all(b->conn, store_pg_answer_stmts, store_pg_answer_n_stmts,
+					b->read_only, serr, sizeof(serr)) != 0
+				|| pg_prepare_all(b->conn, store_pg_sample_stmts, store_pg_sample_n_stmts,
+					b->read_only, serr, sizeof(serr)) != 0
 				|| pg_prepare_all(b->conn, store_pg_report_stmts, store_pg_report_n_stmts,
 					b->read_only, serr, sizeof(serr)) != 0) {
 			pg_tidy(serr, b->secret);
@@ -278,10 +225,10 @@ static void clear_pending(store_backend *b) {
 /* Start a write transaction for job fp (may be NULL). STORE_OK: go on;
  * *done set: the job is this one whose COMMIT was lost, and it did commit
  * (nothing to do). Else a failure (err). */
-static store_rc tx_begin(store_backend *b, const char *what, const char *fp, gboolean *done,
+store_rc pg_tx_begin(store_backend *b, const char *what, const char *fp, gboolean *done,
 		char *err, size_t errlen) {
 	*done = FALSE;
-	store_rc rc = ensure_conn(b, what, err, errlen);
+	store_rc rc = pg_ensure_conn(b, what, err, errlen);
 	if(rc != STORE_OK)
 		return rc;
 	if(b->pending_xid) {
@@ -316,7 +263,7 @@ static store_rc tx_begin(store_backend *b, const char *what, const char *fp, gbo
 
 /* End the write transaction of job fp; a lost COMMIT keeps its
  * transaction id and the job, to be asked about when the job comes again. */
-static store_rc tx_end(store_backend *b, store_rc rc, const char *what, const char *fp,
+store_rc pg_tx_finish(store_backend *b, store_rc rc, const char *what, const char *fp,
 		gboolean *retry, char *err, size_t errlen) {
 	gboolean was_ok = rc == STORE_OK;
 	if(was_ok && g_atomic_int_compare_and_exchange(&store_pg_test_cut_after_commit, 1, 0)
@@ -333,7 +280,7 @@ static store_rc tx_end(store_backend *b, store_rc rc, const char *what, const ch
 }
 
 /* A failed statement: its rc and sentence. */
-static store_rc fail(store_backend *b, const char *what, gboolean *retry, char *err, size_t errlen) {
+store_rc pg_fail(store_backend *b, const char *what, gboolean *retry, char *err, size_t errlen) {
 	return pg_classify(&b->f, what, retry, err, errlen);
 }
 
@@ -343,13 +290,9 @@ static PGresult *run(store_backend *b, int st, int n, const char *const *params)
 	return pg_run(b->conn, statements[st].name, n, params, &b->f);
 }
 
-/* One operation's transaction; *retry set when it is worth running again. */
-typedef store_rc (*tx_fn)(store_backend *b, const void *args, gboolean *retry,
-	char *err, size_t errlen);
-
 /* The whole transaction, run again after a serialization failure or a
  * deadlock (a few times). */
-static store_rc retrying(store_backend *b, tx_fn fn, const void *args, char *err, size_t errlen) {
+store_rc pg_retrying(store_backend *b, pg_tx_fn fn, const void *args, char *err, size_t errlen) {
 	for(int try = 0; ; try++) {
 		gboolean again = FALSE;
 		store_rc rc = fn(b, args, &again, err, errlen);
@@ -358,7 +301,16 @@ static store_rc retrying(store_backend *b, tx_fn fn, const void *args, char *err
 	}
 }
 
-static gint64 changes(PGresult *res) {
+store_rc pg_step(store_backend *b, const char *stmt, int n, const char *const *params,
+		const char *what, gboolean *retry, char *err, size_t errlen) {
+	PGresult *res = pg_run(b->conn, stmt, n, params, &b->f);
+	if(res == NULL)
+		return pg_fail(b, what, retry, err, errlen);
+	PQclear(res);
+	return STORE_OK;
+}
+
+gint64 pg_changes(PGresult *res) {
 	return g_ascii_strtoll(PQcmdTuples(res), NULL, 10);
 }
 
@@ -377,9 +329,9 @@ typedef struct write1 {
 
 static store_rc write1_tx(store_backend *b, const void *args, gboolean *retry, char *err, size_t errlen) {
 	const write1 *w = args;
-	char *fp = fingerprint(w->what, w->n, w->params);
+	char *fp = pg_fingerprint(w->what, w->n, w->params);
 	gboolean done;
-	store_rc rc = tx_begin(b, w->what, fp, &done, err, errlen);
+	store_rc rc = pg_tx_begin(b, w->what, fp, &done, err, errlen);
 	if(rc != STORE_OK || done) {
 		g_free(fp);
 		return rc;
@@ -389,51 +341,51 @@ static store_rc write1_tx(store_backend *b, const void *args, gboolean *retry, c
 		const char *lp[1] = { w->lock_client };
 		res = run(b, ST_CLIENT_LOCK_SHARED, 1, lp);
 		if(res == NULL) {
-			rc = fail(b, w->what, retry, err, errlen);
+			rc = pg_fail(b, w->what, retry, err, errlen);
 			goto out;
 		}
 		PQclear(res);
 	}
 	res = run(b, w->st, w->n, w->params);
 	if(res == NULL) {
-		rc = fail(b, w->what, retry, err, errlen);
-	} else if(w->not_found && changes(res) == 0) {
+		rc = pg_fail(b, w->what, retry, err, errlen);
+	} else if(w->not_found && pg_changes(res) == 0) {
 		g_snprintf(err, errlen, "%s %s is not stored%s", w->not_found, w->params[0],
 			w->not_found_why ? w->not_found_why : "");
 		rc = STORE_NOT_FOUND;
 	}
 	PQclear(res);
 out:
-	rc = tx_end(b, rc, w->what, fp, retry, err, errlen);
+	rc = pg_tx_finish(b, rc, w->what, fp, retry, err, errlen);
 	g_free(fp);
 	return rc;
 }
 
 static store_rc write1_run(store_backend *b, const write1 *w, char *err, size_t errlen) {
-	return retrying(b, write1_tx, w, err, errlen);
+	return pg_retrying(b, write1_tx, w, err, errlen);
 }
 
 static store_rc pg_visit_create(store_backend *b, const store_visit_rec *r,
 		char *err, size_t errlen) {
-	num t;
+	pg_num t;
 	const char *p[7] = { r->visit_id, r->therapist_code, r->client_code, r->modality,
-		i64(t, r->created_at_us), r->instance_id, r->invite_sha256 };
+		pg_i64(t, r->created_at_us), r->instance_id, r->invite_sha256 };
 	write1 w = { "visit_create", ST_VISIT_INSERT, 7, p, NULL, NULL, r->client_code };
 	return write1_run(b, &w, err, errlen);
 }
 
 static store_rc pg_visit_state(store_backend *b, const char *visit_id,
 		const char *state, gint64 at_us, char *err, size_t errlen) {
-	num t;
-	const char *p[3] = { visit_id, state, i64(t, at_us) };
+	pg_num t;
+	const char *p[3] = { visit_id, state, pg_i64(t, at_us) };
 	write1 w = { "visit_state", ST_VISIT_STATE, 3, p, "visit", NULL, NULL };
 	return write1_run(b, &w, err, errlen);
 }
 
 static store_rc pg_visit_ended(store_backend *b, const char *visit_id,
 		const char *end_reason, gint64 at_us, char *err, size_t errlen) {
-	num t;
-	const char *p[3] = { visit_id, end_reason, i64(t, at_us) };
+	pg_num t;
+	const char *p[3] = { visit_id, end_reason, pg_i64(t, at_us) };
 	write1 w = { "visit_ended", ST_VISIT_ENDED, 3, p, "visit", " (or closed)", NULL };
 	return write1_run(b, &w, err, errlen);
 }
@@ -441,8 +393,8 @@ static store_rc pg_visit_ended(store_backend *b, const char *visit_id,
 static store_rc pg_instance_seen(store_backend *b, const char *instance_id,
 		const char *servers_json, gint64 started_at_us, gint64 seen_at_us,
 		char *err, size_t errlen) {
-	num t1, t2;
-	const char *p[4] = { instance_id, servers_json, i64(t1, started_at_us), i64(t2, seen_at_us) };
+	pg_num t1, t2;
+	const char *p[4] = { instance_id, servers_json, pg_i64(t1, started_at_us), pg_i64(t2, seen_at_us) };
 	write1 w = { "instance_seen", ST_INSTANCE_SEEN, 4, p, NULL, NULL, NULL };
 	return write1_run(b, &w, err, errlen);
 }
@@ -450,34 +402,34 @@ static store_rc pg_instance_seen(store_backend *b, const char *instance_id,
 static store_rc pg_participant_join(store_backend *b, const char *visit_id,
 		const char *role, const char *code, gboolean research_consent,
 		const char *language, gint64 at_us, char *err, size_t errlen) {
-	num t;
-	const char *p[6] = { visit_id, role, code, research_consent ? "1" : "0", language, i64(t, at_us) };
+	pg_num t;
+	const char *p[6] = { visit_id, role, code, research_consent ? "1" : "0", language, pg_i64(t, at_us) };
 	write1 w = { "participant_join", ST_PARTICIPANT_INSERT, 6, p, NULL, NULL, NULL };
 	return write1_run(b, &w, err, errlen);
 }
 
 static store_rc pg_pulse_create(store_backend *b, const store_pulse_rec *r,
 		char *err, size_t errlen) {
-	num t1, t2;
+	pg_num t1, t2;
 	const char *p[11] = { r->pulse_id, r->visit_id, r->role, r->kind, r->instrument_id,
 		r->instrument_version, r->language, r->trigger, r->delivered_via,
-		i64(t1, r->created_at_us), r->expires_at_us > 0 ? i64(t2, r->expires_at_us) : NULL };
+		pg_i64(t1, r->created_at_us), r->expires_at_us > 0 ? pg_i64(t2, r->expires_at_us) : NULL };
 	write1 w = { "pulse_create", ST_PULSE_INSERT, 11, p, NULL, NULL, NULL };
 	return write1_run(b, &w, err, errlen);
 }
 
 static store_rc pg_alert(store_backend *b, const store_alert_rec *r, char *err, size_t errlen) {
-	num s, th, t;
-	const char *p[8] = { r->visit_id, r->pulse_id, r->rule, r->score_name, dbl(s, r->score),
-		dbl(th, r->threshold), r->quality_json, i64(t, r->at_us) };
+	pg_num s, th, t;
+	const char *p[8] = { r->visit_id, r->pulse_id, r->rule, r->score_name, pg_dbl(s, r->score),
+		pg_dbl(th, r->threshold), r->quality_json, pg_i64(t, r->at_us) };
 	write1 w = { "alert", ST_ALERT_INSERT, 8, p, NULL, NULL, NULL };
 	return write1_run(b, &w, err, errlen);
 }
 
 static store_rc pg_event(store_backend *b, const char *visit_id, const char *kind,
 		const char *detail_json, gint64 at_us, char *err, size_t errlen) {
-	num t;
-	const char *p[4] = { visit_id, kind, detail_json, i64(t, at_us) };
+	pg_num t;
+	const char *p[4] = { visit_id, kind, detail_json, pg_i64(t, at_us) };
 	write1 w = { "event", ST_EVENT_INSERT, 4, p, NULL, NULL, NULL };
 	return write1_run(b, &w, err, errlen);
 }
@@ -491,197 +443,11 @@ static store_rc pg_pulse_quality(store_backend *b, const char *pulse_id,
 
 static store_rc pg_incident(store_backend *b, const store_incident_rec *r,
 		char *err, size_t errlen) {
-	num t1, t2;
-	const char *p[7] = { r->visit_id, r->leg, r->medium, r->kind, i64(t1, r->started_at_us),
-		r->ended_at_us != 0 ? i64(t2, r->ended_at_us) : NULL, r->detail_json };
+	pg_num t1, t2;
+	const char *p[7] = { r->visit_id, r->leg, r->medium, r->kind, pg_i64(t1, r->started_at_us),
+		r->ended_at_us != 0 ? pg_i64(t2, r->ended_at_us) : NULL, r->detail_json };
 	write1 w = { "incident", ST_INCIDENT_INSERT, 7, p, NULL, NULL, NULL };
 	return write1_run(b, &w, err, errlen);
-}
-
-/* --- pulses and answers: the rules, on a locked pulse row ---------------------------- */
-
-typedef struct pulse_state {
-	gboolean has_answer, final, dismissed;
-	char status[16];
-} pulse_state;
-
-/* Lock the pulse and read it and its answer inside the open transaction:
- * STORE_OK if it exists and is open, else the refusal. */
-static store_rc open_pulse(store_backend *b, const char *pulse_id, const char *what,
-		pulse_state *ps, gboolean *retry, char *err, size_t errlen) {
-	memset(ps, 0, sizeof(*ps));
-	const char *p[1] = { pulse_id };
-	PGresult *res = run(b, ST_PULSE_LOCK, 1, p);
-	if(res == NULL)
-		return fail(b, what, retry, err, errlen);
-	gboolean found = PQntuples(res) > 0;
-	if(found)
-		g_strlcpy(ps->status, PQgetvalue(res, 0, 0), sizeof(ps->status));
-	PQclear(res);
-	if(!found) {
-		g_snprintf(err, errlen, "pulse %s is not stored", pulse_id);
-		return STORE_NOT_FOUND;
-	}
-	if((res = run(b, ST_ANSWER_READ, 1, p)) == NULL)
-		return fail(b, what, retry, err, errlen);
-	if(PQntuples(res) > 0) {
-		ps->has_answer = TRUE;
-		ps->final = strcmp(PQgetvalue(res, 0, 0), "1") == 0;
-		ps->dismissed = strcmp(PQgetvalue(res, 0, 1), "1") == 0;
-	}
-	PQclear(res);
-	return store_rows_pulse_closed(pulse_id, ps->status, ps->final, ps->dismissed, err, errlen)
-		? STORE_ALREADY_FINAL : STORE_OK;
-}
-
-/* Run statement st in the open transaction; STORE_OK or the failure. */
-static store_rc step(store_backend *b, int st, int n, const char *const *params,
-		const char *what, gboolean *retry, char *err, size_t errlen) {
-	PGresult *res = run(b, st, n, params);
-	if(res == NULL)
-		return fail(b, what, retry, err, errlen);
-	PQclear(res);
-	return STORE_OK;
-}
-
-static store_rc set_status(store_backend *b, const char *pulse_id, const char *status,
-		gint64 at_us, const char *what, gboolean *retry, char *err, size_t errlen) {
-	num t;
-	const char *p[3] = { pulse_id, status, i64(t, at_us) };
-	return step(b, ST_PULSE_SET_STATUS, 3, p, what, retry, err, errlen);
-}
-
-typedef struct change_args {
-	const char *id, *status;
-	gint64 at_us;
-} change_args;
-
-static store_rc pulse_status_tx(store_backend *b, const void *args, gboolean *retry,
-		char *err, size_t errlen) {
-	const change_args *a = args;
-	const char *pulse_id = a->id, *status = a->status;
-	gint64 at_us = a->at_us;
-	num t;
-	const char *fpp[3] = { pulse_id, status, i64(t, at_us) };
-	char *fp = fingerprint("pulse_status", 3, fpp);
-	gboolean done;
-	store_rc rc = tx_begin(b, "pulse_status", fp, &done, err, errlen);
-	if(rc != STORE_OK || done) {
-		g_free(fp);
-		return rc;
-	}
-	/* "delivered:<via>" (store_pulse_delivered) also records how it went
-	 * out, if that was not known when the pulse was created */
-	const char *via = NULL;
-	if(g_str_has_prefix(status, "delivered:")) {
-		via = status + strlen("delivered:");
-		status = "delivered";
-	}
-	pulse_state ps;
-	rc = open_pulse(b, pulse_id, "pulse_status", &ps, retry, err, errlen);
-	/* delivery never moves a pulse backwards: only pending -> delivered */
-	gboolean change = strcmp(status, "delivered") != 0 || strcmp(ps.status, "pending") == 0;
-	if(rc == STORE_OK && change)
-		rc = set_status(b, pulse_id, status, at_us, "pulse_status", retry, err, errlen);
-	if(rc == STORE_OK && via) {
-		const char *p[2] = { pulse_id, via };
-		rc = step(b, ST_PULSE_SET_VIA, 2, p, "pulse_status", retry, err, errlen);
-	}
-	rc = tx_end(b, rc, "pulse_status", fp, retry, err, errlen);
-	g_free(fp);
-	return rc;
-}
-
-static store_rc pg_pulse_status(store_backend *b, const char *pulse_id,
-		const char *status, gint64 at_us, char *err, size_t errlen) {
-	change_args a = { pulse_id, status, at_us };
-	return retrying(b, pulse_status_tx, &a, err, errlen);
-}
-
-/* An answer as one job text: the pulse, the flags and every value. */
-static char *answer_fingerprint(const store_answer_rec *r) {
-	GString *s = g_string_new(NULL);
-	g_string_append_printf(s, "answer\x1f%s\x1f%d\x1f%" G_GINT64_FORMAT "\x1f%" G_GINT64_FORMAT
-		"\x1f%d", r->pulse_id, r->final ? 1 : 0, r->answered_at_us, r->time_to_answer_ms,
-		r->research_consent ? 1 : 0);
-	for(int i = 0; i < r->n_items; i++)
-		g_string_append_printf(s, "\x1f%s=%.17g", r->items[i].item_id, r->items[i].value);
-	for(int i = 0; r->final && i < r->n_scores; i++)
-		g_string_append_printf(s, "\x1e%s=%.17g", r->scores[i].name, r->scores[i].value);
-	return g_string_free(s, FALSE);
-}
-
-static store_rc answer_tx(store_backend *b, const void *args, gboolean *retry,
-		char *err, size_t errlen) {
-	const store_answer_rec *r = args;
-	char *fp = answer_fingerprint(r);
-	gboolean done;
-	store_rc rc = tx_begin(b, "answer", fp, &done, err, errlen);
-	if(rc != STORE_OK || done) {
-		g_free(fp);
-		return rc;
-	}
-	pulse_state ps;
-	num t, ms, v;
-	if((rc = open_pulse(b, r->pulse_id, "answer", &ps, retry, err, errlen)) != STORE_OK)
-		goto done;
-	const char *p[4] = { r->pulse_id, i64(t, r->answered_at_us), i64(ms, r->time_to_answer_ms),
-		r->research_consent ? "1" : "0" };
-	rc = step(b, ps.has_answer ? ST_ANSWER_UPDATE : ST_ANSWER_INSERT, 4, p, "answer", retry, err, errlen);
-	for(int i = 0; rc == STORE_OK && i < r->n_items; i++) {
-		const char *ip[3] = { r->pulse_id, r->items[i].item_id, dbl(v, r->items[i].value) };
-		rc = step(b, ST_ANSWER_ITEM, 3, ip, "answer item", retry, err, errlen);
-	}
-	if(rc == STORE_OK && r->final) {
-		rc = step(b, ST_ANSWER_FINAL, 1, p, "answer", retry, err, errlen);
-		for(int i = 0; rc == STORE_OK && i < r->n_scores; i++) {
-			const char *sp[3] = { r->pulse_id, r->scores[i].name, dbl(v, r->scores[i].value) };
-			rc = step(b, ST_SCORE_INSERT, 3, sp, "answer score", retry, err, errlen);
-		}
-	}
-	if(rc == STORE_OK)
-		rc = set_status(b, r->pulse_id, r->final ? "answered" : "partial", r->answered_at_us,
-			"answer", retry, err, errlen);
-done:
-	rc = tx_end(b, rc, "answer", fp, retry, err, errlen);
-	g_free(fp);
-	return rc;
-}
-
-static store_rc pg_answer(store_backend *b, const store_answer_rec *r, char *err, size_t errlen) {
-	return retrying(b, answer_tx, r, err, errlen);
-}
-
-static store_rc dismiss_tx(store_backend *b, const void *args, gboolean *retry,
-		char *err, size_t errlen) {
-	const change_args *a = args;
-	const char *pulse_id = a->id;
-	gint64 at_us = a->at_us;
-	num t;
-	const char *p[2] = { pulse_id, i64(t, at_us) };
-	char *fp = fingerprint("dismiss", 2, p);
-	gboolean done;
-	store_rc rc = tx_begin(b, "dismiss", fp, &done, err, errlen);
-	if(rc != STORE_OK || done) {
-		g_free(fp);
-		return rc;
-	}
-	pulse_state ps;
-	rc = open_pulse(b, pulse_id, "dismiss", &ps, retry, err, errlen);
-	if(rc == STORE_OK)
-		rc = step(b, ps.has_answer ? ST_DISMISS_UPDATE : ST_DISMISS_INSERT, 2, p, "dismiss",
-			retry, err, errlen);
-	if(rc == STORE_OK)
-		rc = set_status(b, pulse_id, "dismissed", at_us, "dismiss", retry, err, errlen);
-	rc = tx_end(b, rc, "dismiss", fp, retry, err, errlen);
-	g_free(fp);
-	return rc;
-}
-
-static store_rc pg_dismiss(store_backend *b, const char *pulse_id, gint64 at_us,
-		char *err, size_t errlen) {
-	change_args a = { pulse_id, NULL, at_us };
-	return retrying(b, dismiss_tx, &a, err, errlen);
 }
 
 /* --- the start-up repair --------------------------------------------------------------- */
@@ -696,33 +462,33 @@ static store_rc repair_tx(store_backend *b, const void *args, gboolean *retry,
 		char *err, size_t errlen) {
 	const repair_args *a = args;
 	*a->visits = 0;
-	num now;
-	const char *p[2] = { a->instance_id, i64(now, a->now_us) };
-	char *fp = fingerprint("repair", 2, p);
+	pg_num now;
+	const char *p[2] = { a->instance_id, pg_i64(now, a->now_us) };
+	char *fp = pg_fingerprint("repair", 2, p);
 	gboolean done;
-	store_rc rc = tx_begin(b, "repair", fp, &done, err, errlen);
+	store_rc rc = pg_tx_begin(b, "repair", fp, &done, err, errlen);
 	if(rc != STORE_OK || done) {
 		g_free(fp);
 		return rc;
 	}
 	PGresult *open = run(b, ST_OPEN_VISITS, 1, p);
 	if(open == NULL)
-		rc = fail(b, "repair", retry, err, errlen);
+		rc = pg_fail(b, "repair", retry, err, errlen);
 	for(int i = 0; rc == STORE_OK && i < PQntuples(open); i++) {
 		const char *id = PQgetvalue(open, i, 0);
 		gint64 last = g_ascii_strtoll(PQgetvalue(open, i, 1), NULL, 10);
-		num l;
-		const char *rp[3] = { id, i64(l, last < a->now_us ? last : a->now_us), now };
+		pg_num l;
+		const char *rp[3] = { id, pg_i64(l, last < a->now_us ? last : a->now_us), now };
 		static const int steps[3] = { ST_REPAIR_PULSES, ST_REPAIR_INCIDENTS, ST_REPAIR_VISIT };
 		for(int k = 0; k < 3 && rc == STORE_OK; k++)
-			rc = step(b, steps[k], k == 2 ? 3 : 2, rp, "repair", retry, err, errlen);
+			rc = pg_step(b, statements[steps[k]].name, k == 2 ? 3 : 2, rp, "repair", retry, err, errlen);
 		if(rc == STORE_OK)
 			rc = pg_report_summarize(b->conn, id, TRUE, retry, err, errlen);
 	}
 	if(rc == STORE_OK)
 		*a->visits = PQntuples(open);
 	PQclear(open);
-	rc = tx_end(b, rc, "repair", fp, retry, err, errlen);
+	rc = pg_tx_finish(b, rc, "repair", fp, retry, err, errlen);
 	if(rc != STORE_OK)
 		*a->visits = 0;
 	g_free(fp);
@@ -732,7 +498,7 @@ static store_rc repair_tx(store_backend *b, const void *args, gboolean *retry,
 static store_rc pg_repair(store_backend *b, const char *instance_id, gint64 now_us,
 		gint64 *visits, char *err, size_t errlen) {
 	repair_args a = { instance_id, now_us, visits };
-	return retrying(b, repair_tx, &a, err, errlen);
+	return pg_retrying(b, repair_tx, &a, err, errlen);
 }
 
 /* --- reads ------------------------------------------------------------------------------ */
@@ -741,13 +507,13 @@ static store_rc pg_repair(store_backend *b, const char *instance_id, gint64 now_
 static store_rc pg_visit_locate(store_backend *b, const char *visit_id,
 		const char *invite_sha256, char **instance_id, char **servers_json,
 		char *err, size_t errlen) {
-	store_rc rc = ensure_conn(b, "visit_locate", err, errlen);
+	store_rc rc = pg_ensure_conn(b, "visit_locate", err, errlen);
 	if(rc != STORE_OK)
 		return rc;
 	const char *p[2] = { visit_id, invite_sha256 };
 	PGresult *res = run(b, ST_VISIT_LOCATE, 2, p);
 	if(res == NULL)
-		return fail(b, "visit_locate", NULL, err, errlen);
+		return pg_fail(b, "visit_locate", NULL, err, errlen);
 	if(PQntuples(res) == 0) {
 		PQclear(res);
 		g_snprintf(err, errlen, "no open visit matches");
@@ -763,15 +529,15 @@ static store_rc pg_client_scores(store_backend *b, const char *client_code,
 		const char *instrument_id, const char *score_name,
 		const char *exclude_visit_id, int limit, GArray *out,
 		char *err, size_t errlen) {
-	store_rc rc = ensure_conn(b, "client_scores", err, errlen);
+	store_rc rc = pg_ensure_conn(b, "client_scores", err, errlen);
 	if(rc != STORE_OK)
 		return rc;
-	num l;
+	pg_num l;
 	const char *p[5] = { client_code, instrument_id, score_name, exclude_visit_id,
-		limit > 0 ? i64(l, limit) : NULL };
+		limit > 0 ? pg_i64(l, limit) : NULL };
 	PGresult *res = run(b, ST_CLIENT_SCORES, 5, p);
 	if(res == NULL)
-		return fail(b, "client_scores", NULL, err, errlen);
+		return pg_fail(b, "client_scores", NULL, err, errlen);
 	for(int i = 0; i < PQntuples(res); i++) {
 		double v = g_ascii_strtod(PQgetvalue(res, i, 0), NULL);
 		g_array_append_val(out, v);
@@ -789,7 +555,7 @@ static store_rc visit_quality_read(store_backend *b, const char *visit_id, json_
 	const char *p[1] = { visit_id };
 	PGresult *res = run(b, ST_VISIT_EXISTS, 1, p);
 	if(res == NULL)
-		return fail(b, "visit_quality", NULL, err, errlen);
+		return pg_fail(b, "visit_quality", NULL, err, errlen);
 	gboolean found = PQntuples(res) > 0;
 	PQclear(res);
 	if(!found) {
@@ -797,13 +563,13 @@ static store_rc visit_quality_read(store_backend *b, const char *visit_id, json_
 		return STORE_NOT_FOUND;
 	}
 	if((res = run(b, ST_VISIT_PULSE_QUALITY, 1, p)) == NULL)
-		return fail(b, "visit_quality", NULL, err, errlen);
+		return pg_fail(b, "visit_quality", NULL, err, errlen);
 	for(int i = 0; i < PQntuples(res); i++)
 		json_array_append_new(pulses, json_pack("{s:s, s:o}", "pulse_id", PQgetvalue(res, i, 0),
 			"quality", stored_object(res, i, 1)));
 	PQclear(res);
 	if((res = run(b, ST_VISIT_INCIDENTS, 1, p)) == NULL)
-		return fail(b, "visit_quality", NULL, err, errlen);
+		return pg_fail(b, "visit_quality", NULL, err, errlen);
 	for(int i = 0; i < PQntuples(res); i++)
 		json_array_append_new(incidents, store_rows_incident(PQgetvalue(res, i, 0),
 			PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), g_ascii_strtoll(PQgetvalue(res, i, 3), NULL, 10),
@@ -811,7 +577,7 @@ static store_rc visit_quality_read(store_backend *b, const char *visit_id, json_
 			PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5)));
 	PQclear(res);
 	if((res = run(b, ST_VISIT_SAMPLES, 1, p)) == NULL)
-		return fail(b, "visit_quality", NULL, err, errlen);
+		return pg_fail(b, "visit_quality", NULL, err, errlen);
 	*samples = (json_int_t)g_ascii_strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
 	return STORE_OK;
@@ -820,12 +586,12 @@ static store_rc visit_quality_read(store_backend *b, const char *visit_id, json_
 static store_rc pg_visit_quality(store_backend *b, const char *visit_id,
 		json_t **out, char *err, size_t errlen) {
 	*out = NULL;
-	store_rc rc = ensure_conn(b, "visit_quality", err, errlen);
+	store_rc rc = pg_ensure_conn(b, "visit_quality", err, errlen);
 	if(rc != STORE_OK)
 		return rc;
 	/* the three reads see one state of the database */
 	if(pg_exec(b->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", &b->f) != 0)
-		return fail(b, "visit_quality", NULL, err, errlen);
+		return pg_fail(b, "visit_quality", NULL, err, errlen);
 	json_t *pulses = json_array(), *incidents = json_array();
 	json_int_t samples = 0;
 	rc = visit_quality_read(b, visit_id, pulses, incidents, &samples, err, errlen);
@@ -835,117 +601,6 @@ static store_rc pg_visit_quality(store_backend *b, const char *visit_id,
 	json_decref(pulses);
 	json_decref(incidents);
 	return rc;
-}
-
-/* --- samples ------------------------------------------------------------------------------ */
-
-/* The month of a time (UTC) as year * 12 + month - 1, and the first
- * microsecond of the month after it; FALSE for a time GLib cannot place. */
-static gboolean month_of(gint64 at_us, gint64 *key, gint64 *next_us) {
-	gint64 s = at_us >= 0 ? at_us / G_USEC_PER_SEC : -((-at_us + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC);
-	GDateTime *d = g_date_time_new_from_unix_utc(s);
-	if(d == NULL)
-		return FALSE;
-	int y = g_date_time_get_year(d), m = g_date_time_get_month(d);
-	g_date_time_unref(d);
-	*key = (gint64)y * 12 + (m - 1);
-	GDateTime *n = g_date_time_new_utc(m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1, 1, 0, 0, 0);
-	if(n == NULL)
-		return FALSE;
-	*next_us = g_date_time_to_unix(n) * G_USEC_PER_SEC;
-	g_date_time_unref(n);
-	return TRUE;
-}
-
-/* The partition of at_us's month exists (created if missing, in a
- * transaction of its own), and the next month's too, so that the turn of
- * the month finds it ready. A month that cannot be made is not tried again
- * on this connection: its samples land in the DEFAULT partition. FALSE
- * only when the server went away. */
-static gboolean ensure_month(store_backend *b, gint64 at_us, int depth) {
-	gint64 key, next;
-	if(!month_of(at_us, &key, &next))
-		return TRUE;
-	if(!g_hash_table_contains(b->months, &key)) {
-		num t;
-		const char *p[1] = { i64(t, at_us) };
-		PGresult *res = run(b, ST_PARTITION, 1, p);
-		if(res == NULL && pg_server_gone(&b->f))
-			return FALSE;
-		PQclear(res);
-		g_hash_table_add(b->months, g_memdup2(&key, sizeof(key)));
-	}
-	return depth > 0 || ensure_month(b, next, depth + 1);
-}
-
-/* Append a value to a PostgreSQL array literal: quoted, \ and " escaped. */
-static void array_add(GString *a, const char *v) {
-	g_string_append(a, a->len > 1 ? ",\"" : "\"");
-	for(const char *c = v; *c; c++) {
-		if(*c == '"' || *c == '\\')
-			g_string_append_c(a, '\\');
-		g_string_append_c(a, *c);
-	}
-	g_string_append_c(a, '"');
-}
-
-/* One by one, each behind a savepoint: a sample that fails is left out
- * without taking its batch-mates with it. Returns how many failed. */
-static guint samples_one_by_one(store_backend *b, const store_sample_rec *r, guint n) {
-	guint failed = 0;
-	if(pg_exec(b->conn, "BEGIN", &b->f) != 0)
-		return n;
-	for(guint i = 0; i < n; i++) {
-		num t;
-		const char *p[5] = { r[i].visit_id, r[i].leg, r[i].medium, i64(t, r[i].at_us), r[i].metrics_json };
-		if(pg_exec(b->conn, "SAVEPOINT ap_sample", &b->f) != 0)
-			return n;
-		PGresult *res = run(b, ST_SAMPLE_INSERT, 5, p);
-		if(res == NULL) {
-			if(pg_server_gone(&b->f) || pg_exec(b->conn, "ROLLBACK TO SAVEPOINT ap_sample", &b->f) != 0)
-				return n;
-			failed++;
-		}
-		PQclear(res);
-	}
-	char err[256];
-	return pg_tx_end(b->conn, STORE_OK, "samples", NULL, err, sizeof(err)) == STORE_OK ? failed : n;
-}
-
-static guint pg_samples(store_backend *b, const store_sample_rec *r, guint n) {
-	char err[256];
-	if(n == 0 || ensure_conn(b, "samples", err, sizeof(err)) != STORE_OK)
-		return n;
-	for(guint i = 0; i < n; i++)
-		if(!ensure_month(b, r[i].at_us, 0))
-			return n;
-	GString *cols[5];
-	for(int c = 0; c < 5; c++)
-		cols[c] = g_string_new("{");
-	for(guint i = 0; i < n; i++) {
-		num t;
-		array_add(cols[0], r[i].visit_id);
-		array_add(cols[1], r[i].leg);
-		array_add(cols[2], r[i].medium);
-		array_add(cols[3], i64(t, r[i].at_us));
-		array_add(cols[4], r[i].metrics_json);
-	}
-	const char *p[5];
-	for(int c = 0; c < 5; c++)
-		p[c] = g_string_append_c(cols[c], '}')->str;
-	guint failed = n;
-	if(pg_exec(b->conn, "BEGIN", &b->f) == 0) {
-		PGresult *res = run(b, ST_SAMPLES_INSERT, 5, p);
-		gint64 stored = res ? changes(res) : 0;
-		PQclear(res);
-		if(pg_tx_end(b->conn, res ? STORE_OK : STORE_ERR, "samples", NULL, err, sizeof(err)) == STORE_OK)
-			failed = n - (guint)stored;
-		else if(PQstatus(b->conn) == CONNECTION_OK && !pg_server_gone(&b->f))
-			failed = samples_one_by_one(b, r, n);     /* e.g. a visit erased meanwhile */
-	}
-	for(int c = 0; c < 5; c++)
-		g_string_free(cols[c], TRUE);
-	return failed;
 }
 
 /* --- reports, erasure, retention (store_pg_report.c) ---------------------------------- */
@@ -961,7 +616,7 @@ typedef struct report_args {
 static store_rc report_tx(store_backend *b, const void *args, gboolean *retry,
 		char *err, size_t errlen) {
 	const report_args *a = args;
-	store_rc rc = ensure_conn(b, a->op == 0 ? "visit_summarize" : a->op == 1 ? "forget" : "retention",
+	store_rc rc = pg_ensure_conn(b, a->op == 0 ? "visit_summarize" : a->op == 1 ? "forget" : "retention",
 		err, errlen);
 	if(rc != STORE_OK)
 		return rc;
@@ -975,25 +630,25 @@ static store_rc report_tx(store_backend *b, const void *args, gboolean *retry,
 static store_rc pg_visit_summarize(store_backend *b, const char *visit_id,
 		char *err, size_t errlen) {
 	report_args a = { 0, visit_id, 0, 0, NULL };
-	return retrying(b, report_tx, &a, err, errlen);
+	return pg_retrying(b, report_tx, &a, err, errlen);
 }
 
 static store_rc pg_forget_client(store_backend *b, const char *client_code,
 		gint64 at_us, gint64 *rows, char *err, size_t errlen) {
 	report_args a = { 1, client_code, 0, at_us, rows };
-	return retrying(b, report_tx, &a, err, errlen);
+	return pg_retrying(b, report_tx, &a, err, errlen);
 }
 
 static store_rc pg_retention(store_backend *b, int days, gint64 now_us,
 		gint64 *rows, char *err, size_t errlen) {
 	report_args a = { 2, NULL, days, now_us, rows };
-	return retrying(b, report_tx, &a, err, errlen);
+	return pg_retrying(b, report_tx, &a, err, errlen);
 }
 
 static store_rc pg_report_read(store_backend *b, store_report_what what,
 		const store_report_filter *f, store_row_cb row, void *user,
 		char *err, size_t errlen) {
-	store_rc rc = ensure_conn(b, "report", err, errlen);
+	store_rc rc = pg_ensure_conn(b, "report", err, errlen);
 	if(rc != STORE_OK)
 		return rc;
 	return pg_report_rows(b->conn, what, f, row, user, err, errlen);
@@ -1046,7 +701,7 @@ static store_backend *wrap(PGconn *conn, const char *url, gboolean read_only) {
 	store_backend *b = g_new0(store_backend, 1);
 	b->conn = conn;
 	b->read_only = read_only;
-	b->ready = FALSE;                  /* statements prepared by the first ensure_conn() */
+	b->ready = FALSE;                  /* statements prepared by the first pg_ensure_conn() */
 	b->secret = pg_password_of(url);
 	b->months = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
 	return b;
@@ -1086,7 +741,7 @@ store *store_open_pg(const char *url, char *err, size_t errlen) {
 		goto out;
 	}
 	b = wrap(conn, url, FALSE);
-	if(ensure_conn(b, "open", merr, sizeof(merr)) != STORE_OK) {
+	if(pg_ensure_conn(b, "open", merr, sizeof(merr)) != STORE_OK) {
 		g_snprintf(err, errlen, "db_url %s: %s", safe, merr);
 		goto out;
 	}
@@ -1096,7 +751,7 @@ store *store_open_pg(const char *url, char *err, size_t errlen) {
 		goto out;
 	}
 	/* this month's and next month's sample partitions, made ahead */
-	if(!ensure_month(b, g_get_real_time(), 0)) {
+	if(!pg_samples_ensure_month(b, g_get_real_time())) {
 		g_snprintf(err, errlen, "db_url %s: the server went away: %s", safe, b->f.msg);
 		goto out;
 	}
@@ -1105,7 +760,7 @@ store *store_open_pg(const char *url, char *err, size_t errlen) {
 	if(rconn == NULL)
 		goto out;
 	reader = wrap(rconn, url, FALSE);
-	if(ensure_conn(reader, "open", merr, sizeof(merr)) != STORE_OK) {
+	if(pg_ensure_conn(reader, "open", merr, sizeof(merr)) != STORE_OK) {
 		g_snprintf(err, errlen, "db_url %s: %s", safe, merr);
 		goto out;
 	}
@@ -1149,7 +804,7 @@ store *store_open_pg_for_reading(const char *url, char *err, size_t errlen) {
 		goto out;
 	}
 	store_backend *b = wrap(conn, url, TRUE);
-	if(ensure_conn(b, "open", verr, sizeof(verr)) != STORE_OK) {
+	if(pg_ensure_conn(b, "open", verr, sizeof(verr)) != STORE_OK) {
 		g_snprintf(err, errlen, "db_url %s: %s", safe, verr);
 		pg_close(b);
 		goto out;

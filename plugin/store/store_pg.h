@@ -3,9 +3,12 @@
  * backend's files share and that tests may reach; callers of the store use
  * store.h (store_open_pg, store_open_pg_for_reading) only.
  *
- * The backend's files: store_pg.c (connections, faults and reconnection,
- * the call-path operations), store_pg_migrations.c (the schema as numbered
- * migrations, and the code that applies them), store_pg_report.c
+ * The backend's files: store_pg.c (opening, the lanes' connections and
+ * their reconnection, transactions, the simple operations), store_pg_conn.c
+ * (libpq's plumbing: connecting, faults as store_rc, the URL without its
+ * password), store_pg_answers.c (the answer rules), store_pg_samples.c
+ * (samples and their partitions), store_pg_migrations.c (the schema as
+ * numbered migrations, and the code that applies them), store_pg_report.c
  * (summaries, the report reads, erasure and retention).
  */
 #ifndef ALLIANCE_STORE_PG_H
@@ -147,5 +150,77 @@ store_rc pg_tx_end(PGconn *conn, store_rc rc, const char *what, gboolean *retry,
  * NULL as null, a column named *_json parsed (object or array, else null)
  * and keyed without the suffix. */
 json_t *pg_row_json(const PGresult *res, int row);
+
+/* --- inside the backend (store_pg.c and the files of its operations) -------------- */
+
+#include "store_backend.h"
+
+/* One connection of the store, used by one lane's thread only. */
+struct store_backend {
+	PGconn *conn;
+	gboolean read_only;
+	gboolean ready;                    /* session set up, statements prepared */
+	char *secret;                      /* the password, to keep it out of messages */
+	pg_fault f;                        /* the last failure */
+	char xid[24];                      /* of the open write transaction */
+	/* a COMMIT whose outcome was unknown: its transaction and job */
+	char *pending_xid;
+	char *pending_fp;
+	GHashTable *months;                /* months of samples known to have a partition */
+};
+
+typedef char pg_num[32];
+/* v as a text parameter (doubles with 17 digits: an exact round trip) */
+const char *pg_i64(pg_num buf, gint64 v);
+const char *pg_dbl(pg_num buf, double v);
+
+/* What a job is, to know it again when it is retried: its operation and
+ * the parameters of its main statement (g_free). */
+char *pg_fingerprint(const char *op, int n, const char *const *params);
+
+/* Before each operation: a broken connection is reset (bounded by
+ * connect_timeout) and its statements prepared again. */
+store_rc pg_ensure_conn(store_backend *b, const char *what, char *err, size_t errlen);
+
+/* A write transaction of job fp (may be NULL): BEGIN, keeping its id;
+ * *done when fp is the job whose COMMIT was lost and it did commit. Then
+ * COMMIT (or ROLLBACK if rc is not STORE_OK); a lost COMMIT keeps the
+ * transaction id and fp, to be asked about when the job comes again. */
+store_rc pg_tx_begin(store_backend *b, const char *what, const char *fp, gboolean *done,
+	char *err, size_t errlen);
+store_rc pg_tx_finish(store_backend *b, store_rc rc, const char *what, const char *fp,
+	gboolean *retry, char *err, size_t errlen);
+
+/* b's last failure as an rc and a sentence. */
+store_rc pg_fail(store_backend *b, const char *what, gboolean *retry, char *err, size_t errlen);
+
+/* One operation's transaction; *retry set when it is worth running again. */
+typedef store_rc (*pg_tx_fn)(store_backend *b, const void *args, gboolean *retry,
+	char *err, size_t errlen);
+/* fn, run again after a serialization failure or deadlock (a few times). */
+store_rc pg_retrying(store_backend *b, pg_tx_fn fn, const void *args, char *err, size_t errlen);
+
+/* Run statement stmt in the open transaction: STORE_OK or the failure. */
+store_rc pg_step(store_backend *b, const char *stmt, int n, const char *const *params,
+	const char *what, gboolean *retry, char *err, size_t errlen);
+
+/* Rows a command changed. */
+gint64 pg_changes(PGresult *res);
+
+/* The answer rules on a locked pulse row (store_pg_answers.c). */
+extern const pg_stmt store_pg_answer_stmts[];
+extern const int store_pg_answer_n_stmts;
+store_rc pg_pulse_status(store_backend *b, const char *pulse_id, const char *status,
+	gint64 at_us, char *err, size_t errlen);
+store_rc pg_answer(store_backend *b, const store_answer_rec *r, char *err, size_t errlen);
+store_rc pg_dismiss(store_backend *b, const char *pulse_id, gint64 at_us, char *err, size_t errlen);
+
+/* Quality samples and their partitions (store_pg_samples.c):
+ * pg_samples_ensure_month makes the partition of at_us's month and the
+ * next month's if missing (FALSE only when the server went away). */
+extern const pg_stmt store_pg_sample_stmts[];
+extern const int store_pg_sample_n_stmts;
+guint pg_samples(store_backend *b, const store_sample_rec *r, guint n);
+gboolean pg_samples_ensure_month(store_backend *b, gint64 at_us);
 
 #endif
