@@ -26,6 +26,7 @@
  */
 #include "store_sqlite.h"
 #include "store_backend.h"
+#include "store_rows.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -293,20 +294,6 @@ static int read_pulse(store_backend *b, const char *pulse_id, pulse_state *ps) {
 	return rc;
 }
 
-/* If the pulse can take no more answers, say why and return TRUE. */
-static gboolean pulse_closed(const pulse_state *ps, const char *pulse_id,
-		char *err, size_t errlen) {
-	if(ps->final || strcmp(ps->status, "answered") == 0)
-		g_snprintf(err, errlen, "pulse %s is already answered", pulse_id);
-	else if(ps->dismissed || strcmp(ps->status, "dismissed") == 0)
-		g_snprintf(err, errlen, "pulse %s was dismissed", pulse_id);
-	else if(strcmp(ps->status, "expired") == 0)
-		g_snprintf(err, errlen, "pulse %s has expired", pulse_id);
-	else
-		return FALSE;
-	return TRUE;
-}
-
 /* Read the pulse inside the open transaction: STORE_OK if it exists and
  * is open, else the refusal. */
 static store_rc open_pulse(store_backend *b, const char *pulse_id, const char *what,
@@ -318,7 +305,7 @@ static store_rc open_pulse(store_backend *b, const char *pulse_id, const char *w
 		g_snprintf(err, errlen, "pulse %s is not stored", pulse_id);
 		return STORE_NOT_FOUND;
 	}
-	if(pulse_closed(ps, pulse_id, err, errlen))
+	if(store_rows_pulse_closed(pulse_id, ps->status, ps->final, ps->dismissed, err, errlen))
 		return STORE_ALREADY_FINAL;
 	return STORE_OK;
 }
@@ -703,15 +690,8 @@ static store_rc sq_incident(store_backend *b, const store_incident_rec *r,
 	return run_one(b, s, "incident", err, errlen);
 }
 
-/* Stored JSON text as a value: the object, or null when there is none (or
- * the text, written by some other writer, is not an object). */
 static json_t *stored_object(sqlite3_stmt *s, int col) {
-	const unsigned char *t = sqlite3_column_text(s, col);
-	json_t *j = t ? json_loads((const char *)t, 0, NULL) : NULL;
-	if(j != NULL && json_is_object(j))
-		return j;
-	json_decref(j);
-	return json_null();
+	return store_rows_object((const char *)sqlite3_column_text(s, col));
 }
 
 /* Finish a SELECT: SQLITE_DONE, or the error with its message in b->msg. */
@@ -748,17 +728,12 @@ static store_rc sq_visit_quality(store_backend *b, const char *visit_id,
 
 	s = b->st[ST_VISIT_INCIDENTS];
 	bind_text(s, 1, visit_id);
-	while((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		json_t *ended = sqlite3_column_type(s, 4) == SQLITE_NULL ? json_null()
-			: json_integer((json_int_t)sqlite3_column_int64(s, 4));
-		json_array_append_new(incidents, json_pack("{s:s, s:s, s:s, s:I, s:o, s:o}",
-			"leg", (const char *)sqlite3_column_text(s, 0),
-			"medium", (const char *)sqlite3_column_text(s, 1),
-			"kind", (const char *)sqlite3_column_text(s, 2),
-			"started_at", (json_int_t)sqlite3_column_int64(s, 3),
-			"ended_at", ended,
-			"detail", stored_object(s, 5)));
-	}
+	while((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(incidents, store_rows_incident(
+			(const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1),
+			(const char *)sqlite3_column_text(s, 2), sqlite3_column_int64(s, 3),
+			sqlite3_column_type(s, 4) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 4),
+			(const char *)sqlite3_column_text(s, 5)));
 	if((rc = finish(b, s, rc)) != SQLITE_DONE)
 		goto failed;
 
@@ -776,15 +751,8 @@ failed:
 	res = fail(b, rc, "visit_quality", err, errlen);
 done:
 	res = tx_end(b, res, err, errlen);
-	if(res == STORE_OK) {
-		*out = json_pack("{s:o, s:o, s:I}", "pulses", pulses, "incidents", incidents,
-			"samples", samples);
-		if(*out == NULL) {             /* json_pack stole the references */
-			g_snprintf(err, errlen, "visit_quality: out of memory");
-			return STORE_ERR;
-		}
-		return STORE_OK;
-	}
+	if(res == STORE_OK)
+		return (*out = store_rows_quality(pulses, incidents, samples, err, errlen)) ? STORE_OK : STORE_ERR;
 	json_decref(pulses);
 	json_decref(incidents);
 	return res;

@@ -24,6 +24,7 @@
  */
 #include "store_sqlite.h"
 #include "store_backend.h"
+#include "store_rows.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -306,15 +307,6 @@ static store_rc tx_end(sq_report *r, store_rc rc, const char *what, char *err, s
 	return rc;
 }
 
-/* A stored JSON text as a value: the object or array, or null. */
-static json_t *parsed_json(const unsigned char *t) {
-	json_t *j = t ? json_loads((const char *)t, 0, NULL) : NULL;
-	if(j != NULL && (json_is_object(j) || json_is_array(j)))
-		return j;
-	json_decref(j);
-	return json_null();
-}
-
 /* Column i of the current row as a JSON value; a column whose name ends
  * in "_json" is parsed (and keyed without the suffix by row_json()). */
 static json_t *column_json(sqlite3_stmt *s, int i) {
@@ -329,7 +321,7 @@ static json_t *column_json(sqlite3_stmt *s, int i) {
 		default: {
 			const unsigned char *t = sqlite3_column_text(s, i);
 			if(name && g_str_has_suffix(name, "_json"))
-				return parsed_json(t);
+				return store_rows_parsed((const char *)t);
 			return json_string(t ? (const char *)t : "");
 		}
 	}
@@ -340,29 +332,9 @@ static json_t *column_json(sqlite3_stmt *s, int i) {
 static json_t *row_json(sqlite3_stmt *s) {
 	json_t *o = json_object();
 	int n = sqlite3_column_count(s);
-	for(int i = 0; i < n; i++) {
-		const char *name = sqlite3_column_name(s, i);
-		json_t *v = column_json(s, i);
-		if(g_str_has_suffix(name, "_json")) {
-			char key[64];
-			size_t len = strlen(name) - strlen("_json");
-			if(len >= sizeof(key))
-				len = sizeof(key) - 1;
-			memcpy(key, name, len);
-			key[len] = '\0';
-			json_object_set_new(o, key, v);
-		} else {
-			json_object_set_new(o, name, v);
-		}
-	}
+	for(int i = 0; i < n; i++)
+		store_rows_set(o, sqlite3_column_name(s, i), column_json(s, i));
 	return o;
-}
-
-/* Booleans stored as 0/1 become JSON booleans (null stays null). */
-static void to_bool(json_t *o, const char *key) {
-	json_t *v = json_object_get(o, key);
-	if(json_is_integer(v))
-		json_object_set_new(o, key, json_boolean(json_integer_value(v) != 0));
 }
 
 /* --- lifetime -------------------------------------------------------------------------- */
@@ -472,9 +444,7 @@ static int erase_doomed(sq_report *r, const char *client_code, json_t *detail, g
 		total += n;
 		json_object_set_new(tables, erase_steps[i].table, json_integer((json_int_t)n));
 	}
-	json_object_set_new(detail, "rows", json_integer((json_int_t)total));
-	json_object_set_new(detail, "visits", json_integer((json_int_t)visits));
-	json_object_set_new(detail, "tables", tables);
+	store_rows_erased(detail, tables, total, visits);
 	*rows = total;
 	return run(r, r->st[R_DOOMED_CLEAR]);
 }
@@ -582,14 +552,7 @@ static int stream(sq_report *r, sqlite3_stmt *s, store_report_what what,
 	int rc;
 	while((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		json_t *row = row_json(s);
-		if(what == STORE_READ_VISITS)
-			to_bool(row, "research_consent");
-		else if(what == STORE_READ_ANSWERS) {
-			to_bool(row, "visit_research_consent");
-			to_bool(row, "answer_research_consent");
-			to_bool(row, "final");
-			to_bool(row, "dismissed");
-		}
+		store_rows_flags(row, what);
 		int stop = cb(row, user);
 		json_decref(row);
 		if(stop) {
@@ -620,10 +583,8 @@ static int read_visit(sq_report *r, const store_report_filter *f, json_t **out, 
 	sqlite3_bind_int(s, 2, f->research_only ? 1 : 0);
 	int rc = sqlite3_step(s);
 	json_t *visit = NULL;
-	if(rc == SQLITE_ROW) {
+	if(rc == SQLITE_ROW)
 		visit = row_json(s);
-		to_bool(visit, "research_consent");
-	}
 	if((rc = finish(r, s, rc)) != SQLITE_DONE || visit == NULL)
 		return rc;
 	*found = TRUE;
@@ -638,69 +599,9 @@ static int read_visit(sq_report *r, const store_report_filter *f, json_t **out, 
 			|| (rc = rows_of(r, R_VISIT_LEGS, f->visit_id, &legs_rows)) != SQLITE_DONE
 			|| (rc = rows_of(r, R_VISIT_EVENTS, f->visit_id, &events)) != SQLITE_DONE)
 		goto out;
-	size_t i;
-	json_t *row;
-	json_array_foreach(participants, i, row)
-		to_bool(row, "research_consent");
-	/* answers (items and scores by pulse) inside their pulses */
-	GHashTable *answers = g_hash_table_new(g_str_hash, g_str_equal);
-	json_array_foreach(pulses, i, row) {
-		gboolean has = json_is_true(json_object_get(row, "has_answer"))
-			|| json_integer_value(json_object_get(row, "has_answer")) != 0;
-		json_t *answer = json_null();
-		if(has) {
-			answer = json_object();
-			static const char *const moved[] = { "final", "dismissed", "first_at",
-				"answered_at", "time_to_answer_ms", "research_consent" };
-			for(size_t k = 0; k < G_N_ELEMENTS(moved); k++) {
-				json_t *v = json_object_get(row, moved[k]);
-				json_object_set(answer, moved[k], v ? v : json_null());
-			}
-			to_bool(answer, "final");
-			to_bool(answer, "dismissed");
-			to_bool(answer, "research_consent");
-			json_object_set_new(answer, "items", json_object());
-			json_object_set_new(answer, "scores", json_object());
-			g_hash_table_insert(answers, (gpointer)json_string_value(json_object_get(row, "pulse_id")), answer);
-		}
-		static const char *const dropped[] = { "has_answer", "final", "dismissed", "first_at",
-			"answered_at", "time_to_answer_ms", "research_consent" };
-		for(size_t k = 0; k < G_N_ELEMENTS(dropped); k++)
-			json_object_del(row, dropped[k]);
-		json_object_set_new(row, "answer", answer);
-	}
-	json_t *lists[2] = { items, scores };
-	const char *keys[2] = { "item_id", "name" };
-	const char *into[2] = { "items", "scores" };
-	for(int l = 0; l < 2; l++)
-		json_array_foreach(lists[l], i, row) {
-			json_t *a = g_hash_table_lookup(answers, json_string_value(json_object_get(row, "pulse_id")));
-			if(a)
-				json_object_set(json_object_get(a, into[l]),
-					json_string_value(json_object_get(row, keys[l])), json_object_get(row, "value"));
-		}
-	g_hash_table_destroy(answers);
-	/* per-leg summaries keyed by leg, then medium */
-	json_t *legs = json_object();
-	json_array_foreach(legs_rows, i, row) {
-		const char *leg = json_string_value(json_object_get(row, "leg"));
-		const char *medium = json_string_value(json_object_get(row, "medium"));
-		if(leg == NULL || medium == NULL)
-			continue;
-		json_t *l = json_object_get(legs, leg);
-		if(l == NULL) {
-			l = json_object();
-			json_object_set_new(legs, leg, l);
-		}
-		json_t *copy = json_copy(row);
-		json_object_del(copy, "leg");
-		json_object_del(copy, "medium");
-		json_object_set_new(l, medium, copy);
-	}
-	*out = json_pack("{s:o, s:O, s:O, s:O, s:O, s:o, s:O}", "visit", visit,
-		"participants", participants, "pulses", pulses, "alerts", alerts,
-		"incidents", incidents, "legs", legs, "events", events);
-	visit = NULL;
+	*out = store_rows_visit(visit, participants, pulses, items, scores, alerts, incidents,
+		legs_rows, events);
+	return rc;
 out:
 	json_decref(visit);
 	json_decref(participants);

@@ -22,6 +22,7 @@
 #include "report.h"
 #include "stats.h"
 #include "store.h"
+#include "tdb.h"
 
 #ifndef AP_SRCDIR
 #define AP_SRCDIR "."
@@ -128,10 +129,8 @@ static void fx_setup(fixture *fx, gconstpointer data) {
 	GError *e = NULL;
 	fx->dir = g_dir_make_tmp("report-test-XXXXXX", &e);
 	g_assert_no_error(e);
-	fx->path = g_build_filename(fx->dir, "alliance.sqlite", NULL);
-	char err[256];
-	fx->st = store_open_sqlite(fx->path, err, sizeof(err));
-	g_assert_nonnull(fx->st);
+	fx->path = tdb_create(fx->dir, "alliance.sqlite", TRUE);   /* SQLite, or PostgreSQL under run-pg.sh */
+	fx->st = tdb_open_ok(fx->path);
 	char *idir = g_build_filename(AP_SRCDIR, "conf", "instruments", NULL);
 	fx->instruments = instrument_set_load_dir(idir, NULL);
 	g_assert_nonnull(fx->instruments);
@@ -153,6 +152,7 @@ static void fx_teardown(fixture *fx, gconstpointer data) {
 	if(d)
 		g_dir_close(d);
 	g_rmdir(fx->dir);
+	tdb_drop(fx->path);
 	g_free(fx->dir);
 	g_free(fx->path);
 }

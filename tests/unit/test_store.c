@@ -1,11 +1,15 @@
-/* Unit tests for store.c and store_sqlite.c, against real SQLite files in
- * temporary folders: file modes, migrations, open refusals, the answer
- * rules, callbacks after commit, draining, sample drops, the baseline
- * query, durability across a crash of the process, the quality context of
- * pulses, incidents and the visit-quality read, the upgrade from version 1.
+/* Unit tests for store.c and its backends, against real SQLite files in
+ * temporary folders (and, with ALLIANCE_TEST_PG_DIR set, the same tests
+ * against fresh PostgreSQL databases: tdb.h; tests/unit/run-pg.sh): file
+ * modes, migrations, open refusals, the answer rules, callbacks after
+ * commit, draining, sample drops, the baseline query, durability across a
+ * crash of the process, the quality context of pulses, incidents and the
+ * visit-quality read, the upgrade from version 1. The tests that are about
+ * SQLite files by nature (modes, WAL, read-only and corrupt files, query
+ * plans) run on SQLite only; tests/unit/test_store_pg.c has PostgreSQL's.
  *
  * The tests read what the store wrote through a second, independent
- * SQLite connection, never through the store itself. */
+ * connection (sqlq.h), never through the store itself. */
 #define _GNU_SOURCE
 #include <glib.h>
 #include <glib/gstdio.h>
@@ -23,6 +27,7 @@
 #include "store.h"
 #include "sqlq.h"
 #include "store_sqlite.h"
+#include "tdb.h"
 
 /* --- helpers ------------------------------------------------------------------------- */
 
@@ -41,10 +46,10 @@ static void fx_setup(fixture *fx, gconstpointer data) {
 	char *name = g_strdup(g_test_get_path());
 	g_strdelimit(name, "/", '_');
 	fx->dir = g_build_filename(g_getenv(BASE_ENV), name, NULL);
-	fx->path = g_build_filename(fx->dir, "alliance.sqlite", NULL);
 	g_free(name);
 	if(!g_test_subprocess())           /* the parent made it */
 		g_assert_cmpint(g_mkdir(fx->dir, 0700), ==, 0);
+	fx->path = tdb_create(fx->dir, "alliance.sqlite", !g_test_subprocess());
 }
 
 static void rm_rf(const char *p) {
@@ -65,27 +70,25 @@ static void rm_rf(const char *p) {
 }
 
 static void fx_teardown(fixture *fx, gconstpointer data) {
-	if(!g_test_subprocess())
+	if(!g_test_subprocess()) {
 		rm_rf(fx->dir);
+		tdb_drop(fx->path);
+	}
 	g_free(fx->dir);
 	g_free(fx->path);
 }
 
 static store *open_ok(const char *path) {
-	char err[256] = "";
-	store *st = store_open_sqlite(path, err, sizeof(err));
-	if(st == NULL)
-		g_error("store_open_sqlite(%s): %s", path, err);
-	return st;
+	return tdb_open_ok(path);
 }
 
 /* Open expecting a refusal; returns the message (g_free it). */
 static char *open_refused(const char *path) {
 	char err[512] = "";
-	store *st = store_open_sqlite(path, err, sizeof(err));
+	store *st = tdb_open(path, err, sizeof(err));
 	if(st != NULL) {
 		store_close(st);
-		g_error("store_open_sqlite(%s) should have been refused", path);
+		g_error("opening %s should have been refused", path);
 	}
 	g_assert_cmpstr(err, !=, "");
 	return g_strdup(err);
@@ -112,10 +115,6 @@ static sqlite3 *raw_open_flags(const char *path, int flags) {
 	g_assert_cmpint(sqlite3_open_v2(path, &db, flags, NULL), ==, SQLITE_OK);
 	sqlite3_busy_timeout(db, 5000);
 	return db;
-}
-
-static sqlite3 *raw_open(const char *path) {
-	return raw_open_flags(path, SQLITE_OPEN_READWRITE);
 }
 
 static sqlite3 *raw_create(const char *path) {
@@ -263,12 +262,10 @@ static void test_newer_refused(fixture *fx, gconstpointer data) {
 	store *st = open_ok(fx->path);
 	add_visit(st, "v1", "C-0042", 1000);
 	store_close(st);
-	sqlite3 *db = raw_open(fx->path);
-	g_assert_cmpint(sqlite3_exec(db, "INSERT INTO schema_version VALUES (99, 0)", NULL, NULL, NULL), ==, SQLITE_OK);
-	sqlite3_close(db);
+	sqlq_exec_ok(fx->path, "INSERT INTO schema_version VALUES (99, 0)");
 	char *err = open_refused(fx->path);
 	g_test_message("refusal: %s", err);
-	g_assert_nonnull(strstr(err, fx->path));
+	g_assert_nonnull(strstr(err, tdb_pg() ? "db_url postgresql://" : fx->path));
 	g_assert_nonnull(strstr(err, "schema version 99"));
 	g_assert_nonnull(strstr(err, "newer"));
 	g_free(err);
@@ -388,15 +385,13 @@ static void test_upgrade_from_v1(fixture *fx, gconstpointer data) {
 }
 
 static void test_foreign_db_refused(fixture *fx, gconstpointer data) {
-	sqlite3 *db = raw_create(fx->path);
-	g_assert_cmpint(sqlite3_exec(db, "CREATE TABLE notes (x TEXT); INSERT INTO notes VALUES ('keep')",
-		NULL, NULL, NULL), ==, SQLITE_OK);
-	sqlite3_close(db);
+	sqlq_exec_ok(fx->path, "CREATE TABLE notes (x TEXT); INSERT INTO notes VALUES ('keep')");
 	char *err = open_refused(fx->path);
 	g_test_message("refusal: %s", err);
 	g_assert_nonnull(strstr(err, "another application"));
 	g_free(err);
-	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM sqlite_master WHERE name = 'visits'"), ==, 0);
+	g_assert_cmpint(sqlq_int(fx->path, tdb_q("SELECT count(*) FROM sqlite_master WHERE name = 'visits'",
+		"SELECT count(*) FROM pg_tables WHERE tablename IN ('visits', 'schema_version')")), ==, 0);
 	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM notes"), ==, 1);
 }
 
@@ -645,25 +640,24 @@ static void test_rules_in_sql(fixture *fx, gconstpointer data) {
 	g_assert_cmpint(answer_sync(st, "p2", FALSE, 3000, it, 1, NULL, 0), ==, STORE_OK);
 	store_close(st);
 	char *before = answer_state(fx->path);
-	sqlite3 *db = raw_open(fx->path);
 	const char *const forbidden[] = {
 		"UPDATE answers SET final = 0 WHERE pulse_id = 'p1'",
 		"UPDATE answers SET answered_at = 1 WHERE pulse_id = 'p1'",
 		"INSERT INTO answer_items VALUES ('p1', 'late', 1.0)",
-		"INSERT OR REPLACE INTO answer_items VALUES ('p1', 'goals', 9.0)",
+		tdb_q("INSERT OR REPLACE INTO answer_items VALUES ('p1', 'goals', 9.0)",
+			"INSERT INTO answer_items VALUES ('p1', 'goals', 9.0)"
+			" ON CONFLICT (pulse_id, item_id) DO UPDATE SET value = excluded.value"),
 		"UPDATE answer_items SET value = 9 WHERE pulse_id = 'p1'",
 		"INSERT INTO scores VALUES ('p2', 'total', 3.0)",       /* p2 is partial */
 		"UPDATE answers SET dismissed = 1, final = 1 WHERE pulse_id = 'p2'",
 	};
 	for(size_t i = 0; i < G_N_ELEMENTS(forbidden); i++) {
 		char *msg = NULL;
-		int rc = sqlite3_exec(db, forbidden[i], NULL, NULL, &msg);
-		if(rc == SQLITE_OK)
+		if(sqlq_exec(fx->path, forbidden[i], &msg) == 0)
 			g_error("the database accepted: %s", forbidden[i]);
 		g_test_message("%s -> %s", forbidden[i], msg);
-		sqlite3_free(msg);
+		g_free(msg);
 	}
-	sqlite3_close(db);
 	char *after = answer_state(fx->path);
 	g_assert_cmpstr(after, ==, before);
 	g_free(before);
@@ -831,10 +825,8 @@ static void test_visit_rows(fixture *fx, gconstpointer data) {
 	store_close(st);
 
 	/* erasing a client's visits removes every row about them */
-	sqlite3 *db = raw_open(fx->path);
-	g_assert_cmpint(sqlite3_exec(db, "PRAGMA foreign_keys = ON; DELETE FROM visits WHERE client_code = 'C-0042'",
-		NULL, NULL, NULL), ==, SQLITE_OK);
-	sqlite3_close(db);
+	sqlq_exec_ok(fx->path, tdb_q("PRAGMA foreign_keys = ON; DELETE FROM visits WHERE client_code = 'C-0042'",
+		"DELETE FROM visits WHERE client_code = 'C-0042'"));
 	g_assert_cmpint(sqlq_int(fx->path, "SELECT (SELECT count(*) FROM participants) + (SELECT count(*) FROM pulses)"
 		" + (SELECT count(*) FROM alerts) + (SELECT count(*) FROM events WHERE visit_id IS NOT NULL)"), ==, 0);
 }
@@ -1116,6 +1108,8 @@ static void test_incident(fixture *fx, gconstpointer data) {
 		"v1|therapist_down|audio|slow_link|10002|~|~\n");
 	g_free(rows);
 	/* the visit's incidents come from the index, in order of start */
+	if(tdb_pg())
+		return;                        /* SQLite's query plans */
 	char *plan = sqlq_rows(fx->path, "EXPLAIN QUERY PLAN SELECT leg FROM incidents"
 		" WHERE visit_id = 'v1' ORDER BY started_at, id");
 	g_test_message("plan:\n%s", plan);
@@ -1172,7 +1166,6 @@ static void test_quality_refusals(fixture *fx, gconstpointer data) {
 	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM pulses WHERE quality_json IS NOT NULL"), ==, 0);
 
 	/* the CHECK constraints hold for any writer */
-	sqlite3 *db = raw_open(fx->path);
 	const char *const forbidden[] = {
 		"INSERT INTO incidents(visit_id, leg, medium, kind, started_at) VALUES ('v1','client_sideways','audio','freeze',1)",
 		"INSERT INTO incidents(visit_id, leg, medium, kind, started_at) VALUES ('v1','client_up','data','freeze',1)",
@@ -1183,12 +1176,11 @@ static void test_quality_refusals(fixture *fx, gconstpointer data) {
 	};
 	for(size_t i = 0; i < G_N_ELEMENTS(forbidden); i++) {
 		char *msg = NULL;
-		if(sqlite3_exec(db, forbidden[i], NULL, NULL, &msg) == SQLITE_OK)
+		if(sqlq_exec(fx->path, forbidden[i], &msg) == 0)
 			g_error("the database accepted: %s", forbidden[i]);
 		g_test_message("%s -> %s", forbidden[i], msg);
-		sqlite3_free(msg);
+		g_free(msg);
 	}
-	sqlite3_close(db);
 	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM incidents"), ==, 1);
 }
 
@@ -1207,10 +1199,8 @@ static void test_incidents_cascade(fixture *fx, gconstpointer data) {
 	g_assert_cmpint(incident_sync(st, &c, NULL, 0), ==, STORE_OK);
 	store_close(st);
 	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM incidents"), ==, 3);
-	sqlite3 *db = raw_open(fx->path);
-	g_assert_cmpint(sqlite3_exec(db, "PRAGMA foreign_keys = ON; DELETE FROM visits WHERE client_code = 'C-0042'",
-		NULL, NULL, NULL), ==, SQLITE_OK);
-	sqlite3_close(db);
+	sqlq_exec_ok(fx->path, tdb_q("PRAGMA foreign_keys = ON; DELETE FROM visits WHERE client_code = 'C-0042'",
+		"DELETE FROM visits WHERE client_code = 'C-0042'"));
 	char *rows = sqlq_rows(fx->path, "SELECT visit_id, kind FROM incidents");
 	g_assert_cmpstr(rows, ==, "v2|high_rtt\n");
 	g_free(rows);
@@ -1311,10 +1301,8 @@ static void test_visit_quality_read(fixture *fx, gconstpointer data) {
 	add_visit(st, "v3", "C-0099", 1700);
 	g_assert_cmpint(visit_quality_is(st, "v3", "{\"pulses\":[],\"incidents\":[],\"samples\":0}"), ==, STORE_OK);
 	/* text some other writer stored that is not an object reads as null */
-	sqlite3 *db = raw_open(fx->path);
-	g_assert_cmpint(sqlite3_exec(db, "UPDATE pulses SET quality_json = 'garbage' WHERE pulse_id = 'q1';"
-		"UPDATE incidents SET detail_json = '[1]' WHERE visit_id = 'v2'", NULL, NULL, NULL), ==, SQLITE_OK);
-	sqlite3_close(db);
+	sqlq_exec_ok(fx->path, "UPDATE pulses SET quality_json = 'garbage' WHERE pulse_id = 'q1';"
+		"UPDATE incidents SET detail_json = '[1]' WHERE visit_id = 'v2'");
 	g_assert_cmpint(visit_quality_is(st, "v2",
 		"{\"pulses\":[{\"pulse_id\":\"q1\",\"quality\":null}],"
 		"\"incidents\":[{\"leg\":\"client_up\",\"medium\":\"audio\",\"kind\":\"stall\","
@@ -1404,6 +1392,8 @@ static void test_baseline(fixture *fx, gconstpointer data) {
 	store_close(st);
 
 	/* the baseline query is served by indexes, not table scans */
+	if(tdb_pg())
+		return;                        /* SQLite's query plans */
 	char *plan = sqlq_rows(fx->path, "EXPLAIN QUERY PLAN SELECT s.value FROM visits v"
 		" JOIN pulses p ON p.visit_id = v.visit_id JOIN answers a ON a.pulse_id = p.pulse_id"
 		" JOIN scores s ON s.pulse_id = p.pulse_id WHERE v.client_code = 'C-1'"
@@ -1435,9 +1425,11 @@ static void test_durable_after_crash(fixture *fx, gconstpointer data) {
 	g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
 	g_test_trap_assert_passed();
 	/* the -wal was never checkpointed into the main file */
-	char *wal = g_strconcat(fx->path, "-wal", NULL);
-	g_assert_true(g_file_test(wal, G_FILE_TEST_EXISTS));
-	g_free(wal);
+	if(!tdb_pg()) {
+		char *wal = g_strconcat(fx->path, "-wal", NULL);
+		g_assert_true(g_file_test(wal, G_FILE_TEST_EXISTS));
+		g_free(wal);
+	}
 	store *st = open_ok(fx->path);
 	store_close(st);
 	char *rows = sqlq_rows(fx->path, "SELECT a.final, i.item_id, i.value, s.value FROM answers a"
@@ -1570,19 +1562,23 @@ int main(int argc, char **argv) {
 		g_setenv(BASE_ENV, base, TRUE);
 	}
 #define ADD(name, fn) g_test_add("/store/" name, fixture, NULL, fx_setup, fn, fx_teardown)
-	ADD("open/creates-0600", test_creates_0600);
-	ADD("open/tightens-0644", test_tightens_0644);
-	ADD("open/missing-folder", test_missing_folder);
-	ADD("open/path-is-folder", test_path_is_folder);
-	ADD("open/read-only-connection", test_readonly_connection);
-	ADD("open/read-only-folder-and-file", test_readonly_folder_and_file);
-	ADD("open/corrupt-file", test_corrupt_file);
+	/* what is about SQLite files by nature */
+	if(!tdb_pg()) {
+		ADD("open/creates-0600", test_creates_0600);
+		ADD("open/tightens-0644", test_tightens_0644);
+		ADD("open/missing-folder", test_missing_folder);
+		ADD("open/path-is-folder", test_path_is_folder);
+		ADD("open/read-only-connection", test_readonly_connection);
+		ADD("open/read-only-folder-and-file", test_readonly_folder_and_file);
+		ADD("open/corrupt-file", test_corrupt_file);
+		ADD("migrate/fresh-is-current-version", test_fresh_is_current_version);
+		ADD("migrate/missing-run-in-one-transaction", test_missing_migrations_run);
+		ADD("migrate/upgrade-from-v1", test_upgrade_from_v1);
+	}
+	/* both backends */
 	ADD("open/foreign-database", test_foreign_db_refused);
-	ADD("migrate/fresh-is-current-version", test_fresh_is_current_version);
 	ADD("migrate/reopen-keeps-data", test_reopen_keeps_data);
 	ADD("migrate/newer-refused", test_newer_refused);
-	ADD("migrate/missing-run-in-one-transaction", test_missing_migrations_run);
-	ADD("migrate/upgrade-from-v1", test_upgrade_from_v1);
 	ADD("answer/flow", test_answer_flow);
 	ADD("answer/rules-in-sql", test_rules_in_sql);
 	ADD("answer/two-writers-one-final", test_two_writers_one_final);

@@ -5,71 +5,26 @@
  * never acknowledged); samples are dropped and counted; everything queued
  * after the fault clears is stored; the visit start-up repair and the
  * end-reason write do what store.h says. Checked through a second,
- * independent connection (sqlq). */
+ * independent connection (sqlq). The lock tests are SQLite's; the repair
+ * runs on both backends (tdb.h), and tests/unit/test_store_pg.c has the
+ * PostgreSQL faults (the server stopped, killed, restarted). */
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <string.h>
 #include <sqlite3.h>
 #include "store.h"
 #include "sqlq.h"
-
-typedef struct outcome {
-	GMutex m;
-	GCond c;
-	int calls;
-	store_rc rc;
-	char error[256];
-} outcome;
-
-static void outcome_init(outcome *o) {
-	memset(o, 0, sizeof(*o));
-	g_mutex_init(&o->m);
-	g_cond_init(&o->c);
-}
-
-static void on_done(store_rc rc, const char *error, void *user) {
-	outcome *o = user;
-	g_mutex_lock(&o->m);
-	o->calls++;
-	o->rc = rc;
-	g_strlcpy(o->error, error ? error : "", sizeof(o->error));
-	g_cond_broadcast(&o->c);
-	g_mutex_unlock(&o->m);
-}
-
-/* A count callback: rows (as text) in error when STORE_OK. */
-static void on_count(store_rc rc, gint64 rows, const char *error, void *user) {
-	outcome *o = user;
-	g_mutex_lock(&o->m);
-	o->calls++;
-	o->rc = rc;
-	if(rc == STORE_OK)
-		g_snprintf(o->error, sizeof(o->error), "%" G_GINT64_FORMAT, rows);
-	else
-		g_strlcpy(o->error, error ? error : "", sizeof(o->error));
-	g_cond_broadcast(&o->c);
-	g_mutex_unlock(&o->m);
-}
-
-/* Wait (up to seconds) for the callback; TRUE if it came. */
-static gboolean wait_outcome(outcome *o, double seconds) {
-	gint64 until = g_get_monotonic_time() + (gint64)(seconds * G_USEC_PER_SEC);
-	g_mutex_lock(&o->m);
-	while(o->calls == 0)
-		if(!g_cond_wait_until(&o->c, &o->m, until))
-			break;
-	gboolean came = o->calls > 0;
-	g_mutex_unlock(&o->m);
-	return came;
-}
+#include "tdb.h"
+#include "outcome.h"
 
 static char *tmp_db(char **dir) {
 	*dir = g_dir_make_tmp("ap-faults-XXXXXX", NULL);
 	g_assert_nonnull(*dir);
-	return g_build_filename(*dir, "alliance.sqlite", NULL);
+	return tdb_create(*dir, "alliance.sqlite", TRUE);
 }
 
 static void rm_db(char *dir, char *path) {
+	tdb_drop(path);
 	const char *sfx[] = { "", "-wal", "-shm" };
 	for(int i = 0; i < 3; i++) {
 		char *p = g_strconcat(path, sfx[i], NULL);
@@ -82,11 +37,7 @@ static void rm_db(char *dir, char *path) {
 }
 
 static store *open_ok(const char *path) {
-	char err[256] = "";
-	store *st = store_open_sqlite(path, err, sizeof(err));
-	if(st == NULL)
-		g_error("store_open_sqlite: %s", err);
-	return st;
+	return tdb_open_ok(path);
 }
 
 static void ok_cb(store_rc rc, const char *error, void *user) {
@@ -109,7 +60,7 @@ static int answer(store *st, const char *pulse_id, double value, outcome *o) {
 	store_item_value items[1] = { { "understood", value } };
 	store_answer_rec a = { .pulse_id = pulse_id, .final = FALSE, .answered_at_us = 3000,
 		.time_to_answer_ms = 10, .research_consent = TRUE, .n_items = 1, .items = items };
-	return store_answer(st, &a, on_done, o);
+	return store_answer(st, &a, outcome_done, o);
 }
 
 static void test_locked_database(void) {
@@ -127,12 +78,12 @@ static void test_locked_database(void) {
 	store_pulse_rec p = { .pulse_id = "p2", .visit_id = "v1", .role = "client", .kind = "in_session",
 		.instrument_id = "ap-pulse", .instrument_version = "1", .language = "en", .trigger = "therapist",
 		.created_at_us = 4000 };
-	g_assert_cmpint(store_pulse_create(st, &p, on_done, &pulse2), ==, 0);
+	g_assert_cmpint(store_pulse_create(st, &p, outcome_done, &pulse2), ==, 0);
 	g_assert_cmpint(answer(st, "p1", 4.0, &ans), ==, 0);
 	g_assert_cmpint(store_quality_sample(st, "v1", "client_up", "audio", 5000, "{\"packets\":1}"), ==, 0);
 	/* the answer is refused once the pulse write has met the lock (busy
 	 * timeout 5 s), without waiting for the lock to go */
-	g_assert_true(wait_outcome(&ans, 12));
+	g_assert_true(outcome_wait(&ans, 12));
 	g_assert_cmpint(ans.rc, ==, STORE_UNAVAILABLE);
 	g_assert_nonnull(strstr(ans.error, "locked"));
 	g_assert_cmpint(pulse2.calls, ==, 0);          /* still waiting: never given up */
@@ -144,12 +95,12 @@ static void test_locked_database(void) {
 	/* while degraded, a new answer is refused too, while the lock is still
 	 * held: it does not wait for the fault to clear */
 	g_assert_cmpint(answer(st, "p1", 5.0, &late), ==, 0);
-	g_assert_true(wait_outcome(&late, 12));
+	g_assert_true(outcome_wait(&late, 12));
 	g_assert_cmpint(late.rc, ==, STORE_UNAVAILABLE);
 	/* the lock goes: the pulse lands by itself, in order */
 	g_assert_cmpint(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
 	sqlite3_close(other);
-	g_assert_true(wait_outcome(&pulse2, 15));
+	g_assert_true(outcome_wait(&pulse2, 15));
 	g_assert_cmpint(pulse2.rc, ==, STORE_OK);
 	store_health_get(st, &h);
 	g_assert_false(h.degraded);
@@ -158,7 +109,7 @@ static void test_locked_database(void) {
 	outcome again;
 	outcome_init(&again);
 	g_assert_cmpint(answer(st, "p2", 6.0, &again), ==, 0);
-	g_assert_true(wait_outcome(&again, 10));
+	g_assert_true(outcome_wait(&again, 10));
 	g_assert_cmpint(again.rc, ==, STORE_OK);
 	store_close(st);
 	/* nothing refused was stored; what was acknowledged is there */
@@ -179,7 +130,7 @@ static void test_close_gives_up(void) {
 	g_assert_cmpint(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
 	outcome o;
 	outcome_init(&o);
-	g_assert_cmpint(store_visit_state(st, "v1", "live", 7000, on_done, &o), ==, 0);
+	g_assert_cmpint(store_visit_state(st, "v1", "live", 7000, outcome_done, &o), ==, 0);
 	store_close(st);                   /* returns (a hang would stop the suite) */
 	g_assert_cmpint(o.calls, ==, 1);
 	g_assert_cmpint(o.rc, ==, STORE_BUSY);
@@ -213,10 +164,10 @@ static void test_ended_and_repair(void) {
 	g_assert_cmpint(store_incident(st, &inc, ok_cb, (void *)"incident"), ==, 0);
 	outcome o;
 	outcome_init(&o);
-	g_assert_cmpint(store_repair_interrupted(st, "here", 50000, on_count, &o), ==, 0);
-	g_assert_true(wait_outcome(&o, 10));
+	g_assert_cmpint(store_repair_interrupted(st, "here", 50000, outcome_count, &o), ==, 0);
+	g_assert_true(outcome_wait(&o, 10));
 	g_assert_cmpint(o.rc, ==, STORE_OK);
-	g_assert_cmpstr(o.error, ==, "2");                  /* v1 and v2; v3 was closed */
+	g_assert_cmpint(o.rows, ==, 2);                  /* v1 and v2; v3 was closed */
 	store_close(st);
 	char *rows = sqlq_rows(path, "SELECT visit_id, state, end_reason, ended_at, closed_at FROM visits ORDER BY visit_id");
 	g_assert_cmpstr(rows, ==, "v1|closed|interrupted|12000|50000\nv2|closed|therapist|8000|50000\n"
@@ -232,17 +183,19 @@ static void test_ended_and_repair(void) {
 	/* a second repair finds nothing */
 	st = open_ok(path);
 	outcome_init(&o);
-	g_assert_cmpint(store_repair_interrupted(st, "here", 60000, on_count, &o), ==, 0);
-	g_assert_true(wait_outcome(&o, 10));
-	g_assert_cmpstr(o.error, ==, "0");
+	g_assert_cmpint(store_repair_interrupted(st, "here", 60000, outcome_count, &o), ==, 0);
+	g_assert_true(outcome_wait(&o, 10));
+	g_assert_cmpint(o.rows, ==, 0);
 	store_close(st);
 	rm_db(dir, path);
 }
 
 int main(int argc, char **argv) {
 	g_test_init(&argc, &argv, NULL);
-	g_test_add_func("/store-faults/locked-database", test_locked_database);
-	g_test_add_func("/store-faults/close-gives-up", test_close_gives_up);
+	if(!tdb_pg()) {                    /* SQLite's locks */
+		g_test_add_func("/store-faults/locked-database", test_locked_database);
+		g_test_add_func("/store-faults/close-gives-up", test_close_gives_up);
+	}
 	g_test_add_func("/store-faults/ended-and-repair", test_ended_and_repair);
 	return g_test_run();
 }
