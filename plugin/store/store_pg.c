@@ -773,7 +773,10 @@ out:
 	return st;
 }
 
-store *store_open_pg_for_reading(const char *url, char *err, size_t errlen) {
+/* An existing database of this build's schema version, next to running
+ * plugins: nothing migrated; read-only sessions, or (erasure) sessions that
+ * may write one erasure (alliance-report --forget). */
+static store *open_existing(const char *url, gboolean erasure, char *err, size_t errlen) {
 	if(err && errlen)
 		err[0] = '\0';
 	if(url == NULL || url[0] == '\0') {
@@ -786,7 +789,7 @@ store *store_open_pg_for_reading(const char *url, char *err, size_t errlen) {
 		return NULL;
 	}
 	store *st = NULL;
-	PGconn *conn = connect_for(url, safe, TRUE, err, errlen);
+	PGconn *conn = connect_for(url, safe, !erasure, err, errlen);
 	if(conn == NULL)
 		goto out;
 	char verr[200];
@@ -803,14 +806,22 @@ store *store_open_pg_for_reading(const char *url, char *err, size_t errlen) {
 		PQfinish(conn);
 		goto out;
 	}
-	store_backend *b = wrap(conn, url, TRUE);
+	store_backend *b = wrap(conn, url, !erasure);
 	if(pg_ensure_conn(b, "open", verr, sizeof(verr)) != STORE_OK) {
 		g_snprintf(err, errlen, "db_url %s: %s", safe, verr);
 		pg_close(b);
 		goto out;
 	}
-	st = store_start(safe, &pg_ops, b, NULL, STORE_START_READ_ONLY, NULL, err, errlen);
+	st = store_start(safe, &pg_ops, b, NULL, erasure ? 0 : STORE_START_READ_ONLY, NULL, err, errlen);
 out:
 	g_free(safe);
 	return st;
+}
+
+store *store_open_pg_for_reading(const char *url, char *err, size_t errlen) {
+	return open_existing(url, FALSE, err, errlen);
+}
+
+store *store_open_pg_for_erasure(const char *url, char *err, size_t errlen) {
+	return open_existing(url, TRUE, err, errlen);
 }
