@@ -273,6 +273,16 @@ async def test_research_consent_in_reports(janus, keys):
     assert {p["role"] for p in one["participants"]} == {"therapist", "client"}
 
 
+def db_args(janus):
+    """alliance-report's database option for this Janus's store."""
+    db = janus.db_path
+    return ["--db-url", db.url] if hasattr(db, "url") else ["--db", str(db)]
+
+
+def on_pg(janus) -> bool:
+    return hasattr(janus.db_path, "url")
+
+
 def cli(*args, check=True):
     exe = Path(os.environ.get("ALLIANCE_REPORT", _report_exe()))
     assert exe.exists(), f"{exe} not built (make)"
@@ -286,9 +296,9 @@ def cli(*args, check=True):
 @pytest.mark.timeout_s(400)
 async def test_alliance_report_on_the_database(janus, keys, tmp_path):
     visits = await load(janus, keys)
-    db = str(janus.db_path)
+    db = db_args(janus)
     # compare as tidy CSV: the same g as the API and as Python
-    r = cli("--db", db, "--kind", "compare", "--format", "csv", "-q")
+    r = cli(*db, "--kind", "compare", "--format", "csv", "-q")
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
     g_row = [x for x in rows if x["section"] == "hedges_g" and x["score"] == "total"][0]
     rs = consented(visits)
@@ -297,7 +307,7 @@ async def test_alliance_report_on_the_database(janus, keys, tmp_path):
     assert abs(float(g_row["estimate"]) - g) < 1e-9 and int(g_row["n"]) == 288, g_row
     # the research export of answers: one row per item of consented visits only
     out = tmp_path / "answers.csv"
-    r = cli("--db", db, "--export", "answers", "-o", str(out))
+    r = cli(*db, "--export", "answers", "-o", str(out))
     assert "answers rows written" in r.stderr
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
     with open(out, newline="") as f:
@@ -315,19 +325,19 @@ async def test_alliance_report_on_the_database(janus, keys, tmp_path):
             client_sum[a["visit_id"]] = client_sum.get(a["visit_id"], 0) + float(a["value"])
     assert all(abs(client_sum[i] - by_visit[i].total) < 1e-9 for i in client_sum)
     # the visits export and the JSON format
-    cli("--db", db, "--export", "visits", "--format", "json", "-o", str(tmp_path / "v.json"))
+    cli(*db, "--export", "visits", "--format", "json", "-o", str(tmp_path / "v.json"))
     doc = json.loads((tmp_path / "v.json").read_text())
     assert doc["research_only"] is True and len(doc["rows"]) == len(rs)
     # the HTML report
     html = tmp_path / "report.html"
-    cli("--db", db, "--html", str(html), "-q")
+    cli(*db, "--html", str(html), "-q")
     page = html.read_text()
     assert stat.S_IMODE(os.stat(html).st_mode) == 0o600
     assert page.count("<svg") == 3 and "<script" not in page and "http://" not in page.replace(
         'xmlns="http://www.w3.org/2000/svg"', "")
     assert "C-R00" in page                    # the clinical tables
     # usage errors
-    assert cli("--db", db, "--kind", "nope", check=False).returncode == 2
+    assert cli(*db, "--kind", "nope", check=False).returncode == 2
     assert cli("--db", str(tmp_path / "missing.sqlite"), check=False).returncode == 1
     assert not (tmp_path / "missing.sqlite").exists()
 
@@ -361,18 +371,22 @@ async def test_alliance_report_next_to_the_plugin(janus, keys, tmp_path):
     visits = await load(janus, keys)
     rs = consented(visits)
     db = str(janus.db_path)
-    # 1. reads write nothing (the plugin is idle: no visit runs)
+    dba = db_args(janus)
+    # 1. reads write nothing (the plugin is idle: no visit runs). SQLite: the
+    # files are compared; PostgreSQL: the sessions are read-only (the unit
+    # test open/for-reading shows a write refused), nothing to compare here
     await asyncio.sleep(0.5)
-    before = _data_files(db)
+    before = _data_files(db) if not on_pg(janus) else None
     for args in (("--kind", "summary"), ("--kind", "compare", "--format", "json"),
                  ("--kind", "visits", "--format", "csv"), ("--export", "samples"),
                  ("--html", str(tmp_path / "r.html"))):
-        cli("--db", db, "-q", *args)
-    assert _data_files(db) == before, "alliance-report changed the database"
+        cli(*dba, "-q", *args)
+    if before is not None:
+        assert _data_files(db) == before, "alliance-report changed the database"
 
     # 2. no lock: an export that stops mid-read while the plugin writes
     exe = Path(os.environ.get("ALLIANCE_REPORT", _report_exe()))
-    p = subprocess.Popen([str(exe), "--instruments", str(REPO_ROOT / "conf" / "instruments"), "--db", db,
+    p = subprocess.Popen([str(exe), "--instruments", str(REPO_ROOT / "conf" / "instruments"), *dba,
                           "--export", "answers", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
@@ -397,7 +411,30 @@ async def test_alliance_report_next_to_the_plugin(janus, keys, tmp_path):
     assert len(exported) == len(rs) * 8, "the export is one snapshot: the visit run meanwhile is not in it"
     assert "C-LIVE" not in {a["client_code"] for a in exported}
 
-    # 3. another schema version: refused, the file untouched
+    # 3. another schema version: refused, the file untouched (SQLite; the
+    # PostgreSQL open's version check: unit test open/for-reading)
+    if not on_pg(janus):
+        refuse_other_version(db, tmp_path)
+
+    # 4. --forget: refused while the client's visit is open, then done
+    async with Scope(janus) as sc:
+        key = keys.therapist()
+        th = await sc.handle()
+        created = await create_visit(th, key, "C-CLIOPEN")
+        await join_therapist(th, created["visit_id"], key)
+        await store.wait_row(janus.db_path, "SELECT 1 FROM visits WHERE client_code = 'C-CLIOPEN'")
+        r = cli(*dba, "--forget", "C-CLIOPEN", check=False)
+        assert r.returncode == 1 and "not closed" in r.stderr, r.stderr
+        assert store.rows(janus.db_path, "SELECT visit_id FROM visits WHERE client_code = 'C-CLIOPEN'")
+        expect(await th.request({"request": "end"}), "ended")
+        await store.wait_row(janus.db_path, "SELECT 1 FROM visits WHERE client_code = 'C-CLIOPEN'"
+                             " AND state = 'closed'", timeout=GRACE_S + 5)
+    r = cli(*dba, "--forget", "C-CLIOPEN")
+    assert "erased" in r.stdout, r.stdout
+    assert not store.rows(janus.db_path, "SELECT visit_id FROM visits WHERE client_code = 'C-CLIOPEN'")
+
+
+def refuse_other_version(db, tmp_path):
     old = tmp_path / "old.sqlite"
     src = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     dst = sqlite3.connect(str(old))
@@ -411,23 +448,6 @@ async def test_alliance_report_next_to_the_plugin(janus, keys, tmp_path):
     r = cli("--db", str(old), "--kind", "summary", check=False)
     assert r.returncode == 1 and "schema version" in r.stderr and "never writes" in r.stderr, r.stderr
     assert _data_files(old) == old_before
-
-    # 4. --forget: refused while the client's visit is open, then done
-    async with Scope(janus) as sc:
-        key = keys.therapist()
-        th = await sc.handle()
-        created = await create_visit(th, key, "C-CLIOPEN")
-        await join_therapist(th, created["visit_id"], key)
-        await store.wait_row(janus.db_path, "SELECT 1 FROM visits WHERE client_code = 'C-CLIOPEN'")
-        r = cli("--db", db, "--forget", "C-CLIOPEN", check=False)
-        assert r.returncode == 1 and "not closed" in r.stderr, r.stderr
-        assert store.rows(janus.db_path, "SELECT visit_id FROM visits WHERE client_code = 'C-CLIOPEN'")
-        expect(await th.request({"request": "end"}), "ended")
-        await store.wait_row(janus.db_path, "SELECT 1 FROM visits WHERE client_code = 'C-CLIOPEN'"
-                             " AND state = 'closed'", timeout=GRACE_S + 5)
-    r = cli("--db", db, "--forget", "C-CLIOPEN")
-    assert "erased" in r.stdout, r.stdout
-    assert not store.rows(janus.db_path, "SELECT visit_id FROM visits WHERE client_code = 'C-CLIOPEN'")
 
 
 @pytest.mark.timeout_s(120)
@@ -480,37 +500,29 @@ TABLES = ["visits", "participants", "pulses", "answers", "answer_items", "scores
 def rows_about(db, client) -> Dict[str, int]:
     """Rows about one client, table by table (through its visits, or
     carrying its code)."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    try:
-        vids = [r[0] for r in con.execute("SELECT visit_id FROM visits WHERE client_code = ?", (client,))]
-        vq = ",".join("?" * len(vids)) or "NULL"
-        pids = [r[0] for r in con.execute(f"SELECT pulse_id FROM pulses WHERE visit_id IN ({vq})", vids)]
-        pq = ",".join("?" * len(pids)) or "NULL"
-        out = {}
-        for t in TABLES:
-            if t in ("visits", "visit_summaries"):
-                sql, args = f"SELECT count(*) FROM {t} WHERE client_code = ?", [client]
-            elif t in ("answers", "answer_items", "scores"):
-                sql, args = f"SELECT count(*) FROM {t} WHERE pulse_id IN ({pq})", pids
-            elif t == "participants":
-                sql, args = f"SELECT count(*) FROM {t} WHERE code = ? OR visit_id IN ({vq})", [client] + vids
-            elif t == "events":
-                sql, args = (f"SELECT count(*) FROM {t} WHERE visit_id IN ({vq})"
-                             " OR instr(coalesce(detail_json, ''), ?) > 0", vids + [client])
-            else:
-                sql, args = f"SELECT count(*) FROM {t} WHERE visit_id IN ({vq})", vids
-            out[t] = con.execute(sql, args).fetchone()[0]
-        return out
-    finally:
-        con.close()
+    vids = [r["visit_id"] for r in store.rows(db, "SELECT visit_id FROM visits WHERE client_code = ?", (client,))]
+    vq = ",".join("?" * len(vids)) or "NULL"
+    pids = [r["pulse_id"] for r in store.rows(db, f"SELECT pulse_id FROM pulses WHERE visit_id IN ({vq})", vids)]
+    pq = ",".join("?" * len(pids)) or "NULL"
+    out = {}
+    for t in TABLES:
+        if t in ("visits", "visit_summaries"):
+            sql, args = f"SELECT count(*) AS n FROM {t} WHERE client_code = ?", [client]
+        elif t in ("answers", "answer_items", "scores"):
+            sql, args = f"SELECT count(*) AS n FROM {t} WHERE pulse_id IN ({pq})", pids
+        elif t == "participants":
+            sql, args = f"SELECT count(*) AS n FROM {t} WHERE code = ? OR visit_id IN ({vq})", [client] + vids
+        elif t == "events":
+            sql, args = (f"SELECT count(*) AS n FROM {t} WHERE visit_id IN ({vq})"
+                         " OR coalesce(detail_json, '') LIKE ?", vids + [f"%{client}%"])
+        else:
+            sql, args = f"SELECT count(*) AS n FROM {t} WHERE visit_id IN ({vq})", vids
+        out[t] = store.one(db, sql, args)["n"]
+    return out
 
 
 def table_counts(db) -> Dict[str, int]:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    try:
-        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
-    finally:
-        con.close()
+    return {t: store.one(db, f"SELECT count(*) AS n FROM {t}")["n"] for t in TABLES}
 
 
 @pytest.mark.timeout_s(400)
@@ -558,21 +570,17 @@ async def test_forget_through_the_api(janus, keys):
 async def test_retention_at_start(janus, keys):
     """An old visit written into the database (as an older build might have left it) is erased
     when Janus starts again with retention_days set; recent visits stay."""
-    db = str(janus.db_path)
+    db = janus.db_path
     old = int((time.time() - (RETENTION_DAYS + 30) * 86400) * 1e6)
-    con = sqlite3.connect(db, timeout=10)
-    try:
-        con.execute("PRAGMA foreign_keys = ON")
-        with con:
-            con.execute("INSERT INTO visits(visit_id, therapist_code, client_code, modality, state,"
-                        " created_at, ended_at, closed_at) VALUES ('ancient', 'T-01', 'C-OLD', 'video',"
-                        " 'closed', ?, ?, ?)", (old, old + 1, old + 2))
-            con.execute("INSERT INTO participants(visit_id, role, code, research_consent, joined_at)"
-                        " VALUES ('ancient', 'client', 'C-OLD', 1, ?)", (old,))
-            con.execute("INSERT INTO quality_samples(visit_id, leg, medium, at, metrics_json)"
-                        " VALUES ('ancient', 'client_up', 'audio', ?, '{}')", (old,))
-    finally:
-        con.close()
+    store.write(db, [
+        ("INSERT INTO visits(visit_id, therapist_code, client_code, modality, state,"
+         " created_at, ended_at, closed_at) VALUES ('ancient', 'T-01', 'C-OLD', 'video',"
+         " 'closed', ?, ?, ?)", (old, old + 1, old + 2)),
+        ("INSERT INTO participants(visit_id, role, code, research_consent, joined_at)"
+         " VALUES ('ancient', 'client', 'C-OLD', 1, ?)", (old,)),
+        ("INSERT INTO quality_samples(visit_id, leg, medium, at, metrics_json)"
+         " VALUES ('ancient', 'client_up', 'audio', ?, '{}')", (old,)),
+    ])
     recent = store.one(db, "SELECT count(*) AS n FROM visits")["n"] - 1
     last = store.one(db, "SELECT coalesce(max(id), 0) AS id FROM events")["id"]
     janus.restart(hard=False)

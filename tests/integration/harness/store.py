@@ -139,6 +139,30 @@ def answer_of(db: Path, pulse_id: str) -> Dict[str, Any]:
     }
 
 
+def write(db, statements: Sequence[tuple]) -> None:
+    """Test set-up only (what an older build or an operator might have left
+    in the database): run (sql, args) statements in one transaction, with
+    `?` placeholders, on either backend."""
+    if hasattr(db, "url"):
+        import psycopg2
+        con = psycopg2.connect(db.url)
+        try:
+            with con, con.cursor() as cur:
+                for sql, args in statements:
+                    cur.execute(sql.replace("%", "%%").replace("?", "%s"), tuple(args))
+        finally:
+            con.close()
+        return
+    con = sqlite3.connect(str(db), timeout=10)
+    try:
+        con.execute("PRAGMA foreign_keys = ON")
+        with con:
+            for sql, args in statements:
+                con.execute(sql, tuple(args))
+    finally:
+        con.close()
+
+
 @contextlib.contextmanager
 def read_only_db(folder: Path):
     folder.mkdir(parents=True, exist_ok=True)
