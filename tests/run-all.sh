@@ -9,6 +9,8 @@
 #   plain: build        ../../configure && make          in build/plain
 #   plain: unit         make check (unit tests)
 #   plain: integration  tests/integration/run.sh, real Janus + aiortc clients
+#   plain: integration on PostgreSQL   the modules in PG_MODULES again, with
+#                       ALLIANCE_TEST_DB=postgresql (a private server, tests/pg)
 #   e2e                 tests/e2e/run.sh: the web pages in Chromium against the
 #                       plain build (real Janus, two network namespaces)
 #   local-run check     conf/run-local.sh --check against build/plain
@@ -213,6 +215,12 @@ if [[ ! -x "$SRC/configure" ]]; then
     run_stage "autogen" 0 -- "$SRC/autogen.sh"
 fi
 
+# Integration modules also run with the PostgreSQL store (issue 10: pulses,
+# durability, reports and forget at least).
+PG_MODULES=(test_happy_path.py test_pulses.py test_pulse_end.py test_pulse_alerts.py
+            test_pulse_refusals.py test_pulse_expiry.py test_store_durability.py test_reports.py
+            test_lifecycle.py test_visit_end.py test_takeover.py test_quality.py test_refusals.py)
+
 build_and_test() {          # build_and_test NAME CONFIGURE-ARGS... ; sets BUILT_OK
     local name="$1"; shift
     local dir="$ROOT/build/$name"
@@ -236,6 +244,13 @@ build_and_test() {          # build_and_test NAME CONFIGURE-ARGS... ; sets BUILT
         [[ "$name" == asan ]] && envs+=(ALLIANCE_SANITIZE=1)
         if [[ -x "$ROOT/tests/integration/run.sh" ]]; then
             run_stage "$name: integration" 1 "${envs[@]}" -- "$ROOT/tests/integration/run.sh"
+            # the same plugin on PostgreSQL: the modules that do not reach
+            # into SQLite's files (test_two_instances and test_pg_faults use
+            # PostgreSQL in every run)
+            if [[ "$name" == plain ]]; then
+                run_stage "$name: integration on PostgreSQL" 1 "${envs[@]}" ALLIANCE_TEST_DB=postgresql -- \
+                    "$ROOT/tests/integration/run.sh" "${PG_MODULES[@]/#/tests/integration/}"
+            fi
         else
             run_stage "$name: integration" 0 -- bash -c "echo 'tests/integration/run.sh is missing or not executable'; exit 1"
         fi

@@ -2,7 +2,9 @@
 # Run the integration suite (real Janus + aiortc in two network namespaces).
 # Needs root (ip netns). Extra arguments go to pytest, e.g.
 #   tests/integration/run.sh -k happy -x
-# Environment: ALLIANCE_PLUGIN_SO, ALLIANCE_SANITIZE=1, ALLIANCE_JANUS_DEBUG (see README.md).
+#   tests/integration/run.sh tests/integration/test_pulses.py     (only those files)
+# Environment: ALLIANCE_PLUGIN_SO, ALLIANCE_SANITIZE=1, ALLIANCE_JANUS_DEBUG,
+# ALLIANCE_TEST_DB=postgresql (the store: a private PostgreSQL server) (see README.md).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -15,5 +17,12 @@ if [ "$(id -u)" != 0 ]; then
     exit 2
 fi
 export PYTHONDONTWRITEBYTECODE=1
-/usr/bin/python3 -m pytest -p no:cacheprovider -v tests/integration "$@"
+# the whole suite, unless test files are named (e.g. tests/integration/test_pulses.py)
+where=tests/integration
+for a in "$@"; do
+    case "$a" in
+        tests/integration/*.py|tests/integration/*.py::*) where="" ;;
+    esac
+done
+/usr/bin/python3 -m pytest -p no:cacheprovider -v $where "$@"
 exit $?
