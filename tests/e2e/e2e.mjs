@@ -1075,6 +1075,52 @@ await test("supervisor: charts from seeded visits — trend per client, Hedges' 
   await x.close();
 });
 
+/* ================= two instances, one database ================= */
+// Behind a load balancer a client may reach the instance that does not
+// hold the visit: the plugin answers 498 other_instance with the servers
+// of the one that does, and the page follows by itself (docs/api.md, Scale).
+await test("two instances: a client link opened on the other instance follows the visit there (498) by itself — waiting room, admitted, video both ways", async () => {
+  const A = JSON.parse(env.E2E_PAIR_A), B = JSON.parse(env.E2E_PAIR_B);
+  const q = (urls) => urls.map((u) => `janus=${encodeURIComponent(u)}`).join("&");
+  const tx = await newContext({ permissions: ["clipboard-read", "clipboard-write"] });
+  const th = await newPage(tx, "therapist-a");
+  await th.goto(`${BASE}therapist.html?${q(A)}`);
+  await visible(th, "#s-signin");
+  await th.fill("#key", TKEY);
+  await th.click("#signin-form button[type=submit]");
+  await visible(th, "#s-create");
+  await th.fill("#client-code", "C-E2E-ROUTE");
+  await th.click("#create-form button[type=submit]");
+  await visible(th, "#s-visit");
+  const invite = (await th.inputValue("#invite-link")).split("#invite=")[1];
+  results.secrets.push(invite);
+  // the client's page is pointed at B (as a load balancer might send it)
+  const cx = await newContext();
+  const cl = await newPage(cx, "client-b");
+  await cl.goto(`${BASE}client.html?${q(B)}#invite=${invite}`);
+  await visible(cl, "#s-consent");
+  await cl.check("input[name=research][value=yes]");
+  await cl.click("#consent-form button[type=submit]");
+  await visible(cl, "#s-check");
+  await waitFor(() => cl.$eval("#join-btn", (b) => !b.disabled), "camera and connection checks", 15000);
+  assert((await cl.evaluate(() => window.alliancePage.servers)).join(",") === B.join(","), "the page starts on B");
+  await cl.click("#join-btn");
+  await visible(cl, "#s-wait");
+  await waitFor(async () => (await text(cl, "#wait-status")).includes("waiting room"), "the waiting room (on A)");
+  const servers = await cl.evaluate(() => window.alliancePage.servers);
+  assert(servers.join(",") === A.join(","), `the page moved to A's servers: ${servers}`);
+  await visible(th, "#admit");
+  assert((await text(th, "#waiting-status")).includes("C-E2E-ROUTE is in the waiting room"), "A's therapist sees the client waiting");
+  await th.click("#admit");
+  await visible(cl, "#s-call");
+  await videoPlays(cl, "#remote-video");
+  await videoPlays(th, "#remote-video");
+  await bothWays(th, cl, "video both ways after the move");
+  await shot(cl, "client-followed-498");
+  await tx.close();
+  await cx.close();
+});
+
 /* ---------------- done ---------------- */
 await browser.close();
 results.secondsTotal = (Date.now() - T0) / 1000;

@@ -39,6 +39,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 from harness.janus import AllianceKeys, alliance_server, plugin_so_path, RUNNING  # noqa: E402
+from harness.pg import PgServer  # noqa: E402
 from harness.netns import NetnsPair, install_signal_teardown  # noqa: E402
 
 ARTIFACTS = REPO / "tests" / "artifacts" / "e2e"
@@ -142,7 +143,13 @@ def main() -> int:
                 pass
         net.teardown()
 
-    install_signal_teardown(cleanup)
+    pg = PgServer()
+
+    def cleanup_all() -> None:
+        cleanup()
+        pg.destroy()
+
+    install_signal_teardown(cleanup_all)
     results = {"tests": [], "secrets": []}
     janus_ok = True
     janus_problems: list[str] = []
@@ -155,6 +162,22 @@ def main() -> int:
         srv.start()
         say(f"janus {srv.info.get('version_string', '?')} with {so} at {srv.ip} "
             f"(namespaces {net.server_ns} / {net.client_ns})")
+        # two more instances sharing one PostgreSQL database, for the test
+        # of a page that reaches the wrong one (498 other_instance)
+        pg.start()
+        pair_db = pg.new_database("e2e_pair")
+        pair = []
+        for name, offset in (("e2e-a", 20), ("e2e-b", 30)):
+            p = alliance_server(net, workdir / name, keys, db_path=pair_db, port_offset=offset,
+                                end_grace_s=60, extra_general='in_session_at_s = ""')
+            urls = f"{p.ws_url.rstrip('/')}, {p.http_url}"
+            p.plugin_configs = {k: v.replace("general: {", f'general: {{\n    instance_id = "{name}"\n'
+                                             f'    public_servers = "{urls}"', 1)
+                                for k, v in p.plugin_configs.items()}
+            (workdir / name).mkdir(exist_ok=True)
+            p.start()
+            pair.append(p)
+        say(f"instances {pair[0].ws_url} and {pair[1].ws_url} on one PostgreSQL database")
 
         webcfg = workdir / "web-config.json"
         webcfg.write_text(json.dumps({
@@ -190,6 +213,8 @@ def main() -> int:
             "E2E_ARTIFACTS": str(ARTIFACTS),
             "E2E_RESULTS": str(results_path),
             "E2E_SEED": json.dumps(seeded),
+            "E2E_PAIR_A": json.dumps([pair[0].ws_url.rstrip("/"), pair[0].http_url]),
+            "E2E_PAIR_B": json.dumps([pair[1].ws_url.rstrip("/"), pair[1].http_url]),
         })
         node = subprocess.Popen(["node", str(HERE / "e2e.mjs")], env=env, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
@@ -208,14 +233,16 @@ def main() -> int:
                                                     "error": f"node exited with {rc}"})
 
         # Janus after the run: alive until now, stops cleanly, nothing leaked
-        janus_problems += srv.health_problems(since=0)
-        log = srv.stop()
-        if srv.exit_problem:
-            janus_problems.append(srv.exit_problem)
         secrets = set(keys.therapists.values()) | set(keys.supervisors.values()) | set(results.get("secrets", []))
-        leaked = sum(1 for s in secrets if s and s in log)
-        if leaked:
-            janus_problems.append(f"{leaked} credential value(s) (keys/invites/rejoin keys) appear in the janus log")
+        for s in [srv] + pair:
+            janus_problems += s.health_problems(since=0)
+            log = s.stop()
+            if s.exit_problem:
+                janus_problems.append(s.exit_problem)
+            leaked = sum(1 for x in secrets if x and x in log)
+            if leaked:
+                janus_problems.append(f"{leaked} credential value(s) (keys/invites/rejoin keys) appear in "
+                                      f"the log of janus {s.ws_url}")
         janus_ok = not janus_problems
         shutil.copy(srv.log_path, ARTIFACTS / "janus.log")
     except Exception as e:  # noqa: BLE001 - report, clean up, fail
@@ -224,7 +251,7 @@ def main() -> int:
         janus_ok = False
         janus_problems.append("not checked (setup failed)")
     finally:
-        cleanup()
+        cleanup_all()
         left = net.leftovers()
         if left:
             janus_problems.append(f"left behind: {left}")

@@ -814,4 +814,5 @@ main().catch((e) => fatal(t("err.generic", { error: e && e.message ? e.message :
 // for tests and debugging: the page's state, without secrets
 window.alliancePage = exposeCallState({
   get transport() { return state.ac ? state.ac.transport : null; },
+  get servers() { return state.servers.slice(); },      // after a 498: the visit's instance
 }, state);
