@@ -87,13 +87,28 @@ async def test_read_only_database_file(net, keys, tmp_path):
     ('in_session_at_s = "600, 300"', ["general.in_session_at_s", "ascending"]),
     ("quality_sample_s = 7", ["general.quality_sample_s must be a multiple of 5"]),
     ('db_path = ""', ["general.db_path is empty"]),
-    ('db_url = "postgresql://x"', ["general.db_url"]),
+    ('db_url = "not a connection string"', ["general.db_url must be a PostgreSQL connection URI"]),
+    ('instance_id = "two words"', ["general.instance_id must be 1..64 characters"]),
+    ('public_servers = "ftp://example.org/janus"', ["general.public_servers", "ftp://example.org/janus"]),
 ])
 async def test_garbled_value(net, keys, tmp_path, setting, phrases):
     key = setting.split("=")[0].strip()
     text = "\n".join(l for l in good(tmp_path, keys).splitlines() if not l.strip().startswith(key + " ="))
     text = text.replace("general: {", "general: {\n    " + setting, 1)
     await refused(net, keys, tmp_path, text, *phrases)
+
+
+async def test_unreachable_database_server_and_its_password(net, keys, tmp_path):
+    """A db_url whose server cannot be reached: refused with the reason, and
+    the URL's password appears nowhere in Janus's log."""
+    secret = "Pw-" + "k3y9" * 4
+    text = good(tmp_path, keys).replace(
+        "general: {", f'general: {{\n    db_url = "postgresql://alliance:{secret}@nowhere.invalid/alliance"', 1)
+    line = await refused(net, keys, tmp_path, text, "cannot open the store", "db_url",
+                         "postgresql://alliance@nowhere.invalid/alliance")
+    assert secret not in line
+    log = (tmp_path / "janus.log").read_text(errors="replace")
+    assert secret not in log, "the db_url password is in the janus log"
 
 
 async def test_bad_key_hash(net, keys, tmp_path):
