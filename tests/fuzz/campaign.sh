@@ -1,11 +1,12 @@
 #!/bin/bash
 # The long fuzz campaign: run every libFuzzer target (tests/fuzz/targets.sh)
 # for FUZZ_RUNS executions (default 10,000,000), one at a time under
-# `nice -n 19`, each from a copy of its seed corpus, with ASan (leaks on) and
-# UBSan (halting on the first report). Prints a start and an end line per
-# target with the elapsed time and, every FUZZ_PROGRESS seconds, the
-# fuzzer's latest status line; at the end prints a results table and writes
-# it to BUILD_DIR/fuzz-campaign.md.
+# `nice -n 19` (in an autogroup niced to 19 too, see below), each from a
+# copy of its seed corpus, with ASan (leaks on) and UBSan (halting on the
+# first report). Prints a start and an end line per target with the
+# elapsed time and, every FUZZ_PROGRESS seconds, the fuzzer's latest status
+# line; at the end prints a results table and writes it to
+# BUILD_DIR/fuzz-campaign.md.
 #
 # Usage: tests/fuzz/campaign.sh [BUILD_DIR]   (BUILD_DIR: a configured build tree)
 # Environment:
@@ -59,7 +60,7 @@ osname="$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME" || uname -s)"
 	echo "- machine: $osname, $(nproc) cores ($cpu), $(free -g | awk '/^Mem:/ { print $2 }') GB RAM"
 	echo "- compiler: $(clang --version | head -1)"
 	echo "- flags: -g -O1 -fsanitize=fuzzer,address,undefined; ASan detect_leaks=1, UBSan halt_on_error=1"
-	echo "- libFuzzer: -runs=$runs -max_len=$FUZZ_MAX_LEN -timeout=$timeout, one fuzzer at a time under nice -n 19"
+	echo "- libFuzzer: -runs=$runs -max_len=$FUZZ_MAX_LEN -timeout=$timeout, one fuzzer at a time under nice -n 19 (own autogroup, nice 19)"
 	echo "- work folder: $run"
 	echo
 	echo "| target | executions | exec/s | wall time | cov | ft | corpus (units / bytes) | peak RSS | crashes |"
@@ -77,9 +78,15 @@ for t in $targets; do
 	cp "$here/corpus/$t/"* "$corpus/"
 	echo "campaign: fuzz_$t: start $(date '+%H:%M:%S'), $runs runs from $(ls "$corpus" | wc -l) seeds"
 	t0=$(date +%s)
+	# nice alone stops at the session: with autogroup scheduling (Debian's
+	# default, /proc/sys/kernel/sched_autogroup_enabled) the CPU is shared
+	# between sessions first, so a nice 19 fuzzer would still take its
+	# session's whole share from other people's tests. It gets a session of
+	# its own, whose autogroup is niced to 19 as well.
 	ASAN_OPTIONS="detect_leaks=1:abort_on_error=0" \
 	UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
-		nice -n 19 "$bin" -runs="$runs" -max_len="$FUZZ_MAX_LEN" -timeout="$timeout" \
+		setsid -w sh -c 'echo 19 > /proc/self/autogroup 2>/dev/null; exec nice -n 19 "$@"' fuzz \
+		"$bin" -runs="$runs" -max_len="$FUZZ_MAX_LEN" -timeout="$timeout" \
 		-print_final_stats=1 -artifact_prefix="$art/" "$corpus" > "$log" 2>&1 &
 	fuzzer_pid=$!
 	next=$((t0 + progress))
