@@ -22,7 +22,7 @@
 # crash-*, leak-*, timeout-*, oom-* input). Exits 1 if any target crashed,
 # leaked, timed out, ran out of memory or printed a sanitizer report; the
 # other targets still run. Reproduce a crash with
-#   BUILD_DIR/tests/fuzz/fuzz_<target> <artifact>
+#   UBSAN_OPTIONS=halt_on_error=1 BUILD_DIR/tests/fuzz/fuzz_<target> <artifact>
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 build="$(cd "${1:-$here/../..}" && pwd)"
@@ -127,7 +127,7 @@ for t in $targets; do
 		else
 			tail -20 "$log"
 		fi
-		for a in "$art"/*; do [ -e "$a" ] && echo "campaign: fuzz_$t: kept input $a (reproduce: $bin $a)"; done
+		for a in "$art"/*; do [ -e "$a" ] && echo "campaign: fuzz_$t: kept input $a (reproduce: UBSAN_OPTIONS=halt_on_error=1 $bin $a)"; done
 		echo "campaign: fuzz_$t: full log $log"
 	fi
 done
