@@ -4,7 +4,8 @@
  * object ({item_id: number}). Any definition must be refused with one
  * printable "fuzz.json: item: reason" line, or parse into an instrument
  * whose pulse is valid JSON in every language, whose scale ends are
- * accepted answers that score to finite numbers, and which refuses a bad
+ * accepted answers that score to finite numbers within the ranges
+ * instrument_score_range() gives the reports, and which refuses a bad
  * responses object without changing the answer. No crash, leak or overrun.
  */
 #include <stdint.h>
@@ -36,6 +37,16 @@ static json_t *ends(const json_t *pulse, const char *which) {
 	return r;
 }
 
+/* a score lies within the range the reports draw for it (both rounded to
+ * 1e-6, hence the slack) */
+static void check_in_range(const instrument *ins, const char *name, double score) {
+	double lo, hi;
+	if(!instrument_score_range(ins, name, &lo, &hi) || !(lo <= hi))
+		abort();
+	if(!(score >= lo - 1e-6 && score <= hi + 1e-6))
+		abort();
+}
+
 static void score_ends(const instrument *ins, const json_t *pulse, const char *which) {
 	instrument_answer a;
 	instrument_answer_init(&a, ins);
@@ -49,9 +60,13 @@ static void score_ends(const instrument *ins, const json_t *pulse, const char *w
 		abort();
 	if(s.has_total && !isfinite(s.total))
 		abort();
-	for(int k = 0; k < s.n_sub; k++)
+	if(s.has_total)
+		check_in_range(ins, "total", s.total);
+	for(int k = 0; k < s.n_sub; k++) {
 		if(!isfinite(s.sub[k]) || !instrument_score_get(&s, s.sub_name[k], NULL))
 			abort();
+		check_in_range(ins, s.sub_name[k], s.sub[k]);
+	}
 	double earlier[3] = { s.total, s.total + 100, NAN };
 	double score, other;
 	(void)instrument_rule_cutoff(ins, &s, &score, &other);
