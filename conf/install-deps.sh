@@ -24,6 +24,9 @@ PACKAGES=(
     # integration tests: real WebRTC clients, Janus API over WS/HTTP
     python3 python3-aiortc python3-aiohttp python3-websockets python3-pytest
     python3-psycopg2
+    # bench/load: the WebRTC load generator (Go + Debian's pion/webrtc v3
+    # sources, built offline in GOPATH mode by bench/load-gen/build.sh)
+    golang-go golang-github-pion-webrtc.v3-dev
     # network namespaces, loss injection, process control
     nftables iproute2 procps
     # a wall clock that jumps under a running Janus (timers must not care)
