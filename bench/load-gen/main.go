@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
@@ -56,6 +57,7 @@ type Config struct {
 	Label                           string
 	Verbose                         bool
 	CPUProfile                      string
+	PerfOut                         string
 	Sockets                         int
 	Tick                            time.Duration
 	Procs                           int
@@ -100,6 +102,7 @@ func main() {
 	flag.IntVar(&c.Sockets, "sockets", 0, "UDP sockets the PeerConnections share (pion's ICE UDP mux; 0: one socket per PeerConnection)")
 	flag.StringVar(&c.Label, "label", "", "free text copied into the JSON")
 	flag.BoolVar(&c.Verbose, "v", false, "log progress to stderr")
+	flag.StringVar(&c.PerfOut, "perf", "", "record Janus with `perf record -g` during the steady state into this file (needs --janus-pid and linux-perf)")
 	flag.StringVar(&c.CPUProfile, "cpuprofile", "", "write the generator's own CPU profile (steady state only) to this file")
 	flag.Parse()
 	c.AnswerDelay = time.Duration(*answerMS) * time.Millisecond
@@ -363,6 +366,16 @@ func run(c Config) (map[string]any, error) {
 		close(stopPulses)
 		return out, err
 	}
+	var perf *exec.Cmd
+	if c.PerfOut != "" && c.JanusPID > 0 {
+		perf = exec.Command("perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "-g", "-p", strconv.Itoa(c.JanusPID),
+			"-o", c.PerfOut, "--", "sleep", strconv.FormatFloat(c.Seconds, 'f', 3, 64))
+		perf.Stderr = os.Stderr
+		if err := perf.Start(); err != nil {
+			logf("perf: %v", err)
+			perf = nil
+		}
+	}
 	a := g.snap()
 	if c.CPUProfile != "" {
 		if f, err := os.Create(c.CPUProfile); err == nil {
@@ -377,6 +390,10 @@ func run(c Config) (map[string]any, error) {
 	b := g.snap()
 	if c.CPUProfile != "" {
 		pprof.StopCPUProfile()
+	}
+	if perf != nil {
+		_ = perf.Wait()
+		out["perf_data"] = c.PerfOut
 	}
 	close(stopPulses)
 	pulseWG.Wait()
