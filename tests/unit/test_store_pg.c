@@ -514,6 +514,13 @@ static void test_lost_commit(fixture *fx, gconstpointer data) {
 	g_test_message("lost commit: %s", a1.error);
 	g_assert_cmpint(a1.rc, ==, STORE_UNAVAILABLE);
 	g_assert_nonnull(strstr(a1.error, "during COMMIT"));
+	/* the server runs the COMMIT it had received after the client went
+	 * away: it becomes visible once that session's process has finished it
+	 * (the store meanwhile refuses the answer as "still being committed") */
+	gint64 until = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+	while(sqlq_int(fx->url, "SELECT count(*) FROM answer_items WHERE pulse_id = 'p1'") == 0
+			&& g_get_monotonic_time() < until)
+		g_usleep(10000);
 	g_assert_cmpint(sqlq_int(fx->url, "SELECT count(*) FROM answer_items WHERE pulse_id = 'p1'"), ==, 1);
 	g_assert_cmpint(answer(st, "p1", TRUE, 3.0, &a2), ==, 0);
 	g_assert_true(outcome_wait(&a2, 10));
