@@ -26,6 +26,8 @@
  *
  *   bench/ack_bench --db PATH      [--visits N] [--samples M] [--answers K] [--rate R] [--rounds X]
  *   bench/ack_bench --db-url URL   ... (an empty database: it is filled)
+ *   bench/ack_bench --again ...    measure a store an earlier run filled (it
+ *                                  then also holds that run's answer visits)
  *
  * Defaults: 10000 visits, 1000000 samples, 4 rounds of 100 answers per
  * condition at 25 answers/s. Nothing is asserted; see bench/README.md.
@@ -47,6 +49,7 @@
 typedef struct options {
 	const char *db, *db_url;
 	int visits, samples, answers, rounds, rate;
+	gboolean again;                    /* --again: measure a store a run filled */
 } options;
 
 static void die(const char *what, const char *why) {
@@ -219,6 +222,7 @@ typedef struct reporter {
 
 static gpointer report_loop(gpointer data) {
 	reporter *r = data;
+	store_background_thread();             /* as the plugin's reports thread does */
 	report_env env;
 	report_env_init(&env);
 	proto_report_filters f;
@@ -331,11 +335,15 @@ static void measure(const options *o) {
 }
 
 int main(int argc, char **argv) {
-	options o = { NULL, NULL, 10000, 1000000, 100, 4, 25 };
+	options o = { NULL, NULL, 10000, 1000000, 100, 4, 25, FALSE };
 	for(int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if(!strcmp(a, "--again")) {
+			o.again = TRUE;
+			continue;
+		}
 		if(v == NULL)
-			die("usage", "ack_bench --db PATH | --db-url URL [--visits N] [--samples M] [--answers K] [--rate R] [--rounds X]");
+			die("usage", "ack_bench --db PATH | --db-url URL [--visits N] [--samples M] [--answers K] [--rate R] [--rounds X] [--again]");
 		if(!strcmp(a, "--db")) o.db = v;
 		else if(!strcmp(a, "--db-url")) o.db_url = v;
 		else if(!strcmp(a, "--visits")) o.visits = atoi(v);
@@ -348,10 +356,11 @@ int main(int argc, char **argv) {
 	}
 	if((o.db == NULL) == (o.db_url == NULL) || o.visits < 8 || o.samples < 0 || o.answers < 1
 			|| o.rate < 1 || o.rounds < 1)
-		die("usage", "ack_bench --db PATH | --db-url URL [--visits N>=8] [--samples M] [--answers K] [--rate R] [--rounds X]");
-	if(o.db && g_file_test(o.db, G_FILE_TEST_EXISTS))
-		die(o.db, "exists (the benchmark makes its own database)");
-	generate(&o);
+		die("usage", "ack_bench --db PATH | --db-url URL [--visits N>=8] [--samples M] [--answers K] [--rate R] [--rounds X] [--again]");
+	if(o.db && !o.again && g_file_test(o.db, G_FILE_TEST_EXISTS))
+		die(o.db, "exists (the benchmark makes its own database; --again measures one it made)");
+	if(!o.again)
+		generate(&o);
 	measure(&o);
 	return 0;
 }

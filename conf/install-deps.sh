@@ -19,6 +19,8 @@ PACKAGES=(
     libnice-dev
     # the PostgreSQL store (general.db_url) and the server its tests start
     libpq-dev postgresql
+    # lets the analytics session lower its server process's CPU priority
+    postgresql-15-prioritize
     # sanitizer builds (gcc's libasan comes with build-essential)
     clang libclang-rt-14-dev
     # integration tests: real WebRTC clients, Janus API over WS/HTTP

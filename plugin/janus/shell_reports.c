@@ -197,6 +197,7 @@ static void run(report_job *j) {
 }
 
 static void *reports_main(void *data) {
+	store_background_thread();     /* a long report yields to the calls' threads */
 	for(;;) {
 		report_job *j = g_async_queue_pop(jobs);
 		if(j == &exit_job)

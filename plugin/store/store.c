@@ -40,10 +40,16 @@
  */
 #include "store_backend.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #define SAMPLE_BATCH 256
 #define ERRLEN 256
@@ -743,8 +749,25 @@ static int writer_barrier(store *st, char *why, size_t whylen) {
 	return lane_sync(st, FALSE);
 }
 
+/* The analytics lane's thread runs at a lower CPU priority than the calls:
+ * a report that keeps a core busy for seconds must not delay the writer's
+ * commits or Janus's media threads when they wake on that core (the
+ * scheduler preempts a niced thread at once instead of after its slice).
+ * On Linux nice is per thread; elsewhere the lane keeps the process's. */
+#define ANALYTICS_NICE 10
+
+void store_background_thread(void) {
+#ifdef __linux__
+	errno = 0;
+	int now = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+	if(errno == 0 && now < ANALYTICS_NICE)
+		(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), ANALYTICS_NICE);
+#endif
+}
+
 static gpointer analytics_main(gpointer data) {
 	store *st = data;
+	store_background_thread();
 	for(;;) {
 		g_mutex_lock(&st->lock);
 		while(g_queue_is_empty(&st->ajobs) && !st->aclosing)

@@ -387,6 +387,14 @@ int store_visit_locate(store *st, const char *visit_id, const char *invite_sha25
 
 /* --- reports, erasure and retention (docs/storage.md, "Reports") ------------------- */
 
+/* Lower the calling thread's CPU priority to the analytics lane's (nice
+ * 10; Linux only, where nice is per thread; never raises it). The lane's
+ * thread does this itself; a thread that builds reports from the lane's
+ * rows (the plugin's reports thread, alliance-report needs nothing) calls
+ * it too, so that a report keeping a core busy yields at once when the
+ * writer or a media thread wakes on that core. */
+void store_background_thread(void);
+
 /* Recompute the visit's row of visit_summaries from the base tables (one
  * upsert): codes, modality, the client's visit number (the nth of the
  * client's ended visits by created_at; kept from the first summary on, so

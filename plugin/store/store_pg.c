@@ -201,6 +201,7 @@ store_rc pg_ensure_conn(store_backend *b, const char *what, char *err, size_t er
 	if(!b->ready) {
 		char serr[256];
 		if(pg_session_settings(b->conn, b->read_only, serr, sizeof(serr)) != 0
+				|| (b->analytics && pg_analytics_session(b->conn, serr, sizeof(serr)) < 0)
 				|| pg_prepare_all(b->conn, statements, ST__COUNT, b->read_only, serr, sizeof(serr)) != 0
 				|| pg_prepare_all(b->conn, store_pg_answer_stmts, store_pg_answer_n_stmts,
 					b->read_only, serr, sizeof(serr)) != 0
@@ -760,6 +761,7 @@ store *store_open_pg(const char *url, char *err, size_t errlen) {
 	if(rconn == NULL)
 		goto out;
 	reader = wrap(rconn, url, FALSE);
+	reader->analytics = TRUE;
 	if(pg_ensure_conn(reader, "open", merr, sizeof(merr)) != STORE_OK) {
 		g_snprintf(err, errlen, "db_url %s: %s", safe, merr);
 		goto out;
@@ -807,6 +809,7 @@ static store *open_existing(const char *url, gboolean erasure, char *err, size_t
 		goto out;
 	}
 	store_backend *b = wrap(conn, url, !erasure);
+	b->analytics = TRUE;               /* next to running plugins: yields as their reports do */
 	if(pg_ensure_conn(b, "open", verr, sizeof(verr)) != STORE_OK) {
 		g_snprintf(err, errlen, "db_url %s: %s", safe, verr);
 		pg_close(b);

@@ -160,6 +160,7 @@ struct store_backend {
 	PGconn *conn;
 	gboolean read_only;
 	gboolean ready;                    /* session set up, statements prepared */
+	gboolean analytics;                /* the analytics lane's session (pg_analytics_session) */
 	char *secret;                      /* the password, to keep it out of messages */
 	pg_fault f;                        /* the last failure */
 	char xid[24];                      /* of the open write transaction */
@@ -177,6 +178,14 @@ const char *pg_dbl(pg_num buf, double v);
 /* What a job is, to know it again when it is retried: its operation and
  * the parameters of its main statement (g_free). */
 char *pg_fingerprint(const char *op, int n, const char *const *params);
+
+/* The analytics lane's session, set up after each (re)connect: more
+ * work_mem for its sorts, and, where the database has the `prioritize`
+ * extension (Debian postgresql-NN-prioritize), its server process at nice
+ * 10 so that a report yields the database server's CPU to the writers'
+ * commits (docs/storage.md, "PostgreSQL"). Returns 1 if it was lowered, 0
+ * if the extension is absent, -1 (err) on a failure. */
+int pg_analytics_session(PGconn *conn, char *err, size_t errlen);
 
 /* Before each operation: a broken connection is reset (bounded by
  * connect_timeout) and its statements prepared again. */

@@ -164,6 +164,34 @@ int pg_session_settings(PGconn *conn, gboolean read_only, char *err, size_t errl
 	return 0;
 }
 
+#define ANALYTICS_NICE "10"           /* as the analytics lane's own thread (store.c) */
+
+int pg_analytics_session(PGconn *conn, char *err, size_t errlen) {
+	pg_fault f;
+	if(pg_exec(conn, "SET work_mem = '64MB'", &f) != 0) {
+		g_snprintf(err, errlen, "cannot set up the analytics session: %s", f.msg);
+		return -1;
+	}
+	PGresult *r = PQexec(conn, "SELECT 1 FROM pg_extension WHERE extname = 'prioritize'");
+	if(PQresultStatus(r) != PGRES_TUPLES_OK) {
+		g_snprintf(err, errlen, "cannot set up the analytics session: %s", PQerrorMessage(conn));
+		PQclear(r);
+		return -1;
+	}
+	gboolean have = PQntuples(r) > 0;
+	PQclear(r);
+	if(!have)
+		return 0;
+	/* a session may lower its own process's priority, never raise it */
+	r = PQexec(conn, "SELECT set_backend_priority(pg_backend_pid(), " ANALYTICS_NICE ")"
+		" WHERE get_backend_priority(pg_backend_pid()) < " ANALYTICS_NICE);
+	int rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 1 : -1;
+	if(rc < 0)
+		g_snprintf(err, errlen, "cannot lower the analytics session's priority: %s", PQerrorMessage(conn));
+	PQclear(r);
+	return rc;
+}
+
 /* The host is a Unix socket folder (or a list): it goes in the query,
  * and the port with it. */
 static gboolean socket_host(const PQconninfoOption *opts) {

@@ -186,8 +186,10 @@ static const pg_stmt report_stmts[R__COUNT] = {
 		" JOIN answers a ON a.pulse_id = p.pulse_id AND a.final = 1"
 		" JOIN scores sc ON sc.pulse_id = p.pulse_id"
 		" WHERE" FILTER_SQL " AND ($8::INT = 0 OR a.research_consent = 1)"
-		" AND p.pulse_id = (SELECT x.pulse_id FROM pulses x WHERE x.visit_id = v.visit_id"
-		"   AND x.role = p.role AND x.kind = 'end' ORDER BY x.created_at DESC, x.pulse_id DESC LIMIT 1)"
+		/* the latest end pulse: no later one (an anti-join, not a subquery per visit) */
+		" AND NOT EXISTS (SELECT 1 FROM pulses x WHERE x.visit_id = p.visit_id AND x.role = p.role"
+		"   AND x.kind = 'end' AND (x.created_at > p.created_at"
+		"     OR (x.created_at = p.created_at AND x.pulse_id > p.pulse_id)))"
 		" ORDER BY v.created_at, v.visit_id, p.role, sc.name", RO },
 	[R_READ_ANSWERS] = { "apr_read_answers",
 		"SELECT v.visit_id, v.therapist_code, v.client_code, v.modality, s.visit_number,"

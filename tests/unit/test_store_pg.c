@@ -310,6 +310,37 @@ static void test_for_reading(fixture *fx, gconstpointer data) {
 	g_assert_cmpint(sqlq_int(fx->url, "SELECT count(*) FROM visits"), ==, 1);
 }
 
+/* The analytics lane's session lowers its server process's priority where
+ * the database has the `prioritize` extension (the test server puts it in
+ * template1), so a report yields the server's CPU to the writer's commits;
+ * without the extension the store opens all the same. */
+#define OUR_BACKENDS "FROM pg_stat_activity WHERE datname = current_database()" \
+	" AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+
+static void test_analytics_session_yields(fixture *fx, gconstpointer data) {
+	g_assert_cmpint(sqlq_int(fx->url, "SELECT count(*) FROM pg_extension WHERE extname = 'prioritize'"),
+		==, 1);
+	store *st = tdb_open_ok(fx->url);
+	add_visit(st, "v1", "C-1", T0);
+	g_assert_cmpint(store_sync(st), ==, 0);
+	g_assert_cmpint(sqlq_int(fx->url, "SELECT count(*) " OUR_BACKENDS), ==, 2);
+	g_assert_cmpint(sqlq_int(fx->url, "SELECT count(*) " OUR_BACKENDS
+		" AND get_backend_priority(pid) = 10"), ==, 1);
+	g_assert_cmpint(sqlq_int(fx->url, "SELECT count(*) " OUR_BACKENDS
+		" AND get_backend_priority(pid) = 0"), ==, 1);
+	store_close(st);
+	sqlq_exec_ok(fx->url, "DROP EXTENSION prioritize");
+	st = tdb_open_ok(fx->url);
+	count_rows c = { 0 };
+	store_report_filter f = { 0 };
+	g_assert_cmpint(store_report_rows(st, STORE_READ_VISITS, &f, on_row, on_read_done, &c), ==, 0);
+	g_assert_cmpint(store_sync(st), ==, 0);
+	g_assert_cmpint(c.rc, ==, STORE_OK);
+	g_assert_cmpint(c.rows, ==, 1);
+	g_assert_cmpint(sqlq_int(fx->url, "SELECT count(*) " OUR_BACKENDS), ==, 2);
+	store_close(st);
+}
+
 /* --- the server goes away ---------------------------------------------------------------- */
 
 /* The server stops (fast shutdown: the sessions are ended) while jobs
@@ -483,6 +514,13 @@ static void test_lost_commit(fixture *fx, gconstpointer data) {
 	g_test_message("lost commit: %s", a1.error);
 	g_assert_cmpint(a1.rc, ==, STORE_UNAVAILABLE);
 	g_assert_nonnull(strstr(a1.error, "during COMMIT"));
+	/* the server runs the COMMIT it had received after the client went
+	 * away: it becomes visible once that session's process has finished it
+	 * (the store meanwhile refuses the answer as "still being committed") */
+	gint64 until = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+	while(sqlq_int(fx->url, "SELECT count(*) FROM answer_items WHERE pulse_id = 'p1'") == 0
+			&& g_get_monotonic_time() < until)
+		g_usleep(10000);
 	g_assert_cmpint(sqlq_int(fx->url, "SELECT count(*) FROM answer_items WHERE pulse_id = 'p1'"), ==, 1);
 	g_assert_cmpint(answer(st, "p1", TRUE, 3.0, &a2), ==, 0);
 	g_assert_true(outcome_wait(&a2, 10));
@@ -682,6 +720,7 @@ int main(int argc, char **argv) {
 	ADD("migrate/concurrent-from-processes", test_concurrent_migrate);
 	ADD("open/url-without-password", test_url_without_password);
 	ADD("open/for-reading", test_for_reading);
+	ADD("open/analytics-session-yields", test_analytics_session_yields);
 	ADD("faults/server-restart-mid-queue", test_server_restart);
 	ADD("faults/server-killed-while-answering", test_server_killed);
 	ADD("faults/close-gives-up", test_close_gives_up);
