@@ -39,6 +39,7 @@
 #include <string.h>
 #include <sqlite3.h>
 
+#include "bench_sample.h"
 #include "report.h"
 #include "store.h"
 
@@ -198,15 +199,7 @@ static void generate(const char *path, int n_visits, int n_samples) {
 			for(int i = 0; i < n; i++) {
 				int leg = i % 4;
 				char m[256];
-				if(leg < 2)
-					g_snprintf(m, sizeof(m), "{\"seconds\":5,\"loss_pct\":%.2f,\"jitter_ms\":%.1f,"
-						"\"packets\":%d,\"expected\":250,\"lost\":%d,\"bitrate_kbps\":41.5,\"stalls\":0,\"stall_s\":0}",
-						(i % 50) / 25.0, 3 + (i % 7) * 0.5, 250 - i % 3, i % 3);
-				else
-					g_snprintf(m, sizeof(m), "{\"seconds\":5,\"loss_pct\":%.2f,\"jitter_ms\":%.1f,"
-						"\"packets\":%d,\"expected\":450,\"lost\":%d,\"bitrate_kbps\":610.2,\"stalls\":0,"
-						"\"stall_s\":0,\"fps\":14.8,\"freezes\":%d,\"freeze_s\":%.1f}",
-						(i % 50) / 25.0, 8 + (i % 5) * 0.7, 450 - i % 4, i % 4, i % 97 == 0, i % 97 == 0 ? 0.9 : 0.0);
+				bench_sample_json(m, sizeof(m), i, leg);
 				sqlite3_bind_text(sm, 1, vid, -1, SQLITE_STATIC);
 				sqlite3_bind_text(sm, 2, legs[leg], -1, SQLITE_STATIC);
 				sqlite3_bind_text(sm, 3, media[leg], -1, SQLITE_STATIC);
