@@ -29,6 +29,8 @@ PACKAGES=(
     # bench/load: the WebRTC load generator (Go + Debian's pion/webrtc v3
     # sources, built offline in GOPATH mode by bench/load-gen/build.sh)
     golang-go golang-github-pion-webrtc.v3-dev
+    # bench/scale and bench/soak: their SVG plots
+    python3-matplotlib
     # network namespaces, loss injection, process control
     nftables iproute2 procps
     # a wall clock that jumps under a running Janus (timers must not care)

@@ -14,6 +14,7 @@
 #   e2e                 tests/e2e/run.sh: the web pages in Chromium against the
 #                       plain build (real Janus, two network namespaces)
 #   local-run check     conf/run-local.sh --check against build/plain
+#   load smoke          bench/load-smoke: bench/load, 2 visits for 10 s, checked
 #   asan:  build/unit/integration   the same with --enable-sanitizers in
 #                       build/asan, integration with ALLIANCE_SANITIZE=1
 #   fuzz                tests/fuzz/run.sh: libFuzzer targets on their seeds
@@ -287,6 +288,15 @@ if [[ $PLAIN_OK == 1 ]]; then
         --port-offset "${offset:-1000}"
 else
     skip_stage "local-run check" "plain build failed"
+fi
+
+# The WebRTC load generator's smoke run (2 visits, 10 s against the plain
+# build; bench/load-smoke checks its JSON), so that bench/load cannot rot.
+if [[ $PLAIN_OK == 1 ]]; then
+    run_stage "load smoke" 0 ALLIANCE_PLUGIN_SO="$ROOT/build/plain/plugin/.libs/libjanus_alliance.so" \
+        -- "$ROOT/bench/load-smoke"
+else
+    skip_stage "load smoke" "plain build failed"
 fi
 
 build_and_test asan --enable-sanitizers
