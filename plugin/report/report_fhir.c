@@ -765,15 +765,22 @@ static void write_entries(fhir_ctx *x, json_t *entries) {
 	json_array_clear(entries);
 }
 
+/* The visit list read: row and done get the same user pointer. */
+typedef struct id_list {
+	GPtrArray *ids;
+	store_rc rc;
+} id_list;
+
 static int collect_id(const json_t *row, void *user) {
+	id_list *l = user;
 	const char *id = sfield(row, "visit_id");
 	if(id)
-		g_ptr_array_add(user, g_strdup(id));
+		g_ptr_array_add(l->ids, g_strdup(id));
 	return 0;
 }
 
 static void read_done(store_rc rc, const char *error, void *user) {
-	*(store_rc *)user = rc;
+	((id_list *)user)->rc = rc;
 }
 
 gint64 report_fhir_export(store *st, const proto_report_filters *f,
@@ -788,12 +795,15 @@ gint64 report_fhir_export(store *st, const proto_report_filters *f,
 	sf.research_only = TRUE;               /* research exports: consented visits only */
 	sf.limit = 0;
 	/* the visit ids first (one short string each), then one visit at a time */
-	GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
-	store_rc rc = STORE_ERR;
-	if(store_report_rows(st, STORE_READ_VISITS, &sf, collect_id, read_done, &rc) < 0
-			|| store_sync(st) < 0 || rc != STORE_OK) {
+	id_list list = { g_ptr_array_new_with_free_func(g_free), STORE_ERR };
+	GPtrArray *ids = list.ids;
+	/* the callbacks run on the store's thread; store_sync() orders them
+	 * before the reads of list below */
+	if(store_report_rows(st, STORE_READ_VISITS, &sf, collect_id, read_done, &list) < 0
+			|| store_sync(st) < 0 || list.rc != STORE_OK) {
 		g_ptr_array_free(ids, TRUE);
-		return proto_fail(err, PROTO_ERR_STORE, "The visits read of the FHIR export failed (%s)", store_rc_name(rc));
+		return proto_fail(err, PROTO_ERR_STORE, "The visits read of the FHIR export failed (%s)",
+			store_rc_name(list.rc));
 	}
 	fhir_ctx x = { out, 0, FALSE, progress, every, user };
 	/* FHIR JSON has no empty arrays: "entry" opens with the first one */

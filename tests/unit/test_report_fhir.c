@@ -41,9 +41,6 @@ static void ok_done(store_rc rc, const char *error, void *user) {
 		g_error("store job failed (%s): %s", (const char *)user, error ? error : "?");
 }
 
-static void any_done(store_rc rc, const char *error, void *user) {
-}
-
 typedef struct fixture {
 	char *dir, *path;
 	store *st;
@@ -121,9 +118,9 @@ static void fx_teardown(fixture *fx, gconstpointer data) {
 
 /* --- the data ------------------------------------------------------------------------------ */
 
-static void visit(store *st, const char *id, const char *therapist, const char *client,
+static void add_visit(store *st, const char *id, const char *therapist, const char *client,
 		const char *modality, gboolean consent, gint64 t) {
-	store_visit_rec r = { id, therapist, client, modality, t, "inst-1" };
+	store_visit_rec r = { id, therapist, client, modality, t, "inst-1", NULL };
 	g_assert_cmpint(store_visit_create(st, &r, ok_done, (void *)"visit"), ==, 0);
 	g_assert_cmpint(store_participant_join(st, id, "therapist", therapist, FALSE, "en", t + 1,
 		ok_done, (void *)"join"), ==, 0);
@@ -162,7 +159,7 @@ static const char CONTEXT[] =
 
 static void fill(store *st) {
 	/* v1: a video visit of C-0042 with T-07, research consent */
-	visit(st, "v1", "T-07", "C-0042", "video", TRUE, T0);
+	add_visit(st, "v1", "T-07", "C-0042", "video", TRUE, T0);
 	for(int k = 0; k < 3; k++) {
 		char m[200];
 		g_snprintf(m, sizeof(m), "{\"seconds\":5.0,\"packets\":250,\"expected\":250,\"lost\":%d,"
@@ -209,7 +206,7 @@ static void fill(store *st) {
 	g_assert_cmpint(store_visit_summarize(st, "v1", ok_done, (void *)"sum"), ==, 0);
 
 	/* v2: no research consent: nothing of it leaves */
-	visit(st, "v2", "T-07", "C-SECRET", "video", FALSE, T0 + 86400 * SEC);
+	add_visit(st, "v2", "T-07", "C-SECRET", "video", FALSE, T0 + 86400 * SEC);
 	pulse(st, "p-v2", "v2", "client", "in_session", "ap-pulse", "1.0", "en", T0 + 86500 * SEC);
 	store_item_value v2[2] = { { "understood", 5.0 }, { "focus", 5.0 } };
 	answer(st, "p-v2", TRUE, FALSE, T0 + 86501 * SEC, 2, v2, 10);
@@ -217,7 +214,7 @@ static void fill(store *st) {
 	g_assert_cmpint(store_visit_summarize(st, "v2", ok_done, (void *)"sum"), ==, 0);
 
 	/* v3: in person, the client's end answer (tablet), no connection */
-	visit(st, "v3", "T-08", "C-0043", "in_person", TRUE, T0 + 2 * 86400 * SEC);
+	add_visit(st, "v3", "T-08", "C-0043", "in_person", TRUE, T0 + 2 * 86400 * SEC);
 	g_assert_cmpint(store_visit_ended(st, "v3", "therapist", T0 + 2 * 86400 * SEC + 3000 * SEC, ok_done,
 		(void *)"end"), ==, 0);
 	pulse(st, "p-v3", "v3", "client", "end", "ap-end", "1.0", "en", T0 + 2 * 86400 * SEC + 3000 * SEC);
@@ -388,7 +385,7 @@ static void test_bundle(fixture *fx, gconstpointer data) {
 	g_assert_cmpstr(str_at(qr, "author/type"), ==, "Patient");
 	g_assert_cmpstr(str_at(qr, "author/identifier/value"), ==, "C-0042");
 	g_assert_cmpstr(str_at(qr, "encounter/identifier/value"), ==, "v1");
-	g_assert_cmpstr(str_at(qr, "authored"), ==, "2023-11-14T22:23:20.000000Z");
+	g_assert_cmpstr(str_at(qr, "authored"), ==, "2023-11-14T22:23:25.000000Z");   /* T0 + 605 s */
 	g_assert_cmpstr(str_at(qr, "item/0/linkId"), ==, "understood");
 	g_assert_cmpfloat(json_real_value(json_object_get(json_array_get(json_object_get(
 		json_array_get(json_object_get(qr, "item"), 0), "answer"), 0), "valueDecimal")), ==, 7.5);
