@@ -79,15 +79,16 @@ async def test_fhir_bundle_of_a_real_visit_validates(janus, keys, tmp_path):
     db = janus.db_path
     async with Scope(janus) as sc:
         v = await live_visit(sc, keys, "C-FH01", media=True)
+        # media for a while first (5 s quality samples of every leg), so that
+        # the pulse's context has measured something
+        await store.wait_rows(db, "SELECT DISTINCT leg FROM quality_samples WHERE visit_id = ?", (v.visit_id,),
+                              lambda rs: len(rs) >= 4, timeout=20)
         (pid,) = await trigger(v.th)
         p = await v.pc.wait_message(type="pulse", timeout=5)
         assert p["pulse_id"] == pid, p
         await dc_answer(v.pc, pid, IN_ANSWER)
-        # the pulse's quality context, and a few 5 s quality samples of both legs
         await store.wait_rows(db, "SELECT quality_json FROM pulses WHERE pulse_id = ?", (pid,),
                               lambda rs: rs and rs[0]["quality_json"] is not None, timeout=10)
-        await store.wait_rows(db, "SELECT DISTINCT leg FROM quality_samples WHERE visit_id = ?", (v.visit_id,),
-                              lambda rs: len(rs) >= 4, timeout=20)
         d = expect(await v.th.request({"request": "end"}), "ended")
         cid, tid = d["pulse_ids"]
         await v.pc.wait_message(type="pulse", timeout=5)
