@@ -82,6 +82,19 @@ static gboolean string_ok(const char *s) {
 	return v != NULL;
 }
 
+/* A part of a canonical URL or an id name: printable ASCII without
+ * spaces, '|' or '#' (instrument ids and versions, pulse and visit ids
+ * are like that when the plugin wrote them; another writer's are not
+ * trusted). */
+static gboolean uri_part_ok(const char *s) {
+	if(s == NULL || !*s || strlen(s) > 256)
+		return FALSE;
+	for(const char *p = s; *p; p++)
+		if(*p <= ' ' || *p > '~' || *p == '|' || *p == '#')
+			return FALSE;
+	return TRUE;
+}
+
 /* A FHIR code ([^\s]+(\s[^\s]+)*), else NULL. */
 static json_t *fhir_code(const char *s) {
 	if(s == NULL || !*s || !g_utf8_validate(s, -1, NULL) || g_ascii_isspace(s[0]))
@@ -417,7 +430,7 @@ static json_t *qr_of(const json_t *vis, const json_t *pulse, const instrument_se
 	const char *ins_id = sfield(pulse, "instrument_id"), *version = sfield(pulse, "instrument_version");
 	const char *pulse_id = sfield(pulse, "pulse_id"), *role = sfield(pulse, "role");
 	json_t *subject = logical_ref("Patient", base, "client-code", sfield(vis, "client_code"));
-	if(ins_id == NULL || version == NULL || pulse_id == NULL || subject == NULL) {
+	if(!uri_part_ok(ins_id) || !uri_part_ok(version) || !uri_part_ok(pulse_id) || subject == NULL) {
 		json_decref(subject);
 		return NULL;
 	}
@@ -699,7 +712,7 @@ int report_fhir_visit_entries(const json_t *row, const instrument_set *set, cons
 	if(base == NULL)
 		base = REPORT_FHIR_NS;
 	obs_ctx c = { json_object_get(row, "visit"), base, entries, 0 };
-	if(!json_is_object(c.visit) || sfield(c.visit, "visit_id") == NULL || !string_ok(sfield(c.visit, "client_code")))
+	if(!json_is_object(c.visit) || !uri_part_ok(sfield(c.visit, "visit_id")) || !string_ok(sfield(c.visit, "client_code")))
 		return 0;
 	size_t i;
 	json_t *p;

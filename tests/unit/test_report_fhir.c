@@ -565,10 +565,29 @@ static void test_edges(fixture *fx, gconstpointer data) {
 	g_free(path);
 	/* data without definitions: every Questionnaire built from the answers */
 	fill(fx->st);
+	/* rows another writer could leave: a version that cannot be part of a
+	 * canonical URL (left out), unicode and blank item ids (kept / left out) */
+	add_visit(fx->st, "v4", "T-07", "C-0044", "video", TRUE, T0 + 3 * 86400 * SEC);
+	pulse(fx->st, "p-badv", "v4", "client", "in_session", "ap-pulse", "1 0", "en", T0 + 3 * 86400 * SEC + 60 * SEC);
+	store_item_value badv[1] = { { "understood", 5.0 } };
+	answer(fx->st, "p-badv", TRUE, TRUE, T0 + 3 * 86400 * SEC + 61 * SEC, 1, badv, 5);
+	pulse(fx->st, "p-uni", "v4", "client", "in_session", "fx-odd", "1", "zz", T0 + 3 * 86400 * SEC + 90 * SEC);
+	store_item_value uni[2] = { { "größe ✓", 1.5 }, { "  ", 2.0 } };
+	answer(fx->st, "p-uni", TRUE, TRUE, T0 + 3 * 86400 * SEC + 91 * SEC, 2, uni, 3.5);
+	g_assert_cmpint(store_visit_ended(fx->st, "v4", "idle", T0 + 3 * 86400 * SEC + 900 * SEC, ok_done,
+		(void *)"end"), ==, 0);
+	g_assert_cmpint(store_visit_summarize(fx->st, "v4", ok_done, (void *)"sum"), ==, 0);
+	g_assert_cmpint(store_sync(fx->st), ==, 0);
 	path = export_to(fx, "bare.json", NULL, &n);
 	g_assert_cmpint(validate(path, NULL), ==, 0);
 	json_t *b = load(path);
-	g_assert_cmpint(count_type(b, "Questionnaire"), ==, 5);   /* ap-pulse 1.0 and 0.9, fx-likert, ap-end, ap-therapist-end */
+	/* ap-pulse 1.0 and 0.9, fx-likert, ap-end, ap-therapist-end, fx-odd */
+	g_assert_cmpint(count_type(b, "Questionnaire"), ==, 6);
+	g_assert_null(by_identifier(b, "QuestionnaireResponse", "p-badv"));
+	json_t *uq = by_identifier(b, "QuestionnaireResponse", "p-uni");
+	g_assert_cmpstr(str_at(uq, "item/0/linkId"), ==, "größe ✓");
+	g_assert_null(str_at(uq, "item/1/linkId"));
+	g_assert_cmpstr(str_at(uq, "language"), ==, "zz");
 	json_t *lq = by_identifier(b, "QuestionnaireResponse", "p-lik");
 	g_assert_cmpfloat(json_real_value(json_object_get(json_array_get(json_object_get(
 		json_array_get(json_object_get(lq, "item"), 0), "answer"), 0), "valueDecimal")), ==, 4);
