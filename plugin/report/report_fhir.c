@@ -2,19 +2,22 @@
  * report_fhir.c — see report_fhir.h: the FHIR R4 Bundle of the research
  * export, built with jansson one visit at a time (docs/fhir.md).
  *
- * Every text that reaches the bundle comes from the store or an
- * instrument file: FHIR strings must not be empty and codes must not
- * carry leading, trailing or double white space, so fhir_string() and
- * fhir_code() drop what does not fit instead of writing an invalid
- * resource.
+ * Here: the Questionnaires, the QuestionnaireResponses and the driver;
+ * the Observations are in report_fhir_quality.c, the FHIR primitives in
+ * report_fhir_json.c. Every text that reaches the bundle comes from the
+ * store or an instrument file: FHIR strings must not be empty and codes
+ * must not carry leading, trailing or double white space, so
+ * fhir_string() and fhir_code() drop what does not fit instead of writing
+ * an invalid resource.
  */
 #include "report_fhir.h"
+#include "report_fhir_json.h"
+#include "report_fhir_quality.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define UCUM "http://unitsofmeasure.org"
 #define EXT_TRANSLATION "http://hl7.org/fhir/StructureDefinition/translation"
 #define EXT_MIN "http://hl7.org/fhir/StructureDefinition/minValue"
 #define EXT_MAX "http://hl7.org/fhir/StructureDefinition/maxValue"
@@ -22,30 +25,6 @@
 #define EXT_ITEM_CONTROL "http://hl7.org/fhir/StructureDefinition/questionnaire-itemControl"
 #define EXT_SLIDER_STEP "http://hl7.org/fhir/StructureDefinition/questionnaire-sliderStepValue"
 #define ITEM_CONTROL "http://hl7.org/fhir/questionnaire-item-control"
-
-/* The namespace of the resource ids (a random UUID, fixed for good). */
-static const guint8 NAMESPACE[16] = { 0x6f, 0x1d, 0x3a, 0x52, 0x8c, 0x4e, 0x4b, 0x09,
-	0x9a, 0x7e, 0x2f, 0x51, 0xc3, 0xd8, 0x06, 0xb4 };
-
-static const char *sfield(const json_t *o, const char *key) {
-	return json_string_value(json_object_get(o, key));
-}
-
-const char *report_fhir_uuid(const char *name, char *buf, size_t len) {
-	GChecksum *c = g_checksum_new(G_CHECKSUM_SHA1);
-	g_checksum_update(c, NAMESPACE, sizeof(NAMESPACE));
-	g_checksum_update(c, (const guchar *)name, (gssize)strlen(name));
-	guint8 d[20];
-	gsize n = sizeof(d);
-	g_checksum_get_digest(c, d, &n);
-	g_checksum_free(c);
-	d[6] = (guint8)((d[6] & 0x0f) | 0x50);   /* version 5 */
-	d[8] = (guint8)((d[8] & 0x3f) | 0x80);   /* RFC 4122 variant */
-	g_snprintf(buf, len, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12], d[13],
-		d[14], d[15]);
-	return buf;
-}
 
 gboolean report_fhir_base_ok(const char *base) {
 	if(base == NULL)
@@ -63,116 +42,6 @@ gboolean report_fhir_base_ok(const char *base) {
 	if(g_str_has_prefix(base, "http"))
 		rest += 2;
 	return *rest != '\0';
-}
-
-/* A FHIR string ([ \r\n\t\S]+: not empty, nothing but white space is
- * allowed as long as it is not all of it; valid UTF-8), else NULL. */
-static json_t *fhir_string(const char *s) {
-	if(s == NULL || !g_utf8_validate(s, -1, NULL))
-		return NULL;
-	for(const char *p = s; *p; p++)
-		if(!g_ascii_isspace(*p))
-			return json_string(s);
-	return NULL;
-}
-
-static gboolean string_ok(const char *s) {
-	json_t *v = fhir_string(s);
-	json_decref(v);
-	return v != NULL;
-}
-
-/* A part of a canonical URL or an id name: printable ASCII without
- * spaces, '|' or '#' (instrument ids and versions, pulse and visit ids
- * are like that when the plugin wrote them; another writer's are not
- * trusted). */
-static gboolean uri_part_ok(const char *s) {
-	if(s == NULL || !*s || strlen(s) > 256)
-		return FALSE;
-	for(const char *p = s; *p; p++)
-		if(*p <= ' ' || *p > '~' || *p == '|' || *p == '#')
-			return FALSE;
-	return TRUE;
-}
-
-/* A FHIR code ([^\s]+(\s[^\s]+)*), else NULL. */
-static json_t *fhir_code(const char *s) {
-	if(s == NULL || !*s || !g_utf8_validate(s, -1, NULL) || g_ascii_isspace(s[0]))
-		return NULL;
-	size_t n = strlen(s);
-	if(g_ascii_isspace(s[n - 1]))
-		return NULL;
-	for(size_t i = 1; i < n; i++)
-		if(g_ascii_isspace(s[i]) && (s[i] != ' ' || g_ascii_isspace(s[i - 1])))
-			return NULL;
-	return json_string(s);
-}
-
-static void set_opt(json_t *o, const char *key, json_t *v) {
-	if(v)
-		json_object_set_new(o, key, v);
-}
-
-static json_t *iso(json_t *us) {
-	if(!json_is_integer(us))
-		return NULL;
-	char buf[40];
-	return json_string(report_iso_time(json_integer_value(us), buf, sizeof(buf)));
-}
-
-static char *entry_url(const char *type, const char *key, char *id, size_t len) {
-	char *name = g_strdup_printf("%s/%s", type, key);
-	report_fhir_uuid(name, id, len);
-	g_free(name);
-	return id;
-}
-
-/* {fullUrl, resource} with the resource's id set from its name. */
-static json_t *entry(json_t *resource, const char *name_key) {
-	char id[40];
-	entry_url(sfield(resource, "resourceType"), name_key, id, sizeof(id));
-	json_t *o = json_object();
-	char *url = g_strdup_printf("urn:uuid:%s", id);
-	json_object_set_new(o, "fullUrl", json_string(url));
-	g_free(url);
-	/* id first, for readers */
-	json_t *r = json_pack("{s:O, s:s}", "resourceType", json_object_get(resource, "resourceType"), "id", id);
-	json_object_update(r, resource);
-	json_decref(resource);
-	json_object_set_new(o, "resource", r);
-	return o;
-}
-
-static const char *full_url(const json_t *e) {
-	return sfield(e, "fullUrl");
-}
-
-/* A logical reference: {type, identifier:{system, value}} (no resource). */
-static json_t *logical_ref(const char *type, const char *base, const char *sid, const char *value) {
-	json_t *v = fhir_string(value);
-	if(v == NULL)
-		return NULL;
-	char *system = g_strdup_printf("%s/sid/%s", base, sid);
-	json_t *r = json_object();
-	if(type)
-		json_object_set_new(r, "type", json_string(type));
-	json_object_set_new(r, "identifier", json_pack("{s:s, s:o}", "system", system, "value", v));
-	g_free(system);
-	return r;
-}
-
-static json_t *coding(const char *system, const char *code, const char *display) {
-	json_t *c = fhir_code(code);
-	if(c == NULL)
-		return NULL;
-	json_t *o = json_pack("{s:s, s:o}", "system", system, "code", c);
-	set_opt(o, "display", fhir_string(display));
-	return o;
-}
-
-static json_t *concept(const char *system, const char *code, const char *display) {
-	json_t *c = coding(system, code, display);
-	return c ? json_pack("{s:[o]}", "coding", c) : NULL;
 }
 
 /* --- Questionnaires ---------------------------------------------------------------------- */
@@ -245,7 +114,7 @@ static json_t *label_item(const instrument *ins, const char *link, const char *c
 static json_t *q_item(const instrument *ins, json_t *const *per, int n, int i) {
 	json_t *it0 = json_array_get(json_object_get(per[0], "items"), (size_t)i);
 	json_t *scale = json_object_get(it0, "scale");
-	const char *id = sfield(it0, "id");
+	const char *id = fhir_sfield(it0, "id");
 	json_t *o = json_pack("{s:s}", "linkId", id ? id : "?");
 	json_t *texts[INSTRUMENT_MAX_LANGUAGES];
 	item_texts(per, n, i, NULL, "text", texts);
@@ -254,7 +123,7 @@ static json_t *q_item(const instrument *ins, json_t *const *per, int n, int i) {
 	double min = json_number_value(json_object_get(scale, "min"));
 	double max = json_number_value(json_object_get(scale, "max"));
 	json_t *ext = json_array();
-	const char *type = sfield(scale, "type");
+	const char *type = fhir_sfield(scale, "type");
 	if(type && !strcmp(type, "likert")) {
 		json_object_set_new(o, "type", json_string("choice"));
 		json_array_append_new(ext, item_control("radio-button"));
@@ -377,10 +246,6 @@ static const instrument *loaded(const instrument_set *set, const char *id, const
 	return ins && version && !strcmp(instrument_version(ins), version) ? ins : NULL;
 }
 
-static gboolean truthy(const json_t *v) {
-	return json_is_true(v) || (json_is_integer(v) && json_integer_value(v) != 0);
-}
-
 /* The label of a Likert value in lang (borrowed from pulse, which the
  * caller frees), or NULL. */
 static const char *likert_label(json_t *pulse, int i, int v) {
@@ -392,11 +257,11 @@ static const char *likert_label(json_t *pulse, int i, int v) {
 static json_t *answer_value(const instrument *ins, json_t *pulse, const char *item, double value) {
 	int i = ins ? instrument_item_index(ins, item) : -1;
 	json_t *scale = i >= 0 ? json_object_get(json_array_get(json_object_get(pulse, "items"), (size_t)i), "scale") : NULL;
-	const char *type = sfield(scale, "type");
+	const char *type = fhir_sfield(scale, "type");
 	if(type && !strcmp(type, "likert") && value == floor(value) && fabs(value) < 1e6) {
 		char code[16];
 		g_snprintf(code, sizeof(code), "%d", (int)value);
-		return json_pack("{s:o}", "valueCoding", coding(REPORT_FHIR_SCALE, code, likert_label(pulse, i, (int)value)));
+		return json_pack("{s:o}", "valueCoding", fhir_coding(REPORT_FHIR_SCALE, code, likert_label(pulse, i, (int)value)));
 	}
 	return json_pack("{s:f}", "valueDecimal", value);
 }
@@ -413,9 +278,9 @@ static int cmp_item(const void *a, const void *b, void *user) {
 /* "in-progress" while the pulse is open, "completed" for a final answer,
  * "stopped" for items left by a pulse that expired or was declined. */
 static const char *qr_status(const json_t *pulse, const json_t *answer) {
-	if(truthy(json_object_get(answer, "final")))
+	if(fhir_truthy(json_object_get(answer, "final")))
 		return "completed";
-	const char *st = sfield(pulse, "status");
+	const char *st = fhir_sfield(pulse, "status");
 	return st && (!strcmp(st, "partial") || !strcmp(st, "delivered") || !strcmp(st, "pending"))
 		? "in-progress" : "stopped";
 }
@@ -424,19 +289,19 @@ static json_t *qr_of(const json_t *vis, const json_t *pulse, const instrument_se
 		const char *base, GHashTable *versions) {
 	json_t *answer = json_object_get(pulse, "answer");
 	json_t *items = json_object_get(answer, "items");
-	if(!json_is_object(answer) || !truthy(json_object_get(answer, "research_consent"))
+	if(!json_is_object(answer) || !fhir_truthy(json_object_get(answer, "research_consent"))
 			|| !json_is_object(items) || json_object_size(items) == 0)
 		return NULL;
-	const char *ins_id = sfield(pulse, "instrument_id"), *version = sfield(pulse, "instrument_version");
-	const char *pulse_id = sfield(pulse, "pulse_id"), *role = sfield(pulse, "role");
-	json_t *subject = logical_ref("Patient", base, "client-code", sfield(vis, "client_code"));
-	if(!uri_part_ok(ins_id) || !uri_part_ok(version) || !uri_part_ok(pulse_id) || subject == NULL) {
+	const char *ins_id = fhir_sfield(pulse, "instrument_id"), *version = fhir_sfield(pulse, "instrument_version");
+	const char *pulse_id = fhir_sfield(pulse, "pulse_id"), *role = fhir_sfield(pulse, "role");
+	json_t *subject = fhir_logical_ref("Patient", base, "client-code", fhir_sfield(vis, "client_code"));
+	if(!fhir_uri_part_ok(ins_id) || !fhir_uri_part_ok(version) || !fhir_uri_part_ok(pulse_id) || subject == NULL) {
 		json_decref(subject);
 		return NULL;
 	}
 	gboolean therapist = role && !strcmp(role, "therapist");
 	const instrument *ins = loaded(set, ins_id, version);
-	json_t *lang = fhir_code(sfield(pulse, "language"));
+	json_t *lang = fhir_code(fhir_sfield(pulse, "language"));
 	json_t *shown = ins ? instrument_pulse_json(ins, json_string_value(lang), NULL) : NULL;
 	char *q = canonical(base, ins_id);
 	char *qv = g_strdup_printf("%s|%s", q, version);
@@ -449,9 +314,9 @@ static json_t *qr_of(const json_t *vis, const json_t *pulse, const instrument_se
 	json_object_set_new(r, "questionnaire", json_string(qv));
 	json_object_set_new(r, "status", json_string(qr_status(pulse, answer)));
 	json_object_set_new(r, "subject", subject);
-	set_opt(r, "encounter", logical_ref("Encounter", base, "visit-id", sfield(vis, "visit_id")));
-	set_opt(r, "authored", iso(json_object_get(answer, "answered_at")));
-	json_t *author = therapist ? logical_ref("Practitioner", base, "therapist-code", sfield(vis, "therapist_code"))
+	fhir_set_opt(r, "encounter", fhir_logical_ref("Encounter", base, "visit-id", fhir_sfield(vis, "visit_id")));
+	fhir_set_opt(r, "authored", fhir_iso(json_object_get(answer, "answered_at")));
+	json_t *author = therapist ? fhir_logical_ref("Practitioner", base, "therapist-code", fhir_sfield(vis, "therapist_code"))
 		: json_deep_copy(subject);
 	if(author) {
 		json_object_set_new(r, "author", json_deep_copy(author));
@@ -462,7 +327,7 @@ static json_t *qr_of(const json_t *vis, const json_t *pulse, const instrument_se
 	const char *k;
 	json_t *v;
 	json_object_foreach(items, k, v)
-		if(json_is_number(v) && string_ok(k) && isfinite(json_number_value(v)))
+		if(json_is_number(v) && fhir_string_ok(k) && isfinite(json_number_value(v)))
 			g_ptr_array_add(ids, (gpointer)k);
 	g_ptr_array_sort_with_data(ids, cmp_item, (gpointer)ins);
 	json_t *arr = json_array();
@@ -495,224 +360,13 @@ static json_t *qr_of(const json_t *vis, const json_t *pulse, const instrument_se
 	g_free(qv);
 	return r;
 }
-
-/* --- Observations ------------------------------------------------------------------------ */
-
-typedef enum metric_kind { M_QTY, M_INT } metric_kind;
-
-/* Every number of a leg, path or context the export carries: its key in
- * the store's JSON, its code in REPORT_FHIR_CODES, and its UCUM unit. */
-typedef struct metric {
-	const char *key, *code, *display, *ucum, *unit;
-	metric_kind kind;
-} metric;
-
-static const metric METRICS[] = {
-	{ "window_s", "window-s", "Context window asked for", "s", "s", M_QTY },
-	{ "measured_s", "measured-s", "Seconds of media measured", "s", "s", M_QTY },
-	{ "seconds", "seconds", "Seconds measured", "s", "s", M_QTY },
-	{ "samples", "samples", "Quality samples stored", NULL, NULL, M_INT },
-	{ "loss_pct", "loss-pct", "Packet loss", "%", "%", M_QTY },
-	{ "loss_pct_max", "loss-pct-max", "Packet loss, worst sample", "%", "%", M_QTY },
-	{ "jitter_ms", "jitter-ms", "Interarrival jitter", "ms", "ms", M_QTY },
-	{ "jitter_ms_max", "jitter-ms-max", "Interarrival jitter, worst sample", "ms", "ms", M_QTY },
-	{ "rtt_ms", "rtt-ms", "Round-trip time", "ms", "ms", M_QTY },
-	{ "rtt_ms_max", "rtt-ms-max", "Round-trip time, worst", "ms", "ms", M_QTY },
-	{ "rtt_max_ms", "rtt-ms-max", "Round-trip time, worst", "ms", "ms", M_QTY },
-	{ "bitrate_kbps", "bitrate-kbps", "Bitrate", "kbit/s", "kbit/s", M_QTY },
-	{ "fps", "fps", "Video frame rate", "/s", "frames/s", M_QTY },
-	{ "packets", "packets", "Packets received", NULL, NULL, M_INT },
-	{ "expected", "expected", "Packets expected", NULL, NULL, M_INT },
-	{ "lost", "lost", "Packets lost", NULL, NULL, M_INT },
-	{ "freezes", "freezes", "Video freezes", NULL, NULL, M_INT },
-	{ "freeze_s", "freeze-s", "Frozen video", "s", "s", M_QTY },
-	{ "stalls", "stalls", "Media stalls", NULL, NULL, M_INT },
-	{ "stall_s", "stall-s", "Stalled media", "s", "s", M_QTY },
-	{ "nack", "nack", "Packets asked for again (NACK)", NULL, NULL, M_INT },
-	{ "pli", "pli", "Picture loss indications", NULL, NULL, M_INT },
-	{ "fir", "fir", "Full intra requests", NULL, NULL, M_INT },
-	{ "r", "r-factor", "E-model rating R", "1", "R", M_QTY },
-	{ "mos", "mos", "Mean opinion score (E-model)", "{MOS}", "MOS", M_QTY },
-	{ "mean_mos", "mos-mean", "Mean opinion score, mean of both audio paths", "{MOS}", "MOS", M_QTY },
-	{ "incidents", "incidents", "Connection incidents", NULL, NULL, M_INT },
-};
-
-static json_t *code_of(const char *code, const char *display) {
-	return concept(REPORT_FHIR_CODES, code, display);
-}
-
-static json_t *component(const char *code, const char *display, const char *value_key, json_t *value) {
-	json_t *c = json_pack("{s:o}", "code", code_of(code, display));
-	json_object_set_new(c, value_key, value);
-	return c;
-}
-
-/* The number of one metric as a component, or NULL (missing, null, not
- * finite). FHIR integers are 32-bit: larger counts become quantities. */
-static json_t *metric_component(const metric *m, json_t *v) {
-	if(!json_is_number(v) || !isfinite(json_number_value(v)))
-		return NULL;
-	double x = json_number_value(v);
-	if(m->kind == M_INT && x == floor(x) && fabs(x) <= 2147483647.0)
-		return component(m->code, m->display, "valueInteger", json_integer((json_int_t)x));
-	json_t *q = json_pack("{s:f}", "value", x);
-	if(m->ucum) {
-		json_object_set_new(q, "unit", json_string(m->unit));
-		json_object_set_new(q, "system", json_string(UCUM));
-		json_object_set_new(q, "code", json_string(m->ucum));
-	} else {
-		json_object_set_new(q, "system", json_string(UCUM));
-		json_object_set_new(q, "code", json_string("1"));
-	}
-	return component(m->code, m->display, "valueQuantity", q);
-}
-
-/* The components of every known metric in src, and its classification
- * when it carries one (`class`, `poor_reasons`, a path's `badge` and
- * `complete`). Returns how many metrics were found. */
-static int add_metrics(json_t *comps, const json_t *src) {
-	int n = 0;
-	for(size_t i = 0; i < G_N_ELEMENTS(METRICS); i++) {
-		json_t *c = metric_component(&METRICS[i], json_object_get(src, METRICS[i].key));
-		if(c) {
-			json_array_append_new(comps, c);
-			n++;
-		}
-	}
-	json_t *cc;
-	if((cc = concept(REPORT_FHIR_CODES, sfield(src, "class"), NULL)))
-		json_array_append_new(comps, component("class", "Call quality class", "valueCodeableConcept", cc));
-	size_t i;
-	json_t *r;
-	json_array_foreach(json_object_get(src, "poor_reasons"), i, r)
-		if((cc = concept(REPORT_FHIR_CODES, json_string_value(r), NULL)))
-			json_array_append_new(comps, component("poor-reason", "Threshold crossed", "valueCodeableConcept", cc));
-	if((cc = concept(REPORT_FHIR_CODES, sfield(src, "badge"), NULL)))
-		json_array_append_new(comps, component("badge", "Quality badge shown", "valueCodeableConcept", cc));
-	if(json_is_boolean(json_object_get(src, "complete")))
-		json_array_append_new(comps, component("complete", "Both round trips known", "valueBoolean",
-			json_boolean(json_is_true(json_object_get(src, "complete")))));
-	return n;
-}
-
-typedef struct obs_ctx {
-	const json_t *visit;
-	const char *base;
-	json_t *entries;
-	int added;
-} obs_ctx;
-
-static json_t *obs_new(obs_ctx *c, const char *code, const char *display, const char *status) {
-	json_t *o = json_pack("{s:s, s:s, s:o}", "resourceType", "Observation", "status", status,
-		"code", code_of(code, display));
-	set_opt(o, "subject", logical_ref("Patient", c->base, "client-code", sfield(c->visit, "client_code")));
-	set_opt(o, "encounter", logical_ref("Encounter", c->base, "visit-id", sfield(c->visit, "visit_id")));
-	return o;
-}
-
-static void add_entry(obs_ctx *c, json_t *e) {
-	json_array_append_new(c->entries, e);
-	c->added++;
-}
-
-static void set_effective(json_t *o, json_t *start, json_t *end, json_t *at) {
-	json_t *s = iso(start), *e = iso(end);
-	if(s || e) {
-		json_t *p = json_object();
-		set_opt(p, "start", s);
-		set_opt(p, "end", e);
-		json_object_set_new(o, "effectivePeriod", p);
-	} else {
-		set_opt(o, "effectiveDateTime", iso(at));
-	}
-}
-
-/* One member per leg and medium of legs ({leg:{medium:{…}}}) and per path
- * of paths ({path:{…}}), added to the entries and referenced from
- * members; key names them. */
-static void add_members(obs_ctx *c, const char *key, const json_t *legs, const json_t *paths,
-		const char *status, json_t *start, json_t *end, json_t *at, json_t *members) {
-	const char *leg, *medium;
-	json_t *media, *m;
-	json_object_foreach((json_t *)legs, leg, media) {
-		json_object_foreach(media, medium, m) {
-			json_t *comps = json_array();
-			json_t *lc = concept(REPORT_FHIR_CODES, leg, NULL), *mc = concept(REPORT_FHIR_CODES, medium, NULL);
-			if(lc == NULL || mc == NULL || !json_is_object(m) || add_metrics(comps, m) == 0) {
-				json_decref(lc);
-				json_decref(mc);
-				json_decref(comps);
-				continue;
-			}
-			json_array_insert_new(comps, 0, component("medium", "Medium", "valueCodeableConcept", mc));
-			json_array_insert_new(comps, 0, component("leg", "Leg", "valueCodeableConcept", lc));
-			json_t *o = obs_new(c, "leg-quality", "Connection quality of one leg and medium", status);
-			set_effective(o, json_object_get(m, "first_at") ? json_object_get(m, "first_at") : start,
-				json_object_get(m, "last_at") ? json_object_get(m, "last_at") : end, at);
-			json_object_set_new(o, "component", comps);
-			char *name = g_strdup_printf("%s/%s/%s", key, leg, medium);
-			json_t *e = entry(o, name);
-			g_free(name);
-			json_array_append_new(members, json_pack("{s:s}", "reference", full_url(e)));
-			add_entry(c, e);
-		}
-	}
-	const char *path;
-	json_object_foreach((json_t *)paths, path, m) {
-		json_t *comps = json_array();
-		json_t *pc = concept(REPORT_FHIR_CODES, path, NULL);
-		if(pc == NULL || !json_is_object(m) || add_metrics(comps, m) == 0) {
-			json_decref(pc);
-			json_decref(comps);
-			continue;
-		}
-		json_array_insert_new(comps, 0, component("path", "Audio path", "valueCodeableConcept", pc));
-		json_t *o = obs_new(c, "path-quality", "Quality of one audio path (E-model)", status);
-		set_effective(o, start, end, at);
-		json_object_set_new(o, "component", comps);
-		char *name = g_strdup_printf("%s/%s", key, path);
-		json_t *e = entry(o, name);
-		g_free(name);
-		json_array_append_new(members, json_pack("{s:s}", "reference", full_url(e)));
-		add_entry(c, e);
-	}
-}
-
-/* The panel of a quality context (a pulse's: focus = its response) or of
- * the whole visit (focus NULL); nothing when nothing was measured. */
-static void add_panel(obs_ctx *c, const char *key, const char *code, const char *display,
-		const json_t *summary, const json_t *legs, const json_t *paths, const char *status,
-		json_t *start, json_t *end, json_t *at, const char *focus) {
-	json_t *members = json_array();
-	add_members(c, key, legs, paths, status, start, end, at, members);
-	json_t *comps = json_array();
-	int n = add_metrics(comps, summary);
-	if(n == 0 && json_array_size(members) == 0) {
-		json_decref(members);
-		json_decref(comps);
-		return;
-	}
-	json_t *o = obs_new(c, code, display, status);
-	set_effective(o, start, end, at);
-	if(focus)
-		json_object_set_new(o, "focus", json_pack("[{s:s}]", "reference", focus));
-	if(json_array_size(comps))
-		json_object_set_new(o, "component", comps);
-	else
-		json_decref(comps);
-	if(json_array_size(members))
-		json_object_set_new(o, "hasMember", members);
-	else
-		json_decref(members);
-	add_entry(c, entry(o, key));
-}
-
 int report_fhir_visit_entries(const json_t *row, const instrument_set *set, const char *base,
 		GHashTable *versions, json_t *entries) {
 	if(base == NULL)
 		base = REPORT_FHIR_NS;
-	obs_ctx c = { json_object_get(row, "visit"), base, entries, 0 };
-	if(!json_is_object(c.visit) || !uri_part_ok(sfield(c.visit, "visit_id")) || !string_ok(sfield(c.visit, "client_code")))
+	fhir_obs c = { json_object_get(row, "visit"), base, entries, 0 };
+	if(!json_is_object(c.visit) || !fhir_uri_part_ok(fhir_sfield(c.visit, "visit_id"))
+			|| !fhir_string_ok(fhir_sfield(c.visit, "client_code")))
 		return 0;
 	size_t i;
 	json_t *p;
@@ -720,35 +374,14 @@ int report_fhir_visit_entries(const json_t *row, const instrument_set *set, cons
 		json_t *qr = qr_of(c.visit, p, set, base, versions);
 		if(qr == NULL)
 			continue;
-		const char *pulse_id = sfield(p, "pulse_id");
-		json_t *e = entry(qr, pulse_id);
-		char *focus = g_strdup(full_url(e));
-		add_entry(&c, e);
-		json_t *q = json_object_get(p, "quality");
-		if(json_is_object(q)) {
-			char *key = g_strdup_printf("pulse/%s", pulse_id);
-			add_panel(&c, key, "quality-context", "Connection quality before the pulse", q,
-				json_object_get(q, "legs"), json_object_get(q, "paths"), "final", NULL, NULL,
-				json_object_get(p, "created_at"), focus);
-			g_free(key);
-		}
+		const char *pulse_id = fhir_sfield(p, "pulse_id");
+		json_t *e = fhir_entry(qr, pulse_id);
+		char *focus = g_strdup(fhir_full_url(e));
+		fhir_obs_add(&c, e);
+		fhir_quality_pulse(&c, pulse_id, json_object_get(p, "quality"), json_object_get(p, "created_at"), focus);
 		g_free(focus);
 	}
-	const char *state = sfield(c.visit, "state");
-	gboolean over = state && (!strcmp(state, "ended") || !strcmp(state, "closed"));
-	char *key = g_strdup_printf("visit/%s", sfield(c.visit, "visit_id"));
-	json_t *summary = json_pack("{s:O?, s:O?, s:O?, s:O?}", "mean_mos", json_object_get(c.visit, "mean_mos"),
-		"loss_pct", json_object_get(c.visit, "loss_pct"), "freeze_s", json_object_get(c.visit, "freeze_s"),
-		"incidents", json_object_get(c.visit, "incidents"));
-	json_t *legs = json_object_get(row, "legs");
-	/* an in-person visit has no connection: no panel of zero incidents */
-	if(json_object_size(legs) || json_is_number(json_object_get(c.visit, "mean_mos")))
-		add_panel(&c, key, "visit-quality", "Connection quality of the whole visit", summary, legs, NULL,
-			over ? "final" : "preliminary", json_object_get(c.visit, "admitted_at") ?
-			json_object_get(c.visit, "admitted_at") : json_object_get(c.visit, "created_at"),
-			json_object_get(c.visit, "ended_at"), json_object_get(c.visit, "created_at"), NULL);
-	json_decref(summary);
-	g_free(key);
+	fhir_quality_visit(&c, row);
 	return c.added;
 }
 
@@ -786,7 +419,7 @@ typedef struct id_list {
 
 static int collect_id(const json_t *row, void *user) {
 	id_list *l = user;
-	const char *id = sfield(row, "visit_id");
+	const char *id = fhir_sfield(row, "visit_id");
 	if(id)
 		g_ptr_array_add(l->ids, g_strdup(id));
 	return 0;
@@ -845,12 +478,12 @@ gint64 report_fhir_export(store *st, const proto_report_filters *f,
 	for(int i = 0; instruments && i < instrument_set_count(instruments) && !failed; i++) {
 		const instrument *ins = instrument_set_nth(instruments, i);
 		char *key = g_strdup_printf("%s|%s", instrument_id(ins), instrument_version(ins));
-		json_array_append_new(entries, entry(report_fhir_questionnaire(ins, base), key));
+		json_array_append_new(entries, fhir_entry(report_fhir_questionnaire(ins, base), key));
 		g_free(key);
 	}
 	GList *keys = g_list_sort(g_hash_table_get_keys(versions), (GCompareFunc)strcmp);
 	for(GList *k = keys; k && !failed; k = k->next)
-		json_array_append_new(entries, entry(q_as_seen(k->data, g_hash_table_lookup(versions, k->data), base),
+		json_array_append_new(entries, fhir_entry(q_as_seen(k->data, g_hash_table_lookup(versions, k->data), base),
 			k->data));
 	g_list_free(keys);
 	write_entries(&x, entries);
