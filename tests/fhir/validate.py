@@ -18,6 +18,7 @@ root is a oneOf over every resource type, whose failure says only "not
 valid under any of the given schemas", each Bundle entry is then validated
 against its own type's definition as well to say where the problem is.
 """
+import fcntl
 import json
 import os
 import subprocess
@@ -37,12 +38,17 @@ def fail(msg):
 def ensure_schema():
     if os.path.exists(SCHEMA):
         return
-    print("fhir-validate: installing the FHIR R4 schema (npm ci in tests/fhir)", file=sys.stderr)
-    try:
-        subprocess.run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
-                       cwd=HERE, check=True, stdout=sys.stderr)
-    except (OSError, subprocess.CalledProcessError) as e:
-        fail("npm ci failed (%s); run conf/install-deps.sh and check the npm registry" % e)
+    # tests may start validators in parallel (make -j check): one npm ci, under a lock
+    with open(os.path.join(HERE, ".npm-ci.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(SCHEMA):
+            return
+        print("fhir-validate: installing the FHIR R4 schema (npm ci in tests/fhir)", file=sys.stderr)
+        try:
+            subprocess.run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
+                           cwd=HERE, check=True, stdout=sys.stderr)
+        except (OSError, subprocess.CalledProcessError) as e:
+            fail("npm ci failed (%s); run conf/install-deps.sh and check the npm registry" % e)
     if not os.path.exists(SCHEMA):
         fail("npm ci did not give %s" % SCHEMA)
 
