@@ -640,6 +640,10 @@ const char *instrument_kind(const instrument *ins) { return ins->kind; }
 const char *instrument_source(const instrument *ins) { return ins->source; }
 bool instrument_validated(const instrument *ins) { return ins->validated; }
 const char *instrument_default_language(const instrument *ins) { return ins->lang[0]; }
+int instrument_language_count(const instrument *ins) { return ins->n_lang > 0 ? ins->n_lang : 1; }
+const char *instrument_language(const instrument *ins, int i) {
+	return i >= 0 && i < instrument_language_count(ins) ? ins->lang[i] : NULL;
+}
 int instrument_item_count(const instrument *ins) { return ins->n_items; }
 
 int instrument_item_index(const instrument *ins, const char *item_id) {

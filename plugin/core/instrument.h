@@ -72,6 +72,10 @@ const char *instrument_source(const instrument *ins);
 bool instrument_validated(const instrument *ins);
 /* The first declared language: the fallback ("und" if none declared). */
 const char *instrument_default_language(const instrument *ins);
+/* The declared languages, in order (the first is the default); count 1
+ * with "und" when the definition declares none. NULL if out of range. */
+int instrument_language_count(const instrument *ins);
+const char *instrument_language(const instrument *ins, int i);
 
 int instrument_item_count(const instrument *ins);
 /* Index of an item id, -1 if unknown (or item_id is NULL). */

@@ -26,6 +26,7 @@
 #include "instrument.h"
 #include "proto.h"
 #include "report.h"
+#include "report_fhir.h"
 #include "report_html.h"
 #include "store.h"
 
@@ -39,6 +40,7 @@
 static const char USAGE[] =
 "Usage: alliance-report --db PATH [options]\n"
 "       alliance-report --db-url URL [options]\n"
+"       alliance-report export --format fhir --db PATH [options]\n"
 "\n"
 "Reports, research exports, an offline HTML report and erasure for Alliance\n"
 "Pulse, read directly from the plugin's database: the SQLite file named by\n"
@@ -52,7 +54,10 @@ static const char USAGE[] =
 "  --kind KIND          the report: summary (default), compare, visits, visit\n"
 "  --export WHAT        a research export: answers (one row per answer item),\n"
 "                       visits (one row per visit), samples (one row per quality\n"
-"                       sample). Only visits with research consent are exported.\n"
+"                       sample), fhir (a FHIR R4 Bundle: Questionnaires,\n"
+"                       QuestionnaireResponses, connection-quality Observations;\n"
+"                       docs/fhir.md). Only visits with research consent are exported.\n"
+"  export --format fhir the same as --export fhir\n"
 "  --html FILE          write a self-contained HTML report (mode 0600; summary and compare\n"
 "                       tables, formation curve, online vs in-person plot, quality\n"
 "                       vs alliance plot) that opens offline\n"
@@ -80,7 +85,10 @@ static const char USAGE[] =
 "\n"
 "Output:\n"
 "  --format F           table (default, for reading), csv (tidy, for R or pandas;\n"
-"                       the default for exports) or json\n"
+"                       the default for exports), json, or fhir (the FHIR export)\n"
+"  --fhir-base URL      the FHIR export's base of Questionnaire URLs and\n"
+"                       identifier systems (default " REPORT_FHIR_NS ";\n"
+"                       give your clinic's own, http(s):// or urn:)\n"
 "  -o, --output FILE    write to FILE (created with mode 0600) instead of\n"
 "                       standard output\n"
 "  --instruments DIR    instrument definitions, for ceiling flags and scale\n"
@@ -97,6 +105,7 @@ static const char USAGE[] =
 "  alliance-report --db alliance.sqlite --kind visits --therapist T-07 --format csv\n"
 "  alliance-report --db alliance.sqlite --export answers -o answers.csv\n"
 "  alliance-report --db alliance.sqlite --export samples --format json -o samples.json\n"
+"  alliance-report --db alliance.sqlite --export fhir -o bundle.json\n"
 "  alliance-report --db alliance.sqlite --html report.html\n"
 "  alliance-report --db alliance.sqlite --forget C-0042\n"
 "  alliance-report --db-url postgresql://reports@db.example/alliance --kind compare\n"
@@ -107,7 +116,7 @@ static const char USAGE[] =
 
 typedef struct options {
 	const char *db, *db_url, *kind, *export, *html, *forget, *format, *output, *instruments_dir;
-	const char *visit, *therapist, *client, *modality, *instrument, *from, *to;
+	const char *visit, *therapist, *client, *modality, *instrument, *from, *to, *fhir_base;
 	int research;            /* -1 default, 0, 1 */
 	int limit;
 	gboolean quiet;
@@ -508,7 +517,7 @@ int main(int argc, char **argv) {
 	gboolean instruments_given = FALSE;
 	enum { O_DB = 256, O_KIND, O_EXPORT, O_HTML, O_FORGET, O_FORMAT, O_INSTRUMENTS, O_VISIT,
 		O_THERAPIST, O_CLIENT, O_MODALITY, O_INSTRUMENT, O_FROM, O_TO, O_RESEARCH, O_ALL, O_LIMIT,
-		O_VERSION, O_DB_URL };
+		O_VERSION, O_DB_URL, O_FHIR_BASE };
 	static const struct option longopts[] = {
 		{ "db", required_argument, NULL, O_DB }, { "db-url", required_argument, NULL, O_DB_URL },
 		{ "kind", required_argument, NULL, O_KIND },
@@ -521,7 +530,8 @@ int main(int argc, char **argv) {
 		{ "to", required_argument, NULL, O_TO }, { "research", no_argument, NULL, O_RESEARCH },
 		{ "all-visits", no_argument, NULL, O_ALL }, { "limit", required_argument, NULL, O_LIMIT },
 		{ "quiet", no_argument, NULL, 'q' }, { "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, O_VERSION }, { NULL, 0, NULL, 0 },
+		{ "version", no_argument, NULL, O_VERSION }, { "fhir-base", required_argument, NULL, O_FHIR_BASE },
+		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 	while((c = getopt_long(argc, argv, "o:qh", longopts, NULL)) != -1) {
@@ -542,6 +552,7 @@ int main(int argc, char **argv) {
 			case O_INSTRUMENT: o.instrument = optarg; break;
 			case O_FROM: o.from = optarg; break;
 			case O_TO: o.to = optarg; break;
+			case O_FHIR_BASE: o.fhir_base = optarg; break;
 			case O_RESEARCH: o.research = 1; break;
 			case O_ALL: o.research = 0; break;
 			case O_LIMIT: {
@@ -559,8 +570,31 @@ int main(int argc, char **argv) {
 		}
 	}
 	quiet = o.quiet;
+	/* `alliance-report export --format fhir` (PROTOCOL.md v1.1) */
+	gboolean export_word = optind < argc && !strcmp(argv[optind], "export");
+	if(export_word)
+		optind++;
 	if(optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
+	gboolean fhir = (o.export && !strcmp(o.export, "fhir")) || (o.format && !strcmp(o.format, "fhir"));
+	if(fhir) {
+		if(o.export && strcmp(o.export, "fhir"))
+			return usage_error("--format fhir is the FHIR bundle of every kind of row: give it without --export, "
+				"or as --export fhir");
+		if(o.format && strcmp(o.format, "fhir") && strcmp(o.format, "json"))
+			return usage_error("--export fhir writes FHIR JSON: --format must be fhir (or left out)");
+		if(o.kind || o.html || o.forget)
+			return usage_error("--format fhir is an export: it does not go with --kind, --html or --forget");
+		o.export = "fhir";
+		o.format = "json";
+	} else if(export_word && o.export == NULL) {
+		return usage_error("export needs --format fhir (or use --export answers|visits|samples|fhir)");
+	}
+	if(o.fhir_base && !fhir)
+		return usage_error("--fhir-base belongs to the FHIR export (--export fhir)");
+	if(o.fhir_base && !report_fhir_base_ok(o.fhir_base))
+		return usage_error("--fhir-base must be an http://, https:// or urn: address of at most %d printable "
+			"characters, without spaces, '|', '#' or a trailing '/'", REPORT_FHIR_BASE_MAX);
 	if((o.db == NULL) == (o.db_url == NULL))
 		return usage_error("give one of --db PATH or --db-url URL (db_path or db_url of janus.plugin.alliance.jcfg)");
 	int actions = (o.export != NULL) + (o.html != NULL) + (o.forget != NULL) + (o.kind != NULL);
@@ -579,7 +613,7 @@ int main(int argc, char **argv) {
 		if(!strcmp(o.export, "answers")) export = REPORT_EXPORT_ANSWERS;
 		else if(!strcmp(o.export, "visits")) export = REPORT_EXPORT_VISITS;
 		else if(!strcmp(o.export, "samples")) export = REPORT_EXPORT_SAMPLES;
-		else return usage_error("--export must be answers, visits or samples");
+		else if(!fhir) return usage_error("--export must be answers, visits, samples or fhir");
 	}
 	const char *format = o.format ? o.format : (o.export ? "csv" : "table");
 	if(strcmp(format, "table") && strcmp(format, "csv") && strcmp(format, "json"))
@@ -654,6 +688,21 @@ int main(int argc, char **argv) {
 			else
 				fprintf(out, "erased %" G_GINT64_FORMAT " rows about the client\n", rows);
 			rc = close_output(&o, out) == 0 ? 0 : 1;
+		} else {
+			rc = 1;
+		}
+	} else if(fhir) {
+		if(open_output(&o, &out) == 0) {
+			note("exporting a FHIR bundle (research consent only)...");
+			if(instruments == NULL)
+				note("no instrument definitions: the Questionnaires hold only what the answers show (--instruments DIR)");
+			gint64 n = report_fhir_export(st, &f, instruments, o.fhir_base, out, progress, 100000,
+				(void *)"FHIR entry", &perr);
+			if(close_output(&o, out) != 0 || n < 0) {
+				if(n < 0)
+					fprintf(stderr, "alliance-report: %s\n", perr.reason);
+				rc = 1;
+			}
 		} else {
 			rc = 1;
 		}
