@@ -718,7 +718,9 @@ static PGconn *connect_for(const char *url, const char *safe, gboolean read_only
 	return conn;
 }
 
-store *store_open_pg(const char *url, char *err, size_t errlen) {
+/* The URL as it may be shown (no password), or NULL with the reason in
+ * err when it is empty or not a PostgreSQL connection string. */
+static char *checked_url(const char *url, char *err, size_t errlen) {
 	if(err && errlen)
 		err[0] = '\0';
 	if(url == NULL || url[0] == '\0') {
@@ -726,10 +728,15 @@ store *store_open_pg(const char *url, char *err, size_t errlen) {
 		return NULL;
 	}
 	char *safe = store_pg_safe_url(url);
-	if(safe == NULL) {
+	if(safe == NULL)
 		g_snprintf(err, errlen, "db_url is not a PostgreSQL connection URI or keyword/value string");
+	return safe;
+}
+
+store *store_open_pg(const char *url, char *err, size_t errlen) {
+	char *safe = checked_url(url, err, errlen);
+	if(safe == NULL)
 		return NULL;
-	}
 	store *st = NULL;
 	store_backend *b = NULL, *reader = NULL;
 	PGconn *conn = connect_for(url, safe, FALSE, err, errlen);
@@ -779,17 +786,9 @@ out:
  * plugins: nothing migrated; read-only sessions, or (erasure) sessions that
  * may write one erasure (alliance-report --forget). */
 static store *open_existing(const char *url, gboolean erasure, char *err, size_t errlen) {
-	if(err && errlen)
-		err[0] = '\0';
-	if(url == NULL || url[0] == '\0') {
-		g_snprintf(err, errlen, "db_url is empty");
+	char *safe = checked_url(url, err, errlen);
+	if(safe == NULL)
 		return NULL;
-	}
-	char *safe = store_pg_safe_url(url);
-	if(safe == NULL) {
-		g_snprintf(err, errlen, "db_url is not a PostgreSQL connection URI or keyword/value string");
-		return NULL;
-	}
 	store *st = NULL;
 	PGconn *conn = connect_for(url, safe, !erasure, err, errlen);
 	if(conn == NULL)

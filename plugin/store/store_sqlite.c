@@ -334,32 +334,30 @@ static store_rc sq_visit_create(store_backend *b, const store_visit_rec *r,
 	return run_one(b, s, "visit_create", err, errlen);
 }
 
-static store_rc sq_visit_state(store_backend *b, const char *visit_id,
-		const char *state, gint64 at_us, char *err, size_t errlen) {
-	sqlite3_stmt *s = b->st[ST_VISIT_STATE];
+/* An UPDATE of one visit row (visit_id, a text, a time): STORE_NOT_FOUND
+ * when it changed no row (`why` says more). */
+static store_rc visit_update(store_backend *b, sqlite3_stmt *s, const char *what, const char *visit_id,
+		const char *text, gint64 at_us, const char *why, char *err, size_t errlen) {
 	bind_text(s, 1, visit_id);
-	bind_text(s, 2, state);
+	bind_text(s, 2, text);
 	sqlite3_bind_int64(s, 3, at_us);
-	store_rc rc = run_one(b, s, "visit_state", err, errlen);
+	store_rc rc = run_one(b, s, what, err, errlen);
 	if(rc == STORE_OK && sqlite3_changes(b->db) == 0) {
-		g_snprintf(err, errlen, "visit %s is not stored", visit_id);
+		g_snprintf(err, errlen, "visit %s is not stored%s", visit_id, why);
 		return STORE_NOT_FOUND;
 	}
 	return rc;
 }
 
+static store_rc sq_visit_state(store_backend *b, const char *visit_id,
+		const char *state, gint64 at_us, char *err, size_t errlen) {
+	return visit_update(b, b->st[ST_VISIT_STATE], "visit_state", visit_id, state, at_us, "", err, errlen);
+}
+
 static store_rc sq_visit_ended(store_backend *b, const char *visit_id,
 		const char *end_reason, gint64 at_us, char *err, size_t errlen) {
-	sqlite3_stmt *s = b->st[ST_VISIT_ENDED];
-	bind_text(s, 1, visit_id);
-	bind_text(s, 2, end_reason);
-	sqlite3_bind_int64(s, 3, at_us);
-	store_rc rc = run_one(b, s, "visit_ended", err, errlen);
-	if(rc == STORE_OK && sqlite3_changes(b->db) == 0) {
-		g_snprintf(err, errlen, "visit %s is not stored (or closed)", visit_id);
-		return STORE_NOT_FOUND;
-	}
-	return rc;
+	return visit_update(b, b->st[ST_VISIT_ENDED], "visit_ended", visit_id, end_reason, at_us,
+		" (or closed)", err, errlen);
 }
 
 typedef struct open_visit {
