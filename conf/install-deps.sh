@@ -26,6 +26,8 @@ PACKAGES=(
     # integration tests: real WebRTC clients, Janus API over WS/HTTP
     python3 python3-aiortc python3-aiohttp python3-websockets python3-pytest
     python3-psycopg2
+    # tests of conf/alliance-exporter.py: Prometheus's own text-format parser
+    python3-prometheus-client
     # bench/load: the WebRTC load generator (Go + Debian's pion/webrtc v3
     # sources, built offline in GOPATH mode by bench/load-gen/build.sh)
     golang-go golang-github-pion-webrtc.v3-dev
