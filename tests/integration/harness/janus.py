@@ -193,6 +193,7 @@ class JanusServer:
         # signed token naming the plugins it attaches to (api.py sends
         # `api_token` with each request unless told otherwise)
         self.token_secret = token_secret
+        self.extra_args: List[str] = []          # more janus command-line options
         self.api_token = (sign_token(token_secret, self.required_plugins, int(time.time()) + 86400)
                           if token_secret else None)
         # unique per instance: start() checks that the janus answering on the
@@ -329,7 +330,7 @@ cors: {{
             env_vars[k] = (env_vars[k] + " " + v) if k == "LD_PRELOAD" and k in env_vars else v
         if env_vars:
             cmd += ["env"] + [f"{k}={v}" for k, v in env_vars.items()]
-        cmd += ["janus", "-F", str(self.confdir), "-C", str(self.confdir / "janus.jcfg"), "-o"]
+        cmd += ["janus", "-F", str(self.confdir), "-C", str(self.confdir / "janus.jcfg"), "-o", *self.extra_args]
         self._start_offset = self.log_size()
         self._log_fh = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log_fh, stderr=subprocess.STDOUT,
