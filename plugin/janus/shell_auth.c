@@ -40,7 +40,8 @@ void shell_auth_init(ap_plugin *plugin) {
  * reason when signed tokens are not configured there. */
 static char *secret_from_janus_config(const char *config_path, const char **why) {
 	char *path = g_build_filename(config_path, "janus.jcfg", NULL);
-	janus_config *cfg = janus_config_parse(path);
+	/* checked first: the parser logs an error for a file that is not there */
+	janus_config *cfg = g_file_test(path, G_FILE_TEST_IS_REGULAR) ? janus_config_parse(path) : NULL;
 	g_free(path);
 	if(cfg == NULL) {
 		*why = "janus.jcfg was not found in Janus's configuration folder";
