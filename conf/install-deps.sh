@@ -29,6 +29,8 @@ PACKAGES=(
     # the FHIR export's tests: the R4 JSON schema (npm, tests/fhir) checked
     # with Debian's JSON-schema validator
     python3-jsonschema
+    # tests of conf/alliance-exporter.py: Prometheus's own text-format parser
+    python3-prometheus-client
     # bench/load: the WebRTC load generator (Go + Debian's pion/webrtc v3
     # sources, built offline in GOPATH mode by bench/load-gen/build.sh)
     golang-go golang-github-pion-webrtc.v3-dev

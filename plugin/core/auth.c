@@ -223,3 +223,158 @@ int auth_keyring_supervisor_index(const auth_keyring *kr, const char *key) {
 bool auth_keyring_supervisor(const auth_keyring *kr, const char *key) {
 	return auth_keyring_supervisor_index(kr, key) >= 0;
 }
+
+/* --- Janus signed tokens ------------------------------------------------------ */
+
+/* The standard base64 (with padding) of HMAC-SHA1(secret, text[0..len)),
+ * AUTH_SIGNED_SIG_CHARS characters and a NUL into out. */
+static void signed_signature(const char *secret, const char *text, size_t len,
+		char out[AUTH_SIGNED_SIG_CHARS + 1]) {
+	GHmac *h = g_hmac_new(G_CHECKSUM_SHA1, (const guchar *)secret, strlen(secret));
+	g_hmac_update(h, (const guchar *)text, (gssize)len);
+	guint8 mac[20];
+	gsize n = sizeof(mac);
+	g_hmac_get_digest(h, mac, &n);
+	g_hmac_unref(h);
+	gchar *b64 = g_base64_encode(mac, n);
+	g_strlcpy(out, b64, AUTH_SIGNED_SIG_CHARS + 1);
+	memset(b64, 0, strlen(b64));
+	g_free(b64);
+	memset(mac, 0, sizeof(mac));
+}
+
+static bool base64_char(char c) {
+	return g_ascii_isalnum(c) || c == '+' || c == '/' || c == '=';
+}
+
+/* Constant-time equality of two strings of n bytes. */
+static bool equal_ct(const char *a, const char *b, size_t n) {
+	volatile uint8_t diff = 0;
+	for(size_t i = 0; i < n; i++)
+		diff |= (uint8_t)(a[i] ^ b[i]);
+	return diff == 0;
+}
+
+/* One descriptor of the signed text [d, d+len). */
+static auth_signed_rc signed_descriptor(const char *d, size_t len, bool *plugin, auth_grant *g) {
+	const size_t tl = strlen(AUTH_SIGNED_THERAPIST);
+	if(len == strlen(AUTH_SIGNED_PLUGIN) && !memcmp(d, AUTH_SIGNED_PLUGIN, len)) {
+		*plugin = true;
+	} else if(len == strlen(AUTH_SIGNED_SUPERVISOR) && !memcmp(d, AUTH_SIGNED_SUPERVISOR, len)) {
+		g->supervisor = true;
+	} else if(len >= tl && !memcmp(d, AUTH_SIGNED_THERAPIST, tl)) {
+		char code[AUTH_CODE_MAX + 2];
+		size_t cl = len - tl;
+		if(cl == 0 || cl > AUTH_CODE_MAX)
+			return AUTH_SIGNED_BAD_CODE;
+		memcpy(code, d + tl, cl);
+		code[cl] = '\0';
+		if(!auth_code_ok(code))
+			return AUTH_SIGNED_BAD_CODE;
+		if(g->therapist[0] && strcmp(g->therapist, code) != 0)
+			return AUTH_SIGNED_BAD_CODE;      /* two therapists: whose is it? */
+		g_strlcpy(g->therapist, code, sizeof(g->therapist));
+	}
+	return AUTH_SIGNED_OK;                    /* other descriptors: other plugins' */
+}
+
+auth_signed_rc auth_signed_verify(const char *secret, const char *token, int64_t now_s,
+		auth_grant *out) {
+	memset(out, 0, sizeof(*out));
+	if(secret == NULL || secret[0] == '\0')
+		return AUTH_SIGNED_DISABLED;
+	if(token == NULL)
+		return AUTH_SIGNED_MALFORMED;
+	size_t len = strnlen(token, AUTH_SIGNED_MAX + 1);
+	if(len > AUTH_SIGNED_MAX)
+		return AUTH_SIGNED_MALFORMED;
+	const char *colon = memchr(token, ':', len);
+	if(colon == NULL || colon == token)
+		return AUTH_SIGNED_MALFORMED;
+	const char *sig = colon + 1;
+	size_t text_len = (size_t)(colon - token);
+	if(len - text_len - 1 != AUTH_SIGNED_SIG_CHARS)
+		return AUTH_SIGNED_MALFORMED;
+	for(size_t i = 0; i < AUTH_SIGNED_SIG_CHARS; i++)
+		if(!base64_char(sig[i]))
+			return AUTH_SIGNED_MALFORMED;
+	char want[AUTH_SIGNED_SIG_CHARS + 1];
+	signed_signature(secret, token, text_len, want);
+	bool good = equal_ct(want, sig, AUTH_SIGNED_SIG_CHARS);
+	memset(want, 0, sizeof(want));
+	if(!good)
+		return AUTH_SIGNED_BAD_SIGNATURE;
+	/* signed: now read it. <expiry>,<realm>[,<descriptor>...] */
+	auth_grant g;
+	memset(&g, 0, sizeof(g));
+	const char *p = token, *end = colon;
+	const char *comma = memchr(p, ',', (size_t)(end - p));
+	size_t el = comma ? (size_t)(comma - p) : (size_t)(end - p);
+	if(comma == NULL || el == 0 || el > 18)
+		return AUTH_SIGNED_MALFORMED;
+	int64_t expiry = 0;
+	for(size_t i = 0; i < el; i++) {
+		if(!g_ascii_isdigit(p[i]))
+			return AUTH_SIGNED_MALFORMED;
+		expiry = expiry * 10 + (p[i] - '0');
+	}
+	if(now_s > expiry)
+		return AUTH_SIGNED_EXPIRED;
+	g.expiry_s = expiry;
+	p = comma + 1;
+	comma = memchr(p, ',', (size_t)(end - p));
+	size_t rl = comma ? (size_t)(comma - p) : (size_t)(end - p);
+	if(rl != strlen(AUTH_SIGNED_REALM) || memcmp(p, AUTH_SIGNED_REALM, rl) != 0)
+		return AUTH_SIGNED_WRONG_REALM;
+	bool plugin = false;
+	while(comma != NULL) {
+		p = comma + 1;
+		comma = memchr(p, ',', (size_t)(end - p));
+		size_t dl = comma ? (size_t)(comma - p) : (size_t)(end - p);
+		auth_signed_rc rc = signed_descriptor(p, dl, &plugin, &g);
+		if(rc != AUTH_SIGNED_OK)
+			return rc;
+	}
+	if(!plugin)
+		return AUTH_SIGNED_NOT_FOR_PLUGIN;
+	if(!g.supervisor && g.therapist[0] == '\0')
+		return AUTH_SIGNED_NO_ROLE;
+	*out = g;
+	return AUTH_SIGNED_OK;
+}
+
+const char *auth_signed_rc_text(auth_signed_rc rc) {
+	switch(rc) {
+		case AUTH_SIGNED_OK: return "valid";
+		case AUTH_SIGNED_DISABLED: return "signed tokens are not enabled on this server";
+		case AUTH_SIGNED_MALFORMED: return "not a signed token";
+		case AUTH_SIGNED_BAD_SIGNATURE: return "not signed with this server's secret";
+		case AUTH_SIGNED_EXPIRED: return "expired";
+		case AUTH_SIGNED_WRONG_REALM: return "not of realm janus";
+		case AUTH_SIGNED_NOT_FOR_PLUGIN: return "does not name janus.plugin.alliance";
+		case AUTH_SIGNED_BAD_CODE: return "a bad alliance.therapist code";
+		case AUTH_SIGNED_NO_ROLE: return "grants no alliance role";
+	}
+	return "refused";
+}
+
+int auth_signed_make(const char *secret, int64_t expiry_s, const char *realm,
+		const char *const *descriptors, size_t n, char *out, size_t outlen) {
+	if(secret == NULL || realm == NULL || out == NULL || expiry_s < 0)
+		return -1;
+	GString *t = g_string_new(NULL);
+	g_string_append_printf(t, "%" G_GINT64_FORMAT ",%s", (gint64)expiry_s, realm);
+	bool bad = strpbrk(realm, ",:") != NULL;
+	for(size_t i = 0; i < n; i++) {
+		bad = bad || descriptors[i] == NULL || strpbrk(descriptors[i], ",:") != NULL;
+		if(!bad)
+			g_string_append_printf(t, ",%s", descriptors[i]);
+	}
+	char sig[AUTH_SIGNED_SIG_CHARS + 1];
+	signed_signature(secret, t->str, t->len, sig);
+	int len = (int)(t->len + 1 + AUTH_SIGNED_SIG_CHARS);
+	if(!bad && (size_t)len < outlen)
+		g_snprintf(out, outlen, "%s:%s", t->str, sig);
+	g_string_free(t, TRUE);
+	return (bad || (size_t)len >= outlen) ? -1 : len;
+}

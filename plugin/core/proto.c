@@ -92,6 +92,30 @@ static int get_string(const json_t *body, const char *name, bool required,
 	return 1;
 }
 
+/* A credential: the key (a string like any other) or, in its place, a
+ * Janus signed token (longer: up to AUTH_SIGNED_MAX). Exactly one of the
+ * two. Returns 0 or -1. */
+static int get_credential(const json_t *body, const char *key_name, const char *token_name,
+		const char **key, const char **token, proto_error *err) {
+	*key = *token = NULL;
+	json_t *t = json_object_get(body, token_name);
+	if(t != NULL && !json_is_null(t)) {
+		if(!json_is_string(t))
+			return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element type (%s should be a string)", token_name);
+		size_t len = json_string_length(t);
+		if(len == 0 || len > AUTH_SIGNED_MAX || strlen(json_string_value(t)) != len)
+			return proto_fail(err, PROTO_ERR_INVALID_ELEMENT,
+				"Invalid element (%s should be a Janus signed token of at most %d bytes)", token_name, AUTH_SIGNED_MAX);
+		json_t *k = json_object_get(body, key_name);
+		if(k != NULL && !json_is_null(k))
+			return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element (give %s or %s, not both)",
+				key_name, token_name);
+		*token = json_string_value(t);
+		return 0;
+	}
+	return get_string(body, key_name, true, key, err) < 0 ? -1 : 0;
+}
+
 /* Optional boolean: -1 absent, 0/1 value, -2 error. */
 static int get_bool(const json_t *body, const char *name, proto_error *err) {
 	json_t *v = json_object_get(body, name);
@@ -116,7 +140,8 @@ static bool lang_ok(const char *s) {
 
 static int parse_create(const json_t *body, proto_request *req, proto_error *err) {
 	const char *modality = NULL;
-	if(get_string(body, "therapist_key", true, &req->therapist_key, err) < 0)
+	if(get_credential(body, "therapist_key", "therapist_token", &req->therapist_key,
+			&req->therapist_token, err) < 0)
 		return -1;
 	if(get_string(body, "client_code", true, &req->client_code, err) < 0)
 		return -1;
@@ -222,7 +247,8 @@ static int parse_join(const json_t *body, proto_request *req, proto_error *err) 
 		req->role = VISIT_ROLE_THERAPIST;
 		if(get_string(body, "visit_id", true, &req->visit_id, err) < 0)
 			return -1;
-		if(get_string(body, "therapist_key", true, &req->therapist_key, err) < 0)
+		if(get_credential(body, "therapist_key", "therapist_token", &req->therapist_key,
+				&req->therapist_token, err) < 0)
 			return -1;
 	} else if(!strcmp(role, "client")) {
 		req->role = VISIT_ROLE_CLIENT;
@@ -245,7 +271,8 @@ static int parse_join(const json_t *body, proto_request *req, proto_error *err) 
 		req->role = VISIT_ROLE_OBSERVER;
 		if(get_string(body, "visit_id", true, &req->visit_id, err) < 0)
 			return -1;
-		if(get_string(body, "supervisor_key", true, &req->supervisor_key, err) < 0)
+		if(get_credential(body, "supervisor_key", "supervisor_token", &req->supervisor_key,
+				&req->supervisor_token, err) < 0)
 			return -1;
 	} else {
 		return proto_fail(err, PROTO_ERR_INVALID_ELEMENT,
@@ -408,7 +435,8 @@ int proto_report_filters_parse(const json_t *filters, proto_report_filters *out,
 
 static int parse_report(const json_t *body, proto_request *req, proto_error *err) {
 	const char *kind = NULL, *format = NULL, *visit_id = NULL;
-	if(get_string(body, "supervisor_key", true, &req->supervisor_key, err) < 0)
+	if(get_credential(body, "supervisor_key", "supervisor_token", &req->supervisor_key,
+			&req->supervisor_token, err) < 0)
 		return -1;
 	if(get_string(body, "kind", true, &kind, err) < 0)
 		return -1;
@@ -443,7 +471,8 @@ static int parse_report(const json_t *body, proto_request *req, proto_error *err
 }
 
 static int parse_forget(const json_t *body, proto_request *req, proto_error *err) {
-	if(get_string(body, "supervisor_key", true, &req->supervisor_key, err) < 0)
+	if(get_credential(body, "supervisor_key", "supervisor_token", &req->supervisor_key,
+			&req->supervisor_token, err) < 0)
 		return -1;
 	if(get_string(body, "client_code", true, &req->client_code, err) < 0)
 		return -1;

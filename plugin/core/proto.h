@@ -108,7 +108,8 @@ typedef struct proto_request {
 	proto_kind kind;
 	bool sync;                  /* answered inline rather than by event */
 	/* create */
-	const char *therapist_key;
+	const char *therapist_key;          /* or, in its place, ... */
+	const char *therapist_token;        /* ... a Janus signed token (auth.h) */
 	const char *client_code;
 	visit_modality modality;
 	const char *instr_in_session, *instr_end, *instr_therapist_end; /* NULL = default */
@@ -121,6 +122,7 @@ typedef struct proto_request {
 	const char *invite;
 	const char *rejoin_key;
 	const char *supervisor_key;
+	const char *supervisor_token;       /* in place of supervisor_key */
 	bool research_consent;
 	const char *language;               /* join: optional, e.g. "en", "de-AT" */
 	/* configure: -1 = not given, 0/1 = value */

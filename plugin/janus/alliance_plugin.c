@@ -82,6 +82,8 @@ static ap_plugin *const ap = &the_plugin;
 static void modules_init(void) {
 	shell_ctx_init(ap);
 	shell_limits_init(ap);
+	shell_auth_init(ap);
+	shell_health_init(ap);
 	shell_media_init(ap);
 	shell_quality_init(ap);
 	shell_pulses_init(ap);
@@ -118,6 +120,7 @@ static void init_unwind(void) {
 	instrument_set_free(ap->instruments);
 	ap->instruments = NULL;
 	shell_config_free(&ap->settings);
+	shell_auth_free();
 	shell_failpoints_free();
 }
 
@@ -175,6 +178,7 @@ static int alliance_init(janus_callbacks *callback, const char *config_path) {
 		return init_refused(why);
 	}
 	ap->gateway = callback;
+	shell_auth_load(config_path);
 	ap->sessions = g_hash_table_new_full(NULL, NULL, NULL, NULL);
 	ap->visits = g_hash_table_new(g_str_hash, g_str_equal);
 	ap->visits_by_invite = g_hash_table_new(digest_hash, digest_equal);
@@ -220,6 +224,7 @@ static void alliance_destroy(void) {
 	instrument_set_free(ap->instruments);
 	ap->instruments = NULL;
 	shell_config_free(&ap->settings);
+	shell_auth_free();
 	shell_failpoints_free();
 	g_atomic_int_set(&ap->initialized, 0);
 	g_atomic_int_set(&ap->stopping, 0);
@@ -318,6 +323,7 @@ static json_t *alliance_query_session(janus_plugin_session *handle) {
 	json_object_set_new(info, "counters", c);
 	json_object_set_new(info, "hangingup", json_integer(g_atomic_int_get(&s->hangingup)));
 	json_object_set_new(info, "destroyed", json_integer(g_atomic_int_get(&s->destroyed)));
+	shell_health_session(s, info);    /* the visit's quality now */
 	janus_refcount_decrease(&s->ref);
 	return info;
 }
@@ -387,29 +393,8 @@ static struct janus_plugin_result *alliance_handle_message(janus_plugin_session 
 }
 
 static json_t *alliance_handle_admin_message(json_t *message) {
-	json_t *response = json_object();
-	json_t *request = json_object_get(message, "request");
-	if(json_is_string(request) && !strcmp(json_string_value(request), "list_visits")) {
-		json_t *list = json_array();
-		janus_mutex_lock(&ap->visits_mutex);
-		GHashTableIter iter;
-		gpointer value;
-		g_hash_table_iter_init(&iter, ap->visits);
-		while(g_hash_table_iter_next(&iter, NULL, &value)) {
-			ap_visit *av = value;
-			json_array_append_new(list, json_pack("{s:s, s:s, s:b, s:b}",
-				"visit_id", av->v.id, "state", visit_state_name(av->v.state),
-				"therapist_present", av->v.therapist_present, "client_present", av->v.client_present));
-		}
-		janus_mutex_unlock(&ap->visits_mutex);
-		json_object_set_new(response, "alliance", json_string("visits"));
-		json_object_set_new(response, "visits", list);
-	} else {
-		proto_error err;
-		proto_fail(&err, PROTO_ERR_UNKNOWN_REQUEST, "Unknown admin request");
-		json_decref(response);
-		response = proto_error_json(&err);
-	}
-	return response;
+	if(g_atomic_int_get(&ap->stopping) || !g_atomic_int_get(&ap->initialized))
+		return NULL;
+	return shell_health_admin(message);
 }
 

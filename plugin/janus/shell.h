@@ -11,6 +11,8 @@
  *                       wall clock, failpoints
  *   shell_config.c      janus.plugin.alliance.jcfg -> ap_settings
  *   shell_limits.c      the Janus API's rate limits (497)
+ *   shell_auth.c        credentials: keys, and Janus signed tokens in their
+ *                       place
  *   shell_media.c       SDP answers, links, the RTP relay, data-channel out
  *   shell_quality.c     per-leg metering on the hot path, 1 s windows,
  *                       samples, quality contexts, incidents, live quality
@@ -25,6 +27,7 @@
  *                       stops, lifecycle, retention, store health
  *   shell_events.c      Janus's media callbacks: setup, RTP/RTCP/data in,
  *                       hang-up
+ *   shell_health.c      the Admin API: health, list_visits, query_session
  *   alliance_plugin.c   the descriptor, init/destroy, handles,
  *                       handle_message, the Admin API
  *
@@ -224,6 +227,27 @@ void shell_limits_session(ap_session *s);            /* a new handle's buckets *
 json_t *shell_limits_check(ap_session *s, const json_t *message);
 /* A refused credential on this handle: counts towards the 497 limits. */
 void shell_credential_refused(ap_session *s);
+
+/* shell_auth.c: who a request's credentials name. Keys, or (when the core
+ * and janus.jcfg agree on signed tokens, see the file's comment) a
+ * therapist_token / supervisor_token in their place. A refusal is a 475
+ * in *refusal, already counted by shell_credential_refused(). */
+void shell_auth_init(ap_plugin *ap);
+void shell_auth_load(const char *config_path);   /* at init, once ap->gateway is set */
+void shell_auth_free(void);
+gboolean shell_auth_tokens_on(void);
+/* The therapist code (into code) or NULL. */
+const char *shell_auth_therapist(ap_session *s, const proto_request *req,
+	char code[AUTH_CODE_MAX + 1], json_t **refusal);
+/* Which observer seat the supervisor holds (>= 0), or -1. */
+int shell_auth_supervisor(ap_session *s, const proto_request *req, json_t **refusal);
+
+/* shell_health.c: the Admin API (message_plugin `health`, `list_visits`)
+ * and query_session's visit part */
+void shell_health_init(ap_plugin *ap);
+json_t *shell_health_json(void);
+json_t *shell_health_admin(json_t *message);        /* a new reference */
+void shell_health_session(ap_session *s, json_t *info);
 
 /* shell_media.c */
 void shell_media_init(ap_plugin *ap);

@@ -27,10 +27,9 @@ void shell_reports_init(ap_plugin *plugin) {
 /* `report` (supervisor): read the store (its analytics lane) and build the
  * report, waiting for each read at most REPORT_WAIT_US. */
 static json_t *request_report(ap_session *s, const proto_request *req) {
-	if(!auth_keyring_supervisor(ap->settings.keys, req->supervisor_key)) {
-		shell_credential_refused(s);
-		return shell_error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (wrong supervisor key)");
-	}
+	json_t *refusal = NULL;
+	if(shell_auth_supervisor(s, req, &refusal) < 0)
+		return refusal;
 	report_env env;
 	report_env_init(&env);
 	env.instruments = ap->instruments;
@@ -83,10 +82,9 @@ static void erased(store_rc rc, gint64 rows, const char *error, void *user) {
  * back); the erasure is queued under visits_mutex, so a visit created
  * after the check is stored after the erasure, as a new visit. */
 static json_t *request_forget(ap_session *s, const proto_request *req) {
-	if(!auth_keyring_supervisor(ap->settings.keys, req->supervisor_key)) {
-		shell_credential_refused(s);
-		return shell_error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (wrong supervisor key)");
-	}
+	json_t *refusal = NULL;
+	if(shell_auth_supervisor(s, req, &refusal) < 0)
+		return refusal;
 	erase_wait *w = g_new0(erase_wait, 1);
 	g_atomic_int_set(&w->refs, 2);
 	g_mutex_init(&w->m);

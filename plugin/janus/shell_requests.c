@@ -65,7 +65,7 @@ static void stored(store_rc rc, const char *error, void *user) {
 
 json_t *shell_visit_error(visit_result r) {
 	switch(r) {
-		case VISIT_ERR_UNAUTHORIZED: return shell_error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (this key does not belong to the visit's therapist)");
+		case VISIT_ERR_UNAUTHORIZED: return shell_error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (this key or token does not belong to the visit's therapist)");
 		case VISIT_ERR_INVALID_INVITE: return shell_error_json(PROTO_ERR_INVALID_INVITE, "Invalid invite");
 		case VISIT_ERR_INVITE_USED: return shell_error_json(PROTO_ERR_INVITE_USED, "Invite already used: re-join with the rejoin_key given at the first join");
 		case VISIT_ERR_FORBIDDEN: return shell_error_json(PROTO_ERR_FORBIDDEN, "This role may not make this request");
@@ -116,11 +116,11 @@ static json_t *pulse_plan(const proto_request *req, pulse_config *pc) {
 }
 
 static json_t *request_create(ap_session *s, const proto_request *req) {
-	const char *code = auth_keyring_therapist(ap->settings.keys, req->therapist_key);
-	if(code == NULL) {
-		shell_credential_refused(s);
-		return shell_error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (wrong therapist key)");
-	}
+	char code_buf[AUTH_CODE_MAX + 1];
+	json_t *refusal = NULL;
+	const char *code = shell_auth_therapist(s, req, code_buf, &refusal);
+	if(code == NULL)
+		return refusal;
 	pulse_config pc;
 	json_t *bad = pulse_plan(req, &pc);
 	if(bad)
@@ -354,21 +354,14 @@ static gboolean locate_elsewhere(ap_session *s, const proto_request *req, const 
 
 static void request_join(ap_session *s, const proto_request *req, const char *transaction, outcome *out) {
 	const char *code = NULL;
+	char code_buf[AUTH_CODE_MAX + 1];
 	int supervisor = -1;
 	if(req->role == VISIT_ROLE_THERAPIST) {
-		code = auth_keyring_therapist(ap->settings.keys, req->therapist_key);
-		if(code == NULL) {
-			shell_credential_refused(s);
-			out->answer = shell_error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (wrong therapist key)");
+		if((code = shell_auth_therapist(s, req, code_buf, &out->answer)) == NULL)
 			return;
-		}
 	} else if(req->role == VISIT_ROLE_OBSERVER) {
-		supervisor = auth_keyring_supervisor_index(ap->settings.keys, req->supervisor_key);
-		if(supervisor < 0) {
-			shell_credential_refused(s);
-			out->answer = shell_error_json(PROTO_ERR_UNAUTHORIZED, "Unauthorized (wrong supervisor key)");
+		if((supervisor = shell_auth_supervisor(s, req, &out->answer)) < 0)
 			return;
-		}
 	}
 	char rejoin[AUTH_TOKEN_CHARS + 1] = "";
 	if(req->role == VISIT_ROLE_CLIENT && auth_token_new(rejoin) < 0) {

@@ -169,6 +169,9 @@ struct store {
 	gboolean closing;                  /* store_close() was called */
 	gint64 closing_since;              /* monotonic */
 	gboolean stopped;                  /* the writer thread has exited */
+	/* the writer's transaction times (store_health's commit_ms_p99) */
+	guint32 commit_us[STORE_COMMIT_RING];
+	guint64 commits;
 	/* faults: a must-keep job waits at the head for the database */
 	gboolean degraded;
 	gint64 retry_at, retry_pause;      /* monotonic */
@@ -351,17 +354,47 @@ guint64 store_dropped_samples(store *st) {
 	return n;
 }
 
+static int cmp_u32(const void *a, const void *b) {
+	guint32 x = *(const guint32 *)a, y = *(const guint32 *)b;
+	return (x > y) - (x < y);
+}
+
+double store_percentile_ms(guint32 *us, guint n, double pct) {
+	if(n == 0 || !(pct > 0.0) || pct > 100.0)
+		return -1.0;
+	qsort(us, n, sizeof(*us), cmp_u32);
+	/* nearest rank: the smallest value with at least pct % at or below it */
+	double rank = ceil(pct / 100.0 * (double)n);
+	guint i = rank < 1.0 ? 0 : (guint)rank - 1;
+	if(i >= n)
+		i = n - 1;
+	return us[i] / 1000.0;
+}
+
+/* One writer transaction took us microseconds (under st->lock). */
+static void commit_timed(store *st, gint64 us) {
+	st->commit_us[st->commits % STORE_COMMIT_RING] = us < 0 ? 0 : (us > G_MAXUINT32 ? G_MAXUINT32 : (guint32)us);
+	st->commits++;
+}
+
 void store_health_get(store *st, store_health *h) {
 	memset(h, 0, sizeof(*h));
+	h->commit_ms_p99 = -1.0;
 	if(st == NULL)
 		return;
+	guint32 times[STORE_COMMIT_RING];
 	g_mutex_lock(&st->lock);
 	h->queue = st->jobs.length;
+	h->analytics_queue = st->ajobs.length;
 	h->samples_dropped = st->dropped;
 	h->failed = st->failed;
 	h->degraded = st->degraded;
 	g_strlcpy(h->why, st->degraded ? st->degraded_why : "", sizeof(h->why));
+	h->commits = st->commits;
+	guint n = st->commits < STORE_COMMIT_RING ? (guint)st->commits : STORE_COMMIT_RING;
+	memcpy(times, st->commit_us, n * sizeof(times[0]));
 	g_mutex_unlock(&st->lock);
+	h->commit_ms_p99 = store_percentile_ms(times, n, 99.0);   /* sorted outside the lock */
 }
 
 /* Wait until every job queued on one lane before this call has run. */
@@ -438,12 +471,13 @@ static void run_samples(store *st, store_job *first) {
 	g_mutex_unlock(&st->lock);
 	for(guint i = 0; i < n; i++)
 		recs[i] = batch[i]->u.sample;
+	gint64 started = g_get_monotonic_time();
 	guint failed = st->ops->samples(st->backend, recs, n);
-	if(failed > 0) {
-		g_mutex_lock(&st->lock);
-		st->dropped += failed;
-		g_mutex_unlock(&st->lock);
-	}
+	gint64 took = g_get_monotonic_time() - started;
+	g_mutex_lock(&st->lock);
+	st->dropped += failed;
+	commit_timed(st, took);
+	g_mutex_unlock(&st->lock);
 	for(guint i = 0; i < n; i++)
 		job_free(batch[i]);
 }
@@ -513,6 +547,9 @@ static gboolean run_job(store *st, store_job *j, store_backend *b) {
 	char err[ERRLEN] = "";
 	store_rc rc = STORE_OK;
 	const store_backend_ops *ops = st->ops;
+	/* the writer's write transactions are timed (commit_ms_p99) */
+	gboolean timed = b == st->backend && writes(j->kind);
+	gint64 started = timed ? g_get_monotonic_time() : 0, took = 0;
 	switch(j->kind) {
 		case JOB_SYNC:
 			g_mutex_lock(&j->u.sync->lock);
@@ -632,8 +669,11 @@ static gboolean run_job(store *st, store_job *j, store_backend *b) {
 			rc = ops->incident(b, &j->u.incident, err, sizeof(err));
 			break;
 	}
+	took = timed ? g_get_monotonic_time() - started : 0;
 	if(must_keep(j->kind) && transient(rc)) {
 		g_mutex_lock(&st->lock);
+		if(timed)
+			commit_timed(st, took);
 		gboolean give_up = st->closing && g_get_monotonic_time() - st->closing_since >= CLOSE_RETRY_US;
 		if(!give_up) {
 			if(!st->degraded) {
@@ -656,6 +696,8 @@ static gboolean run_job(store *st, store_job *j, store_backend *b) {
 		st->degraded = FALSE;          /* the job that waited is through: try the rest */
 	if(transient(rc))
 		st->failed++;
+	if(timed)
+		commit_timed(st, took);
 	g_mutex_unlock(&st->lock);
 	if(j->done)
 		j->done(rc, rc == STORE_OK ? NULL : (err[0] ? err : store_rc_name(rc)), j->user);
@@ -664,6 +706,8 @@ counted:                               /* reads: their callbacks ran above */
 	g_mutex_lock(&st->lock);
 	if(transient(rc))
 		st->failed++;
+	if(timed)
+		commit_timed(st, g_get_monotonic_time() - started);
 	g_mutex_unlock(&st->lock);
 	return FALSE;
 }

@@ -151,13 +151,28 @@ guint64 store_dropped_samples(store *st);
  * in the callback's error) and drops samples. store_health_get() says how
  * it is doing. */
 typedef struct store_health {
-	guint queue;                       /* jobs waiting */
+	guint queue;                       /* jobs waiting for the writer (not the one running) */
+	guint analytics_queue;             /* jobs waiting for the analytics lane */
 	guint64 samples_dropped;
 	guint64 failed;                    /* jobs refused or failed for a fault */
 	gboolean degraded;
 	char why[256];                     /* the fault, while degraded */
+	/* the writer's transactions: how many ran, and the 99th percentile of
+	 * the time each took (milliseconds; nearest rank) over the last
+	 * STORE_COMMIT_RING of them, attempts that met a fault included (a
+	 * locked database shows as the busy wait it costs); -1 before the first */
+	guint64 commits;
+	double commit_ms_p99;
 } store_health;
+/* Commit times kept for commit_ms_p99: a fixed ring, written by the writer
+ * under the lock it takes after each job anyway (no allocation, nothing on
+ * the callers' side). */
+#define STORE_COMMIT_RING 1024
 void store_health_get(store *st, store_health *h);
+
+/* The nearest-rank percentile (0 < pct <= 100) of n durations in
+ * microseconds, in milliseconds; -1 for n == 0. Sorts us in place. */
+double store_percentile_ms(guint32 *us, guint n, double pct);
 
 /* Wait until every job queued before this call has run (and committed).
  * Returns 0, or -1 if the writer has already stopped (store_close() is

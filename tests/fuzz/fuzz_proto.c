@@ -20,7 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 		if(j == NULL)
 			abort();
 		json_decref(j);
-	} else if(req.kind == PROTO_CREATE && (req.client_code == NULL || req.therapist_key == NULL)) {
+	} else if(req.kind == PROTO_CREATE && (req.client_code == NULL
+			|| (req.therapist_key == NULL) == (req.therapist_token == NULL))) {
 		abort();
 	}
 	json_decref(body);

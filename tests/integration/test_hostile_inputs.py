@@ -135,6 +135,16 @@ CASES: List[Tuple[str, str, str, str, Any, Tuple[Any, str]]] = [
     ("A38", "API", "the client asks `reinvite`", "api-c", {"request": "reinvite"}, (479, "This role may not make this request")),
     ("A39", "API", "not JSON at all (WebSocket)", "raw", "{\"janus\": \"message\", ", ("core", 454)),
     ("A40", "API", "JSON nested 5,000 deep (WebSocket)", "raw", "[" * 5000 + "]" * 5000, ("core", 454)),
+    ("A41", "API", "create with a signed token where Janus runs without token_auth", "api-f",
+     {"request": "create", "therapist_token": "1999999999,janus,janus.plugin.alliance,alliance.therapist=T-01:"
+      + "A" * 27 + "=", "client_code": "C-H"},
+     (475, "Unauthorized (therapist token: signed tokens are not enabled on this server)")),
+    ("A42", "API", "create with a key and a token", "api-f",
+     {"request": "create", "therapist_key": "@T", "therapist_token": "x", "client_code": "C-H"},
+     (474, "Invalid element (give therapist_key or therapist_token, not both)")),
+    ("A43", "API", "report with a 3,000-byte supervisor token", "api-f",
+     {"request": "report", "kind": "visits", "supervisor_token": "t" * 3000},
+     (474, "Invalid element (supervisor_token should be a Janus signed token of at most 2048 bytes)")),
     # --- JSEP ------------------------------------------------------------------------
     ("J01", "JSEP", "configure with an `answer`", "jsep-c", ({"request": "configure"}, {"type": "answer", "sdp": "@SDP"}),
      ("core", 469)),

@@ -140,6 +140,178 @@ static void test_keyring(void) {
 	auth_keyring_free(NULL);
 }
 
+/* --- Janus signed tokens ---------------------------------------------------- */
+#define SECRET "janus-test-secret"
+#define NOW 1800000000LL
+
+/* Tokens made by Python's hmac + base64 (an implementation nobody here
+ * wrote), as the Janus documentation's sample code makes them:
+ *   text + ":" + base64.b64encode(hmac.new(secret, text, sha1).digest()) */
+static const char *const PY_THERAPIST =
+	"1999999999,janus,janus.plugin.alliance,alliance.therapist=T-01:A1BCv0gXXvSOCJOlKXvEZS0XFko=";
+static const char *const PY_SUPERVISOR =
+	"1999999999,janus,janus.plugin.videoroom,janus.plugin.alliance,alliance.supervisor:WDZyOh3Mxv9z8AMX7kkuyPTb/co=";
+static const char *const PY_EXPIRED =
+	"1700000000,janus,janus.plugin.alliance,alliance.therapist=T-01:pFMKA43NWGzhKCYnXtlCTw9fjd0=";
+
+static void test_signed_reference_tokens(void) {
+	auth_grant g;
+	g_assert_cmpint(auth_signed_verify(SECRET, PY_THERAPIST, NOW, &g), ==, AUTH_SIGNED_OK);
+	g_assert_cmpstr(g.therapist, ==, "T-01");
+	g_assert_false(g.supervisor);
+	g_assert_cmpint(g.expiry_s, ==, 1999999999LL);
+	g_assert_cmpint(auth_signed_verify(SECRET, PY_SUPERVISOR, NOW, &g), ==, AUTH_SIGNED_OK);
+	g_assert_true(g.supervisor);
+	g_assert_cmpstr(g.therapist, ==, "");
+	g_assert_cmpint(auth_signed_verify(SECRET, PY_EXPIRED, NOW, &g), ==, AUTH_SIGNED_EXPIRED);
+	g_assert_cmpstr(g.therapist, ==, "");     /* nothing granted */
+	/* valid through the expiry second, not after */
+	g_assert_cmpint(auth_signed_verify(SECRET, PY_EXPIRED, 1700000000LL, &g), ==, AUTH_SIGNED_OK);
+	g_assert_cmpint(auth_signed_verify(SECRET, PY_EXPIRED, 1700000001LL, &g), ==, AUTH_SIGNED_EXPIRED);
+	/* another secret, or none */
+	g_assert_cmpint(auth_signed_verify("another-secret", PY_THERAPIST, NOW, &g), ==, AUTH_SIGNED_BAD_SIGNATURE);
+	g_assert_cmpint(auth_signed_verify(NULL, PY_THERAPIST, NOW, &g), ==, AUTH_SIGNED_DISABLED);
+	g_assert_cmpint(auth_signed_verify("", PY_THERAPIST, NOW, &g), ==, AUTH_SIGNED_DISABLED);
+	/* our maker agrees with Python's */
+	char out[256];
+	const char *d[] = { "janus.plugin.alliance", "alliance.therapist=T-01" };
+	g_assert_cmpint(auth_signed_make(SECRET, 1999999999LL, "janus", d, 2, out, sizeof(out)), ==,
+		(int)strlen(PY_THERAPIST));
+	g_assert_cmpstr(out, ==, PY_THERAPIST);
+}
+
+/* Every single-byte change of a signed token is refused. */
+static void test_signed_tampering(void) {
+	auth_grant g;
+	char t[256];
+	size_t n = strlen(PY_THERAPIST);
+	for(size_t i = 0; i < n; i++) {
+		g_strlcpy(t, PY_THERAPIST, sizeof(t));
+		t[i] = (t[i] == 'A') ? 'B' : 'A';
+		g_assert_cmpint(auth_signed_verify(SECRET, t, NOW, &g), !=, AUTH_SIGNED_OK);
+		g_assert_cmpstr(g.therapist, ==, "");
+	}
+	/* T-01 -> T-02 in the text: the signature no longer matches */
+	g_strlcpy(t, PY_THERAPIST, sizeof(t));
+	*strstr(t, "T-01") = 'T';
+	strstr(t, "T-01")[3] = '2';
+	g_assert_cmpint(auth_signed_verify(SECRET, t, NOW, &g), ==, AUTH_SIGNED_BAD_SIGNATURE);
+}
+
+static void test_signed_hostile_shapes(void) {
+	auth_grant g;
+	const char *bad[] = {
+		"", ":", "abc", "1999999999,janus", "1999999999,janus:",
+		":A1BCv0gXXvSOCJOlKXvEZS0XFko=",                     /* no text */
+		"1999999999,janus,janus.plugin.alliance,alliance.therapist=T-01:A1BCv0gXXvSOCJOlKXvEZS0XFko",   /* 27 */
+		"1999999999,janus,janus.plugin.alliance,alliance.therapist=T-01:A1BCv0gXXvSOCJOlKXvEZS0XFko==", /* 29 */
+		"1999999999,janus,janus.plugin.alliance,alliance.therapist=T-01:A1BCv0gXXvSOCJOlKXvEZS0XF*o=",  /* not base64 */
+		"1999999999,janus,janus.plugin.alliance,alliance.therapist=T-01:A1BC:0gXXvSOCJOlKXvEZS0XFko=",  /* two ':' */
+		"1999999999,janus,janus.plugin.alliance,alliance.therapist=T-01:A1BCv0gXXvSOCJOlKXvEZS0XFko=\n",
+	};
+	for(size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+		auth_signed_rc rc = auth_signed_verify(SECRET, bad[i], NOW, &g);
+		g_assert_true(rc == AUTH_SIGNED_MALFORMED || rc == AUTH_SIGNED_BAD_SIGNATURE);
+	}
+	g_assert_cmpint(auth_signed_verify(SECRET, NULL, NOW, &g), ==, AUTH_SIGNED_MALFORMED);
+	/* huge: refused by length before any hashing; also just over the limit */
+	size_t big = 1 << 20;
+	char *huge = g_malloc(big + 1);
+	memset(huge, 'a', big);
+	huge[big] = '\0';
+	g_assert_cmpint(auth_signed_verify(SECRET, huge, NOW, &g), ==, AUTH_SIGNED_MALFORMED);
+	/* a validly signed token at the limit is accepted, one byte more is not */
+	GString *desc = g_string_new("x");
+	char *tok = g_malloc(AUTH_SIGNED_MAX + 64);
+	const char *d[3] = { "janus.plugin.alliance", "alliance.supervisor", NULL };
+	int len;
+	for(;;) {
+		d[2] = desc->str;
+		len = auth_signed_make(SECRET, 1999999999LL, "janus", d, 3, tok, AUTH_SIGNED_MAX + 64);
+		g_assert_cmpint(len, >, 0);
+		if(len >= AUTH_SIGNED_MAX)
+			break;
+		g_string_append_c(desc, 'x');
+	}
+	g_assert_cmpint(len, ==, AUTH_SIGNED_MAX);
+	g_assert_cmpint(auth_signed_verify(SECRET, tok, NOW, &g), ==, AUTH_SIGNED_OK);
+	g_string_append_c(desc, 'x');
+	d[2] = desc->str;
+	g_assert_cmpint(auth_signed_make(SECRET, 1999999999LL, "janus", d, 3, tok, AUTH_SIGNED_MAX + 64), ==,
+		AUTH_SIGNED_MAX + 1);
+	g_assert_cmpint(auth_signed_verify(SECRET, tok, NOW, &g), ==, AUTH_SIGNED_MALFORMED);
+	g_free(tok);
+	g_string_free(desc, TRUE);
+	g_free(huge);
+}
+
+/* Signed, but granting the wrong thing: each refused with its reason. */
+static void test_signed_wrong_descriptors(void) {
+	struct { const char *expiry, *realm; const char *d[4]; size_t n; auth_signed_rc want; } v[] = {
+		{ "1999999999", "janus", { "alliance.therapist=T-01" }, 1, AUTH_SIGNED_NOT_FOR_PLUGIN },
+		{ "1999999999", "janus", { "janus.plugin.alliance" }, 1, AUTH_SIGNED_NO_ROLE },
+		{ "1999999999", "janus", { 0 }, 0, AUTH_SIGNED_NOT_FOR_PLUGIN },
+		{ "1999999999", "janus.plugin.alliance", { "janus.plugin.alliance", "alliance.supervisor" }, 2,
+			AUTH_SIGNED_WRONG_REALM },
+		{ "1999999999", "Janus", { "janus.plugin.alliance", "alliance.supervisor" }, 2, AUTH_SIGNED_WRONG_REALM },
+		{ "1999999999", "janus", { "janus.plugin.alliance", "alliance.therapist=" }, 2, AUTH_SIGNED_BAD_CODE },
+		{ "1999999999", "janus", { "janus.plugin.alliance", "alliance.therapist=T 01" }, 2, AUTH_SIGNED_BAD_CODE },
+		{ "1999999999", "janus", { "janus.plugin.alliance", "alliance.therapist=T-01",
+			"alliance.therapist=T-02" }, 3, AUTH_SIGNED_BAD_CODE },
+		{ "1999999999", "janus", { "janus.plugin.alliance", "alliance.therapist=T-0123456789012345678901234567890" },
+			2, AUTH_SIGNED_BAD_CODE },
+		/* near misses of the descriptors are other descriptors */
+		{ "1999999999", "janus", { "janus.plugin.alliance2", "alliance.supervisor" }, 2, AUTH_SIGNED_NOT_FOR_PLUGIN },
+		{ "1999999999", "janus", { "janus.plugin.alliance", "alliance.supervisors" }, 2, AUTH_SIGNED_NO_ROLE },
+		{ "1999999999", "janus", { "janus.plugin.alliance", "alliance.therapist" }, 2, AUTH_SIGNED_NO_ROLE },
+		/* expiry: plain digits only */
+		{ "-1", "janus", { "janus.plugin.alliance", "alliance.supervisor" }, 2, AUTH_SIGNED_MALFORMED },
+		{ "+1999999999", "janus", { "janus.plugin.alliance", "alliance.supervisor" }, 2, AUTH_SIGNED_MALFORMED },
+		{ "1999999999x", "janus", { "janus.plugin.alliance", "alliance.supervisor" }, 2, AUTH_SIGNED_MALFORMED },
+		{ "99999999999999999999", "janus", { "janus.plugin.alliance", "alliance.supervisor" }, 2, AUTH_SIGNED_MALFORMED },
+		{ "", "janus", { "janus.plugin.alliance", "alliance.supervisor" }, 2, AUTH_SIGNED_MALFORMED },
+		{ "0", "janus", { "janus.plugin.alliance", "alliance.supervisor" }, 2, AUTH_SIGNED_EXPIRED },
+	};
+	for(size_t i = 0; i < G_N_ELEMENTS(v); i++) {
+		/* signed by hand, so that shapes auth_signed_make refuses can be made */
+		GString *text = g_string_new(NULL);
+		g_string_append_printf(text, "%s,%s", v[i].expiry, v[i].realm);
+		for(size_t k = 0; k < v[i].n; k++)
+			g_string_append_printf(text, ",%s", v[i].d[k]);
+		GHmac *h = g_hmac_new(G_CHECKSUM_SHA1, (const guchar *)SECRET, strlen(SECRET));
+		g_hmac_update(h, (const guchar *)text->str, (gssize)text->len);
+		guint8 mac[20];
+		gsize n = sizeof(mac);
+		g_hmac_get_digest(h, mac, &n);
+		g_hmac_unref(h);
+		gchar *b64 = g_base64_encode(mac, n);
+		g_string_append_printf(text, ":%s", b64);
+		g_free(b64);
+		auth_grant g;
+		auth_signed_rc rc = auth_signed_verify(SECRET, text->str, NOW, &g);
+		if(rc != v[i].want)
+			g_error("case %zu (%s): got %d (%s), want %d", i, text->str, rc, auth_signed_rc_text(rc), v[i].want);
+		g_assert_cmpstr(g.therapist, ==, "");
+		g_assert_false(g.supervisor);
+		g_string_free(text, TRUE);
+	}
+	/* both roles in one token: both granted */
+	char out[256];
+	const char *d[] = { "alliance.supervisor", "janus.plugin.alliance", "alliance.therapist=T-07", "alliance.therapist=T-07" };
+	g_assert_cmpint(auth_signed_make(SECRET, 1999999999LL, "janus", d, 4, out, sizeof(out)), >, 0);
+	auth_grant g;
+	g_assert_cmpint(auth_signed_verify(SECRET, out, NOW, &g), ==, AUTH_SIGNED_OK);
+	g_assert_true(g.supervisor);
+	g_assert_cmpstr(g.therapist, ==, "T-07");
+	/* the maker refuses parts that would change the token's shape */
+	const char *comma[] = { "a,b" }, *colon[] = { "a:b" };
+	g_assert_cmpint(auth_signed_make(SECRET, 1, "janus", comma, 1, out, sizeof(out)), ==, -1);
+	g_assert_cmpint(auth_signed_make(SECRET, 1, "janus", colon, 1, out, sizeof(out)), ==, -1);
+	g_assert_cmpint(auth_signed_make(SECRET, 1, "janus", d, 2, out, 10), ==, -1);
+	for(auth_signed_rc rc = AUTH_SIGNED_OK; rc <= AUTH_SIGNED_NO_ROLE; rc++)
+		g_assert_cmpstr(auth_signed_rc_text(rc), !=, "refused");
+}
+
 int main(int argc, char **argv) {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/auth/base64url", test_base64url_vectors);
@@ -148,5 +320,9 @@ int main(int argc, char **argv) {
 	g_test_add_func("/auth/digest-bad-hex", test_digest_bad_hex);
 	g_test_add_func("/auth/shapes", test_shapes);
 	g_test_add_func("/auth/keyring", test_keyring);
+	g_test_add_func("/auth/signed/reference", test_signed_reference_tokens);
+	g_test_add_func("/auth/signed/tampering", test_signed_tampering);
+	g_test_add_func("/auth/signed/hostile", test_signed_hostile_shapes);
+	g_test_add_func("/auth/signed/descriptors", test_signed_wrong_descriptors);
 	return g_test_run();
 }

@@ -342,6 +342,55 @@ static void test_error_json_utf8_cut(void) {
 	}
 }
 
+/* therapist_token / supervisor_token in place of the keys: one or the
+ * other, a string of at most AUTH_SIGNED_MAX bytes. */
+static void test_tokens(void) {
+	proto_request req;
+	proto_error err;
+	const char *tok = "1999999999,janus,janus.plugin.alliance,alliance.therapist=T-01:A1BCv0gXXvSOCJOlKXvEZS0XFko=";
+	json_t *body = json_pack("{s:s, s:s, s:s}", "request", "create", "therapist_token", tok, "client_code", "C-1");
+	g_assert_cmpint(proto_parse(body, &req, &err), ==, 0);
+	g_assert_cmpstr(req.therapist_token, ==, tok);
+	g_assert_null(req.therapist_key);
+	json_decref(body);
+	body = json_pack("{s:s, s:s, s:s, s:s}", "request", "join", "role", "therapist", "visit_id", "v",
+		"therapist_token", tok);
+	g_assert_cmpint(proto_parse(body, &req, &err), ==, 0);
+	g_assert_nonnull(req.therapist_token);
+	json_decref(body);
+	const char *sup[] = {
+		"{\"request\":\"join\",\"role\":\"observer\",\"visit_id\":\"v\",\"supervisor_token\":\"t\"}",
+		"{\"request\":\"report\",\"kind\":\"visits\",\"supervisor_token\":\"t\"}",
+		"{\"request\":\"forget\",\"client_code\":\"C-1\",\"supervisor_token\":\"t\"}",
+	};
+	for(size_t i = 0; i < G_N_ELEMENTS(sup); i++) {
+		g_assert_cmpint(parse(sup[i], &req, &err), ==, 0);
+		g_assert_nonnull(req.supervisor_token);
+		g_assert_null(req.supervisor_key);
+	}
+	/* both, neither, wrong types, empty, NUL, too long */
+	g_assert_cmpint(code_of("{\"request\":\"create\",\"therapist_key\":\"k\",\"therapist_token\":\"t\",\"client_code\":\"C-1\"}"),
+		==, PROTO_ERR_INVALID_ELEMENT);
+	g_assert_cmpint(code_of("{\"request\":\"forget\",\"supervisor_key\":\"k\",\"supervisor_token\":\"t\",\"client_code\":\"C-1\"}"),
+		==, PROTO_ERR_INVALID_ELEMENT);
+	g_assert_cmpint(code_of("{\"request\":\"create\",\"client_code\":\"C-1\"}"), ==, PROTO_ERR_MISSING_ELEMENT);
+	g_assert_cmpint(code_of("{\"request\":\"create\",\"therapist_token\":null,\"client_code\":\"C-1\"}"), ==, PROTO_ERR_MISSING_ELEMENT);
+	g_assert_cmpint(code_of("{\"request\":\"create\",\"therapist_token\":5,\"client_code\":\"C-1\"}"), ==, PROTO_ERR_INVALID_ELEMENT);
+	g_assert_cmpint(code_of("{\"request\":\"create\",\"therapist_token\":\"\",\"client_code\":\"C-1\"}"), ==, PROTO_ERR_INVALID_ELEMENT);
+	g_assert_cmpint(code_of("{\"request\":\"join\",\"role\":\"observer\",\"visit_id\":\"v\",\"supervisor_token\":[\"t\"]}"),
+		==, PROTO_ERR_INVALID_ELEMENT);
+	char *big = g_strnfill(AUTH_SIGNED_MAX + 1, 'a');
+	body = json_pack("{s:s, s:s, s:s}", "request", "create", "therapist_token", big, "client_code", "C-1");
+	g_assert_cmpint(proto_parse(body, &req, &err), ==, -1);
+	g_assert_cmpint(err.code, ==, PROTO_ERR_INVALID_ELEMENT);
+	json_decref(body);
+	big[AUTH_SIGNED_MAX] = '\0';      /* at the limit: the shape is fine (auth decides) */
+	body = json_pack("{s:s, s:s, s:s}", "request", "create", "therapist_token", big, "client_code", "C-1");
+	g_assert_cmpint(proto_parse(body, &req, &err), ==, 0);
+	json_decref(body);
+	g_free(big);
+}
+
 int main(int argc, char **argv) {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/proto/good", test_good_requests);
@@ -351,5 +400,6 @@ int main(int argc, char **argv) {
 	g_test_add_func("/proto/error-json", test_error_json);
 	g_test_add_func("/proto/error-json-utf8-cut", test_error_json_utf8_cut);
 	g_test_add_func("/proto/report-forget", test_report_forget);
+	g_test_add_func("/proto/tokens", test_tokens);
 	return g_test_run();
 }

@@ -1552,6 +1552,57 @@ static void test_instances(fixture *fx, gconstpointer data) {
 	store_close(st);
 }
 
+/* Health's writer figures: commits counted per write transaction, the
+ * p99 from a ring that wraps (no growth), -1 before the first. */
+static void test_commit_stats(fixture *fx, gconstpointer data) {
+	store *st = open_ok(fx->path);
+	store_health h;
+	store_health_get(st, &h);
+	g_assert_cmpuint(h.commits, ==, 0);
+	g_assert_cmpfloat(h.commit_ms_p99, <, 0);
+	store_visit_rec v = { "v1", "T-01", "C-0042", "video", 1 };
+	g_assert_cmpint(store_visit_create(st, &v, NULL, NULL), ==, 0);
+	g_assert_cmpint(store_sync(st), ==, 0);
+	store_health_get(st, &h);
+	g_assert_cmpuint(h.commits, ==, 1);
+	g_assert_cmpfloat(h.commit_ms_p99, >=, 0);
+	g_assert_cmpuint(h.queue, ==, 0);
+	int n = STORE_COMMIT_RING + 100;
+	for(int i = 0; i < n; i++)
+		g_assert_cmpint(store_event(st, "v1", "test", "{}", 1000 + i, NULL, NULL), ==, 0);
+	g_assert_cmpint(store_sync(st), ==, 0);
+	store_health_get(st, &h);
+	g_assert_cmpuint(h.commits, ==, (guint64)n + 1);
+	g_assert_cmpfloat(h.commit_ms_p99, >=, 0);
+	g_assert_cmpfloat(h.commit_ms_p99, <, 60000);
+	store_close(st);
+}
+
+/* The nearest-rank percentile, on values whose answer is known. */
+static void test_percentile(void) {
+	guint32 us[1000];
+	for(guint i = 0; i < 100; i++)
+		us[i] = (100 - i) * 1000;          /* 100 ms .. 1 ms, unsorted */
+	g_assert_cmpfloat(store_percentile_ms(us, 100, 99.0), ==, 99.0);
+	g_assert_cmpfloat(store_percentile_ms(us, 100, 100.0), ==, 100.0);
+	g_assert_cmpfloat(store_percentile_ms(us, 100, 50.0), ==, 50.0);
+	for(guint i = 0; i < 1000; i++)
+		us[i] = (i + 1) * 1000;
+	g_assert_cmpfloat(store_percentile_ms(us, 1000, 99.0), ==, 990.0);
+	us[0] = 1500;
+	g_assert_cmpfloat(store_percentile_ms(us, 1, 99.0), ==, 1.5);
+	/* 2 slow among 199: the p99 (rank 198) is slow; among 200 (rank 198) not */
+	for(guint i = 0; i < 199; i++)
+		us[i] = i < 2 ? 5000000 : 1000;
+	g_assert_cmpfloat(store_percentile_ms(us, 199, 99.0), ==, 5000.0);
+	for(guint i = 0; i < 200; i++)
+		us[i] = i < 2 ? 5000000 : 1000;
+	g_assert_cmpfloat(store_percentile_ms(us, 200, 99.0), ==, 1.0);
+	g_assert_cmpfloat(store_percentile_ms(us, 0, 99.0), <, 0);
+	g_assert_cmpfloat(store_percentile_ms(us, 10, 0.0), <, 0);
+	g_assert_cmpfloat(store_percentile_ms(us, 10, 101.0), <, 0);
+}
+
 int main(int argc, char **argv) {
 	g_test_init(&argc, &argv, NULL);
 	char *base = NULL;
@@ -1591,6 +1642,8 @@ int main(int argc, char **argv) {
 	ADD("quality/incidents-cascade", test_incidents_cascade);
 	ADD("quality/visit-quality-read", test_visit_quality_read);
 	ADD("queue/callback-after-commit", test_callback_after_commit);
+	ADD("queue/commit-stats", test_commit_stats);
+	g_test_add_func("/store/percentile", test_percentile);
 	ADD("queue/close-drains", test_close_drains);
 	ADD("queue/sample-overflow", test_sample_overflow);
 	ADD("read/baseline", test_baseline);

@@ -39,7 +39,7 @@ import websockets
 
 EVENT_TYPES = {"event", "webrtcup", "media", "hangup", "slowlink", "detached", "trickle"}
 SECRET_FIELDS = {"therapist_key", "supervisor_key", "rejoin_key", "invite", "admin_secret",
-                 "apisecret", "token"}
+                 "apisecret", "token", "therapist_token", "supervisor_token"}
 
 TRACE: Deque[str] = collections.deque(maxlen=400)
 # every credential-like value seen in the traffic (keys, invites, rejoin
@@ -267,8 +267,10 @@ class Session:
 
     transport = "?"
 
-    def __init__(self, server) -> None:
+    def __init__(self, server, token: Optional[str] = None) -> None:
         self.server = server
+        # the Janus core's `token` (token_auth on): sent with every request
+        self.token = token if token is not None else getattr(server, "api_token", None)
         self.id: Optional[int] = None
         self.handles: Dict[int, Handle] = {}
         self.unrouted: List[dict] = []
@@ -367,8 +369,8 @@ class Session:
 class HttpSession(Session):
     transport = "http"
 
-    def __init__(self, server) -> None:
-        super().__init__(server)
+    def __init__(self, server, token: Optional[str] = None) -> None:
+        super().__init__(server, token)
         self.base = server.http_url
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
 
@@ -378,6 +380,8 @@ class HttpSession(Session):
             url += f"/{self.id}"
             if handle_id is not None:
                 url += f"/{handle_id}"
+        if self.token and "token" not in msg:
+            msg = {**msg, "token": self.token}
         _trace(">", f"http:{self.id}/{handle_id}", msg)
         async with self.http.post(url, json=msg, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
             resp = await r.json(content_type=None)
@@ -398,6 +402,9 @@ class HttpSession(Session):
 
     async def _poll_loop(self) -> None:
         url = f"{self.base}/{self.id}?maxev=10"
+        if self.token:
+            from urllib.parse import quote
+            url += "&token=" + quote(self.token, safe="")
         while not self.closed:
             try:
                 async with self.http.get(url, timeout=aiohttp.ClientTimeout(total=70)) as r:
@@ -425,8 +432,8 @@ class HttpSession(Session):
 class WsSession(Session):
     transport = "ws"
 
-    def __init__(self, server) -> None:
-        super().__init__(server)
+    def __init__(self, server, token: Optional[str] = None) -> None:
+        super().__init__(server, token)
         self.url = server.ws_url
         self.ws = None
 
@@ -453,6 +460,8 @@ class WsSession(Session):
             msg["session_id"] = self.id
             if handle_id is not None:
                 msg["handle_id"] = handle_id
+        if self.token and "token" not in msg:
+            msg["token"] = self.token
         tr = msg["transaction"]
         fut = asyncio.get_running_loop().create_future()
         self._pending[tr] = fut
@@ -485,13 +494,15 @@ class WsSession(Session):
             await self.ws.close()
 
 
-async def connect(server, transport: str = "ws") -> Session:
-    """Open a transport connection and create a Janus session on it."""
+async def connect(server, transport: str = "ws", token: Optional[str] = None) -> Session:
+    """Open a transport connection and create a Janus session on it.
+    token: the Janus core's API token (default: the server's `api_token`,
+    set when it runs with token_auth)."""
     if transport == "ws":
-        s: Session = WsSession(server)
+        s: Session = WsSession(server, token)
         await s._open()
     elif transport == "http":
-        s = HttpSession(server)
+        s = HttpSession(server, token)
     else:
         raise ValueError(transport)
     try:

@@ -145,6 +145,20 @@ def alliance_config(db_path, keys: AllianceKeys, *, instruments_dir: Optional[Pa
     return "\n".join(lines)
 
 
+# -- Janus signed tokens ------------------------------------------------------
+def sign_token(secret: str, descriptors: Iterable[str], expiry: Optional[int] = None,
+               realm: str = "janus") -> str:
+    """A Janus signed token, made as the Janus documentation's sample code
+    makes it: "<expiry>,<realm>,<descriptor>,...:" + base64(HMAC-SHA1).
+    expiry: seconds since the epoch (default: an hour from now)."""
+    import hmac
+    if expiry is None:
+        expiry = int(time.time()) + 3600
+    text = ",".join([str(int(expiry)), realm, *descriptors])
+    sig = base64.b64encode(hmac.new(secret.encode(), text.encode(), hashlib.sha1).digest()).decode()
+    return f"{text}:{sig}"
+
+
 # -- the server -------------------------------------------------------------
 class JanusStartError(RuntimeError):
     pass
@@ -156,7 +170,7 @@ class JanusServer:
                  debug_level: Optional[int] = None, sanitize: Optional[bool] = None,
                  session_timeout: int = 60, event_handler: Optional[Dict[str, str]] = None,
                  umask: Optional[int] = None, extra_env: Optional[Dict[str, str]] = None,
-                 port_offset: int = 0) -> None:
+                 port_offset: int = 0, token_secret: Optional[str] = None) -> None:
         self.net = net
         self.workdir = Path(workdir)
         self.plugin_sos = [Path(p) for p in plugin_sos]
@@ -174,6 +188,14 @@ class JanusServer:
         self.db_path: Optional[Path] = None      # set by alliance_server()
         self.collector = None                    # an evh.EventCollector, if a fixture made one
         self.admin_secret = secrets.token_hex(16)
+        # token_secret: janus.jcfg gets token_auth = true and this
+        # token_auth_secret; every Janus API request must then carry a
+        # signed token naming the plugins it attaches to (api.py sends
+        # `api_token` with each request unless told otherwise)
+        self.token_secret = token_secret
+        self.extra_args: List[str] = []          # more janus command-line options
+        self.api_token = (sign_token(token_secret, self.required_plugins, int(time.time()) + 86400)
+                          if token_secret else None)
         # unique per instance: start() checks that the janus answering on the
         # (fixed) ports is this one and not another instance still running
         self.server_name = f"alliance-it-{secrets.token_hex(4)}"
@@ -207,6 +229,11 @@ class JanusServer:
             link.symlink_to(t.resolve())
         return folder
 
+    def _token_lines(self) -> str:
+        if not self.token_secret:
+            return ""
+        return f'    token_auth = true\n    token_auth_secret = "{self.token_secret}"\n'
+
     def write_config(self) -> None:
         self.confdir.mkdir(parents=True, exist_ok=True)
         plugins = self._link_folder("plugins", self.plugin_sos)
@@ -227,7 +254,7 @@ class JanusServer:
     session_timeout = {self.session_timeout}
     server_name = "{self.server_name}"
     interface = "{self.ip}"
-}}
+{self._token_lines()}}}
 certificates: {{
 }}
 media: {{
@@ -303,7 +330,7 @@ cors: {{
             env_vars[k] = (env_vars[k] + " " + v) if k == "LD_PRELOAD" and k in env_vars else v
         if env_vars:
             cmd += ["env"] + [f"{k}={v}" for k, v in env_vars.items()]
-        cmd += ["janus", "-F", str(self.confdir), "-C", str(self.confdir / "janus.jcfg"), "-o"]
+        cmd += ["janus", "-F", str(self.confdir), "-C", str(self.confdir / "janus.jcfg"), "-o", *self.extra_args]
         self._start_offset = self.log_size()
         self._log_fh = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log_fh, stderr=subprocess.STDOUT,
@@ -536,12 +563,24 @@ cors: {{
     def handle_info(self, session_id: int, handle_id: int) -> dict:
         return self.admin(f"/{session_id}/{handle_id}", "handle_info").get("info", {})
 
+    def message_plugin(self, request: dict, plugin: str = ALLIANCE_PACKAGE) -> dict:
+        """Admin API `message_plugin`: the plugin's answer (`response`)."""
+        body = {"janus": "message_plugin", "transaction": secrets.token_hex(6),
+                "admin_secret": self.admin_secret, "plugin": plugin, "request": request}
+        r = self.http_json("POST", self.admin_url, body)
+        if r.get("janus") != "success":
+            raise RuntimeError(f"message_plugin refused: {r}")
+        return r.get("response", {})
+
+    def health(self) -> dict:
+        return self.message_plugin({"request": "health"})
+
 
 def alliance_server(net: NetnsPair, workdir: Path, keys: AllianceKeys, *,
                     db_path=None,
                     event_handler: Optional[Dict[str, str]] = None,
                     extra_env: Optional[Dict[str, str]] = None, port_offset: int = 0,
-                    **cfg) -> JanusServer:
+                    token_secret: Optional[str] = None, **cfg) -> JanusServer:
     """A JanusServer loading only the alliance plugin, configured with `keys`.
     The store is `<workdir>/alliance.sqlite` unless `db_path` says otherwise
     (a Path, or a harness.pg.PgDb for PostgreSQL); `server.db_path` either
@@ -554,6 +593,7 @@ def alliance_server(net: NetnsPair, workdir: Path, keys: AllianceKeys, *,
     text = alliance_config(db, keys, **cfg)
     srv = JanusServer(net, workdir, plugin_sos=[so], required_plugins=[ALLIANCE_PACKAGE],
                       plugin_configs={f"{ALLIANCE_PACKAGE}.jcfg": text},
-                      event_handler=event_handler, extra_env=extra_env, port_offset=port_offset)
+                      event_handler=event_handler, extra_env=extra_env, port_offset=port_offset,
+                      token_secret=token_secret)
     srv.db_path = db
     return srv
