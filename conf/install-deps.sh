@@ -29,6 +29,9 @@ PACKAGES=(
     # bench/load: the WebRTC load generator (Go + Debian's pion/webrtc v3
     # sources, built offline in GOPATH mode by bench/load-gen/build.sh)
     golang-go golang-github-pion-webrtc.v3-dev
+    # the independent reference of the mixed model (tests/unit/lmm_ref.R, run
+    # by test_lmm, test_report_mixed and the integration test_reports)
+    r-base-core r-cran-lme4 r-cran-lmertest
     # network namespaces, loss injection, process control
     nftables iproute2 procps
     # a wall clock that jumps under a running Janus (timers must not care)
