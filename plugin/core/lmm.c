@@ -352,10 +352,10 @@ int lmm_fit_reml(const double *y, const double *x, const int *group, int n, int 
 	memset(out, 0, sizeof(*out));
 	out->n = n;
 	out->p = p;
+	if(n == 0 && p >= 1 && p <= LMM_MAX_P)     /* (an empty array may come as NULL) */
+		return refuse(out, LMM_ERR_TOO_FEW);
 	if(y == NULL || x == NULL || group == NULL || n < 0 || p < 1 || p > LMM_MAX_P)
 		return refuse(out, LMM_ERR_INPUT);
-	if(n == 0)
-		return refuse(out, LMM_ERR_TOO_FEW);
 	lmm_data d;
 	lmm_status st = prepare(y, x, group, n, p, &d, &out->groups);
 	int evals = 0, at_max = 0;

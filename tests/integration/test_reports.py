@@ -281,8 +281,9 @@ async def test_compare_mixed_model_and_noninferiority(janus, keys):
         h = await sc.handle()
         d = expect(await report(h, keys, "compare"), "report")
         narrow = expect(await report(h, keys, "compare", filters={"margin": 0.25}), "report")
-        expect_error(await report(h, keys, "compare", filters={"margin": 0}), 474)
-        expect_error(await report(h, keys, "compare", filters={"margin": "wide"}), 474)
+        for bad in (0, -1, "wide", 1e6):
+            expect_error(await h.request({"request": "report", "supervisor_key": keys.supervisor(),
+                                          "kind": "compare", "filters": {"margin": bad}}), 474)
     m = d["scores"][0]["mixed"]
     print(f"mixed: {m['estimate']:.4f} [{m['ci'][0]:.4f}, {m['ci'][1]:.4f}] se {m['se']:.4f} df {m['df']:.2f}; "
           f"R: {ref['estimate']:.4f} [{ref['ci'][0]:.4f}, {ref['ci'][1]:.4f}] se {ref['se']:.4f} df {ref['df']:.2f}")

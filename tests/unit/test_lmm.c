@@ -245,6 +245,11 @@ static void test_refusals(void) {
 	g_assert_cmpint(lmm_fit_reml(d.y, d.x, d.g, 2, 2, &m), ==, -1);
 	g_assert_cmpint(m.status, ==, LMM_ERR_TOO_FEW);
 	g_assert_cmpint(lmm_fit_reml(d.y, d.x, d.g, 0, 2, &m), ==, -1);
+	g_assert_cmpint(m.status, ==, LMM_ERR_TOO_FEW);
+	g_assert_cmpint(lmm_fit_reml(NULL, NULL, NULL, 0, 2, &m), ==, -1);   /* an empty GArray */
+	g_assert_cmpint(m.status, ==, LMM_ERR_TOO_FEW);
+	g_assert_cmpint(lmm_fit_reml(NULL, d.x, d.g, 3, 2, &m), ==, -1);
+	g_assert_cmpint(m.status, ==, LMM_ERR_INPUT);
 	ds_free(&d);
 }
 
