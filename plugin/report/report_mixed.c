@@ -187,41 +187,32 @@ static double total_of(const json_t *row, const char *ins_id) {
 	return field(row, "client_total");
 }
 
-void report_mixed_formation(json_t *formation, const json_t *visit_rows, const char *ins_id) {
-	json_t *mixed = json_object();
-	static const char *const MOD[2] = { "video", "in_person" };
-	for(int k = 0; k < 2; k++) {
-		obs o;
-		obs_init(&o, 2);
-		size_t i;
-		json_t *r;
-		json_array_foreach(visit_rows, i, r) {
-			double vn = field(r, "visit_number");
-			if(is_video(r) == (k == 0) && isfinite(vn) && vn >= 1)
-				obs_add(&o, r, total_of(r, ins_id), &vn);
-		}
-		json_object_set_new(mixed, MOD[k], fit_json(&o, "points per visit number", NULL, NULL));
-		obs_free(&o);
+/* The end total on the visit field `key`, over the visits of one modality,
+ * with a random intercept per client. */
+static json_t *visit_model(const json_t *visit_rows, const char *ins_id, gboolean video,
+		const char *key, const char *direction) {
+	obs o;
+	obs_init(&o, 2);
+	size_t i;
+	json_t *r;
+	json_array_foreach(visit_rows, i, r) {
+		double x = field(r, key);
+		if(is_video(r) == video)
+			obs_add(&o, r, total_of(r, ins_id), &x);
 	}
-	json_object_set_new(formation, "mixed", mixed);
+	json_t *j = fit_json(&o, direction, NULL, NULL);
+	obs_free(&o);
+	return j;
+}
+
+void report_mixed_formation(json_t *formation, const json_t *visit_rows, const char *ins_id) {
+	json_object_set_new(formation, "mixed", json_pack("{s:o, s:o}",
+		"video", visit_model(visit_rows, ins_id, TRUE, "visit_number", "points per visit number"),
+		"in_person", visit_model(visit_rows, ins_id, FALSE, "visit_number", "points per visit number")));
 }
 
 void report_mixed_quality(json_t *quality, const json_t *visit_rows, const char *ins_id) {
-	json_t *mixed = json_object();
-	static const char *const Q[2] = { "mean_mos", "freeze_s" };
-	static const char *const DIR[2] = { "points per MOS point", "points per freeze second" };
-	for(int k = 0; k < 2; k++) {
-		obs o;
-		obs_init(&o, 2);
-		size_t i;
-		json_t *r;
-		json_array_foreach(visit_rows, i, r) {
-			double q = field(r, Q[k]);
-			if(is_video(r))
-				obs_add(&o, r, total_of(r, ins_id), &q);
-		}
-		json_object_set_new(mixed, Q[k], fit_json(&o, DIR[k], NULL, NULL));
-		obs_free(&o);
-	}
-	json_object_set_new(quality, "mixed", mixed);
+	json_object_set_new(quality, "mixed", json_pack("{s:o, s:o}",
+		"mean_mos", visit_model(visit_rows, ins_id, TRUE, "mean_mos", "points per MOS point"),
+		"freeze_s", visit_model(visit_rows, ins_id, TRUE, "freeze_s", "points per freeze second")));
 }
