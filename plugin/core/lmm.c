@@ -30,6 +30,7 @@
 
 typedef struct lmm_data {
 	int n, p, g;
+	double shift;               /* ȳ subtracted from y when column 0 is the intercept */
 	double xtx[LMM_MAX_P * LMM_MAX_P], xty[LMM_MAX_P], yty;
 	int *ng;                    /* [g] */
 	double *s;                  /* [g·p] */
@@ -168,12 +169,19 @@ static double var_beta(const lmm_data *d, int j, double s2b, double s2) {
 	return s2 * inv[j * d->p + j];
 }
 
+/* The difference step for φ_i: 1e-3·φ_i, but for σ_b² at least 1e-6·σ²,
+ * so that a σ_b² near 0 still moves the deviance well above its rounding
+ * (D is smooth through σ_b² = 0 as long as every 1 + n_g γ > 0). */
+static double step(const double phi[2], int i) {
+	return i == 0 ? fmax(1e-3 * phi[0], 1e-5 * phi[1]) : 1e-3 * phi[1];
+}
+
 /* The observed Hessian of reml_full at (φ0, φ1) = (σ_b², σ²) by central
- * differences with one Richardson step (error O(h⁴)); h = 1e-3·φ. */
+ * differences with one Richardson step (error O(h⁴)). */
 static void hessian(const lmm_data *d, const double phi[2], double h_out[4]) {
 	double est[2][4];
 	for(int r = 0; r < 2; r++) {
-		double h[2] = { phi[0] * 1e-3 / (1 << r), phi[1] * 1e-3 / (1 << r) };
+		double h[2] = { step(phi, 0) / (1 << r), step(phi, 1) / (1 << r) };
 		double f0 = reml_full(d, phi[0], phi[1]);
 		for(int i = 0; i < 2; i++) {
 			double up[2] = { phi[0], phi[1] }, dn[2] = { phi[0], phi[1] };
@@ -196,7 +204,7 @@ static void var_gradient(const lmm_data *d, int j, const double phi[2], double g
 	for(int i = 0; i < 2; i++) {
 		double est[2];
 		for(int r = 0; r < 2; r++) {
-			double h = phi[i] * 1e-3 / (1 << r);
+			double h = step(phi, i) / (1 << r);
 			double up[2] = { phi[0], phi[1] }, dn[2] = { phi[0], phi[1] };
 			up[i] += h;
 			dn[i] -= h;
@@ -265,15 +273,27 @@ static lmm_status prepare(const double *y, const double *x, const int *group, in
 	d->ng = g_new0(int, d->g);
 	d->s = g_new0(double, (size_t)d->g * p);
 	d->t = g_new0(double, d->g);
+	/* With an intercept, y − ȳ fits the same model (only β0 moves, by ȳ)
+	 * and keeps q − c'β from cancelling: RSS is then of the size of y'y,
+	 * not a small difference of two large numbers (the df's second
+	 * differences need the deviance to ~1e-14). */
+	gboolean intercept = n > 0;
+	double mean = 0;
+	for(int i = 0; i < n; i++) {
+		intercept &= x[(size_t)i * p] == 1.0;
+		mean += (y[i] - mean) / (i + 1);
+	}
+	d->shift = intercept ? mean : 0;
 	for(int i = 0; i < n; i++) {
 		int g = dense[i];
 		const double *xi = x + (size_t)i * p;
+		double yi = y[i] - d->shift;
 		d->ng[g]++;
-		d->t[g] += y[i];
-		d->yty += y[i] * y[i];
+		d->t[g] += yi;
+		d->yty += yi * yi;
 		for(int j = 0; j < p; j++) {
 			d->s[(size_t)g * p + j] += xi[j];
-			d->xty[j] += xi[j] * y[i];
+			d->xty[j] += xi[j] * yi;
 			for(int k = 0; k < p; k++)
 				d->xtx[j * p + k] += xi[j] * xi[k];
 		}
@@ -364,6 +384,8 @@ int lmm_fit_reml(const double *y, const double *x, const int *group, int n, int 
 		double beta[LMM_MAX_P], l[LMM_MAX_P * LMM_MAX_P], rss, lh, la;
 		if(gls(&d, 0, beta, &rss, &lh, &la, l) < 0)
 			st = LMM_ERR_SINGULAR;
+		else if(!isfinite(rss) || !isfinite(d.yty))
+			st = LMM_ERR_INPUT;             /* values too large to square */
 		else if(!(rss > 1e-12 * (1 + fabs(d.yty))))
 			st = LMM_ERR_NO_SPREAD;
 	}
@@ -382,6 +404,7 @@ int lmm_fit_reml(const double *y, const double *x, const int *group, int n, int 
 		theta = 0;
 	double gamma = theta * theta, l[LMM_MAX_P * LMM_MAX_P], inv[LMM_MAX_P * LMM_MAX_P], rss, lh, la;
 	gls(&d, gamma, out->beta, &rss, &lh, &la, l);
+	out->beta[0] += d.shift;
 	chol_inverse(l, p, inv);
 	int r = n - p;
 	out->status = LMM_OK;

@@ -201,7 +201,7 @@ static void check_mixed(const json_t *mixed, const rref_fit *r, int n, int clien
 	g_assert_cmpfloat_with_epsilon(num_at(mixed, "se"), r->se[1], TOL);
 	g_assert_cmpfloat_with_epsilon(json_number_value(json_array_get(ci, 0)), r->lo[1], TOL);
 	g_assert_cmpfloat_with_epsilon(json_number_value(json_array_get(ci, 1)), r->hi[1], TOL);
-	g_assert_cmpfloat(fabs(num_at(mixed, "df") - r->df[1]), <=, 1e-3 * r->df[1]);
+	g_assert_cmpfloat(fabs(num_at(mixed, "df") - r->df[1]), <=, 1e-4 * r->df[1]);
 	g_assert_cmpint((int)num_at(mixed, "n"), ==, n);
 	g_assert_cmpint((int)num_at(mixed, "n_clients"), ==, clients);
 	g_assert_nonnull(json_string_value(json_object_get(mixed, "method")));
