@@ -365,6 +365,18 @@ async def test_alliance_report_on_the_database(janus, keys, tmp_path):
     g, _, _ = hedges_g([v.total for v in rs if v.modality == "video"],
                        [v.total for v in rs if v.modality == "in_person"])
     assert abs(float(g_row["estimate"]) - g) < 1e-9 and int(g_row["n"]) == 288, g_row
+    # and the model of clients, the same as R's on the same visits; --margin
+    clients = {c: i for i, c in enumerate(sorted({v.client for v in rs}))}
+    ref = lmer_reference([(v.total, clients[v.client], int(v.modality == "video")) for v in rs])
+    r = cli(*db, "--kind", "compare", "--format", "csv", "-q", "--margin", "0.25")
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    m_row = [x for x in rows if x["section"] == "mixed" and x["score"] == "total"][0]
+    assert m_row["modality"] == "video - in_person" and int(m_row["n"]) == 288, m_row
+    for k, want in (("estimate", ref["estimate"]), ("lo", ref["ci"][0]), ("hi", ref["ci"][1])):
+        assert abs(float(m_row[k]) - want) < 1e-4, (k, m_row, ref)
+    ni_row = [x for x in rows if x["section"] == "noninferiority" and x["score"] == "total"][0]
+    assert float(ni_row["estimate"]) == 0.25 and ni_row["modality"] == "inferior", ni_row
+    assert cli(*db, "--kind", "compare", "--margin", "-1", check=False).returncode == 2
     # the research export of answers: one row per item of consented visits only
     out = tmp_path / "answers.csv"
     r = cli(*db, "--export", "answers", "-o", str(out))
