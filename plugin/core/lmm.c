@@ -41,7 +41,7 @@ const char *lmm_status_text(lmm_status s) {
 	switch(s) {
 		case LMM_OK: return "fitted";
 		case LMM_ERR_INPUT: return "the data hold a missing or invalid value";
-		case LMM_ERR_TOO_FEW: return "too few visits or clients (at least 2 clients and more visits than fixed effects)";
+		case LMM_ERR_TOO_FEW: return "too few visits or clients (the model needs more clients than fixed effects, and as many repeat visits as fixed effects)";
 		case LMM_ERR_NO_REPLICATES: return "no client has two or more visits, so client and visit variance cannot be told apart";
 		case LMM_ERR_SINGULAR: return "the fixed effects cannot be estimated (e.g. only one modality, or a predictor that never varies)";
 		case LMM_ERR_NO_SPREAD: return "the scores have no residual spread";
@@ -245,6 +245,24 @@ static int refuse(lmm_result *out, lmm_status why) {
 	return -1;
 }
 
+/* A symmetric p × p matrix has full rank to SINGULAR_TOL: every pivot of
+ * the Cholesky factor of its unit-diagonal scaling. */
+static gboolean well_conditioned(const double *a, int p) {
+	double sc[LMM_MAX_P * LMM_MAX_P] = { 0 }, l[LMM_MAX_P * LMM_MAX_P];
+	for(int j = 0; j < p; j++)
+		if(!(a[j * p + j] > 0))
+			return FALSE;
+	for(int j = 0; j < p; j++)
+		for(int k = 0; k < p; k++)
+			sc[j * p + k] = a[j * p + k] / sqrt(a[j * p + j] * a[k * p + k]);
+	if(chol(sc, p, l, NULL) < 0)
+		return FALSE;
+	for(int j = 0; j < p; j++)
+		if(l[j * p + j] * l[j * p + j] < SINGULAR_TOL)
+			return FALSE;
+	return TRUE;
+}
+
 /* The per-client sums; status LMM_OK or why not. */
 static lmm_status prepare(const double *y, const double *x, const int *group, int n, int p,
 		lmm_data *d, int *groups_out) {
@@ -307,20 +325,14 @@ static lmm_status prepare(const double *y, const double *x, const int *group, in
 		replicated |= d->ng[g] >= 2;
 	if(!replicated)
 		return LMM_ERR_NO_REPLICATES;
-	/* rank: Cholesky of X'X scaled to a unit diagonal */
-	double sc[LMM_MAX_P * LMM_MAX_P], l[LMM_MAX_P * LMM_MAX_P];
-	for(int j = 0; j < p; j++)
-		if(!(d->xtx[j * p + j] > 0))
-			return LMM_ERR_SINGULAR;
-	for(int j = 0; j < p; j++)
-		for(int k = 0; k < p; k++)
-			sc[j * p + k] = d->xtx[j * p + k] / sqrt(d->xtx[j * p + j] * d->xtx[k * p + k]);
-	if(chol(sc, p, l, NULL) < 0)
-		return LMM_ERR_SINGULAR;
-	for(int j = 0; j < p; j++)
-		if(l[j * p + j] * l[j * p + j] < SINGULAR_TOL)
-			return LMM_ERR_SINGULAR;
-	return LMM_OK;
+	/* room for both variances: at least p visits beyond one per client
+	 * (the within-client residual df n − g − rank ≥ 1 for any design)
+	 * and p + 1 clients (the between-client df); below that REML has
+	 * optima at absurd θ with a near-singular X'H⁻¹X (3 visits of 2
+	 * clients gave a slope of 1e15) */
+	if(n - d->g < p || d->g < p + 1)
+		return LMM_ERR_TOO_FEW;
+	return well_conditioned(d->xtx, p) ? LMM_OK : LMM_ERR_SINGULAR;
 }
 
 /* θ minimising the profiled REML criterion: the grid, then golden-section

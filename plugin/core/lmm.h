@@ -24,7 +24,8 @@
  * bad input (NaN/Inf, p outside 1..LMM_MAX_P, a negative group index),
  * n ≤ p, fewer than 2 clients, no client with 2 or more
  * observations (σ_b² and σ² are then not separately identifiable; lme4
- * refuses too), a design matrix that is singular (e.g. a modality column
+ * refuses too), fewer than p + 1 clients or fewer than p observations
+ * beyond one per client (no room to estimate both variances), a design matrix that is singular (e.g. a modality column
  * that never varies), no residual spread, or an optimum at the upper end
  * of θ (no within-client variance).
  *
@@ -39,7 +40,7 @@
 typedef enum lmm_status {
 	LMM_OK = 0,
 	LMM_ERR_INPUT,          /* NaN/Inf, p out of range, a bad group index */
-	LMM_ERR_TOO_FEW,        /* n ≤ p or fewer than 2 clients */
+	LMM_ERR_TOO_FEW,        /* n ≤ p, < 2 or ≤ p clients, < p repeat visits */
 	LMM_ERR_NO_REPLICATES,  /* no client has 2 or more observations */
 	LMM_ERR_SINGULAR,       /* the fixed-effects design is rank deficient */
 	LMM_ERR_NO_SPREAD,      /* no residual variance (every fit exact) */

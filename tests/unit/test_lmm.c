@@ -224,6 +224,15 @@ static void test_refusals(void) {
 		ds_add(&d, 0, 30 + v, v % 2 ? &on : &off);
 	expect_refusal(&d, LMM_ERR_TOO_FEW);
 	ds_free(&d);
+	/* 3 visits of 2 clients, the covariate varying within a client: no
+	 * room for two variances (REML's optimum is absurd there) */
+	ds_init(&d, 3, 2);
+	double v1 = 1, v2 = 2, v3 = 3;
+	ds_add(&d, 0, 33, &v1);
+	ds_add(&d, 1, 29.2, &v2);
+	ds_add(&d, 0, 36.4, &v3);
+	expect_refusal(&d, LMM_ERR_TOO_FEW);
+	ds_free(&d);
 	/* every client a single visit */
 	ds_init(&d, 8, 2);
 	for(int c = 0; c < 8; c++)
@@ -292,6 +301,8 @@ static void test_random_junk(void) {
 			fitted++;
 			double lo, hi;
 			g_assert_true(isfinite(m.beta[1]) && m.se[1] > 0 && m.sigma2 > 0 && m.sigma2_b >= 0);
+			/* scores 0..4: no sane difference is far outside ±4 */
+			g_assert_cmpfloat(fabs(m.beta[1]), <, 100);
 			g_assert_cmpint(m.evaluations, <=, 300);
 			if(lmm_ci(&m, 1, 0.95, &lo, &hi) == 0)
 				g_assert_true(lo <= m.beta[1] && m.beta[1] <= hi);
