@@ -41,7 +41,7 @@ const char *lmm_status_text(lmm_status s) {
 	switch(s) {
 		case LMM_OK: return "fitted";
 		case LMM_ERR_INPUT: return "the data hold a missing or invalid value";
-		case LMM_ERR_TOO_FEW: return "too few visits or clients (the model needs more clients than fixed effects, and as many repeat visits as fixed effects)";
+		case LMM_ERR_TOO_FEW: return "too few visits or clients: the model needs more clients than fixed effects and as many repeat visits as fixed effects";
 		case LMM_ERR_NO_REPLICATES: return "no client has two or more visits, so client and visit variance cannot be told apart";
 		case LMM_ERR_SINGULAR: return "the fixed effects cannot be estimated (e.g. only one modality, or a predictor that never varies)";
 		case LMM_ERR_NO_SPREAD: return "the scores have no residual spread";

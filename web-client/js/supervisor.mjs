@@ -554,7 +554,7 @@ function niReading(ni, m) {
     return `Non-inferior: online is not worse than in person by more than the margin of ${M} points (the lowest plausible difference, ${sgn(ni.lower_bound)}, is above −${M}).`;
   if (ni.conclusion === "inferior")
     return `Inferior: online is worse than in person by more than the margin of ${M} points (even the highest plausible difference, ${sgn(ni.upper_bound)}, is below −${M}).`;
-  if (!num(ni.lower_bound)) return `Inconclusive: the model of clients could not be fitted (${m?.refused || "not enough data"}).`;
+  if (!num(ni.lower_bound)) return `Inconclusive: no model of clients could be fitted (${m?.refused || "not enough data"}), so the difference cannot be judged against the margin of ${M} points.`;
   return `Inconclusive: the 95 % CI (${sgn(ni.lower_bound)} to ${sgn(ni.upper_bound)} points) includes −${M}, the margin; more visits are needed to decide.`;
 }
 
