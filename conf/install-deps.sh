@@ -36,6 +36,9 @@ PACKAGES=(
     golang-go golang-github-pion-webrtc.v3-dev
     # bench/scale and bench/soak: their SVG plots
     python3-matplotlib
+    # the independent reference of the mixed model (tests/unit/lmm_ref.R, run
+    # by test_lmm, test_report_mixed and the integration test_reports)
+    r-base-core r-cran-lme4 r-cran-lmertest
     # network namespaces, loss injection, process control
     nftables iproute2 procps
     # a wall clock that jumps under a running Janus (timers must not care)

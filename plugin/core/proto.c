@@ -4,6 +4,7 @@
  */
 #include "proto.h"
 
+#include <math.h>
 #include <glib.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -389,7 +390,7 @@ int proto_report_filters_parse(const json_t *filters, proto_report_filters *out,
 	if(!json_is_object(filters))
 		return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element type (filters should be an object)");
 	static const char *const known[] = { "visit_id", "therapist", "client", "modality",
-		"instrument", "from", "to", "research", "limit", NULL };
+		"instrument", "from", "to", "research", "limit", "margin", NULL };
 	const char *key;
 	json_t *value;
 	json_object_foreach((json_t *)filters, key, value) {
@@ -400,7 +401,7 @@ int proto_report_filters_parse(const json_t *filters, proto_report_filters *out,
 		if(!ok)
 			return proto_fail(err, PROTO_ERR_INVALID_ELEMENT,
 				"Invalid element (unknown filter '%.32s'; known: visit_id, therapist, client, modality, "
-				"instrument, from, to, research, limit)", key);
+				"instrument, from, to, research, limit, margin)", key);
 	}
 	if(get_string(filters, "visit_id", false, &out->visit_id, err) < 0
 			|| get_string(filters, "therapist", false, &out->therapist, err) < 0
@@ -429,6 +430,15 @@ int proto_report_filters_parse(const json_t *filters, proto_report_filters *out,
 			return proto_fail(err, PROTO_ERR_INVALID_ELEMENT,
 				"Invalid element (filters.limit should be an integer 1..%d)", PROTO_REPORT_LIMIT_MAX);
 		out->limit = (int)json_integer_value(limit);
+	}
+	json_t *margin = json_object_get(filters, "margin");
+	if(margin && !json_is_null(margin)) {
+		double m = json_is_number(margin) ? json_number_value(margin) : NAN;
+		if(!isfinite(m) || !(m > 0) || m > PROTO_MARGIN_MAX)
+			return proto_fail(err, PROTO_ERR_INVALID_ELEMENT,
+				"Invalid element (filters.margin should be a number of score points > 0 and <= %g)",
+				PROTO_MARGIN_MAX);
+		out->margin = m;
 	}
 	return 0;
 }

@@ -86,6 +86,7 @@ typedef enum proto_report_kind {
 } proto_report_kind;
 
 #define PROTO_REPORT_LIMIT_MAX 1000000
+#define PROTO_MARGIN_MAX 1000.0             /* filters.margin: score points */
 
 /* A report's `filters` object, validated (docs/api.md "Reports"). Strings
  * point into the JSON, as everywhere in proto_request. */
@@ -98,6 +99,7 @@ typedef struct proto_report_filters {
 	int64_t from_us, to_us;             /* visits created in [from, to); 0 = open */
 	int research;                       /* -1 not given, 0/1 */
 	int limit;                          /* `visits`: at most this many; 0 = all */
+	double margin;                      /* `compare`: non-inferiority margin; 0 = default */
 } proto_report_filters;
 
 #define PROTO_OFFSETS_MAX 16
@@ -147,7 +149,8 @@ int proto_parse(const json_t *body, proto_request *req, proto_error *err);
  * Keys: visit_id, therapist, client (pseudonymous codes), modality
  * ("video" | "in_person"), instrument, from, to (ISO 8601 text or
  * integer microseconds since the epoch; a date without a time in `to`
- * means the end of that day), research (bool), limit (1..1000000). Any
+ * means the end of that day), research (bool), limit (1..1000000), margin
+ * (a number > 0 and ≤ PROTO_MARGIN_MAX: score points). Any
  * other key is refused (474), so a misspelt filter never silently widens
  * a report. Returns 0, or -1 with err (473/474). */
 int proto_report_filters_parse(const json_t *filters, proto_report_filters *out,

@@ -110,6 +110,7 @@ typedef struct ap_settings {
 	int offsets_s[PULSE_OFFSETS_MAX];  /* default in-session schedule */
 	int n_offsets;
 	int retention_days;                /* erase visits older than this; 0 = keep */
+	double ni_margin;                  /* compare: non-inferiority margin (total points) */
 } ap_settings;
 
 struct ap_visit;

@@ -7,7 +7,9 @@
  * while Janus goes on). An unknown setting is warned about and ignored.
  */
 #include "shell.h"
+#include "report.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -53,6 +55,21 @@ static int cfg_int(janus_config *cfg, janus_config_category *cat, const char *na
 	if(end == v || *end != '\0' || n < min || n > max)
 		return cfg_fail("general.%s must be an integer %d..%d (got '%.40s')", name, min, max, v);
 	*out = (int)n;
+	return 0;
+}
+
+/* A bounded decimal setting, min < value <= max (def if absent). */
+static int cfg_positive(janus_config *cfg, janus_config_category *cat, const char *name,
+		double def, double max, double *out) {
+	const char *v = cfg_item(cfg, cat, name);
+	*out = def;
+	if(v == NULL)
+		return 0;
+	gchar *end = NULL;
+	double x = g_ascii_strtod(v, &end);
+	if(end == v || *end != '\0' || !isfinite(x) || !(x > 0) || x > max)
+		return cfg_fail("general.%s must be a number > 0 and <= %g (got '%.40s')", name, max, v);
+	*out = x;
 	return 0;
 }
 
@@ -222,7 +239,7 @@ static const char *const known_general[] = {
 	"db_path", "db_url", "instance_id", "public_servers", "instruments_dir", "end_grace_s", "events",
 	"max_visits", "idle_close_s", "max_visit_s", "pulse_expires_s", "in_session_at_s",
 	"quality_sample_s", "quality_context_s", "quality_live_s", "quality_pulse_freezes",
-	"quality_pulse_frozen_s", "quality_pulse_window_s", "retention_days", NULL
+	"quality_pulse_frozen_s", "quality_pulse_window_s", "retention_days", "noninferiority_margin", NULL
 };
 
 static void cfg_warn_unknown(janus_config_category *general) {
@@ -277,7 +294,9 @@ static int load_config(const char *config_path) {
 			cfg_int(cfg, general, "quality_pulse_freezes", 0, 0, 1000, &conf->qpulse_freezes) < 0 ||
 			cfg_int(cfg, general, "quality_pulse_frozen_s", 0, 0, 3600, &conf->qpulse_frozen_s) < 0 ||
 			cfg_int(cfg, general, "quality_pulse_window_s", 120, 5, 1200, &conf->qpulse_window_s) < 0 ||
-			cfg_int(cfg, general, "retention_days", 0, 0, 36500, &conf->retention_days) < 0)
+			cfg_int(cfg, general, "retention_days", 0, 0, 36500, &conf->retention_days) < 0 ||
+			cfg_positive(cfg, general, "noninferiority_margin", REPORT_NI_MARGIN, PROTO_MARGIN_MAX,
+				&conf->ni_margin) < 0)
 		goto out;
 	if(conf->quality_sample_s % 5 != 0) {
 		cfg_fail("general.quality_sample_s must be a multiple of 5 (got %d)", conf->quality_sample_s);

@@ -33,6 +33,7 @@ static json_t *request_report(ap_session *s, const proto_request *req) {
 	report_env env;
 	report_env_init(&env);
 	env.instruments = ap->instruments;
+	env.ni_margin = ap->settings.ni_margin;
 	proto_error err;
 	gint64 started = g_get_monotonic_time();
 	json_t *r = report_build(ap->db, req->report_kind, &req->filters, &env, REPORT_WAIT_US, &err);

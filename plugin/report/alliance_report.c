@@ -82,6 +82,8 @@ static const char USAGE[] =
 "                       compare; always on for exports)\n"
 "  --all-visits         compare: include visits without research consent\n"
 "  --limit N            visits: at most N visits\n"
+"  --margin POINTS      compare: the non-inferiority margin in points of the\n"
+"                       total (default 2; docs/statistics.md gives the rationale)\n"
 "\n"
 "Output:\n"
 "  --format F           table (default, for reading), csv (tidy, for R or pandas;\n"
@@ -119,6 +121,7 @@ typedef struct options {
 	const char *visit, *therapist, *client, *modality, *instrument, *from, *to, *fhir_base;
 	int research;            /* -1 default, 0, 1 */
 	int limit;
+	const char *margin;      /* --margin, validated as filters.margin */
 	gboolean quiet;
 } options;
 
@@ -159,6 +162,13 @@ static json_t *filters_object(const options *o) {
 		json_object_set_new(f, "research", json_boolean(o->research));
 	if(o->limit > 0)
 		json_object_set_new(f, "limit", json_integer(o->limit));
+	if(o->margin) {
+		char *end = NULL;
+		double m = g_ascii_strtod(o->margin, &end);
+		/* not a number: passed on as text, which the validator refuses */
+		json_object_set_new(f, "margin", end != o->margin && *end == '\0' ? json_real(m)
+			: json_string(o->margin));
+	}
 	return f;
 }
 
@@ -340,6 +350,36 @@ static void compare_row(table *t, gboolean csv, const char *section, const char 
 	table_add(t, vals);
 }
 
+/* A `mixed` object as a row: estimate with its 95 % CI (ci[0], ci[1]). */
+static void mixed_row(table *t, gboolean csv, const char *section, const char *score,
+		const char *modality, const json_t *m) {
+	json_t *ci = json_object_get(m, "ci");
+	json_t *x = json_pack("{s:O, s:O, s:O, s:O}", "n", json_object_get(m, "n") ? json_object_get(m, "n")
+		: json_null(), "estimate", json_object_get(m, "estimate") ? json_object_get(m, "estimate")
+		: json_null(), "lo", json_array_get(ci, 0) ? json_array_get(ci, 0) : json_null(),
+		"hi", json_array_get(ci, 1) ? json_array_get(ci, 1) : json_null());
+	compare_row(t, csv, section, score, modality, NULL, x, "estimate");
+	json_decref(x);
+}
+
+/* A score's `mixed` row and its `noninferiority` row: the margin as the
+ * estimate, the CI bounds as lo/hi, the conclusion in the modality column. */
+static void mixed_rows(table *t, gboolean csv, const json_t *s) {
+	const char *name = json_string_value(json_object_get(s, "score"));
+	const json_t *m = json_object_get(s, "mixed"), *ni = json_object_get(s, "noninferiority");
+	if(m == NULL)
+		return;
+	mixed_row(t, csv, "mixed", name, "video - in_person", m);
+	if(ni == NULL)
+		return;
+	json_t *x = json_pack("{s:O, s:O, s:O, s:O}", "n", json_object_get(m, "n"), "margin",
+		json_object_get(ni, "margin"), "lo", json_object_get(ni, "lower_bound"),
+		"hi", json_object_get(ni, "upper_bound"));
+	compare_row(t, csv, "noninferiority", name, json_string_value(json_object_get(ni, "conclusion")),
+		NULL, x, "margin");
+	json_decref(x);
+}
+
 static void out_compare(const json_t *r, FILE *out, gboolean csv) {
 	static const char *const hdr[] = { "section", "score", "modality", "visit", "n", "estimate", "lo", "hi", "p" };
 	table *t = table_new(G_N_ELEMENTS(hdr), hdr);
@@ -354,6 +394,7 @@ static void out_compare(const json_t *r, FILE *out, gboolean csv) {
 			+ json_integer_value(json_object_get(g, "n_in_person"))));
 		compare_row(t, csv, "hedges_g", name, "video - in_person", NULL, g, "g");
 		json_decref(g);
+		mixed_rows(t, csv, s);
 	}
 	json_t *f = json_object_get(r, "formation");
 	for(int m = 0; m < 2; m++) {
@@ -369,6 +410,12 @@ static void out_compare(const json_t *r, FILE *out, gboolean csv) {
 	for(int k = 0; k < 4; k++)
 		compare_row(t, csv, "spearman_total_vs", q[k], "video", NULL,
 			json_object_get(json_object_get(r, "quality"), q[k]), "rho");
+	for(int m = 0; m < 2; m++)
+		mixed_row(t, csv, "mixed_formation", "total", m ? "in_person" : "video",
+			json_object_get(json_object_get(f, "mixed"), m ? "in_person" : "video"));
+	for(int k = 0; k < 2; k++)
+		mixed_row(t, csv, "mixed_quality", k ? "freeze_s" : "mean_mos", "video",
+			json_object_get(json_object_get(json_object_get(r, "quality"), "mixed"), k ? "freeze_s" : "mean_mos"));
 	static const char *const cg[3] = { "all", "video", "in_person" };
 	for(int k = 0; k < 3; k++) {
 		json_t *c = json_object_get(json_object_get(r, "congruence"), cg[k]);
@@ -383,7 +430,8 @@ static void out_compare(const json_t *r, FILE *out, gboolean csv) {
 		return;
 	}
 	char *title = g_strdup_printf("Online vs in person, instrument %s, %" JSON_INTEGER_FORMAT " visits (%s)\n"
-		"Hedges' g is video minus in person; intervals are 95 %%.",
+		"Hedges' g and mixed (a model of clients) are video minus in person; intervals are 95 %%;\n"
+		"noninferiority: the mixed CI against -margin (the conclusion in the modality column).",
 		json_string_value(json_object_get(r, "instrument")) ? json_string_value(json_object_get(r, "instrument")) : "none",
 		json_integer_value(json_object_get(r, "visits")),
 		json_is_true(json_object_get(json_object_get(r, "filters"), "research")) ?
@@ -517,7 +565,7 @@ int main(int argc, char **argv) {
 	gboolean instruments_given = FALSE;
 	enum { O_DB = 256, O_KIND, O_EXPORT, O_HTML, O_FORGET, O_FORMAT, O_INSTRUMENTS, O_VISIT,
 		O_THERAPIST, O_CLIENT, O_MODALITY, O_INSTRUMENT, O_FROM, O_TO, O_RESEARCH, O_ALL, O_LIMIT,
-		O_VERSION, O_DB_URL, O_FHIR_BASE };
+		O_VERSION, O_DB_URL, O_FHIR_BASE, O_MARGIN };
 	static const struct option longopts[] = {
 		{ "db", required_argument, NULL, O_DB }, { "db-url", required_argument, NULL, O_DB_URL },
 		{ "kind", required_argument, NULL, O_KIND },
@@ -529,6 +577,7 @@ int main(int argc, char **argv) {
 		{ "instrument", required_argument, NULL, O_INSTRUMENT }, { "from", required_argument, NULL, O_FROM },
 		{ "to", required_argument, NULL, O_TO }, { "research", no_argument, NULL, O_RESEARCH },
 		{ "all-visits", no_argument, NULL, O_ALL }, { "limit", required_argument, NULL, O_LIMIT },
+		{ "margin", required_argument, NULL, O_MARGIN },
 		{ "quiet", no_argument, NULL, 'q' }, { "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, O_VERSION }, { "fhir-base", required_argument, NULL, O_FHIR_BASE },
 		{ NULL, 0, NULL, 0 },
@@ -563,6 +612,7 @@ int main(int argc, char **argv) {
 				o.limit = (int)v;
 				break;
 			}
+			case O_MARGIN: o.margin = optarg; break;
 			case 'q': o.quiet = TRUE; break;
 			case 'h': fputs(USAGE, stdout); return 0;
 			case O_VERSION: printf("alliance-report %s (store schema %d)\n", AP_VERSION, STORE_SCHEMA_VERSION); return 0;

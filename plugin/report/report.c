@@ -14,6 +14,7 @@
  * visits only (in-person visits have no connection to measure).
  */
 #include "report.h"
+#include "report_mixed.h"
 #include "stats.h"
 
 #include <math.h>
@@ -28,6 +29,7 @@ void report_env_init(report_env *env) {
 	env->ceiling_share = REPORT_CEILING_SHARE;
 	env->ceiling_min_n = REPORT_CEILING_MIN_N;
 	env->formation_points = REPORT_FORMATION_POINTS;
+	env->ni_margin = REPORT_NI_MARGIN;
 }
 
 /* A number, or null when it is not one (a refused statistic). */
@@ -89,6 +91,8 @@ static json_t *filters_json(const proto_report_filters *f, gboolean research) {
 		json_object_set_new(o, "to", json_string(report_iso_time(f->to_us, buf, sizeof(buf))));
 	if(f->limit)
 		json_object_set_new(o, "limit", json_integer(f->limit));
+	if(f->margin > 0)
+		json_object_set_new(o, "margin", json_real(f->margin));
 	json_object_set_new(o, "research", json_boolean(research));
 	return o;
 }
@@ -532,6 +536,8 @@ json_t *report_compare_from(const json_t *rows, const json_t *score_rows,
 		g_array_append_val(pair[modality_of(vrow)], v);
 	}
 	g_ptr_array_sort(names, name_cmp);
+	gboolean margin_given;
+	double margin = report_ni_margin(f, env, &margin_given);
 	json_t *scores = json_array();
 	for(guint k = 0; k < names->len; k++) {
 		GArray **pair = g_hash_table_lookup(by_name, names->pdata[k]);
@@ -543,6 +549,7 @@ json_t *report_compare_from(const json_t *rows, const json_t *score_rows,
 		double lo, hi;
 		if(scale_max(env, ins_id, names->pdata[k], &lo, &hi))
 			json_object_set_new(s, "scale", json_pack("{s:f, s:f}", "min", lo, "max", hi));
+		report_mixed_score(s, names->pdata[k], score_rows, analysed, ins_id, margin, margin_given, env);
 		json_array_append_new(scores, s);
 	}
 	json_t *quality = json_pack("{s:s, s:s, s:s}", "score", "total", "modality", "video",
@@ -550,6 +557,7 @@ json_t *report_compare_from(const json_t *rows, const json_t *score_rows,
 	for(int q = 0; q < 4; q++)
 		json_object_set_new(quality, QNAME[q], corr_json((const double *)(void *)qx[q]->data,
 			(const double *)(void *)qy[q]->data, (int)qx[q]->len, TRUE));
+	report_mixed_quality(quality, rows, ins_id);
 	json_t *congruence = json_object();
 	static const char *const CNAME[3] = { "all", "video", "in_person" };
 	for(int k = 0; k < 3; k++) {
@@ -574,6 +582,7 @@ json_t *report_compare_from(const json_t *rows, const json_t *score_rows,
 		json_object_set_new(modalities, MOD_NAME[m], json_pack("{s:i, s:i}", "visits",
 			(int)total[m]->len, "clients", (int)g_hash_table_size(clients[m])));
 	}
+	report_mixed_formation(formation, rows, ins_id);
 	json_t *out = report_head("compare", f, research);
 	json_object_set_new(out, "instrument", ins_id ? json_string(ins_id) : json_null());
 	json_object_set_new(out, "scale", scale_json(env, ins_id));
@@ -587,6 +596,10 @@ json_t *report_compare_from(const json_t *rows, const json_t *score_rows,
 		"Each visit counts once; visits of one client are not independent, so the intervals "
 		"are narrower than a model of clients would give (docs/reports.md).",
 		"Correlations with connection quality describe association across video visits, not cause."));
+	json_array_append_new(json_object_get(out, "notes"), json_string("`mixed` fits a model of "
+		"clients (a random intercept per client, REML, Satterthwaite df) and is the figure to "
+		"read for online vs in person; `noninferiority` judges its 95 % CI against the margin "
+		"(docs/statistics.md)."));
 	for(guint k = 0; k < arrays->len; k++) {
 		GArray **pair = arrays->pdata[k];
 		g_array_free(pair[0], TRUE);

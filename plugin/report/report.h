@@ -45,11 +45,15 @@ typedef struct report_env {
 	double ceiling_share;               /* flag a ceiling at this share of end answers ... */
 	int ceiling_min_n;                  /* ... given at least this many answers */
 	int formation_points;               /* visit numbers on the formation curve */
+	double ni_margin;                   /* non-inferiority margin, total score points */
 } report_env;
 
 #define REPORT_CEILING_SHARE 0.5
 #define REPORT_CEILING_MIN_N 3
 #define REPORT_FORMATION_POINTS 20
+/* the default non-inferiority margin (docs/statistics.md gives the
+ * rationale; general.noninferiority_margin and filters.margin override it) */
+#define REPORT_NI_MARGIN 2.0
 /* a score counts as "at the maximum" within this of it (scores are rounded
  * to 1e-6 by instrument.c) */
 #define REPORT_CEILING_EPS 1e-6

@@ -1053,6 +1053,21 @@ await test("supervisor: charts from seeded visits — trend per client, Hedges' 
   assert(gtext === `${m(total.hedges_g.g)} [${m(total.hedges_g.lo)}, ${m(total.hedges_g.hi)}]`, `g text "${gtext}" matches the JSON ${JSON.stringify(total.hedges_g)}`);
   const reading = await text(p, "#report-out .scores-table tbody tr:first-child .g-reading");
   assert(reading.includes(`by ${Math.abs(total.hedges_g.g).toFixed(2)} SD`) && reading.includes(total.hedges_g.g < 0 ? "online lower" : "online higher"), `plain reading: ${reading}`);
+  // the model of clients and non-inferiority, read out in words beside the naive g
+  assert(total.mixed && total.noninferiority, "the report has mixed and noninferiority for the total");
+  const mtext = await text(p, '#report-out .mixed-value[data-score="total"]');
+  const mread = await text(p, '#report-out .mixed-reading[data-score="total"]');
+  if (typeof total.mixed.estimate === "number") {
+    assert(mtext === `${m(total.mixed.estimate)} [${m(total.mixed.ci[0])}, ${m(total.mixed.ci[1])}]`, `mixed text "${mtext}" matches ${JSON.stringify(total.mixed)}`);
+    assert(mread.includes(`by ${Math.abs(total.mixed.estimate).toFixed(2)} points`) && mread.includes(`${total.mixed.n_clients} clients`), `mixed reading: ${mread}`);
+  } else {
+    assert(mread.startsWith("no model of clients"), `refused model read out: ${mread}`);
+  }
+  const ni = p.locator('#report-out .ni-reading[data-score="total"]');
+  assert(await ni.getAttribute("data-conclusion") === total.noninferiority.conclusion, "the page's conclusion is the report's");
+  const nitext = await ni.innerText();
+  const word = { noninferior: "Non-inferior:", inferior: "Inferior:", inconclusive: "Inconclusive:" }[total.noninferiority.conclusion];
+  assert(word && nitext.startsWith(word) && nitext.includes(`margin`), `non-inferiority in words: ${nitext}`);
   const withG = d.scores.filter((s) => s.hedges_g && typeof s.hedges_g.g === "number").length;
   assert(await p.locator("#report-out .forest-plot .g-mark").count() === withG, `${withG} g marks in the forest plot`);
   assert(await p.locator("#report-out .forest-plot .zero").count() === 1, "the forest plot has its line at 0");

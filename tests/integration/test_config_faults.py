@@ -90,6 +90,8 @@ async def test_read_only_database_file(net, keys, tmp_path):
     ('db_url = "not a connection string"', ["general.db_url must be a PostgreSQL connection URI"]),
     ('instance_id = "two words"', ["general.instance_id must be 1..64 characters"]),
     ('public_servers = "ftp://example.org/janus"', ["general.public_servers", "ftp://example.org/janus"]),
+    ("noninferiority_margin = 0", ["general.noninferiority_margin must be a number > 0"]),
+    ('noninferiority_margin = "wide"', ["general.noninferiority_margin must be a number > 0", "wide"]),
 ])
 async def test_garbled_value(net, keys, tmp_path, setting, phrases):
     key = setting.split("=")[0].strip()

@@ -53,6 +53,7 @@ import random
 import sqlite3
 import stat
 import subprocess
+import tempfile
 import termios
 import time
 from dataclasses import dataclass
@@ -79,8 +80,10 @@ from harness.pulses import api_answer, expect_stored
 
 GRACE_S = 12      # the end pulses are answered right after `end`; under a loaded machine 2 s was too short
 RETENTION_DAYS = 3650
+NI_MARGIN = 3.5              # general.noninferiority_margin of this Janus
 ALLIANCE_CONFIG = {"end_grace_s": GRACE_S, "max_visits": 1000,
-                   "extra_general": f"retention_days = {RETENTION_DAYS}"}
+                   "extra_general": f"retention_days = {RETENTION_DAYS}\n"
+                                    f"noninferiority_margin = {NI_MARGIN}"}
 
 # -- the generator ---------------------------------------------------------------------
 SEED = 20240501
@@ -244,6 +247,63 @@ async def test_compare_recovers_planted_difference(janus, keys):
         assert d["quality"][q]["n"] == 0 and d["quality"][q]["rho"] is None, d["quality"]
 
 
+def lmer_reference(rows):
+    """R lme4 + lmerTest (tests/unit/lmm_ref.R) on (total, client, video)
+    rows, run now: the online coefficient's estimate, SE, df and 95 % CI."""
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False) as f:
+        f.write("y,g,x1\n")
+        for y, g, x in rows:
+            f.write(f"{y!r},{g},{x}\n")
+        path = f.name
+    try:
+        out = subprocess.run(["Rscript", "--vanilla", str(REPO_ROOT / "tests" / "unit" / "lmm_ref.R"), path],
+                             capture_output=True, text=True, timeout=120, check=True).stdout
+    finally:
+        os.unlink(path)
+    for line in out.splitlines():
+        parts = line.split()
+        if parts[:2] == ["coef", "1"]:
+            est, se, df, lo, hi = map(float, parts[2:7])
+            return {"estimate": est, "se": se, "df": df, "ci": [lo, hi]}
+    raise AssertionError(f"no coefficient in the R output: {out}")
+
+
+@pytest.mark.timeout_s(400)
+async def test_compare_mixed_model_and_noninferiority(janus, keys):
+    """`mixed` of the visits loaded through the API agrees with R lmerTest
+    run here on the same visits (1e-4); `noninferiority` uses the
+    configured margin, or filters.margin, against the mixed CI."""
+    visits = await load(janus, keys)
+    rs = consented(visits)
+    clients = {c: i for i, c in enumerate(sorted({v.client for v in rs}))}
+    ref = lmer_reference([(v.total, clients[v.client], int(v.modality == "video")) for v in rs])
+    async with Scope(janus) as sc:
+        h = await sc.handle()
+        d = expect(await report(h, keys, "compare"), "report")
+        narrow = expect(await report(h, keys, "compare", filters={"margin": 0.25}), "report")
+        for bad in (0, -1, "wide", 1e6):
+            expect_error(await h.request({"request": "report", "supervisor_key": keys.supervisor(),
+                                          "kind": "compare", "filters": {"margin": bad}}), 474)
+    m = d["scores"][0]["mixed"]
+    print(f"mixed: {m['estimate']:.4f} [{m['ci'][0]:.4f}, {m['ci'][1]:.4f}] se {m['se']:.4f} df {m['df']:.2f}; "
+          f"R: {ref['estimate']:.4f} [{ref['ci'][0]:.4f}, {ref['ci'][1]:.4f}] se {ref['se']:.4f} df {ref['df']:.2f}")
+    for k in ("estimate", "se"):
+        assert abs(m[k] - ref[k]) < 1e-4, (k, m, ref)
+    assert abs(m["ci"][0] - ref["ci"][0]) < 1e-4 and abs(m["ci"][1] - ref["ci"][1]) < 1e-4, (m, ref)
+    assert m["n_clients"] == len(clients) == 36 and m["n_therapists"] == 2 and m["refused"] is None
+    ni = d["scores"][0]["noninferiority"]
+    assert ni["margin"] == NI_MARGIN and ni["margin_source"] == "default", ni
+    assert ni["lower_bound"] == m["ci"][0] and ni["upper_bound"] == m["ci"][1]
+    want = "noninferior" if m["ci"][0] > -NI_MARGIN else "inferior" if m["ci"][1] < -NI_MARGIN else "inconclusive"
+    assert ni["conclusion"] == want, (ni, m)
+    nn = narrow["scores"][0]["noninferiority"]
+    assert nn["margin"] == 0.25 and nn["margin_source"] == "filter" and narrow["filters"]["margin"] == 0.25
+    # the planted difference (-2 points) is far beyond a quarter point
+    assert nn["conclusion"] == "inferior", nn
+    # the naive figures stay beside the model
+    assert d["scores"][0]["hedges_g"]["g"] is not None
+
+
 @pytest.mark.timeout_s(400)
 async def test_research_consent_in_reports(janus, keys):
     visits = await load(janus, keys)
@@ -305,6 +365,18 @@ async def test_alliance_report_on_the_database(janus, keys, tmp_path):
     g, _, _ = hedges_g([v.total for v in rs if v.modality == "video"],
                        [v.total for v in rs if v.modality == "in_person"])
     assert abs(float(g_row["estimate"]) - g) < 1e-9 and int(g_row["n"]) == 288, g_row
+    # and the model of clients, the same as R's on the same visits; --margin
+    clients = {c: i for i, c in enumerate(sorted({v.client for v in rs}))}
+    ref = lmer_reference([(v.total, clients[v.client], int(v.modality == "video")) for v in rs])
+    r = cli(*db, "--kind", "compare", "--format", "csv", "-q", "--margin", "0.25")
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    m_row = [x for x in rows if x["section"] == "mixed" and x["score"] == "total"][0]
+    assert m_row["modality"] == "video - in_person" and int(m_row["n"]) == 288, m_row
+    for k, want in (("estimate", ref["estimate"]), ("lo", ref["ci"][0]), ("hi", ref["ci"][1])):
+        assert abs(float(m_row[k]) - want) < 1e-4, (k, m_row, ref)
+    ni_row = [x for x in rows if x["section"] == "noninferiority" and x["score"] == "total"][0]
+    assert float(ni_row["estimate"]) == 0.25 and ni_row["modality"] == "inferior", ni_row
+    assert cli(*db, "--kind", "compare", "--margin", "-1", check=False).returncode == 2
     # the research export of answers: one row per item of consented visits only
     out = tmp_path / "answers.csv"
     r = cli(*db, "--export", "answers", "-o", str(out))

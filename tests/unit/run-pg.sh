@@ -25,7 +25,7 @@ fi
 export ALLIANCE_TEST_PG_DIR="$dir" ALLIANCE_TEST_PG_SERVER="$server"
 
 rc=0
-for t in test_store test_store_report test_store_faults test_report test_report_fhir test_store_pg; do
+for t in test_store test_store_report test_store_faults test_report test_report_fhir test_report_mixed test_store_pg; do
     echo "== tests/unit/$t on PostgreSQL"
     if ! "./tests/unit/$t"; then
         echo "FAIL: tests/unit/$t on PostgreSQL"

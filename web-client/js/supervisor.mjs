@@ -534,6 +534,54 @@ function gReading(h) {
   return `online ${dir} by ${a} SD, 95 % CI from ${Math.abs(h.lo).toFixed(2)} lower to ${Math.abs(h.hi).toFixed(2)} higher: no clear difference`;
 }
 
+/* The mixed model's difference (online − in person, points) in words. */
+function mixedReading(m) {
+  if (!m) return "not in this report";
+  if (!num(m.estimate)) return `no model of clients: ${m.refused || "not enough data"}`;
+  const dir = m.estimate < 0 ? "lower" : "higher";
+  const [lo, hi] = m.ci || [];
+  const who = `${fmt(m.n_clients)} clients, ${fmt(m.n)} visits`;
+  if (!num(lo) || !num(hi)) return `online ${dir} by ${Math.abs(m.estimate).toFixed(2)} points (${who})`;
+  const clear = (lo > 0) === (hi > 0) && lo !== 0 && hi !== 0;
+  return `online ${dir} by ${Math.abs(m.estimate).toFixed(2)} points, 95 % CI ${sgn(lo)} to ${sgn(hi)} (${who}): ${clear ? "a clear difference" : "no clear difference"}`;
+}
+
+/* The non-inferiority conclusion in words. */
+function niReading(ni, m) {
+  if (!ni) return "—";
+  const M = num(ni.margin) ? ni.margin.toFixed(2) : "?";
+  if (ni.conclusion === "noninferior")
+    return `Non-inferior: online is not worse than in person by more than the margin of ${M} points (the lowest plausible difference, ${sgn(ni.lower_bound)}, is above −${M}).`;
+  if (ni.conclusion === "inferior")
+    return `Inferior: online is worse than in person by more than the margin of ${M} points (even the highest plausible difference, ${sgn(ni.upper_bound)}, is below −${M}).`;
+  if (!num(ni.lower_bound)) return `Inconclusive: no model of clients could be fitted (${m?.refused || "not enough data"}), so the difference cannot be judged against the margin of ${M} points.`;
+  return `Inconclusive: the 95 % CI (${sgn(ni.lower_bound)} to ${sgn(ni.upper_bound)} points) includes −${M}, the margin; more visits are needed to decide.`;
+}
+
+/* A slope from a mixed model (formation, quality) in words. */
+function slopeReading(m, unit) {
+  if (!m || !num(m.estimate)) return `no model (${m?.refused || "not enough data"})`;
+  const [lo, hi] = m.ci || [];
+  return `${sgn(m.estimate)} points ${unit}${num(lo) ? `, 95 % CI ${sgn(lo)} to ${sgn(hi)}` : ""} (${fmt(m.n_clients)} clients, ${fmt(m.n)} visits)`;
+}
+
+function mixedSection(scores) {
+  const rows = scores.filter((s) => s.mixed);
+  if (!rows.length) return null;
+  const word = { noninferior: "non-inferior", inferior: "inferior", inconclusive: "inconclusive" };
+  return sec("Model of clients and non-inferiority",
+    el("p", { class: "note", text: "A mixed model with a random intercept per client (REML, 95 % CI with Satterthwaite degrees of freedom) does not count a client's repeated visits as independent evidence; it is the figure to read for online vs in person. Differences are in score points, online minus in person." }),
+    tbl("Per score: online minus in person from the model of clients, and non-inferiority", ["Score", "Difference [95 % CI]", "Margin", "Non-inferiority"],
+      rows.map((s) => [s.score,
+        el("span", { class: "mixed-value", "data-score": s.score, text: num(s.mixed.estimate) ? `${sgn(s.mixed.estimate)} [${sgn(s.mixed.ci?.[0])}, ${sgn(s.mixed.ci?.[1])}]` : "—" }),
+        s.noninferiority && num(s.noninferiority.margin) ? `${s.noninferiority.margin.toFixed(2)} (${s.noninferiority.margin_source === "filter" ? "asked for" : "default"})` : "—",
+        word[s.noninferiority?.conclusion] || "—"]), { cls: "mixed-table" }),
+    el("ul", { class: "plain-list mixed-readings" }, rows.map((s) => el("li", {}, [
+      el("strong", { text: `${s.score}: ` }),
+      el("span", { class: "mixed-reading", "data-score": s.score, text: `${mixedReading(s.mixed)}. ` }),
+      el("span", { class: "ni-reading", "data-score": s.score, "data-conclusion": s.noninferiority?.conclusion || "", text: niReading(s.noninferiority, s.mixed) })]))));
+}
+
 /* ---------------- the four reports ---------------- */
 function tbl(caption, head, rows, { cls = "", visibleCaption = true } = {}) {
   return el("div", { class: `table-wrap ${cls}`, tabindex: "0", role: "region", "aria-label": caption },
@@ -649,14 +697,18 @@ function renderCompare(d, f, rows) {
         el("span", { class: "g-value", "data-score": s.score, text: s.hedges_g && num(s.hedges_g.g) ? `${sgn(s.hedges_g.g)} [${sgn(s.hedges_g.lo)}, ${sgn(s.hedges_g.hi)}]` : "—" }),
         el("span", { class: "g-reading", text: gReading(s.hedges_g) })]), { cls: "scores-table" }),
     scores.some((s) => s.hedges_g && num(s.hedges_g.g)) ? forestPlot(scores) : el("p", { class: "note", text: "Hedges' g needs at least two scored visits of each modality." })));
-  if (d.formation) out.push(sec(`Alliance formation curve (${d.formation.score || "total"})`, formationChart(d.formation, scaleOf(d))));
+  const mixed = mixedSection(scores);
+  if (mixed) out.push(mixed);
+  if (d.formation) out.push(sec(`Alliance formation curve (${d.formation.score || "total"})`, formationChart(d.formation, scaleOf(d)),
+    ...(d.formation.mixed ? [el("p", { class: "mixed-formation", text: `Model of clients, change per visit number: online ${slopeReading(d.formation.mixed.video, "per visit")}; in person ${slopeReading(d.formation.mixed.in_person, "per visit")}.` })] : [])));
   if (rows) out.push(scatterSection(rows.filter((r) => !d.instrument || !r.client_instrument || r.client_instrument === d.instrument), scaleOf(d), d.quality || {}));
   const q = d.quality || {};
-  const qrows = Object.entries(q).filter(([, v]) => isObj(v));
+  const qrows = Object.entries(q).filter(([k, v]) => k !== "mixed" && isObj(v));
   if (qrows.length) {
     out.push(tbl("Spearman's ρ between the end total and the connection (measured video visits)", ["Measure", "n", "ρ", "95 % CI", "p"],
       qrows.map(([k, v]) => [label(k), fmt(v.n), sgn(v.rho), num(v.lo) ? `${sgn(v.lo)} to ${sgn(v.hi)}` : "—", num(v.p) ? (v.p < 0.001 ? "< 0.001" : v.p.toFixed(3)) : "—"]), { cls: "quality-table" }));
   }
+  if (q.mixed) out.push(el("p", { class: "mixed-quality", text: `Model of clients, end total per unit of connection quality: ${slopeReading(q.mixed.mean_mos, "per MOS point")}; ${slopeReading(q.mixed.freeze_s, "per second of frozen video")}.` }));
   const c = d.congruence;
   if (c) {
     out.push(sec("Client and therapist ratings of the same visits", tbl("Congruence of client and therapist end totals", ["Visits", "n", "Mean |client − therapist|", "Mean client − therapist", "Pearson r [95 % CI]"],

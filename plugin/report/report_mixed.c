@@ -1,0 +1,218 @@
+/*
+ * report_mixed.c — see report_mixed.h: the compare report's mixed-model
+ * readings (core/lmm.h) and the non-inferiority conclusion.
+ *
+ * Every model here has a random intercept per client and no therapist
+ * term (docs/statistics.md "Why no therapist term" gives the reasons);
+ * `n_therapists` says how many therapists the fitted visits have.
+ */
+#include "report_mixed.h"
+#include "lmm.h"
+
+#include <math.h>
+#include <string.h>
+
+#define MIXED_METHOD "REML linear mixed model, random intercept per client; 95 % CI with " \
+	"Satterthwaite degrees of freedom (as R lmerTest)"
+
+static json_t *num(double x) {
+	return isfinite(x) ? json_real(x) : json_null();
+}
+
+static double field(const json_t *row, const char *key) {
+	json_t *v = json_object_get(row, key);
+	return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+static const char *sfield(const json_t *row, const char *key) {
+	return json_string_value(json_object_get(row, key));
+}
+
+static gboolean is_video(const json_t *row) {
+	const char *m = sfield(row, "modality");
+	return m && !strcmp(m, "video");
+}
+
+/* The observations of one model: y, the design row-major (column 0 the
+ * intercept), the client index, and the therapists seen. */
+typedef struct obs {
+	int p;
+	GArray *y, *x, *g;
+	GHashTable *clients;        /* code → index + 1 */
+	GHashTable *therapists;     /* set of codes */
+} obs;
+
+static void obs_init(obs *o, int p) {
+	o->p = p;
+	o->y = g_array_new(FALSE, FALSE, sizeof(double));
+	o->x = g_array_new(FALSE, FALSE, sizeof(double));
+	o->g = g_array_new(FALSE, FALSE, sizeof(int));
+	o->clients = g_hash_table_new(g_str_hash, g_str_equal);
+	o->therapists = g_hash_table_new(g_str_hash, g_str_equal);
+}
+
+static void obs_free(obs *o) {
+	g_array_free(o->y, TRUE);
+	g_array_free(o->x, TRUE);
+	g_array_free(o->g, TRUE);
+	g_hash_table_destroy(o->clients);
+	g_hash_table_destroy(o->therapists);
+}
+
+/* One observation of the visit row vrow: y with covariates cov[0..p−2]. */
+static void obs_add(obs *o, const json_t *vrow, double y, const double *cov) {
+	const char *client = sfield(vrow, "client_code"), *ther = sfield(vrow, "therapist_code");
+	if(client == NULL || !isfinite(y))
+		return;
+	for(int j = 0; j < o->p - 1; j++)
+		if(!isfinite(cov[j]))
+			return;
+	int idx = GPOINTER_TO_INT(g_hash_table_lookup(o->clients, client));
+	if(idx == 0) {
+		idx = (int)g_hash_table_size(o->clients) + 1;
+		g_hash_table_insert(o->clients, (gpointer)client, GINT_TO_POINTER(idx));
+	}
+	if(ther)
+		g_hash_table_add(o->therapists, (gpointer)ther);
+	idx--;
+	double one = 1;
+	g_array_append_val(o->y, y);
+	g_array_append_val(o->x, one);
+	g_array_append_vals(o->x, cov, o->p - 1);
+	g_array_append_val(o->g, idx);
+}
+
+/* The fit of o's model, coefficient 1 (the one predictor) as JSON. lo/hi
+ * receive its 95 % interval (NaN when refused). */
+static json_t *fit_json(const obs *o, const char *direction, double *lo_out, double *hi_out) {
+	lmm_result m;
+	int n = (int)o->y->len;
+	lmm_fit_reml((const double *)(void *)o->y->data, (const double *)(void *)o->x->data,
+		(const int *)(void *)o->g->data, n, o->p, &m);
+	double lo, hi;
+	lmm_ci(&m, 1, 0.95, &lo, &hi);
+	if(lo_out)
+		*lo_out = lo;
+	if(hi_out)
+		*hi_out = hi;
+	json_t *ci = json_array();
+	json_array_append_new(ci, num(lo));
+	json_array_append_new(ci, num(hi));
+	json_t *j = json_pack("{s:s, s:o, s:o, s:o, s:o, s:i, s:i, s:i, s:o, s:o, s:b, s:s}",
+		"direction", direction, "estimate", num(m.beta[1]), "ci", ci, "se", num(m.se[1]),
+		"df", num(m.df[1]), "n", n, "n_clients", (int)g_hash_table_size(o->clients),
+		"n_therapists", (int)g_hash_table_size(o->therapists),
+		"sd_client", num(sqrt(m.sigma2_b)), "sd_residual", num(sqrt(m.sigma2)),
+		"boundary", m.status == LMM_OK && m.boundary, "method", MIXED_METHOD);
+	json_object_set_new(j, "refused", m.status == LMM_OK ? json_null()
+		: json_string(lmm_status_text(m.status)));
+	return j;
+}
+
+double report_ni_margin(const proto_report_filters *f, const report_env *env, gboolean *from_filter) {
+	gboolean given = f != NULL && isfinite(f->margin) && f->margin > 0;
+	if(from_filter)
+		*from_filter = given;
+	if(given)
+		return f->margin;
+	return env != NULL && isfinite(env->ni_margin) && env->ni_margin > 0 ? env->ni_margin
+		: REPORT_NI_MARGIN;
+}
+
+const char *report_ni_conclusion(double lo, double hi, double margin) {
+	if(!isfinite(lo) || !isfinite(hi) || !(margin > 0))
+		return "inconclusive";
+	if(lo > -margin)
+		return "noninferior";
+	if(hi < -margin)
+		return "inferior";
+	return "inconclusive";
+}
+
+static gboolean score_range(const report_env *env, const char *ins_id, const char *score,
+		double *range) {
+	double lo, hi;
+	const instrument *ins = env && env->instruments && ins_id
+		? instrument_set_get(env->instruments, ins_id) : NULL;
+	if(ins == NULL || !instrument_score_range(ins, score, &lo, &hi) || !(hi > lo))
+		return FALSE;
+	*range = hi - lo;
+	return TRUE;
+}
+
+void report_mixed_score(json_t *s, const char *name, const json_t *score_rows,
+		GHashTable *analysed, const char *ins_id, double margin, gboolean from_filter,
+		const report_env *env) {
+	obs o;
+	obs_init(&o, 2);
+	size_t i;
+	json_t *r;
+	json_array_foreach(score_rows, i, r) {
+		const char *role = sfield(r, "role"), *ins = sfield(r, "instrument_id"), *nm = sfield(r, "name");
+		const char *vid = sfield(r, "visit_id");
+		if(!role || strcmp(role, "client") || !ins || !ins_id || strcmp(ins, ins_id) || !nm
+				|| strcmp(nm, name) || !vid)
+			continue;
+		const json_t *vrow = g_hash_table_lookup(analysed, vid);
+		if(vrow == NULL)
+			continue;
+		double online = is_video(vrow) ? 1 : 0;
+		obs_add(&o, vrow, field(r, "value"), &online);
+	}
+	double lo, hi;
+	json_object_set_new(s, "mixed", fit_json(&o, "video - in_person", &lo, &hi));
+	obs_free(&o);
+	/* the margin is in points of the total; a subscale gets its share of
+	 * it by range (a 0–10 subscale of a 0–40 total: a quarter) */
+	double m = margin, r_total, r_score;
+	gboolean scaled = strcmp(name, "total") != 0 && score_range(env, ins_id, "total", &r_total)
+		&& score_range(env, ins_id, name, &r_score);
+	if(scaled)
+		m = margin * r_score / r_total;
+	json_object_set_new(s, "noninferiority", json_pack("{s:f, s:s, s:o, s:o, s:f, s:s, s:s}",
+		"margin", m, "margin_source", from_filter ? "filter" : "default",
+		"lower_bound", num(lo), "upper_bound", num(hi), "level", 0.95,
+		"rule", "noninferior when the lower bound of the mixed model's two-sided 95 % CI "
+		"(one-sided 97.5 %) is above -margin; inferior when its upper bound is below -margin",
+		"conclusion", report_ni_conclusion(lo, hi, m)));
+	if(scaled)
+		json_object_set_new(json_object_get(s, "noninferiority"), "margin_total", json_real(margin));
+}
+
+/* The end total of a visit row when it is an answer of ins_id. */
+static double total_of(const json_t *row, const char *ins_id) {
+	const char *ins = sfield(row, "client_instrument");
+	if(ins_id == NULL || ins == NULL || strcmp(ins, ins_id) != 0)
+		return NAN;
+	return field(row, "client_total");
+}
+
+/* The end total on the visit field `key`, over the visits of one modality,
+ * with a random intercept per client. */
+static json_t *visit_model(const json_t *visit_rows, const char *ins_id, gboolean video,
+		const char *key, const char *direction) {
+	obs o;
+	obs_init(&o, 2);
+	size_t i;
+	json_t *r;
+	json_array_foreach(visit_rows, i, r) {
+		double x = field(r, key);
+		if(is_video(r) == video)
+			obs_add(&o, r, total_of(r, ins_id), &x);
+	}
+	json_t *j = fit_json(&o, direction, NULL, NULL);
+	obs_free(&o);
+	return j;
+}
+
+void report_mixed_formation(json_t *formation, const json_t *visit_rows, const char *ins_id) {
+	json_object_set_new(formation, "mixed", json_pack("{s:o, s:o}",
+		"video", visit_model(visit_rows, ins_id, TRUE, "visit_number", "points per visit number"),
+		"in_person", visit_model(visit_rows, ins_id, FALSE, "visit_number", "points per visit number")));
+}
+
+void report_mixed_quality(json_t *quality, const json_t *visit_rows, const char *ins_id) {
+	json_object_set_new(quality, "mixed", json_pack("{s:o, s:o}",
+		"mean_mos", visit_model(visit_rows, ins_id, TRUE, "mean_mos", "points per MOS point"),
+		"freeze_s", visit_model(visit_rows, ins_id, TRUE, "freeze_s", "points per freeze second")));
+}
