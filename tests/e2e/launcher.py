@@ -67,11 +67,12 @@ def wait_http(url: str, timeout: float = 10.0) -> None:
 
 # The supervisor scenario's data: visits with both end answers, loaded
 # through the plugin API the way tests/integration/test_reports.py does
-# (create, join, admit, end, answer; no media). Two clients of T-02, three
-# visits each, alternating video and in person, research consent given.
+# (create, join, admit, end, answer; no media). Three clients of T-02 (the
+# fewest the model of clients fits: docs/statistics.md), three visits each, alternating video and in person, research consent given.
 SEED_VISITS = [  # client, modality, client end total, therapist end total
     ("C-S01", "video", 24.0, 27.0), ("C-S01", "in_person", 29.0, 30.0), ("C-S01", "video", 31.0, 32.0),
     ("C-S02", "in_person", 33.0, 31.0), ("C-S02", "video", 26.0, 29.0), ("C-S02", "in_person", 36.0, 35.0),
+    ("C-S03", "video", 27.0, 28.0), ("C-S03", "in_person", 30.0, 30.0), ("C-S03", "video", 29.0, 31.0),
 ]
 
 
