@@ -82,3 +82,36 @@ unsigned callclass_annotate(json_t *summary, bool video) {
 	json_object_set_new(summary, "poor_reasons", list);
 	return r;
 }
+
+static bool measured(const json_t *summary) {
+	const json_t *packets = json_object_get(summary, "packets");
+	if(packets && !json_is_null(packets))
+		return json_is_number(packets) && json_number_value(packets) > 0;
+	return known(get(summary, "loss_pct"));
+}
+
+const char *callclass_legs(json_t *legs) {
+	if(!json_is_object(legs))
+		return NULL;
+	int video_legs = 0;
+	bool poor = false;
+	const char *name;
+	json_t *leg;
+	json_object_foreach(legs, name, leg) {
+		callclass_annotate(json_object_get(leg, "audio"), false);
+		json_t *v = json_object_get(leg, "video");
+		unsigned r = callclass_annotate(v, true);
+		if(json_is_object(v) && measured(v)) {
+			video_legs++;
+			poor |= r != 0;
+		}
+	}
+	return video_legs ? callclass_name(poor ? 1u : 0u) : NULL;
+}
+
+void callclass_context(json_t *ctx) {
+	if(!json_is_object(ctx))
+		return;
+	const char *vc = callclass_legs(json_object_get(ctx, "legs"));
+	json_object_set_new(ctx, "video_class", vc ? json_string(vc) : json_null());
+}

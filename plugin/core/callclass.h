@@ -74,4 +74,16 @@ const char *callclass_reason_name(unsigned bit);
  * object. */
 unsigned callclass_annotate(json_t *summary, bool video);
 
+/* Every leg summary of a legs object ({leg: {audio: {…}, video: {…}}}, the
+ * shape of a quality context's "legs" and of the visit report's "legs")
+ * gets callclass_annotate(). Returns the rule for poor video over them:
+ * "poor" if any video leg that measured something (packets > 0 on an up
+ * leg; a known loss_pct on a down leg, which has no packet count) is
+ * poor, "good" if none is, NULL if no video leg measured anything. */
+const char *callclass_legs(json_t *legs);
+
+/* A quality context (quality.h): callclass_legs() on its "legs", and its
+ * "video_class" set to the result (null when NULL). */
+void callclass_context(json_t *ctx);
+
 #endif

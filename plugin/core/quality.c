@@ -316,13 +316,6 @@ static json_t *sum_json(const quality_sum *s, bool video, bool down) {
 	return o;
 }
 
-/* A leg summary of a context: the figures, then good or poor (callclass.h) */
-static json_t *leg_json(const quality_sum *s, bool video, bool down) {
-	json_t *o = sum_json(s, video, down);
-	callclass_annotate(o, video);
-	return o;
-}
-
 int quality_sum_format(const quality_sum *s, bool video, char *buf, size_t len) {
 	/* the sample: up legs count packets, down legs carry rtt */
 	json_t *o = sum_json(s, video, s->down_windows > 0);
@@ -388,22 +381,12 @@ char *quality_context_json(const quality_visit *q, int seconds) {
 				span = agg[l][m].dur_us;
 	json_t *legs = json_object();
 	int64_t freezes = 0, freeze_ms = 0;
-	int video_legs = 0;
-	bool video_poor = false;
 	for(int l = 0; l < Q_LEGS; l++) {
 		bool down = (l == Q_CLIENT_DOWN || l == Q_THERAPIST_DOWN);
 		json_t *leg = json_object();
 		for(int m = 0; m < Q_MEDIA; m++)
-			if(agg[l][m].windows > 0) {
-				json_t *one = leg_json(&agg[l][m], m == 1, down);
-				/* a video leg counts when something was measured on it */
-				bool measured = down ? quality_sum_loss_pct(&agg[l][m]) >= 0 : agg[l][m].packets > 0;
-				if(m == 1 && measured) {
-					video_legs++;
-					video_poor |= strcmp(json_string_value(json_object_get(one, "class")), "poor") == 0;
-				}
-				json_object_set_new(leg, m ? "video" : "audio", one);
-			}
+			if(agg[l][m].windows > 0)
+				json_object_set_new(leg, m ? "video" : "audio", sum_json(&agg[l][m], m == 1, down));
 		freezes += agg[l][1].freezes;
 		freeze_ms += agg[l][1].freeze_ms;
 		json_object_set_new(legs, quality_leg_name((quality_leg)l), leg);
@@ -415,8 +398,7 @@ char *quality_context_json(const quality_visit *q, int seconds) {
 		"window_s", seconds, "measured_s", tenths(span / 1000),
 		"legs", legs, "paths", paths, "freezes", (json_int_t)freezes,
 		"freeze_s", tenths(freeze_ms), "incidents", (json_int_t)q->incidents_total);
-	/* the rule for a poor-video stretch (docs/metrics.md): any video leg poor */
-	json_object_set_new(o, "video_class", video_legs ? json_string(video_poor ? "poor" : "good") : json_null());
+	callclass_context(o);        /* class and poor_reasons per leg, video_class */
 	char *t = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
 	json_decref(o);
 	return t;

@@ -170,6 +170,42 @@ static void test_annotate(void) {
 	g_assert_cmpuint(callclass_annotate(NULL, true), ==, 0);
 }
 
+static void test_legs_and_context(void) {
+	/* a visit report's legs: browser rows and non-objects are left alone */
+	json_t *legs = json_loads("{\"client_up\":{\"audio\":{\"loss_pct\":1,\"packets\":500},"
+		"\"video\":{\"fps\":14,\"packets\":900}},"
+		"\"client_down\":{\"video\":{\"loss_pct\":16,\"packets\":null},\"browser\":{\"fps\":1}},"
+		"\"therapist_up\":{\"video\":{\"fps\":0,\"packets\":0}},\"x\":3}", 0, NULL);
+	g_assert_nonnull(legs);
+	g_assert_cmpstr(callclass_legs(legs), ==, "poor");
+	json_t *bv = json_object_get(json_object_get(legs, "client_down"), "browser");
+	g_assert_null(json_object_get(bv, "class"));
+	g_assert_cmpstr(json_string_value(json_object_get(json_object_get(json_object_get(legs,
+		"client_down"), "video"), "class")), ==, "poor");
+	g_assert_cmpstr(json_string_value(json_object_get(json_object_get(json_object_get(legs,
+		"therapist_up"), "video"), "class")), ==, "good");
+	/* the poor down leg repaired: good video over the measured legs */
+	json_object_set_new(json_object_get(json_object_get(legs, "client_down"), "video"), "loss_pct", json_real(15));
+	g_assert_cmpstr(callclass_legs(legs), ==, "good");
+	json_decref(legs);
+	/* only unmeasured video legs (no camera anywhere): no video class */
+	legs = json_loads("{\"client_up\":{\"video\":{\"fps\":0,\"packets\":0}},"
+		"\"client_down\":{\"video\":{\"loss_pct\":null}}}", 0, NULL);
+	g_assert_null(callclass_legs(legs));
+	json_decref(legs);
+	g_assert_null(callclass_legs(NULL));
+
+	json_t *ctx = json_loads("{\"legs\":{\"therapist_up\":{\"video\":{\"fps\":5,\"packets\":80}}}}", 0, NULL);
+	callclass_context(ctx);
+	g_assert_cmpstr(json_string_value(json_object_get(ctx, "video_class")), ==, "poor");
+	json_decref(ctx);
+	ctx = json_loads("{\"legs\":{}}", 0, NULL);
+	callclass_context(ctx);
+	g_assert_true(json_is_null(json_object_get(ctx, "video_class")));
+	json_decref(ctx);
+	callclass_context(NULL);
+}
+
 int main(int argc, char **argv) {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/callclass/constants", test_constants);
@@ -178,5 +214,6 @@ int main(int argc, char **argv) {
 	g_test_add_func("/callclass/video/boundaries", test_video_boundaries);
 	g_test_add_func("/callclass/names", test_names);
 	g_test_add_func("/callclass/annotate", test_annotate);
+	g_test_add_func("/callclass/legs-and-context", test_legs_and_context);
 	return g_test_run();
 }

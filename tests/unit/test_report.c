@@ -484,9 +484,9 @@ static void test_exports(fixture *fx, gconstpointer data) {
 	lines = g_strsplit(csv, "\r\n", -1);
 	g_assert_cmpstr(lines[0], ==, "visit_id,therapist_code,client_code,modality,state,visit_number,"
 		"created_at,admitted_at,ended_at,closed_at,end_reason,client_instrument,client_total,therapist_instrument,"
-		"therapist_total,mean_mos,loss_pct,freeze_s,incidents,alerts,instance_id");
+		"therapist_total,mean_mos,loss_pct,freeze_s,incidents,alerts,instance_id,video_class");
 	g_assert_cmpstr(lines[2], ==, "v14,T-2,C-4,video,ended,2,2023-11-21T22:13:23.000000Z,,"
-		"2023-11-21T23:03:23.000000Z,,,ap-end,19.5,ap-therapist-end,28,2.9,6,35,7,0,");
+		"2023-11-21T23:03:23.000000Z,,,ap-end,19.5,ap-therapist-end,28,2.9,6,35,7,0,,");
 	g_strfreev(lines);
 	g_free(csv);
 	/* samples: metrics as columns; the browser's view as JSON, quoted */
