@@ -90,6 +90,9 @@ async def test_read_only_database_file(net, keys, tmp_path):
     ('db_url = "not a connection string"', ["general.db_url must be a PostgreSQL connection URI"]),
     ('instance_id = "two words"', ["general.instance_id must be 1..64 characters"]),
     ('public_servers = "ftp://example.org/janus"', ["general.public_servers", "ftp://example.org/janus"]),
+    ("pulse_hold_stable_s = 61", ["general.pulse_hold_stable_s must be an integer"]),
+    ("pulse_hold_max_s = 0", ["general.pulse_hold_max_s must be an integer"]),
+    ("pulse_hold_max_s = 3", ["general.pulse_hold_max_s (3) must be longer than pulse_hold_stable_s (3)"]),
 ])
 async def test_garbled_value(net, keys, tmp_path, setting, phrases):
     key = setting.split("=")[0].strip()
