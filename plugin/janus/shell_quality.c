@@ -305,8 +305,8 @@ void shell_quality_slow_link(ap_session *s, gboolean video, gboolean uplink) {
 
 /* --- is the client's picture stable? (pulses wait out a frozen one) ------ */
 /* A gap shorter than this is not the picture freezing as a person sees it
- * (a synthetic or starved sender stutters by a frame or two); at 15 fps
- * the W3C rule alone would call 183 ms a freeze. */
+ * (a synthetic or starved sender stutters by a frame or two); at 30 fps
+ * the W3C rule alone calls 184 ms a freeze, at 15 fps 217 ms. */
 #define FROZEN_MIN_US 500000
 
 static gboolean video_frozen(ap_session *s, gint64 now) {
