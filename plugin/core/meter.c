@@ -311,6 +311,19 @@ malformed:
 	m->win_malformed++;
 }
 
+int64_t meter_up_frozen_for(const meter_up *m, int64_t now_us) {
+	if(!m->video || !m->have_frame || now_us <= m->frame_us)
+		return 0;
+	int64_t gap = now_us - m->frame_us;
+	if(m->have_arrival && now_us - m->last_arrival_us >= METER_STALL_US)
+		return gap;
+	int64_t n = m->n_intervals, sum = m->intervals_sum;
+	if(n < METER_FREEZE_MIN_INTERVALS)
+		return 0;
+	/* the rule of update_frames(), on the gap open at now */
+	return gap * n >= 3 * sum && gap * n >= sum + METER_FREEZE_MIN_EXTRA_US * n ? gap : 0;
+}
+
 void meter_up_window(meter_up *m, int64_t now_us, meter_window *w) {
 	memset(w, 0, sizeof(*w));
 	w->dir = METER_UP;

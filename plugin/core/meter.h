@@ -154,6 +154,12 @@ void meter_up_rtp(meter_up *m, const uint8_t *buf, size_t len, int64_t arrival_u
 /* Fill w with the window since the previous call and start a new one. */
 void meter_up_window(meter_up *m, int64_t now_us, meter_window *w);
 
+/* How long the picture has been frozen at now: the time since the current
+ * frame began if that gap is already a freeze by the W3C rule above (or a
+ * stall: no packet for METER_STALL_US), else 0. Video meters that have
+ * seen frames only; 0 for audio or before any frame. */
+int64_t meter_up_frozen_for(const meter_up *m, int64_t now_us);
+
 /* --- RTCP from a participant ---------------------------------------------- */
 
 typedef struct meter_report_block {

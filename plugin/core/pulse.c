@@ -77,6 +77,13 @@ static int add(pulse_sched *ps, visit_role target, pulse_kind kind, pulse_trigge
 	return ps->n++;
 }
 
+/* every offset that is already due collapses into one pulse (or one skip) */
+static void collapse_due(pulse_sched *ps, int64_t now_us) {
+	while(ps->next_offset < ps->cfg.n_offsets &&
+			ps->live_since_us + (int64_t)ps->cfg.offsets_s[ps->next_offset] * US <= now_us)
+		ps->next_offset++;
+}
+
 int pulse_sched_tick(pulse_sched *ps, int64_t now_us, bool client_present,
 		pulse_action *out, int max) {
 	int k = 0;
@@ -98,17 +105,45 @@ int pulse_sched_tick(pulse_sched *ps, int64_t now_us, bool client_present,
 	int64_t due = ps->live_since_us + (int64_t)ps->cfg.offsets_s[ps->next_offset] * US;
 	if(now_us < due || !client_present || pulse_sched_open_for(ps, VISIT_ROLE_CLIENT) >= 0)
 		return k;
-	/* collapse every offset that is already due into this one pulse */
-	while(ps->next_offset < ps->cfg.n_offsets &&
-			ps->live_since_us + (int64_t)ps->cfg.offsets_s[ps->next_offset] * US <= now_us)
-		ps->next_offset++;
+	/* a frozen picture: wait for stable video, or give up after the bound */
+	int64_t held = 0;
+	if(ps->cfg.hold_stable_s > 0) {
+		/* since 0: stable all along (no call of pulse_sched_media yet) */
+		bool stable = ps->media_stable_since_us == 0 || (ps->media_stable_since_us != PULSE_MEDIA_UNSTABLE &&
+			now_us - ps->media_stable_since_us >= (int64_t)ps->cfg.hold_stable_s * US);
+		if(!stable) {
+			if(ps->held_since_us == 0)
+				ps->held_since_us = now_us > 0 ? now_us : 1;
+			if(ps->cfg.hold_max_s <= 0 || now_us - ps->held_since_us < (int64_t)ps->cfg.hold_max_s * US)
+				return k;
+			int first = ps->next_offset;
+			collapse_due(ps, now_us);
+			out[k].type = PULSE_ACT_SKIP;
+			out[k].index = -1;
+			out[k].offset_s = ps->cfg.offsets_s[first];
+			out[k].n_offsets = ps->next_offset - first;
+			out[k++].held_us = now_us - ps->held_since_us;
+			ps->held_since_us = 0;
+			ps->n_skipped++;
+			return k;
+		}
+		if(ps->held_since_us)
+			held = now_us - ps->held_since_us;
+		ps->held_since_us = 0;
+	}
+	collapse_due(ps, now_us);
 	int i = add(ps, VISIT_ROLE_CLIENT, PULSE_IN_SESSION, PULSE_TRIGGER_SCHEDULE,
 		ps->cfg.in_session, now_us, now_us + (int64_t)ps->cfg.expires_in_s * US);
 	if(i >= 0) {
+		ps->pulses[i].held_us = held;
 		out[k].type = PULSE_ACT_SEND;
 		out[k++].index = i;
 	}
 	return k;
+}
+
+void pulse_sched_media(pulse_sched *ps, int64_t stable_since_us) {
+	ps->media_stable_since_us = stable_since_us < 0 ? PULSE_MEDIA_UNSTABLE : stable_since_us;
 }
 
 pulse_result pulse_sched_trigger(pulse_sched *ps, visit_role target, const char *instrument,

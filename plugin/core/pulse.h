@@ -25,6 +25,16 @@
  * contradicted by a `pulse_expired`. Pulse ids are "<visit_id>-<n>",
  * unique per visit.
  *
+ * A frozen picture: a scheduled pulse that falls due while the client's
+ * incoming video is not stable (frozen, stalled, reconnecting: the shell
+ * says so with pulse_sched_media()) is held until that video has been
+ * stable for hold_stable_s, then goes out (pulse.held_us says how long it
+ * waited); if it is still held hold_max_s after it was first held, it is
+ * skipped (PULSE_ACT_SKIP: no pulse is created, the offsets it stood for
+ * are used up). Only scheduled pulses wait: the therapist's own and the
+ * quality-triggered technology item go out at once, as before. With
+ * hold_stable_s 0 nothing is held.
+ *
  * Capacity: at most PULSE_IN_SESSION_MAX in-session pulses per visit
  * (PULSE_ERR_FULL beyond); the end pulses are always created, however many
  * in-session pulses came before.
@@ -43,6 +53,7 @@
 #define PULSE_OFFSETS_MAX 16
 #define PULSE_ID_MAX (VISIT_ID_MAX + 16)
 #define PULSE_INSTRUMENT_MAX 48
+#define PULSE_MEDIA_UNSTABLE (-1)  /* pulse_sched_media(): not stable now */
 
 typedef enum pulse_kind { PULSE_IN_SESSION = 0, PULSE_END } pulse_kind;
 
@@ -84,6 +95,7 @@ typedef struct pulse {
 	int64_t created_us, expires_us;
 	int64_t delivered_us;        /* 0 until the shell delivered it */
 	int64_t status_us;
+	int64_t held_us;             /* scheduled: how long it waited for a stable picture */
 	int inflight;                /* answers queued for the store, not yet settled */
 	bool expire_pending;         /* due to expire once the answers in flight settle */
 } pulse;
@@ -94,6 +106,8 @@ typedef struct pulse_config {
 	int expires_in_s;                   /* in-session pulses */
 	int end_grace_s;                    /* end pulses */
 	bool end_pulse;                     /* send end pulses at `end` */
+	int hold_stable_s;                  /* scheduled pulses wait for this much stable video (0: never) */
+	int hold_max_s;                     /* ... at most this long, then skipped (<= 0: no bound) */
 	char in_session[PULSE_INSTRUMENT_MAX + 1];
 	char end[PULSE_INSTRUMENT_MAX + 1];
 	char therapist_end[PULSE_INSTRUMENT_MAX + 1];
@@ -109,13 +123,19 @@ typedef struct pulse_sched {
 	pulse *pulses;                       /* [n], grown as needed */
 	int n, cap;
 	int n_in_session;
+	int64_t media_stable_since_us;       /* the client's incoming video; PULSE_MEDIA_UNSTABLE */
+	int64_t held_since_us;               /* 0 unless a due scheduled pulse is held */
+	int n_skipped;                       /* scheduled pulses skipped after hold_max_s */
 } pulse_sched;
 
 /* What pulse_sched_tick() asks the shell to do. */
-typedef enum pulse_action_type { PULSE_ACT_SEND = 1, PULSE_ACT_EXPIRE } pulse_action_type;
+typedef enum pulse_action_type { PULSE_ACT_SEND = 1, PULSE_ACT_EXPIRE, PULSE_ACT_SKIP } pulse_action_type;
 typedef struct pulse_action {
 	pulse_action_type type;
-	int index;                           /* into ps->pulses */
+	int index;                           /* into ps->pulses; -1 for SKIP */
+	/* SKIP: the first offset skipped, how many, and how long it was held */
+	int offset_s, n_offsets;
+	int64_t held_us;
 } pulse_action;
 
 void pulse_sched_init(pulse_sched *ps, const char *visit_id, const pulse_config *cfg);
@@ -124,8 +144,14 @@ void pulse_sched_free(pulse_sched *ps);
 /* The visit went live (first admission); later calls are ignored. */
 void pulse_sched_live(pulse_sched *ps, int64_t now_us);
 
+/* The client's incoming video has been stable (no freeze, stall or
+ * reconnect) since stable_since_us, or is not stable now
+ * (PULSE_MEDIA_UNSTABLE). Until the first call: stable all along. */
+void pulse_sched_media(pulse_sched *ps, int64_t stable_since_us);
+
 /* Advance to now: expire overdue pulses, create due scheduled pulses.
  * client_present: whether the client is in the visit to receive one.
+ * A due scheduled pulse may be held or skipped (see the top).
  * Returns the number of actions written to out (at most max). */
 int pulse_sched_tick(pulse_sched *ps, int64_t now_us, bool client_present,
 	pulse_action *out, int max);

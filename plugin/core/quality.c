@@ -4,6 +4,7 @@
  */
 #include "quality.h"
 #include "emodel.h"
+#include "callclass.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -397,6 +398,7 @@ char *quality_context_json(const quality_visit *q, int seconds) {
 		"window_s", seconds, "measured_s", tenths(span / 1000),
 		"legs", legs, "paths", paths, "freezes", (json_int_t)freezes,
 		"freeze_s", tenths(freeze_ms), "incidents", (json_int_t)q->incidents_total);
+	callclass_context(o);        /* class and poor_reasons per leg, video_class */
 	char *t = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
 	json_decref(o);
 	return t;

@@ -107,6 +107,9 @@ typedef struct ap_settings {
 	int qpulse_freezes;                /* >= this many freezes ... */
 	int qpulse_frozen_s;               /* ... or >= this many seconds frozen ... */
 	int qpulse_window_s;               /* ... within this window */
+	/* scheduled pulses wait out a frozen picture (pulse.h) */
+	int pulse_hold_stable_s;           /* stable video needed before they go out (0 = never hold) */
+	int pulse_hold_max_s;              /* ... held at most this long, then skipped */
 	int offsets_s[PULSE_OFFSETS_MAX];  /* default in-session schedule */
 	int n_offsets;
 	int retention_days;                /* erase visits older than this; 0 = keep */
@@ -173,6 +176,9 @@ typedef struct ap_visit {
 	int sample_buckets;
 	gint64 next_window_us, next_live_us, next_sample_us;   /* monotonic */
 	gint64 qpulse_after_us;                   /* no quality pulse before (monotonic) */
+	/* the client's incoming video: stable since (monotonic), 0 all along,
+	 * PULSE_MEDIA_UNSTABLE while frozen, stalled or reconnecting */
+	gint64 video_stable_since;
 	janus_refcount ref;
 } ap_visit;
 
@@ -274,6 +280,11 @@ void shell_quality_stats(ap_session *s, const dcmsg *msg);
  * live quality. TRUE when the quality rule asks for the technology item. */
 gboolean shell_quality_tick(ap_visit *av, gint64 now_mono, gint64 now_real);
 void shell_quality_technology_sent(ap_visit *av, gint64 now_mono);      /* ...and it went out */
+/* The client's incoming video (the therapist's, relayed) at now: stable
+ * since when (0: all along), or PULSE_MEDIA_UNSTABLE while it is frozen
+ * (>= 0.5 s, the W3C rule), stalled, or either side is reconnecting.
+ * Timer, under visits_mutex. */
+gint64 shell_quality_client_video(ap_visit *av, gint64 now_mono);
 char *shell_quality_context(ap_visit *av, gboolean whole_visit);          /* under visits_mutex */
 json_t *shell_quality_live(ap_visit *av, int seconds);                    /* under visits_mutex */
 gint64 shell_quality_silent_for(ap_session *s, gint64 now_mono);          /* -1: never sent */

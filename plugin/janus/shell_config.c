@@ -239,7 +239,8 @@ static const char *const known_general[] = {
 	"db_path", "db_url", "instance_id", "public_servers", "instruments_dir", "end_grace_s", "events",
 	"max_visits", "idle_close_s", "max_visit_s", "pulse_expires_s", "in_session_at_s",
 	"quality_sample_s", "quality_context_s", "quality_live_s", "quality_pulse_freezes",
-	"quality_pulse_frozen_s", "quality_pulse_window_s", "retention_days", "noninferiority_margin", NULL
+	"quality_pulse_frozen_s", "quality_pulse_window_s", "retention_days", "noninferiority_margin",
+	"pulse_hold_stable_s", "pulse_hold_max_s", NULL
 };
 
 static void cfg_warn_unknown(janus_config_category *general) {
@@ -296,8 +297,15 @@ static int load_config(const char *config_path) {
 			cfg_int(cfg, general, "quality_pulse_window_s", 120, 5, 1200, &conf->qpulse_window_s) < 0 ||
 			cfg_int(cfg, general, "retention_days", 0, 0, 36500, &conf->retention_days) < 0 ||
 			cfg_positive(cfg, general, "noninferiority_margin", REPORT_NI_MARGIN, PROTO_MARGIN_MAX,
-				&conf->ni_margin) < 0)
+				&conf->ni_margin) < 0 ||
+			cfg_int(cfg, general, "pulse_hold_stable_s", 3, 0, 60, &conf->pulse_hold_stable_s) < 0 ||
+			cfg_int(cfg, general, "pulse_hold_max_s", 60, 1, 3600, &conf->pulse_hold_max_s) < 0)
 		goto out;
+	if(conf->pulse_hold_stable_s > 0 && conf->pulse_hold_max_s <= conf->pulse_hold_stable_s) {
+		cfg_fail("general.pulse_hold_max_s (%d) must be longer than pulse_hold_stable_s (%d): "
+			"a held pulse could never go out", conf->pulse_hold_max_s, conf->pulse_hold_stable_s);
+		goto out;
+	}
 	if(conf->quality_sample_s % 5 != 0) {
 		cfg_fail("general.quality_sample_s must be a multiple of 5 (got %d)", conf->quality_sample_s);
 		goto out;

@@ -211,14 +211,40 @@ static void expire(ap_visit *av, int index, gint64 now) {
 	partial_drop(av, index);
 }
 
+/* A scheduled pulse waited for the client's picture: how long, in the
+ * visit's events (and for the event handlers); held_us 0: it did not. */
+static void note_hold(ap_visit *av, const char *kind, const char *pulse_id, const pulse_action *skip,
+		gint64 held_us, gint64 now) {
+	json_t *d = json_pack("{s:s, s:I}", "reason", "video_unstable", "held_ms", (json_int_t)(held_us / 1000));
+	if(pulse_id)
+		json_object_set_new(d, "pulse_id", json_string(pulse_id));
+	if(skip) {
+		json_object_set_new(d, "offset_s", json_integer(skip->offset_s));
+		json_object_set_new(d, "offsets", json_integer(skip->n_offsets));
+	}
+	char *text = json_dumps(d, JSON_COMPACT);
+	store_event(ap->db, av->v.id, kind, text, shell_wall_us(now), stored, (void *)kind);
+	free(text);
+	json_object_set_new(d, "visit_id", json_string(av->v.id));
+	shell_notify(av->client ? av->client->handle : NULL, kind, d);
+	JANUS_LOG(LOG_INFO, "[%s] %s: %s after %" G_GINT64_FORMAT " ms of unstable video\n", ALLIANCE_PACKAGE,
+		av->v.id, kind, held_us / 1000);
+}
+
 void shell_pulses_tick_locked(ap_visit *av, gint64 now) {
 	pulse_action act[8];
 	int n = pulse_sched_tick(&av->ps, now, av->client != NULL, act, 8);
 	for(int i = 0; i < n; i++) {
-		if(act[i].type == PULSE_ACT_SEND)
+		if(act[i].type == PULSE_ACT_SEND) {
 			launch(av, act[i].index, now);
-		else
+			pulse *p = &av->ps.pulses[act[i].index];
+			if(p->held_us > 0)
+				note_hold(av, "pulse_held", p->id, NULL, p->held_us, now);
+		} else if(act[i].type == PULSE_ACT_SKIP) {
+			note_hold(av, "pulse_skipped", NULL, &act[i], act[i].held_us, now);
+		} else {
 			expire(av, act[i].index, now);
+		}
 	}
 }
 

@@ -303,6 +303,40 @@ void shell_quality_slow_link(ap_session *s, gboolean video, gboolean uplink) {
 	janus_mutex_unlock(&ap->visits_mutex);
 }
 
+/* --- is the client's picture stable? (pulses wait out a frozen one) ------ */
+/* A gap shorter than this is not the picture freezing as a person sees it
+ * (a synthetic or starved sender stutters by a frame or two); at 30 fps
+ * the W3C rule alone calls 184 ms a freeze, at 15 fps 217 ms. */
+#define FROZEN_MIN_US 500000
+
+static gboolean video_frozen(ap_session *s, gint64 now) {
+	if(!g_atomic_int_get(&s->send_video))
+		return FALSE;                      /* camera off by choice: nothing freezes */
+	g_mutex_lock(&s->up_mutex[1]);
+	gint64 frozen = meter_up_frozen_for(&s->up[1], now);
+	g_mutex_unlock(&s->up_mutex[1]);
+	return frozen >= FROZEN_MIN_US;
+}
+
+gint64 shell_quality_client_video(ap_visit *av, gint64 now) {
+	gboolean unstable = FALSE;
+	if(av->v.modality == VISIT_MODALITY_VIDEO && av->v.state == VISIT_LIVE && av->client) {
+		ap_session *c = av->client, *t = av->therapist;
+		/* the client's PeerConnection went down and is not back yet */
+		if(c->hung_up_at != 0)
+			unstable = TRUE;
+		/* what the client sees is the therapist's video, relayed: frozen,
+		 * stalled, or the therapist reconnecting */
+		if(t && (t->hung_up_at != 0 || video_frozen(t, now)))
+			unstable = TRUE;
+	}
+	if(unstable)
+		av->video_stable_since = PULSE_MEDIA_UNSTABLE;
+	else if(av->video_stable_since == PULSE_MEDIA_UNSTABLE)
+		av->video_stable_since = now;
+	return av->video_stable_since;
+}
+
 /* How long since the last RTP packet of either medium, or -1 if s never
  * sent any (nothing to miss yet). */
 gint64 shell_quality_silent_for(ap_session *s, gint64 now) {

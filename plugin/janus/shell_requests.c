@@ -111,6 +111,8 @@ static json_t *pulse_plan(const proto_request *req, pulse_config *pc) {
 		pc->n_offsets = 0;   /* nothing to send */
 	pc->expires_in_s = ap->settings.pulse_expires_s;
 	pc->end_grace_s = ap->settings.end_grace_s;
+	pc->hold_stable_s = ap->settings.pulse_hold_stable_s;
+	pc->hold_max_s = ap->settings.pulse_hold_max_s;
 	pc->end_pulse = (req->end_pulse != 0) && pc->end[0] != '\0';
 	return NULL;
 }

@@ -88,6 +88,8 @@ static void tick(void) {
 	while(g_hash_table_iter_next(&iter, NULL, &value)) {
 		ap_visit *av = value;
 		presence_locked(av, mono);
+		/* scheduled pulses wait out a frozen picture (pulse.h) */
+		pulse_sched_media(&av->ps, shell_quality_client_video(av, mono));
 		shell_pulses_tick_locked(av, mono);
 		/* the optional quality rule: a run of freezes asks the client about
 		 * the technology ("the video was bad", not "the session was") */

@@ -16,6 +16,7 @@
 #include "report.h"
 #include "report_mixed.h"
 #include "stats.h"
+#include "report_class.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -229,6 +230,7 @@ static json_t *scale_json(const report_env *env, const char *ins_id) {
 json_t *report_visit_from(const json_t *v, const proto_report_filters *f) {
 	json_t *r = report_head("visit", f, f->research == 1);
 	json_object_update(r, (json_t *)v);
+	report_class_visit(r);          /* good / poor per leg (report_class.h) */
 	return r;
 }
 
@@ -592,6 +594,7 @@ json_t *report_compare_from(const json_t *rows, const json_t *score_rows,
 	json_object_set_new(out, "formation", formation);
 	json_object_set_new(out, "quality", quality);
 	json_object_set_new(out, "congruence", congruence);
+	json_object_set_new(out, "video_class", report_class_compare(rows, ins_id));   /* report_class.h */
 	json_object_set_new(out, "notes", json_pack("[s, s]",
 		"Each visit counts once; visits of one client are not independent, so the intervals "
 		"are narrower than a model of clients would give (docs/reports.md).",

@@ -52,7 +52,7 @@ static const col VISIT_COLS[] = {
 	{ "therapist_total", "therapist_total", C_NUM, FALSE }, { "mean_mos", "mean_mos", C_NUM, FALSE },
 	{ "loss_pct", "loss_pct", C_NUM, FALSE }, { "freeze_s", "freeze_s", C_NUM, FALSE },
 	{ "incidents", "incidents", C_INT, FALSE }, { "alerts", "alerts", C_INT, FALSE },
-	{ "instance_id", "instance_id", C_STR, FALSE },
+	{ "instance_id", "instance_id", C_STR, FALSE }, { "video_class", "video_class", C_STR, FALSE },
 };
 
 static const col SAMPLE_COLS[] = {

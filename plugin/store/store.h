@@ -43,7 +43,7 @@
 #include <jansson.h>
 
 /* The schema version this build writes (the number of migrations it has). */
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 /* Quality samples waiting in the queue beyond this many are dropped. */
 #define STORE_SAMPLE_QUEUE_MAX 10000

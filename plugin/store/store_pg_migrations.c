@@ -310,6 +310,10 @@ const char *const store_pg_migrations[] = {
 "  started_at     BIGINT NOT NULL,"
 "  seen_at        BIGINT NOT NULL"
 ");",
+
+/* 6: good and poor calls (SQLite's version 6). */
+"ALTER TABLE visit_summaries ADD COLUMN video_class TEXT"
+"  CHECK (video_class IS NULL OR video_class IN ('good','poor'));",
 };
 const int store_pg_n_migrations = G_N_ELEMENTS(store_pg_migrations);
 G_STATIC_ASSERT(G_N_ELEMENTS(store_pg_migrations) == STORE_SCHEMA_VERSION);

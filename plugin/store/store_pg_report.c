@@ -103,10 +103,12 @@ static const pg_stmt report_stmts[R__COUNT] = {
 		"   ap_json_num(qj #> '{paths,therapist_to_client,mos}')::FLOAT8 AS m2,"
 		"   ap_json_num(qj #> '{paths,client_to_therapist,loss_pct}')::FLOAT8 AS l1,"
 		"   ap_json_num(qj #> '{paths,therapist_to_client,loss_pct}')::FLOAT8 AS l2,"
-		"   ap_json_num(qj->'freeze_s')::FLOAT8 AS fz FROM q)"
+		"   ap_json_num(qj->'freeze_s')::FLOAT8 AS fz,"
+		"   CASE WHEN qj->>'video_class' IN ('good','poor') THEN qj->>'video_class' END AS vc FROM q)"
 		" INSERT INTO visit_summaries(visit_id, therapist_code, client_code, modality, visit_number,"
 		"  created_at, ended_at, research_consent, client_instrument, client_total,"
-		"  therapist_instrument, therapist_total, mean_mos, loss_pct, freeze_s, incidents, alerts)"
+		"  therapist_instrument, therapist_total, mean_mos, loss_pct, freeze_s, incidents, alerts,"
+		"  video_class)"
 		" SELECT v.visit_id, v.therapist_code, v.client_code, v.modality,"
 		"  (SELECT count(*) FROM visits w WHERE w.client_code = v.client_code"
 		"    AND (w.ended_at IS NOT NULL OR w.visit_id = v.visit_id)"
@@ -118,7 +120,7 @@ static const pg_stmt report_stmts[R__COUNT] = {
 		"  (SELECT instrument_id FROM te), " FINAL_TOTAL("te") ","
 		"  " MEAN2("qm.m1", "qm.m2") ", " MEAN2("qm.l1", "qm.l2") ", qm.fz,"
 		"  (SELECT count(*) FROM incidents WHERE visit_id = v.visit_id),"
-		"  (SELECT count(*) FROM alerts WHERE visit_id = v.visit_id)"
+		"  (SELECT count(*) FROM alerts WHERE visit_id = v.visit_id), qm.vc"
 		" FROM v, qm"
 		" ON CONFLICT (visit_id) DO UPDATE SET therapist_code = excluded.therapist_code,"
 		"  client_code = excluded.client_code, modality = excluded.modality,"
@@ -128,7 +130,8 @@ static const pg_stmt report_stmts[R__COUNT] = {
 		"  therapist_instrument = excluded.therapist_instrument,"
 		"  therapist_total = excluded.therapist_total, mean_mos = excluded.mean_mos,"
 		"  loss_pct = excluded.loss_pct, freeze_s = excluded.freeze_s,"
-		"  incidents = excluded.incidents, alerts = excluded.alerts", W },
+		"  incidents = excluded.incidents, alerts = excluded.alerts,"
+		"  video_class = excluded.video_class", W },
 	/* ended visits without a summary, oldest first */
 	[R_UNSUMMARIZED] = { "apr_unsummarized",
 		"SELECT visit_id FROM visits WHERE ended_at IS NOT NULL"
@@ -176,7 +179,7 @@ static const pg_stmt report_stmts[R__COUNT] = {
 		"SELECT v.visit_id, v.therapist_code, v.client_code, v.modality, v.state, v.created_at,"
 		" v.admitted_at, v.ended_at, v.closed_at, v.end_reason, s.visit_number, s.research_consent,"
 		" s.client_instrument, s.client_total, s.therapist_instrument, s.therapist_total,"
-		" s.mean_mos, s.loss_pct, s.freeze_s, s.incidents, s.alerts, v.instance_id"
+		" s.mean_mos, s.loss_pct, s.freeze_s, s.incidents, s.alerts, v.instance_id, s.video_class"
 		" FROM visits v LEFT JOIN visit_summaries s ON s.visit_id = v.visit_id"
 		" WHERE" FILTER_SQL " ORDER BY v.created_at, v.visit_id LIMIT $9::BIGINT", RO },
 	[R_READ_END_SCORES] = { "apr_read_end_scores",
@@ -212,7 +215,7 @@ static const pg_stmt report_stmts[R__COUNT] = {
 		"SELECT v.visit_id, v.therapist_code, v.client_code, v.modality, v.state, v.created_at,"
 		" v.admitted_at, v.ended_at, v.closed_at, v.end_reason, s.visit_number, s.research_consent,"
 		" s.client_instrument, s.client_total, s.therapist_instrument, s.therapist_total,"
-		" s.mean_mos, s.loss_pct, s.freeze_s, s.incidents, s.alerts, v.instance_id"
+		" s.mean_mos, s.loss_pct, s.freeze_s, s.incidents, s.alerts, v.instance_id, s.video_class"
 		" FROM visits v LEFT JOIN visit_summaries s ON s.visit_id = v.visit_id"
 		" WHERE v.visit_id = $1 AND ($2::INT = 0 OR s.research_consent = 1)", RO },
 	[R_VISIT_PARTICIPANTS] = { "apr_visit_participants",

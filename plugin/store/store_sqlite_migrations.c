@@ -212,6 +212,14 @@ const char *const store_sqlite_migrations[] = {
 "  started_at     INTEGER NOT NULL,"
 "  seen_at        INTEGER NOT NULL"
 ");",
+
+/* 6: good and poor calls (PROTOCOL.md v1.1 "Research"): whether the
+ * visit's video was poor by the published thresholds (docs/metrics.md),
+ * from its end pulse context; NULL for summaries written before (their
+ * contexts have no video_class), in-person visits and visits without
+ * measured video. */
+"ALTER TABLE visit_summaries ADD COLUMN video_class TEXT"
+"  CHECK (video_class IS NULL OR video_class IN ('good','poor'));",
 };
 const int store_sqlite_n_migrations = G_N_ELEMENTS(store_sqlite_migrations);
 G_STATIC_ASSERT(G_N_ELEMENTS(store_sqlite_migrations) == STORE_SCHEMA_VERSION);

@@ -104,10 +104,13 @@ static const char *const report_sql[R__COUNT] = {
 		"   json_extract(qj, '$.paths.therapist_to_client.mos') AS m2,"
 		"   json_extract(qj, '$.paths.client_to_therapist.loss_pct') AS l1,"
 		"   json_extract(qj, '$.paths.therapist_to_client.loss_pct') AS l2,"
-		"   json_extract(qj, '$.freeze_s') AS fz FROM q)"
+		"   json_extract(qj, '$.freeze_s') AS fz,"
+		"   CASE WHEN json_extract(qj, '$.video_class') IN ('good','poor')"
+		"   THEN json_extract(qj, '$.video_class') END AS vc FROM q)"
 		" INSERT INTO visit_summaries(visit_id, therapist_code, client_code, modality, visit_number,"
 		"  created_at, ended_at, research_consent, client_instrument, client_total,"
-		"  therapist_instrument, therapist_total, mean_mos, loss_pct, freeze_s, incidents, alerts)"
+		"  therapist_instrument, therapist_total, mean_mos, loss_pct, freeze_s, incidents, alerts,"
+		"  video_class)"
 		" SELECT v.visit_id, v.therapist_code, v.client_code, v.modality,"
 		"  (SELECT count(*) FROM visits w WHERE w.client_code = v.client_code"
 		"    AND (w.ended_at IS NOT NULL OR w.visit_id = v.visit_id)"
@@ -119,7 +122,7 @@ static const char *const report_sql[R__COUNT] = {
 		"  (SELECT instrument_id FROM te), " FINAL_TOTAL("te") ","
 		"  " MEAN2("qm.m1", "qm.m2") ", " MEAN2("qm.l1", "qm.l2") ", qm.fz,"
 		"  (SELECT count(*) FROM incidents WHERE visit_id = v.visit_id),"
-		"  (SELECT count(*) FROM alerts WHERE visit_id = v.visit_id)"
+		"  (SELECT count(*) FROM alerts WHERE visit_id = v.visit_id), qm.vc"
 		" FROM v, qm WHERE 1"
 		" ON CONFLICT(visit_id) DO UPDATE SET therapist_code = excluded.therapist_code,"
 		"  client_code = excluded.client_code, modality = excluded.modality,"
@@ -129,7 +132,8 @@ static const char *const report_sql[R__COUNT] = {
 		"  therapist_instrument = excluded.therapist_instrument,"
 		"  therapist_total = excluded.therapist_total, mean_mos = excluded.mean_mos,"
 		"  loss_pct = excluded.loss_pct, freeze_s = excluded.freeze_s,"
-		"  incidents = excluded.incidents, alerts = excluded.alerts",
+		"  incidents = excluded.incidents, alerts = excluded.alerts,"
+		"  video_class = excluded.video_class",
 	/* ended visits without a summary (written before version 3, or whose
 	 * summary job was lost in a crash), oldest first */
 	[R_UNSUMMARIZED] =
@@ -175,7 +179,7 @@ static const char *const report_sql[R__COUNT] = {
 		"SELECT v.visit_id, v.therapist_code, v.client_code, v.modality, v.state, v.created_at,"
 		" v.admitted_at, v.ended_at, v.closed_at, v.end_reason, s.visit_number, s.research_consent,"
 		" s.client_instrument, s.client_total, s.therapist_instrument, s.therapist_total,"
-		" s.mean_mos, s.loss_pct, s.freeze_s, s.incidents, s.alerts, v.instance_id"
+		" s.mean_mos, s.loss_pct, s.freeze_s, s.incidents, s.alerts, v.instance_id, s.video_class"
 		" FROM visits v LEFT JOIN visit_summaries s ON s.visit_id = v.visit_id"
 		" WHERE" FILTER_SQL " ORDER BY v.created_at, v.visit_id LIMIT ?9",
 	[R_READ_END_SCORES] =
@@ -209,7 +213,7 @@ static const char *const report_sql[R__COUNT] = {
 		"SELECT v.visit_id, v.therapist_code, v.client_code, v.modality, v.state, v.created_at,"
 		" v.admitted_at, v.ended_at, v.closed_at, v.end_reason, s.visit_number, s.research_consent,"
 		" s.client_instrument, s.client_total, s.therapist_instrument, s.therapist_total,"
-		" s.mean_mos, s.loss_pct, s.freeze_s, s.incidents, s.alerts, v.instance_id"
+		" s.mean_mos, s.loss_pct, s.freeze_s, s.incidents, s.alerts, v.instance_id, s.video_class"
 		" FROM visits v LEFT JOIN visit_summaries s ON s.visit_id = v.visit_id"
 		" WHERE v.visit_id = ?1 AND (?2 = 0 OR s.research_consent = 1)",
 	[R_VISIT_PARTICIPANTS] =

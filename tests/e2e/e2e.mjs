@@ -1076,6 +1076,13 @@ await test("supervisor: charts from seeded visits — trend per client, Hedges' 
   const nsc = await p.locator("#report-out .scatter-chart .sc-pt").count();
   assert(nsc === nq, `scatter points ${nsc} = measured video visits with a total ${nq}`);
   assert((await text(p, "#report-out .rho")).includes("Spearman"), "Spearman's rho printed");
+  // good vs poor video visits (compare's video_class): one row per class, n as in the JSON
+  assert(d.video_class && d.video_class.good && d.video_class.poor, "the report has video_class");
+  const vcRows = await p.locator("#report-out .video-class-table tbody tr").count();
+  assert(vcRows === 2, `good and poor video rows (${vcRows})`);
+  const vcText = await text(p, "#report-out .video-class-table tbody");
+  assert(vcText.includes(`good${d.video_class.good.n}`) && vcText.includes(`poor${d.video_class.poor.n}`), `video class n: ${vcText}`);
+  assert((await text(p, "#report-out .video-class-reading")).includes("poor − good"), "the g of poor vs good video is read out");
   for (const c of ["trend", "forest", "formation", "scatter"]) {
     if (c === "trend") continue;
     const box = await p.locator(`#report-out figure.${c} svg`).boundingBox();

@@ -92,6 +92,9 @@ async def test_read_only_database_file(net, keys, tmp_path):
     ('public_servers = "ftp://example.org/janus"', ["general.public_servers", "ftp://example.org/janus"]),
     ("noninferiority_margin = 0", ["general.noninferiority_margin must be a number > 0"]),
     ('noninferiority_margin = "wide"', ["general.noninferiority_margin must be a number > 0", "wide"]),
+    ("pulse_hold_stable_s = 61", ["general.pulse_hold_stable_s must be an integer"]),
+    ("pulse_hold_max_s = 0", ["general.pulse_hold_max_s must be an integer"]),
+    ("pulse_hold_max_s = 3", ["general.pulse_hold_max_s (3) must be longer than pulse_hold_stable_s (3)"]),
 ])
 async def test_garbled_value(net, keys, tmp_path, setting, phrases):
     key = setting.split("=")[0].strip()

@@ -55,6 +55,13 @@ def _check_context(q, window_s):
     for name in ("client_to_therapist", "therapist_to_client"):
         _check_path(q.get("paths", {}).get(name), name)
     assert isinstance(q.get("freezes"), int) and isinstance(q.get("incidents"), int), q
+    # good / poor per leg by the published thresholds (docs/metrics.md)
+    for leg in ("client_up", "client_down", "therapist_up", "therapist_down"):
+        for m in MEDIA:
+            s = legs[leg][m]
+            assert s.get("class") in ("good", "poor") and isinstance(s.get("poor_reasons"), list), (leg, m, s)
+            assert (s["class"] == "poor") == bool(s["poor_reasons"]), (leg, m, s)
+    assert q.get("video_class") in ("good", "poor"), q.get("video_class")
 
 
 # -- 1. a clean call -------------------------------------------------------------------
@@ -110,6 +117,12 @@ async def test_baseline_clean_call(janus, keys):
         q = st.get("quality")
         assert isinstance(q, dict), st
         _check_context(q, 10)
+        # a clean call is a good call, on every leg
+        classes = {(leg, m): (s["class"], s["poor_reasons"]) for leg, media in q["legs"].items()
+                   for m, s in media.items()}
+        print("baseline classes:", classes)
+        assert all(c == "good" for c, _ in classes.values()), classes
+        assert q["video_class"] == "good", q
 
 
 # -- 4. a 2 s video pause ----------------------------------------------------------------

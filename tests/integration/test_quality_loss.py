@@ -23,20 +23,28 @@ harness/quality.py. The tests below read what the run recorded:
 * during the 5 % phase, the plugin's loss / jitter / RTT agree with the
   core's handle_info (and the receiver reports the core sends the client)
   and with aiortc's own statistics: loss +/- 1.5 pp, jitter see below, RTT
-  +/- 20 ms (the numbers are printed: run with -s).
+  +/- 20 ms (the numbers are printed: run with -s);
+* good and poor calls (docs/metrics.md): a pulse at the end of the baseline
+  and one at the end of the 15 % phase, each with a quality context of the
+  last CONTEXT_S seconds: the first is good on every leg, the second poor
+  on client_up audio with "loss" among the reasons (the therapist's legs
+  stay good); the visit report's whole-visit legs carry a class too.
 """
 import asyncio
+import json
 import statistics
 import time
 
 import pytest
 
-from harness.alliance import Scope
-from harness.pulses import live_visit
+from harness import store
+from harness.alliance import Scope, expect
+from harness.pulses import live_visit, trigger
 from harness.quality import (RtpLoss, aggregate, incidents, local_media, nearest,
                              quality_messages, samples, snapshot, within)
 
-ALLIANCE_CONFIG = {"extra_general": "quality_live_s = 2"}
+CONTEXT_S = 5                # a pulse's quality context: inside one phase
+ALLIANCE_CONFIG = {"extra_general": f"quality_live_s = 2\n    quality_context_s = {CONTEXT_S}"}
 
 BASELINE_S = 8
 PHASES = (5, 15)
@@ -77,6 +85,9 @@ async def _scenario(janus, keys, net) -> dict:
         with RtpLoss(net, janus.ip, media) as loss:
             b0, b0_us = time.monotonic(), _now_us()
             await asyncio.sleep(BASELINE_S)
+            # a pulse (the therapist's own: the client's stays free for the
+            # second) whose context lies in the clean baseline
+            R["pulse_clean"] = (await trigger(v.th, target="therapist"))[0]
             R["phases"][0] = {"t0": b0, "t1": time.monotonic(), "t0_us": b0_us, "t1_us": _now_us(),
                               "snaps": []}
             for pct in PHASES:
@@ -90,6 +101,8 @@ async def _scenario(janus, keys, net) -> dict:
                     assert time.monotonic() - t0 < 35, \
                         f"{pct} %: fewer than {FULL_BUCKETS} samples after 35 s"
                     await asyncio.sleep(1.0)
+                if pct == 15:        # the last CONTEXT_S s lie wholly in the 15 % phase
+                    R["pulse_lossy"] = (await trigger(v.th, target="client"))[0]
                 R["phases"][pct] = {"t0": t0, "t1": time.monotonic(), "t0_us": t0_us,
                                     "t1_us": _now_us(), "snaps": snaps,
                                     "counters": loss.counters()}
@@ -101,6 +114,14 @@ async def _scenario(janus, keys, net) -> dict:
         R["quality_msgs"] = quality_messages(v.pt)
         R["incidents"] = incidents(db, vid)
         R["samples"] = {(leg, m): samples(db, vid, leg, m) for leg in LEGS for m in ("audio", "video")}
+        R["contexts"] = {}
+        for key in ("pulse_clean", "pulse_lossy"):
+            row = await store.wait_row(db, "SELECT quality_json FROM pulses WHERE pulse_id = ?",
+                                       (R[key],), lambda r: r["quality_json"] is not None)
+            R["contexts"][key] = json.loads(row["quality_json"])
+        sup = await sc.handle()
+        R["report"] = expect(await sup.request({"request": "report", "kind": "visit", "visit_id": vid,
+                                                "supervisor_key": keys.supervisor("s01")}), "report")
     return R
 
 
@@ -299,3 +320,44 @@ def test_crosscheck_with_aiortc(loss_run):
     assert within(ours["jitter_ms"], aio["jitter_ms"], JITTER_ABS_MS, JITTER_REL), (ours, aio)
     assert aio["rtt_ms"] is not None, "aiortc has no RTT from Janus's receiver reports"
     assert abs(ours["rtt_ms"] - aio["rtt_ms"]) <= RTT_TOL_MS, (ours, aio)
+
+
+def _classes(ctx):
+    """{(leg, medium): (class, poor_reasons)} of a quality context's legs."""
+    out = {}
+    for leg, media in (ctx.get("legs") or {}).items():
+        for medium, summ in media.items():
+            assert summ.get("class") in ("good", "poor"), (leg, medium, summ)
+            reasons = summ.get("poor_reasons")
+            assert isinstance(reasons, list) and (summ["class"] == "poor") == bool(reasons), summ
+            out[(leg, medium)] = (summ["class"], reasons)
+    return out
+
+
+def test_call_class_clean_and_lossy(loss_run):
+    """A clean stretch of the call is good on every leg; 15 % injected loss
+    makes the client's audio poor with "loss" among the reasons."""
+    run = loss_run
+    clean, lossy = run["contexts"]["pulse_clean"], run["contexts"]["pulse_lossy"]
+    cc, lc = _classes(clean), _classes(lossy)
+    print(f"\nbaseline pulse context classes: {cc}\n15 % pulse context classes: {lc}")
+    print(f"15 % client_up audio: {lossy['legs']['client_up']['audio']}")
+    assert set(cc) >= {(leg, m) for leg in LEGS for m in ("audio", "video")}, cc
+    assert all(c == "good" for c, _ in cc.values()), cc
+    assert clean.get("video_class") == "good", clean.get("video_class")
+    assert lossy["legs"]["client_up"]["audio"]["loss_pct"] > 10, lossy["legs"]["client_up"]["audio"]
+    cls, reasons = lc[("client_up", "audio")]
+    assert cls == "poor" and "loss" in reasons, lc[("client_up", "audio")]
+    for m in ("audio", "video"):
+        assert lc[("therapist_up", m)][0] == "good", lc
+    # the visit report: every per-leg summary of the whole visit and every
+    # pulse context carries a class
+    rep = run["report"]
+    for leg in LEGS:
+        for m in ("audio", "video"):
+            summ = rep["legs"][leg][m]
+            assert summ.get("class") in ("good", "poor") and isinstance(summ.get("poor_reasons"), list), \
+                (leg, m, summ)
+    by_id = {p["pulse_id"]: p for p in rep["pulses"]}
+    assert by_id[run["pulse_lossy"]]["quality"]["legs"]["client_up"]["audio"]["class"] == "poor"
+    assert by_id[run["pulse_clean"]]["quality"]["legs"]["client_up"]["audio"]["class"] == "good"

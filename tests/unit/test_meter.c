@@ -483,6 +483,39 @@ static void test_freeze_threshold(void) {
 	g_assert_cmpint(freezes_after(200000, 40, 600000), ==, 1);
 }
 
+/* The picture frozen now (pulses wait it out): the W3C rule on the gap
+ * still open, and a stall; nothing for audio or before frames. */
+static void test_frozen_for(void) {
+	meter_up m;
+	meter_up_init(&m, true, 90000);
+	g_assert_cmpint(meter_up_frozen_for(&m, 5 * S), ==, 0);      /* no frame yet */
+	uint16_t seq = 0;
+	int64_t t = 0;
+	for(int f = 0; f < 3; f++, t += 33333)
+		frame(&m, &seq, (uint32_t)f * 3000, 2, 500, t);
+	int64_t last = t - 33333;
+	/* fewer than METER_FREEZE_MIN_INTERVALS intervals: not judged (but a stall is) */
+	g_assert_cmpint(meter_up_frozen_for(&m, last + 500 * MS), ==, 0);
+	g_assert_cmpint(meter_up_frozen_for(&m, last + 1 * MS + METER_STALL_US), ==, 1 * MS + METER_STALL_US);
+	for(int f = 3; f < 40; f++, t += 33333)
+		frame(&m, &seq, (uint32_t)f * 3000, 2, 500, t);
+	last = t - 33333;
+	/* 30 fps: the threshold is max(100, 183.3) ms */
+	g_assert_cmpint(meter_up_frozen_for(&m, last + 183 * MS), ==, 0);
+	g_assert_cmpint(meter_up_frozen_for(&m, last + 184 * MS), ==, 184 * MS);
+	g_assert_cmpint(meter_up_frozen_for(&m, last + 3 * S), ==, 3 * S);
+	g_assert_cmpint(meter_up_frozen_for(&m, last - 1), ==, 0);   /* a clock behind */
+	/* the next frame ends it */
+	frame(&m, &seq, 40u * 3000, 2, 500, last + 700 * MS);
+	g_assert_cmpint(meter_up_frozen_for(&m, last + 720 * MS), ==, 0);
+	/* audio never freezes */
+	meter_up a;
+	meter_up_init(&a, false, 48000);
+	for(int i = 0; i < 50; i++)
+		audio(&a, (uint16_t)i, i * 20 * MS);
+	g_assert_cmpint(meter_up_frozen_for(&a, 10 * S), ==, 0);
+}
+
 static void test_frames_across_sources(void) {
 	meter_up m;
 	meter_up_init(&m, true, 90000);
@@ -1098,6 +1131,7 @@ static void test_format(void) {
 int main(int argc, char **argv) {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/meter/up/rtp-header", test_rtp_header);
+	g_test_add_func("/meter/up/frozen-for", test_frozen_for);
 	g_test_add_func("/meter/up/probation-in-order", test_probation_and_in_order);
 	g_test_add_func("/meter/up/wrap", test_wrap);
 	g_test_add_func("/meter/up/reorder", test_reorder);

@@ -286,6 +286,119 @@ static void test_names(void) {
 	g_assert_cmpstr(pulse_trigger_name(PULSE_TRIGGER_QUALITY), ==, "quality");
 }
 
+/* A frozen picture: a scheduled pulse due while the client's incoming
+ * video is not stable is held, released once the video has been stable
+ * for hold_stable_s, or skipped after hold_max_s; the therapist's and the
+ * quality-triggered pulses are never held. */
+static void test_hold_for_stable_video(void) {
+	pulse_sched ps;
+	pulse_config c;
+	int offs[] = {60, 300, 320, 900};
+	config(&c, offs, 4);
+	c.hold_stable_s = 3;
+	c.hold_max_s = 30;
+	pulse_sched_init(&ps, "vh", &c);
+	pulse_action a[8];
+	pulse_sched_live(&ps, T0);
+	/* the video freezes at 58 s: the pulse due at 60 s is held */
+	pulse_sched_media(&ps, PULSE_MEDIA_UNSTABLE);
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 59 * S, true, a, 8), ==, 0);
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 60 * S, true, a, 8), ==, 0);
+	g_assert_cmpint(ps.held_since_us, ==, T0 + 60 * S);
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 70 * S, true, a, 8), ==, 0);
+	g_assert_cmpint(ps.n, ==, 0);
+	/* the therapist's own pulse is not held, nor the technology item */
+	int ti;
+	g_assert_cmpint(pulse_sched_trigger(&ps, VISIT_ROLE_THERAPIST, NULL, PULSE_TRIGGER_THERAPIST,
+		T0 + 70 * S, &ti), ==, PULSE_OK);
+	g_assert_cmpint(ps.pulses[ti].held_us, ==, 0);
+	g_assert_cmpint(pulse_sched_trigger(&ps, VISIT_ROLE_CLIENT, "ap-tech", PULSE_TRIGGER_QUALITY,
+		T0 + 71 * S, &ti), ==, PULSE_OK);
+	g_assert_cmpstr(ps.pulses[ti].instrument, ==, "ap-tech");
+	g_assert_cmpint(ps.pulses[ti].trigger, ==, PULSE_TRIGGER_QUALITY);
+	/* ... and it is answered; the held scheduled pulse still waits */
+	pulse_sched_mark(&ps, ti, PULSE_ANSWERED, T0 + 75 * S);
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 76 * S, true, a, 8), ==, 0);
+	/* the video is back at 80 s: stable for 3 s is needed */
+	pulse_sched_media(&ps, T0 + 80 * S);
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 82 * S, true, a, 8), ==, 0);
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 83 * S - 1, true, a, 8), ==, 0);
+	/* a new freeze before the 3 s are up starts the count again */
+	pulse_sched_media(&ps, PULSE_MEDIA_UNSTABLE);
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 84 * S, true, a, 8), ==, 0);
+	pulse_sched_media(&ps, T0 + 85 * S);
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 87 * S, true, a, 8), ==, 0);
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 88 * S, true, a, 8), ==, 1);
+	g_assert_cmpint(a[0].type, ==, PULSE_ACT_SEND);
+	pulse *p = &ps.pulses[a[0].index];
+	g_assert_cmpint(p->trigger, ==, PULSE_TRIGGER_SCHEDULE);
+	g_assert_cmpint(p->held_us, ==, 28 * S);          /* held from 60 s to 88 s */
+	g_assert_cmpint(p->created_us, ==, T0 + 88 * S);
+	g_assert_cmpint(ps.held_since_us, ==, 0);
+	pulse_sched_mark(&ps, a[0].index, PULSE_ANSWERED, T0 + 90 * S);
+	/* the therapist's pulse of 70 s expires at 190 s */
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 190 * S, true, a, 8), ==, 1);
+	g_assert_cmpint(a[0].type, ==, PULSE_ACT_EXPIRE);
+
+	/* 300 s and 320 s: frozen from 299 s on; skipped after 30 s (both
+	 * offsets in one skip), no pulse created */
+	pulse_sched_media(&ps, PULSE_MEDIA_UNSTABLE);
+	int before = ps.n;
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 300 * S, true, a, 8), ==, 0);
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 329 * S, true, a, 8), ==, 0);
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 330 * S - 1, true, a, 8), ==, 0);
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 330 * S, true, a, 8), ==, 1);
+	g_assert_cmpint(a[0].type, ==, PULSE_ACT_SKIP);
+	g_assert_cmpint(a[0].index, ==, -1);
+	g_assert_cmpint(a[0].offset_s, ==, 300);
+	g_assert_cmpint(a[0].n_offsets, ==, 2);
+	g_assert_cmpint(a[0].held_us, ==, 30 * S);
+	g_assert_cmpint(ps.n, ==, before);
+	g_assert_cmpint(ps.n_skipped, ==, 1);
+	g_assert_cmpint(ps.next_offset, ==, 3);
+	/* nothing more until 900 s; then (stable again) it goes out at once */
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 331 * S, true, a, 8), ==, 0);
+	pulse_sched_media(&ps, T0 + 500 * S);
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 900 * S, true, a, 8), ==, 1);
+	g_assert_cmpint(a[0].type, ==, PULSE_ACT_SEND);
+	g_assert_cmpint(ps.pulses[a[0].index].held_us, ==, 0);
+	pulse_sched_free(&ps);
+
+	/* hold_stable_s 0: nothing is held, even while frozen */
+	config(&c, offs, 1);
+	pulse_sched_init(&ps, "vh2", &c);
+	pulse_sched_live(&ps, T0);
+	pulse_sched_media(&ps, PULSE_MEDIA_UNSTABLE);
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 60 * S, true, a, 8), ==, 1);
+	g_assert_cmpint(a[0].type, ==, PULSE_ACT_SEND);
+	pulse_sched_free(&ps);
+
+	/* no bound (hold_max_s 0): held as long as the video is unstable; an
+	 * absent client is not a reason to start the hold */
+	config(&c, offs, 1);
+	c.hold_stable_s = 2;
+	pulse_sched_init(&ps, "vh3", &c);
+	pulse_sched_live(&ps, T0);
+	pulse_sched_media(&ps, PULSE_MEDIA_UNSTABLE);
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 60 * S, false, a, 8), ==, 0);
+	g_assert_cmpint(ps.held_since_us, ==, 0);
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 61 * S, true, a, 8), ==, 0);
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 3600 * S, true, a, 8), ==, 0);
+	pulse_sched_media(&ps, T0 + 3600 * S);
+	g_assert_cmpint(pulse_sched_tick(&ps, T0 + 3602 * S, true, a, 8), ==, 1);
+	g_assert_cmpint(ps.pulses[a[0].index].held_us, ==, 3541 * S);
+	pulse_sched_free(&ps);
+
+	/* never told about the media: stable all along */
+	config(&c, offs, 1);
+	c.hold_stable_s = 5;
+	pulse_sched_init(&ps, "vh4", &c);
+	pulse_sched_live(&ps, 1 * S);
+	g_assert_cmpint(pulse_sched_tick(&ps, 61 * S, true, a, 8), ==, 1);
+	g_assert_cmpint(a[0].type, ==, PULSE_ACT_SEND);
+	pulse_sched_free(&ps);
+}
+
 int main(int argc, char **argv) {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/pulse/schedule-offsets", test_schedule_offsets);
@@ -297,5 +410,6 @@ int main(int argc, char **argv) {
 	g_test_add_func("/pulse/capacity-keeps-end-pulses", test_capacity_keeps_end_pulses);
 	g_test_add_func("/pulse/inflight-answer-holds-expiry", test_inflight_answer_holds_expiry);
 	g_test_add_func("/pulse/names", test_names);
+	g_test_add_func("/pulse/hold-for-stable-video", test_hold_for_stable_video);
 	return g_test_run();
 }

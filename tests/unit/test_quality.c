@@ -861,6 +861,92 @@ static void big_sum(quality_sum *s, meter_dir dir, bool video) {
 	}
 }
 
+/* Every leg summary of a context carries class and poor_reasons
+ * (callclass.h), and the context a video_class: poor if any video leg
+ * that measured something is poor, null if none did. */
+static void test_context_class(void) {
+	quality_visit *q = new_visit(30);
+	for(int i = 0; i < 5; i++) {
+		/* client up audio 12 % lost (poor: loss), jitter 5 ms */
+		meter_window w = up(false, T0 + i * S, 50, 6);
+		w.jitter_ms = 5;
+		quality_feed(q, Q_CLIENT_UP, &w);
+		/* client up video: 15 fps, clean */
+		w = up(true, T0 + i * S, 40, 0);
+		w.frames = 15;
+		quality_feed(q, Q_CLIENT_UP, &w);
+		/* therapist up: audio clean, video at 5 fps (poor: fps) */
+		w = up(false, T0 + i * S, 50, 0);
+		w.jitter_ms = 2;
+		quality_feed(q, Q_THERAPIST_UP, &w);
+		w = up(true, T0 + i * S, 30, 0);
+		w.frames = 5;
+		quality_feed(q, Q_THERAPIST_UP, &w);
+		/* client down audio: RTT 600 ms (poor: rtt); video: no report yet */
+		w = down(false, T0 + i * S, 0, 4, 600);
+		quality_feed(q, Q_CLIENT_DOWN, &w);
+		w = down(true, T0 + i * S, -1, -1, -1);
+		quality_feed(q, Q_CLIENT_DOWN, &w);
+	}
+	json_t *o = parse(quality_context_json(q, 0));
+	const struct { const char *leg, *medium, *cls, *reason; } want[] = {
+		{ "client_up", "audio", "poor", "loss" }, { "client_up", "video", "good", NULL },
+		{ "therapist_up", "audio", "good", NULL }, { "therapist_up", "video", "poor", "fps" },
+		{ "client_down", "audio", "poor", "rtt" }, { "client_down", "video", "good", NULL },
+	};
+	for(size_t k = 0; k < G_N_ELEMENTS(want); k++) {
+		json_t *leg = at(o, "legs", want[k].leg, want[k].medium, NULL);
+		g_assert_true(json_is_object(leg));
+		g_assert_cmpstr(json_string_value(json_object_get(leg, "class")), ==, want[k].cls);
+		json_t *r = json_object_get(leg, "poor_reasons");
+		g_assert_cmpuint(json_array_size(r), ==, want[k].reason ? 1 : 0);
+		if(want[k].reason)
+			g_assert_cmpstr(json_string_value(json_array_get(r, 0)), ==, want[k].reason);
+	}
+	g_assert_cmpstr(json_string_value(json_object_get(o, "video_class")), ==, "poor");
+	json_decref(o);
+	free_visit(q);
+
+	/* video good on every measured leg: a good-video visit */
+	q = new_visit(30);
+	meter_window w = up(true, T0, 40, 0);
+	w.frames = 15;
+	quality_feed(q, Q_CLIENT_UP, &w);
+	w = down(true, T0, 2, 3, 20);                 /* the client receives video: 2 % lost */
+	quality_feed(q, Q_CLIENT_DOWN, &w);
+	w = up(true, T0, 0, 0);                       /* the therapist sends no video */
+	quality_feed(q, Q_THERAPIST_UP, &w);
+	o = parse(quality_context_json(q, 0));
+	g_assert_cmpstr(json_string_value(at(o, "legs", "therapist_up", "video", "class", NULL)), ==, "good");
+	g_assert_cmpstr(json_string_value(json_object_get(o, "video_class")), ==, "good");
+	json_decref(o);
+	/* a down leg that lost 20 % of the video it received: poor */
+	w = down(true, T0 + S, 20, 3, 20);
+	for(int i = 0; i < 3; i++) {
+		w.start_us = T0 + (i + 1) * S;
+		w.end_us = w.start_us + S;
+		quality_feed(q, Q_CLIENT_DOWN, &w);
+	}
+	o = parse(quality_context_json(q, 0));
+	g_assert_cmpstr(json_string_value(at(o, "legs", "client_down", "video", "poor_reasons", NULL) ?
+		json_array_get(at(o, "legs", "client_down", "video", "poor_reasons", NULL), 0) : NULL), ==, "video_loss");
+	g_assert_cmpstr(json_string_value(json_object_get(o, "video_class")), ==, "poor");
+	json_decref(o);
+	free_visit(q);
+
+	/* audio only: no video leg measured, video_class null */
+	q = new_visit(30);
+	w = up(false, T0, 50, 0);
+	quality_feed(q, Q_CLIENT_UP, &w);
+	w = up(true, T0, 0, 0);
+	quality_feed(q, Q_CLIENT_UP, &w);
+	o = parse(quality_context_json(q, 0));
+	g_assert_true(json_is_null(json_object_get(o, "video_class")));
+	g_assert_cmpstr(json_string_value(at(o, "legs", "client_up", "video", "class", NULL)), ==, "good");
+	json_decref(o);
+	free_visit(q);
+}
+
 static void test_sum_format(void) {
 	char buf[512];
 	for(int dir = 0; dir < 2; dir++)
@@ -1003,5 +1089,6 @@ int main(int argc, char **argv) {
 	g_test_add_func("/quality/recent", test_recent);
 	g_test_add_func("/quality/json/context-shape", test_context_json_shape);
 	g_test_add_func("/quality/json/sum-format", test_sum_format);
+	g_test_add_func("/quality/context/class", test_context_class);
 	return g_test_run();
 }

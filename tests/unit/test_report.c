@@ -20,6 +20,7 @@
 #include <string.h>
 #include <jansson.h>
 #include "report.h"
+#include "report_class.h"
 #include "stats.h"
 #include "store.h"
 #include "tdb.h"
@@ -226,6 +227,10 @@ static void test_compare_fixed(fixture *fx, gconstpointer data) {
 	CLOSE(at(r, "visits"), 16);
 	CLOSE(at(r, "modalities/video/visits"), 8);
 	CLOSE(at(r, "modalities/video/clients"), 4);
+	/* good vs poor video (report_class.c): these contexts predate video_class */
+	CLOSE(at(r, "video_class/unclassified"), 8);
+	CLOSE(at(r, "video_class/good/n"), 0);
+	CLOSE(at(r, "video_class/poor/n"), 0);
 	json_t *scores = json_object_get(r, "scores");
 	g_assert_cmpint(json_array_size(scores), ==, 5);
 	json_t *total = json_array_get(scores, 0);
@@ -484,9 +489,9 @@ static void test_exports(fixture *fx, gconstpointer data) {
 	lines = g_strsplit(csv, "\r\n", -1);
 	g_assert_cmpstr(lines[0], ==, "visit_id,therapist_code,client_code,modality,state,visit_number,"
 		"created_at,admitted_at,ended_at,closed_at,end_reason,client_instrument,client_total,therapist_instrument,"
-		"therapist_total,mean_mos,loss_pct,freeze_s,incidents,alerts,instance_id");
+		"therapist_total,mean_mos,loss_pct,freeze_s,incidents,alerts,instance_id,video_class");
 	g_assert_cmpstr(lines[2], ==, "v14,T-2,C-4,video,ended,2,2023-11-21T22:13:23.000000Z,,"
-		"2023-11-21T23:03:23.000000Z,,,ap-end,19.5,ap-therapist-end,28,2.9,6,35,7,0,");
+		"2023-11-21T23:03:23.000000Z,,,ap-end,19.5,ap-therapist-end,28,2.9,6,35,7,0,,");
 	g_strfreev(lines);
 	g_free(csv);
 	/* samples: metrics as columns; the browser's view as JSON, quoted */
@@ -561,6 +566,78 @@ static void test_helpers(void) {
 	g_assert_cmpint(sf.limit, ==, 0);                     /* limits apply to the visits list only */
 	report_store_filter(PROTO_REPORT_VISITS, &pf, &sf);
 	g_assert_cmpint(sf.limit, ==, 5);
+}
+
+/* --- good and poor calls (report_class.c) ------------------------------------------------------ */
+
+static void test_class_compare(void) {
+	json_t *rows = json_loads("["
+		"{\"modality\":\"video\",\"client_instrument\":\"ap-end\",\"client_total\":30,\"video_class\":\"good\"},"
+		"{\"modality\":\"video\",\"client_instrument\":\"ap-end\",\"client_total\":32,\"video_class\":\"good\"},"
+		"{\"modality\":\"video\",\"client_instrument\":\"ap-end\",\"client_total\":34,\"video_class\":\"good\"},"
+		"{\"modality\":\"video\",\"client_instrument\":\"ap-end\",\"client_total\":20,\"video_class\":\"poor\"},"
+		"{\"modality\":\"video\",\"client_instrument\":\"ap-end\",\"client_total\":24,\"video_class\":\"poor\"},"
+		/* unclassified: no class (older rows), a class that is no class */
+		"{\"modality\":\"video\",\"client_instrument\":\"ap-end\",\"client_total\":11,\"video_class\":null},"
+		"{\"modality\":\"video\",\"client_instrument\":\"ap-end\",\"client_total\":12,\"video_class\":\"meh\"},"
+		/* not counted: in person, another instrument, no total */
+		"{\"modality\":\"in_person\",\"client_instrument\":\"ap-end\",\"client_total\":1,\"video_class\":\"poor\"},"
+		"{\"modality\":\"video\",\"client_instrument\":\"other\",\"client_total\":1,\"video_class\":\"poor\"},"
+		"{\"modality\":\"video\",\"client_instrument\":\"ap-end\",\"client_total\":null,\"video_class\":\"poor\"}"
+		"]", 0, NULL);
+	g_assert_nonnull(rows);
+	json_t *c = report_class_compare(rows, "ap-end");
+	json_t *good = json_object_get(c, "good"), *poor = json_object_get(c, "poor");
+	g_assert_cmpint(json_integer_value(json_object_get(good, "n")), ==, 3);
+	g_assert_cmpint(json_integer_value(json_object_get(poor, "n")), ==, 2);
+	g_assert_cmpint(json_integer_value(json_object_get(c, "unclassified")), ==, 2);
+	g_assert_cmpfloat_with_epsilon(json_number_value(json_object_get(good, "mean")), 32.0, EPS);
+	g_assert_cmpfloat_with_epsilon(json_number_value(json_object_get(good, "sd")), 2.0, EPS);
+	g_assert_cmpfloat_with_epsilon(json_number_value(json_object_get(poor, "mean")), 22.0, EPS);
+	g_assert_cmpfloat_with_epsilon(json_number_value(json_object_get(poor, "sd")), sqrt(8.0), EPS);
+	/* Hedges' g, poor - good, is stats.c's (tested there against scipy) */
+	double a[] = { 20, 24 }, b[] = { 30, 32, 34 };
+	stats_effect e;
+	g_assert_cmpint(stats_hedges_g(a, 2, b, 3, &e), ==, 0);
+	json_t *g = json_object_get(c, "hedges_g");
+	g_assert_cmpstr(json_string_value(json_object_get(g, "direction")), ==, "poor - good");
+	g_assert_cmpfloat_with_epsilon(json_number_value(json_object_get(g, "g")), e.g, EPS);
+	g_assert_cmpfloat(e.g, <, 0);
+	g_assert_cmpfloat_with_epsilon(json_number_value(json_object_get(g, "lo")), e.lo, EPS);
+	json_decref(c);
+	/* no instrument: nothing counted, statistics null next to their n */
+	c = report_class_compare(rows, NULL);
+	g_assert_cmpint(json_integer_value(json_object_get(json_object_get(c, "good"), "n")), ==, 0);
+	g_assert_true(json_is_null(json_object_get(json_object_get(c, "good"), "mean")));
+	g_assert_true(json_is_null(json_object_get(json_object_get(c, "hedges_g"), "g")));
+	json_decref(c);
+	json_decref(rows);
+}
+
+static void test_class_visit(void) {
+	json_t *v = json_loads("{\"visit\":{},\"legs\":{\"client_up\":{\"audio\":{\"loss_pct\":12,\"packets\":900}}},"
+		"\"pulses\":[{\"pulse_id\":\"p1\",\"quality\":{\"legs\":{\"therapist_up\":{\"video\":"
+		"{\"fps\":3,\"packets\":50}}}}},{\"pulse_id\":\"p2\",\"quality\":null}],"
+		"\"alerts\":[{\"quality\":{\"legs\":{\"client_down\":{\"audio\":{\"rtt_ms\":700}}}}}]}", 0, NULL);
+	g_assert_nonnull(v);
+	proto_report_filters f;
+	memset(&f, 0, sizeof(f));
+	f.research = -1;
+	json_t *r = report_visit_from(v, &f);
+	json_t *leg = json_object_get(json_object_get(json_object_get(r, "legs"), "client_up"), "audio");
+	g_assert_cmpstr(json_string_value(json_object_get(leg, "class")), ==, "poor");
+	g_assert_cmpstr(json_string_value(json_array_get(json_object_get(leg, "poor_reasons"), 0)), ==, "loss");
+	json_t *q = json_object_get(json_array_get(json_object_get(r, "pulses"), 0), "quality");
+	g_assert_cmpstr(json_string_value(json_object_get(q, "video_class")), ==, "poor");
+	g_assert_true(json_is_null(json_object_get(json_array_get(json_object_get(r, "pulses"), 1), "quality")));
+	q = json_object_get(json_array_get(json_object_get(r, "alerts"), 0), "quality");
+	g_assert_cmpstr(json_string_value(json_object_get(json_object_get(json_object_get(json_object_get(q,
+		"legs"), "client_down"), "audio"), "class")), ==, "poor");
+	/* the row it was built from is left as it was */
+	leg = json_object_get(json_object_get(json_object_get(v, "legs"), "client_up"), "audio");
+	g_assert_null(json_object_get(leg, "class"));
+	json_decref(r);
+	json_decref(v);
 }
 
 /* --- planted effects ------------------------------------------------------------------------------- */
@@ -657,5 +734,7 @@ int main(int argc, char **argv) {
 	ADD("timeout", test_timeout);
 #undef ADD
 	g_test_add_func("/report/helpers", test_helpers);
+	g_test_add_func("/report/class/compare", test_class_compare);
+	g_test_add_func("/report/class/visit", test_class_visit);
 	return g_test_run();
 }

@@ -228,7 +228,7 @@ static void test_tightens_0644(fixture *fx, gconstpointer data) {
 static void test_fresh_is_current_version(fixture *fx, gconstpointer data) {
 	store *st = open_ok(fx->path);
 	store_close(st);
-	g_assert_cmpint(STORE_SCHEMA_VERSION, ==, 5);
+	g_assert_cmpint(STORE_SCHEMA_VERSION, ==, 6);
 	g_assert_cmpint(store_sqlite_n_migrations, ==, STORE_SCHEMA_VERSION);
 	g_assert_cmpint(sqlq_int(fx->path, "SELECT max(version) FROM schema_version"), ==, STORE_SCHEMA_VERSION);
 	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM schema_version"), ==, STORE_SCHEMA_VERSION);
@@ -353,7 +353,7 @@ static void test_upgrade_from_v1(fixture *fx, gconstpointer data) {
 	store_close(st);
 	g_assert_cmpint(sqlq_int(fx->path, "SELECT max(version) FROM schema_version"), ==, STORE_SCHEMA_VERSION);
 	char *rows = sqlq_rows(fx->path, "SELECT version FROM schema_version ORDER BY version");
-	g_assert_cmpstr(rows, ==, "1\n2\n3\n4\n5\n");
+	g_assert_cmpstr(rows, ==, "1\n2\n3\n4\n5\n6\n");
 	g_free(rows);
 	rows = sqlq_rows(fx->path, "SELECT pulse_id, visit_id, role, instrument_id, \"trigger\", created_at,"
 		" expires_at, status, status_at, quality_json FROM pulses");

@@ -104,7 +104,7 @@ static void test_fresh_schema(fixture *fx, gconstpointer data) {
 	store_close(st);
 	g_assert_cmpint(store_pg_n_migrations, ==, STORE_SCHEMA_VERSION);
 	char *rows = sqlq_rows(fx->url, "SELECT version FROM schema_version ORDER BY version");
-	g_assert_cmpstr(rows, ==, "1\n2\n3\n4\n5\n");
+	g_assert_cmpstr(rows, ==, "1\n2\n3\n4\n5\n6\n");
 	g_free(rows);
 	g_assert_cmpint(sqlq_int(fx->url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN "
 		"('visits','participants','pulses','answers','answer_items','scores','alerts','events',"
@@ -278,7 +278,7 @@ static void test_for_reading(fixture *fx, gconstpointer data) {
 	tdb_migrate(fx->url, 3);
 	g_assert_null(store_open_pg_for_reading(fx->url, err, sizeof(err)));
 	g_test_message("refusal: %s", err);
-	g_assert_nonnull(strstr(err, "has schema version 3, this build reads 5 (start the plugin once"));
+	g_assert_nonnull(strstr(err, "has schema version 3, this build reads 6 (start the plugin once"));
 	g_assert_cmpint(sqlq_int(fx->url, "SELECT max(version) FROM schema_version"), ==, 3);
 	/* the current version: reads work, writes are refused */
 	store *w = tdb_open_ok(fx->url);

@@ -251,6 +251,29 @@ static void test_summarize_cases(fixture *fx, gconstpointer data) {
 	g_free(rows);
 }
 
+/* video_class (version 6) comes from the end pulse's context: good or
+ * poor, NULL for anything else, for in-person visits and without one. */
+static void test_summarize_video_class(fixture *fx, gconstpointer data) {
+	store *st = open_ok(fx->path);
+	static const char *const ctx[] = {
+		"{\"measured_s\":60,\"paths\":{},\"freeze_s\":0,\"video_class\":\"poor\"}",
+		"{\"measured_s\":60,\"paths\":{},\"freeze_s\":0,\"video_class\":\"good\"}",
+		"{\"measured_s\":60,\"paths\":{},\"freeze_s\":0,\"video_class\":\"awful\"}",
+		"{\"measured_s\":60,\"paths\":{},\"freeze_s\":0,\"video_class\":null}",
+		"{\"measured_s\":60,\"paths\":{},\"freeze_s\":0,\"video_class\":\"poor\"}",
+	};
+	static const char *const ids[] = { "c1", "c2", "c3", "c4", "c5" };
+	for(int i = 0; i < 5; i++) {
+		vspec v = { ids[i], "T-01", "C-1", i == 4 ? "in_person" : "video", T0 + i * DAY, TRUE, 30, 30,
+			ctx[i], 0, 0, 0 };
+		add_visit_full(st, &v);
+	}
+	store_close(st);
+	char *rows = sqlq_rows(fx->path, "SELECT visit_id, video_class FROM visit_summaries ORDER BY visit_id");
+	g_assert_cmpstr(rows, ==, "c1|poor\nc2|good\nc3|~\nc4|~\nc5|~\n");
+	g_free(rows);
+}
+
 /* The visit number is fixed by the first summary: erasing an older visit
  * does not renumber the later ones when they are summarised again. */
 static void test_visit_number_stable(fixture *fx, gconstpointer data) {
@@ -297,12 +320,14 @@ static void test_upgrade_from_v2(fixture *fx, gconstpointer data) {
 	store *st = open_ok(fx->path);
 	store_close(st);
 	char *rows = sqlq_rows(fx->path, "SELECT version FROM schema_version ORDER BY version");
-	g_assert_cmpstr(rows, ==, "1\n2\n3\n4\n5\n");
+	g_assert_cmpstr(rows, ==, "1\n2\n3\n4\n5\n6\n");
 	g_free(rows);
 	rows = sqlq_rows(fx->path, "SELECT visit_id, visit_number, research_consent, client_instrument,"
 		" client_total, mean_mos, loss_pct, freeze_s FROM visit_summaries ORDER BY visit_id");
 	g_assert_cmpstr(rows, ==, "old1|1|1|ap-end|33.3|3.5|2.0|2.5\nold2|2|1|~|~|~|~|~\n");
 	g_free(rows);
+	/* version 6: contexts stored before it have no video_class */
+	g_assert_cmpint(sqlq_int(fx->path, "SELECT count(*) FROM visit_summaries WHERE video_class IS NULL"), ==, 2);
 	/* version 4: visits that ended before end_reason existed were ended by
 	 * their therapist (the only way then); the open one has none yet */
 	rows = sqlq_rows(fx->path, "SELECT visit_id, coalesce(end_reason, '-') FROM visits ORDER BY visit_id");
@@ -745,6 +770,7 @@ int main(int argc, char **argv) {
 #define ADD(name, fn) g_test_add("/store-report/" name, fixture, NULL, fx_setup, fn, fx_teardown)
 	ADD("summary/row", test_summarize);
 	ADD("summary/cases", test_summarize_cases);
+	ADD("summary/video-class", test_summarize_video_class);
 	ADD("summary/visit-number-stable", test_visit_number_stable);
 	ADD("migrate/upgrade-from-v2", test_upgrade_from_v2);
 	ADD("erase/forget-every-row-table-by-table", test_forget);

@@ -709,6 +709,7 @@ function renderCompare(d, f, rows) {
       qrows.map(([k, v]) => [label(k), fmt(v.n), sgn(v.rho), num(v.lo) ? `${sgn(v.lo)} to ${sgn(v.hi)}` : "—", num(v.p) ? (v.p < 0.001 ? "< 0.001" : v.p.toFixed(3)) : "—"]), { cls: "quality-table" }));
   }
   if (q.mixed) out.push(el("p", { class: "mixed-quality", text: `Model of clients, end total per unit of connection quality: ${slopeReading(q.mixed.mean_mos, "per MOS point")}; ${slopeReading(q.mixed.freeze_s, "per second of frozen video")}.` }));
+  if (isObj(d.video_class)) out.push(videoClassSection(d.video_class));
   const c = d.congruence;
   if (c) {
     out.push(sec("Client and therapist ratings of the same visits", tbl("Congruence of client and therapist end totals", ["Visits", "n", "Mean |client − therapist|", "Mean client − therapist", "Pearson r [95 % CI]"],
@@ -719,6 +720,24 @@ function renderCompare(d, f, rows) {
   return out;
 }
 
+// compare's good-video vs poor-video visits (docs/reports.md, "video_class")
+function videoClassSection(vc) {
+  const g = vc.hedges_g || {};
+  let reading = `not enough data (n poor ${g.n_poor ?? 0}, n good ${g.n_good ?? 0})`;
+  if (num(g.g)) {
+    const dir = g.g < 0 ? "lower" : "higher";
+    const clear = num(g.lo) && num(g.hi) && (g.lo < 0) === (g.hi < 0) && g.lo !== 0 && g.hi !== 0;
+    reading = `poor-video visits ${dir} by ${Math.abs(g.g).toFixed(2)} SD` +
+      (num(g.lo) ? `, 95 % CI ${sgn(g.lo)} to ${sgn(g.hi)}${clear ? "" : ": no clear difference"}` : "");
+  }
+  return sec("Alliance on good vs poor video",
+    el("p", { class: "note", text: `A visit's video is poor when any video leg of the whole visit crossed a published threshold (frame rate below 7 fps, or loss after repair above 15 %). ${fmt(vc.unclassified)} video visits have no class.` }),
+    tbl("End total of good-video and poor-video visits", ["Video", "n", "Mean (SD)", "95 % CI"],
+      ["good", "poor"].map((k) => [k, fmt(vc[k]?.n), ms(vc[k]), num(vc[k]?.ci_lo) ? `${fmt(vc[k].ci_lo)} to ${fmt(vc[k].ci_hi)}` : "—"]),
+      { cls: "video-class-table" }),
+    el("p", { class: "video-class-reading", text: `Hedges' g (poor − good): ${num(g.g) ? sgn(g.g) : "—"}; ${reading}.` }));
+}
+
 function renderVisit(d) {
   const v = d.visit || {};
   const out = [el("dl", { class: "details" }, [
@@ -727,7 +746,7 @@ function renderVisit(d) {
     ["Client end total", `${fmt(v.client_total)}${v.client_instrument ? ` (${v.client_instrument})` : ""}`],
     ["Therapist end total", `${fmt(v.therapist_total)}${v.therapist_instrument ? ` (${v.therapist_instrument})` : ""}`],
     ["Mean MOS", num(v.mean_mos) ? v.mean_mos.toFixed(2) : "—"], ["Loss %", fmt(v.loss_pct)], ["Frozen video (s)", fmt(v.freeze_s)],
-    ["Incidents", fmt(v.incidents)], ["Alerts", fmt(v.alerts)],
+    ["Incidents", fmt(v.incidents)], ["Alerts", fmt(v.alerts)], ["Video (good/poor)", v.video_class ?? "—"],
   ].flatMap(([k, x]) => [el("dt", { text: k }), el("dd", { text: x ?? "—" })]))];
   const al = d.alerts || [];
   out.push(sec("Alerts", al.length

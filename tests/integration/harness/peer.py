@@ -217,6 +217,7 @@ class Peer:
         if self.video_track:
             self.pc.addTrack(self.video_track)
         self.received: Dict[str, int] = {"audio": 0, "video": 0}
+        self.video_at: List[float] = []      # time.monotonic() of each video frame received
         self.remote_tracks: List[MediaStreamTrack] = []
         self.messages: List[DcMessage] = []
         self.channels: List[Any] = []
@@ -251,6 +252,8 @@ class Peer:
             except Exception:
                 return
             self.received[track.kind] = self.received.get(track.kind, 0) + 1
+            if track.kind == "video":
+                self.video_at.append(time.monotonic())
             try:
                 self._inspect(track.kind, frame)
             except Exception:
