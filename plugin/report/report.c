@@ -14,6 +14,7 @@
  * visits only (in-person visits have no connection to measure).
  */
 #include "report.h"
+#include "report_json.h"
 #include "report_mixed.h"
 #include "stats.h"
 #include "report_class.h"
@@ -31,21 +32,6 @@ void report_env_init(report_env *env) {
 	env->ceiling_min_n = REPORT_CEILING_MIN_N;
 	env->formation_points = REPORT_FORMATION_POINTS;
 	env->ni_margin = REPORT_NI_MARGIN;
-}
-
-/* A number, or null when it is not one (a refused statistic). */
-static json_t *num(double x) {
-	return isfinite(x) ? json_real(x) : json_null();
-}
-
-/* A field of a row as a double; NaN when absent, null or not a number. */
-static double field(const json_t *row, const char *key) {
-	json_t *v = json_object_get(row, key);
-	return json_is_number(v) ? json_number_value(v) : NAN;
-}
-
-static const char *sfield(const json_t *row, const char *key) {
-	return json_string_value(json_object_get(row, key));
 }
 
 const char *report_iso_time(gint64 us, char *buf, size_t len) {
@@ -113,8 +99,8 @@ static json_t *describe_json(const double *x, int n) {
 	if(n < 2 || stats_mean_ci(x, n, 0.95, &ci) < 0)
 		ci.lo = ci.hi = NAN;
 	return json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "n", n,
-		"mean", num(d.mean), "sd", num(d.sd), "se", num(d.se), "min", num(d.min),
-		"median", num(d.median), "max", num(d.max), "ci_lo", num(ci.lo), "ci_hi", num(ci.hi));
+		"mean", report_num(d.mean), "sd", report_num(d.sd), "se", report_num(d.se), "min", report_num(d.min),
+		"median", report_num(d.median), "max", report_num(d.max), "ci_lo", report_num(ci.lo), "ci_hi", report_num(ci.hi));
 }
 
 static json_t *corr_json(const double *x, const double *y, int n, gboolean spearman) {
@@ -122,8 +108,8 @@ static json_t *corr_json(const double *x, const double *y, int n, gboolean spear
 	int rc = n >= 4 ? (spearman ? stats_spearman(x, y, n, &c) : stats_pearson(x, y, n, &c)) : -1;
 	if(rc < 0)
 		c.r = c.lo = c.hi = c.p = c.se = NAN;
-	return json_pack("{s:i, s:o, s:o, s:o, s:o, s:o}", "n", n, spearman ? "rho" : "r", num(c.r),
-		"lo", num(c.lo), "hi", num(c.hi), "p", num(c.p), "se", num(c.se));
+	return json_pack("{s:i, s:o, s:o, s:o, s:o, s:o}", "n", n, spearman ? "rho" : "r", report_num(c.r),
+		"lo", report_num(c.lo), "hi", report_num(c.hi), "p", report_num(c.p), "se", report_num(c.se));
 }
 
 double report_slope(const double *x, const double *y, int n) {
@@ -181,8 +167,8 @@ static const char *choose_instrument(const json_t *rows, const proto_report_filt
 	size_t i;
 	json_t *r;
 	json_array_foreach(rows, i, r) {
-		const char *ins = sfield(r, "client_instrument");
-		if(ins && isfinite(field(r, "client_total")))
+		const char *ins = report_sfield(r, "client_instrument");
+		if(ins && isfinite(report_field(r, "client_total")))
 			g_hash_table_insert(count, (gpointer)ins,
 				GINT_TO_POINTER(GPOINTER_TO_INT(g_hash_table_lookup(count, ins)) + 1));
 	}
@@ -204,10 +190,10 @@ static const char *choose_instrument(const json_t *rows, const proto_report_filt
 
 /* The client total of a row when it is an answer of instrument ins_id. */
 static double total_of(const json_t *row, const char *ins_id) {
-	const char *ins = sfield(row, "client_instrument");
+	const char *ins = report_sfield(row, "client_instrument");
 	if(ins_id == NULL || ins == NULL || strcmp(ins, ins_id) != 0)
 		return NAN;
-	return field(row, "client_total");
+	return report_field(row, "client_total");
 }
 
 static gboolean scale_max(const report_env *env, const char *ins_id, const char *score,
@@ -286,20 +272,20 @@ static gint group_cmp(gconstpointer a, gconstpointer b) {
 static void group_add(group *g, const json_t *row, const char *ins_id, const char *other) {
 	g->visits++;
 	g->alerts += (int)json_integer_value(json_object_get(row, "alerts"));
-	const char *m = sfield(row, "modality");
+	const char *m = report_sfield(row, "modality");
 	if(m && !strcmp(m, "video"))
 		g->video++;
 	else
 		g->in_person++;
 	if(other)
 		g_hash_table_add(g->others, (gpointer)other);
-	double t = total_of(row, ins_id), vn = field(row, "visit_number");
+	double t = total_of(row, ins_id), vn = report_field(row, "visit_number");
 	if(isfinite(t) && isfinite(vn)) {
 		g_array_append_val(g->total, t);
 		g_array_append_val(g->vnum, vn);
-		g_ptr_array_add(g->client, (gpointer)sfield(row, "client_code"));
+		g_ptr_array_add(g->client, (gpointer)report_sfield(row, "client_code"));
 	}
-	double tt = field(row, "therapist_total");
+	double tt = report_field(row, "therapist_total");
 	if(isfinite(tt))
 		g_array_append_val(g->ther_total, tt);
 }
@@ -311,7 +297,7 @@ static json_t *ceiling_json(const group *g, const report_env *env, gboolean have
 	gboolean flag = isfinite(share) && n >= env->ceiling_min_n && share >= env->ceiling_share;
 	return json_pack("{s:i, s:o, s:o, s:b}", "n", n, "at_max", have_max && n > 0 ?
 		json_integer((json_int_t)lround(share * n)) : json_null(),
-		"share", num(share), "flag", flag);
+		"share", report_num(share), "flag", flag);
 }
 
 static json_t *group_json(const group *g, gboolean therapist, const report_env *env,
@@ -324,7 +310,7 @@ static json_t *group_json(const group *g, gboolean therapist, const report_env *
 		therapist ? "therapist_code" : "client_code", g->code,
 		"visits", g->visits, "modalities", "video", g->video, "in_person", g->in_person,
 		"scored", n, "total", describe_json(tot, n),
-		"trend_per_visit", num(trend),
+		"trend_per_visit", report_num(trend),
 		"therapist_total", describe_json((const double *)(void *)g->ther_total->data,
 			(int)g->ther_total->len),
 		"ceiling", ceiling_json(g, env, have_max, max));
@@ -338,8 +324,8 @@ static json_t *group_json(const group *g, gboolean therapist, const report_env *
 			if(g_array_index(g->vnum, double, i) >= g_array_index(g->vnum, double, last))
 				last = i;
 		}
-		json_object_set_new(o, "first_total", num(tot[first]));
-		json_object_set_new(o, "last_total", num(tot[last]));
+		json_object_set_new(o, "first_total", report_num(tot[first]));
+		json_object_set_new(o, "last_total", report_num(tot[last]));
 	}
 	/* the other side's codes, sorted */
 	GList *keys = g_list_sort(g_hash_table_get_keys(g->others), (GCompareFunc)strcmp);
@@ -373,7 +359,7 @@ json_t *report_summary_from(const json_t *rows, const proto_report_filters *f,
 		if(!json_is_integer(json_object_get(r, "visit_number")))
 			continue;
 		ended++;
-		const char *t = sfield(r, "therapist_code"), *c = sfield(r, "client_code");
+		const char *t = report_sfield(r, "therapist_code"), *c = report_sfield(r, "client_code");
 		if(t == NULL || c == NULL)
 			continue;
 		group_add(group_get(th, th_order, t), r, ins_id, c);
@@ -407,7 +393,7 @@ enum { M_VIDEO = 0, M_IN_PERSON = 1 };
 static const char *const MOD_NAME[2] = { "video", "in_person" };
 
 static int modality_of(const json_t *row) {
-	const char *m = sfield(row, "modality");
+	const char *m = report_sfield(row, "modality");
 	return m && !strcmp(m, "video") ? M_VIDEO : M_IN_PERSON;
 }
 
@@ -418,8 +404,8 @@ static json_t *effect_json(const GArray *a, const GArray *b) {
 		e.g = e.se = e.lo = e.hi = e.d = e.sd_pooled = e.j = NAN;
 	return json_pack("{s:s, s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
 		"direction", "video - in_person", "n_video", (int)a->len, "n_in_person", (int)b->len,
-		"g", num(e.g), "se", num(e.se), "lo", num(e.lo), "hi", num(e.hi),
-		"d", num(e.d), "j", num(e.j), "sd_pooled", num(e.sd_pooled));
+		"g", report_num(e.g), "se", report_num(e.se), "lo", report_num(e.lo), "hi", report_num(e.hi),
+		"d", report_num(e.d), "j", report_num(e.j), "sd_pooled", report_num(e.sd_pooled));
 }
 
 static json_t *formation_json(const GArray *vnum, const GArray *score, int max_points) {
@@ -432,8 +418,8 @@ static json_t *formation_json(const GArray *vnum, const GArray *score, int max_p
 	json_t *list = json_array();
 	for(int i = 0; i < k; i++)
 		json_array_append_new(list, json_pack("{s:i, s:i, s:o, s:o, s:o, s:o, s:o}",
-			"visit", pts[i].visit, "n", pts[i].n, "mean", num(pts[i].mean), "sd", num(pts[i].sd),
-			"se", num(pts[i].se), "lo", num(pts[i].lo), "hi", num(pts[i].hi)));
+			"visit", pts[i].visit, "n", pts[i].n, "mean", report_num(pts[i].mean), "sd", report_num(pts[i].sd),
+			"se", report_num(pts[i].se), "lo", report_num(pts[i].lo), "hi", report_num(pts[i].hi)));
 	g_free(vi);
 	g_free(pts);
 	return list;
@@ -483,27 +469,27 @@ json_t *report_compare_from(const json_t *rows, const json_t *score_rows,
 		if(!isfinite(t))
 			continue;
 		int m = modality_of(r);
-		g_hash_table_insert(analysed, (gpointer)sfield(r, "visit_id"), r);
-		double vn = field(r, "visit_number");
+		g_hash_table_insert(analysed, (gpointer)report_sfield(r, "visit_id"), r);
+		double vn = report_field(r, "visit_number");
 		if(isfinite(vn) && vn >= 1) {
 			g_array_append_val(vnum[m], vn);
 			g_array_append_val(total[m], t);
 		}
-		if(sfield(r, "client_code"))
-			g_hash_table_add(clients[m], (gpointer)sfield(r, "client_code"));
+		if(report_sfield(r, "client_code"))
+			g_hash_table_add(clients[m], (gpointer)report_sfield(r, "client_code"));
 		/* incidents is a count, 0 also when nothing was measured: it goes
 		 * with the others only for visits whose connection was measured */
-		gboolean measured = isfinite(field(r, "mean_mos")) || isfinite(field(r, "loss_pct"))
-			|| isfinite(field(r, "freeze_s"));
+		gboolean measured = isfinite(report_field(r, "mean_mos")) || isfinite(report_field(r, "loss_pct"))
+			|| isfinite(report_field(r, "freeze_s"));
 		if(m == M_VIDEO && measured)
 			for(int q = 0; q < 4; q++) {
-				double x = field(r, QNAME[q]);
+				double x = report_field(r, QNAME[q]);
 				if(isfinite(x)) {
 					g_array_append_val(qx[q], x);
 					g_array_append_val(qy[q], t);
 				}
 			}
-		double tt = field(r, "therapist_total");
+		double tt = report_field(r, "therapist_total");
 		if(isfinite(tt)) {
 			int slots[2] = { 0, 1 + m };
 			for(int k = 0; k < 2; k++) {
@@ -517,9 +503,9 @@ json_t *report_compare_from(const json_t *rows, const json_t *score_rows,
 	GPtrArray *names = g_ptr_array_new();
 	GPtrArray *arrays = g_ptr_array_new();       /* GArray*[2] per name, freed below */
 	json_array_foreach(score_rows, i, r) {
-		const char *role = sfield(r, "role"), *ins = sfield(r, "instrument_id"), *name = sfield(r, "name");
-		const char *vid = sfield(r, "visit_id");
-		double v = field(r, "value");
+		const char *role = report_sfield(r, "role"), *ins = report_sfield(r, "instrument_id"), *name = report_sfield(r, "name");
+		const char *vid = report_sfield(r, "visit_id");
+		double v = report_field(r, "value");
 		if(!role || strcmp(role, "client") || !ins || !ins_id || strcmp(ins, ins_id)
 				|| !name || !vid || !isfinite(v))
 			continue;
@@ -572,8 +558,8 @@ json_t *report_compare_from(const json_t *rows, const json_t *score_rows,
 		double mean_diff = n > 0 && stats_describe(diff, n, &dc) == 0 ? dc.mean : NAN;
 		g_free(diff);
 		json_object_set_new(congruence, CNAME[k], json_pack("{s:i, s:o, s:o, s:o}", "n", n,
-			"mean_abs_diff", num(n > 0 ? stats_mean_abs_diff(a, b, n) : NAN),
-			"mean_diff_client_minus_therapist", num(mean_diff),
+			"mean_abs_diff", report_num(n > 0 ? stats_mean_abs_diff(a, b, n) : NAN),
+			"mean_diff_client_minus_therapist", report_num(mean_diff),
 			"pearson", corr_json(a, b, n, FALSE)));
 	}
 	json_t *formation = json_pack("{s:s}", "score", "total");

@@ -2,16 +2,13 @@
  * report_class.c — see report_class.h.
  */
 #include "report_class.h"
+#include "report_json.h"
 #include "callclass.h"
 #include "stats.h"
 
 #include <glib.h>
 #include <math.h>
 #include <string.h>
-
-static json_t *num(double x) {
-	return isfinite(x) ? json_real(x) : json_null();
-}
 
 void report_class_visit(json_t *r) {
 	/* r may share these with the row it was built from: annotate copies */
@@ -40,8 +37,8 @@ static json_t *group_json(const GArray *a) {
 		d.mean = d.sd = NAN;
 	if(n < 2 || stats_mean_ci(x, n, 0.95, &ci) < 0)
 		ci.lo = ci.hi = NAN;
-	return json_pack("{s:i, s:o, s:o, s:o, s:o}", "n", n, "mean", num(d.mean), "sd", num(d.sd),
-		"ci_lo", num(ci.lo), "ci_hi", num(ci.hi));
+	return json_pack("{s:i, s:o, s:o, s:o, s:o}", "n", n, "mean", report_num(d.mean), "sd", report_num(d.sd),
+		"ci_lo", report_num(ci.lo), "ci_hi", report_num(ci.hi));
 }
 
 json_t *report_class_compare(const json_t *visit_rows, const char *ins_id) {
@@ -75,7 +72,7 @@ json_t *report_class_compare(const json_t *visit_rows, const char *ins_id) {
 		"score", "total", "good", group_json(good), "poor", group_json(poor),
 		"unclassified", unclassified,
 		"hedges_g", "direction", "poor - good", "n_poor", (int)poor->len, "n_good", (int)good->len,
-		"g", num(e.g), "se", num(e.se), "lo", num(e.lo), "hi", num(e.hi));
+		"g", report_num(e.g), "se", report_num(e.se), "lo", report_num(e.lo), "hi", report_num(e.hi));
 	g_array_free(good, TRUE);
 	g_array_free(poor, TRUE);
 	return out;

@@ -5,14 +5,11 @@
  * many rows there are. Always consented visits only.
  */
 #include "report.h"
+#include "report_json.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char *sfield(const json_t *row, const char *key) {
-	return json_string_value(json_object_get(row, key));
-}
 
 /* --- exports ----------------------------------------------------------------------------------- */
 
@@ -198,7 +195,7 @@ static gboolean flat_get(const flat *f, const char *key, const char **v, int *le
 }
 
 static gboolean is_browser(const json_t *row) {
-	const char *medium = sfield(row, "medium");
+	const char *medium = report_sfield(row, "medium");
 	return medium && !strcmp(medium, "browser");
 }
 
@@ -213,7 +210,7 @@ static json_t *col_value(const col *c, const json_t *row, json_t *metrics) {
 
 /* The samples' metrics object of a row (new reference), or NULL. */
 static json_t *metrics_of(const json_t *row) {
-	const char *raw = sfield(row, "metrics_raw");
+	const char *raw = report_sfield(row, "metrics_raw");
 	json_t *m = raw ? json_loads(raw, 0, NULL) : NULL;
 	if(m && !json_is_object(m)) {
 		json_decref(m);
@@ -365,7 +362,7 @@ static int export_row(const json_t *row, void *user) {
 		g_string_truncate(x->line, 0);
 		flat fl;
 		fl.n = 0;
-		const char *raw = samples ? sfield(row, "metrics_raw") : NULL;
+		const char *raw = samples ? report_sfield(row, "metrics_raw") : NULL;
 		gboolean browser = samples && is_browser(row);
 		if(raw && !browser)
 			flat_scan(raw, &fl);

@@ -7,6 +7,7 @@
  * `n_therapists` says how many therapists the fitted visits have.
  */
 #include "report_mixed.h"
+#include "report_json.h"
 #include "lmm.h"
 
 #include <math.h>
@@ -15,21 +16,8 @@
 #define MIXED_METHOD "REML linear mixed model, random intercept per client; 95 % CI with " \
 	"Satterthwaite degrees of freedom (as R lmerTest)"
 
-static json_t *num(double x) {
-	return isfinite(x) ? json_real(x) : json_null();
-}
-
-static double field(const json_t *row, const char *key) {
-	json_t *v = json_object_get(row, key);
-	return json_is_number(v) ? json_number_value(v) : NAN;
-}
-
-static const char *sfield(const json_t *row, const char *key) {
-	return json_string_value(json_object_get(row, key));
-}
-
 static gboolean is_video(const json_t *row) {
-	const char *m = sfield(row, "modality");
+	const char *m = report_sfield(row, "modality");
 	return m && !strcmp(m, "video");
 }
 
@@ -61,7 +49,7 @@ static void obs_free(obs *o) {
 
 /* One observation of the visit row vrow: y with covariates cov[0..p−2]. */
 static void obs_add(obs *o, const json_t *vrow, double y, const double *cov) {
-	const char *client = sfield(vrow, "client_code"), *ther = sfield(vrow, "therapist_code");
+	const char *client = report_sfield(vrow, "client_code"), *ther = report_sfield(vrow, "therapist_code");
 	if(client == NULL || !isfinite(y))
 		return;
 	for(int j = 0; j < o->p - 1; j++)
@@ -96,13 +84,13 @@ static json_t *fit_json(const obs *o, const char *direction, double *lo_out, dou
 	if(hi_out)
 		*hi_out = hi;
 	json_t *ci = json_array();
-	json_array_append_new(ci, num(lo));
-	json_array_append_new(ci, num(hi));
+	json_array_append_new(ci, report_num(lo));
+	json_array_append_new(ci, report_num(hi));
 	json_t *j = json_pack("{s:s, s:o, s:o, s:o, s:o, s:i, s:i, s:i, s:o, s:o, s:b, s:s}",
-		"direction", direction, "estimate", num(m.beta[1]), "ci", ci, "se", num(m.se[1]),
-		"df", num(m.df[1]), "n", n, "n_clients", (int)g_hash_table_size(o->clients),
+		"direction", direction, "estimate", report_num(m.beta[1]), "ci", ci, "se", report_num(m.se[1]),
+		"df", report_num(m.df[1]), "n", n, "n_clients", (int)g_hash_table_size(o->clients),
 		"n_therapists", (int)g_hash_table_size(o->therapists),
-		"sd_client", num(sqrt(m.sigma2_b)), "sd_residual", num(sqrt(m.sigma2)),
+		"sd_client", report_num(sqrt(m.sigma2_b)), "sd_residual", report_num(sqrt(m.sigma2)),
 		"boundary", m.status == LMM_OK && m.boundary, "method", MIXED_METHOD);
 	json_object_set_new(j, "refused", m.status == LMM_OK ? json_null()
 		: json_string(lmm_status_text(m.status)));
@@ -148,8 +136,8 @@ void report_mixed_score(json_t *s, const char *name, const json_t *score_rows,
 	size_t i;
 	json_t *r;
 	json_array_foreach(score_rows, i, r) {
-		const char *role = sfield(r, "role"), *ins = sfield(r, "instrument_id"), *nm = sfield(r, "name");
-		const char *vid = sfield(r, "visit_id");
+		const char *role = report_sfield(r, "role"), *ins = report_sfield(r, "instrument_id"), *nm = report_sfield(r, "name");
+		const char *vid = report_sfield(r, "visit_id");
 		if(!role || strcmp(role, "client") || !ins || !ins_id || strcmp(ins, ins_id) || !nm
 				|| strcmp(nm, name) || !vid)
 			continue;
@@ -157,7 +145,7 @@ void report_mixed_score(json_t *s, const char *name, const json_t *score_rows,
 		if(vrow == NULL)
 			continue;
 		double online = is_video(vrow) ? 1 : 0;
-		obs_add(&o, vrow, field(r, "value"), &online);
+		obs_add(&o, vrow, report_field(r, "value"), &online);
 	}
 	double lo, hi;
 	json_object_set_new(s, "mixed", fit_json(&o, "video - in_person", &lo, &hi));
@@ -171,7 +159,7 @@ void report_mixed_score(json_t *s, const char *name, const json_t *score_rows,
 		m = margin * r_score / r_total;
 	json_object_set_new(s, "noninferiority", json_pack("{s:f, s:s, s:o, s:o, s:f, s:s, s:s}",
 		"margin", m, "margin_source", from_filter ? "filter" : "default",
-		"lower_bound", num(lo), "upper_bound", num(hi), "level", 0.95,
+		"lower_bound", report_num(lo), "upper_bound", report_num(hi), "level", 0.95,
 		"rule", "noninferior when the lower bound of the mixed model's two-sided 95 % CI "
 		"(one-sided 97.5 %) is above -margin; inferior when its upper bound is below -margin",
 		"conclusion", report_ni_conclusion(lo, hi, m)));
@@ -181,10 +169,10 @@ void report_mixed_score(json_t *s, const char *name, const json_t *score_rows,
 
 /* The end total of a visit row when it is an answer of ins_id. */
 static double total_of(const json_t *row, const char *ins_id) {
-	const char *ins = sfield(row, "client_instrument");
+	const char *ins = report_sfield(row, "client_instrument");
 	if(ins_id == NULL || ins == NULL || strcmp(ins, ins_id) != 0)
 		return NAN;
-	return field(row, "client_total");
+	return report_field(row, "client_total");
 }
 
 /* The end total on the visit field `key`, over the visits of one modality,
@@ -196,7 +184,7 @@ static json_t *visit_model(const json_t *visit_rows, const char *ins_id, gboolea
 	size_t i;
 	json_t *r;
 	json_array_foreach(visit_rows, i, r) {
-		double x = field(r, key);
+		double x = report_field(r, key);
 		if(is_video(r) == video)
 			obs_add(&o, r, total_of(r, ins_id), &x);
 	}
