@@ -158,6 +158,7 @@ render() {
     text="${text//@STATE_DIR@/"$STATE"}"
     text="${text//@CONF_DIR@/"$STATE/etc"}"
     text="${text//@ADMIN_SECRET@/"$ADMIN_SECRET"}"
+    text="${text//@EVENT_LOOPS@/"$(nproc)"}"
     text="${text//@HTTP_PORT@/"$HTTP_PORT"}"
     text="${text//@WS_PORT@/"$WS_PORT"}"
     text="${text//@ADMIN_PORT@/"$ADMIN_PORT"}"

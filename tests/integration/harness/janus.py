@@ -170,8 +170,17 @@ class JanusServer:
                  debug_level: Optional[int] = None, sanitize: Optional[bool] = None,
                  session_timeout: int = 60, event_handler: Optional[Dict[str, str]] = None,
                  umask: Optional[int] = None, extra_env: Optional[Dict[str, str]] = None,
-                 port_offset: int = 0, token_secret: Optional[str] = None) -> None:
+                 port_offset: int = 0, token_secret: Optional[str] = None,
+                 core_general: str = "") -> None:
         self.net = net
+        # more lines for janus.jcfg's general section (bench/load --event-loops);
+        # ALLIANCE_JANUS_EVENT_LOOPS=N runs every test's Janus with shared loops
+        loops = os.environ.get("ALLIANCE_JANUS_EVENT_LOOPS", "").strip()
+        if loops and not core_general:
+            if not loops.isdigit() or not 1 <= int(loops) <= 64:
+                raise ValueError(f"ALLIANCE_JANUS_EVENT_LOOPS={loops!r}: a number 1..64")
+            core_general = f"event_loops = {int(loops)}"
+        self.core_general = core_general
         self.workdir = Path(workdir)
         self.plugin_sos = [Path(p) for p in plugin_sos]
         self.required_plugins = list(required_plugins)
@@ -234,6 +243,9 @@ class JanusServer:
             return ""
         return f'    token_auth = true\n    token_auth_secret = "{self.token_secret}"\n'
 
+    def _core_general_lines(self) -> str:
+        return "".join(f"    {ln.strip()}\n" for ln in self.core_general.splitlines() if ln.strip())
+
     def write_config(self) -> None:
         self.confdir.mkdir(parents=True, exist_ok=True)
         plugins = self._link_folder("plugins", self.plugin_sos)
@@ -254,7 +266,7 @@ class JanusServer:
     session_timeout = {self.session_timeout}
     server_name = "{self.server_name}"
     interface = "{self.ip}"
-{self._token_lines()}}}
+{self._token_lines()}{self._core_general_lines()}}}
 certificates: {{
 }}
 media: {{
