@@ -309,7 +309,7 @@ await test("client: consent screen, device and connection check, waiting room", 
   await shot(C, "client-check");
   await C.click("#join-btn");
   await visible(C, "#s-wait");
-  await waitFor(async () => (await text(C, "#wait-status")).includes("waiting room"), "the waiting room");
+  await waitFor(async () => (await text(C, "#wait-status")).includes("You are in the waiting room"), "the waiting room");
   // the rejoin record: in localStorage under a name that does not give the
   // invite away, holding no invite (a reload or the same link in a new tab
   // of this browser gets back in with it)
@@ -1126,7 +1126,8 @@ await test("two instances: a client link opened on the other instance follows th
   assert((await cl.evaluate(() => window.alliancePage.servers)).join(",") === B.join(","), "the page starts on B");
   await cl.click("#join-btn");
   await visible(cl, "#s-wait");
-  await waitFor(async () => (await text(cl, "#wait-status")).includes("waiting room"), "the waiting room (on A)");
+  // "You are in the waiting room" is the joined state ("Joining the waiting room…" comes first, on B)
+  await waitFor(async () => (await text(cl, "#wait-status")).includes("You are in the waiting room"), "the waiting room (on A)");
   const servers = await cl.evaluate(() => window.alliancePage.servers);
   assert(servers.join(",") === A.join(","), `the page moved to A's servers: ${servers}`);
   await visible(th, "#admit");
