@@ -135,3 +135,17 @@ void tdb_migrate(const char *db, int n) {
 	sqlite3_close(h);
 	g_assert_cmpint(g_chmod(db, 0600), ==, 0);      /* as the store had made it */
 }
+
+void tdb_remove(const char *dir, const char *db) {
+	GDir *d = g_dir_open(dir, 0, NULL);
+	const char *n;
+	while(d && (n = g_dir_read_name(d)) != NULL) {
+		char *p = g_build_filename(dir, n, NULL);
+		g_unlink(p);
+		g_free(p);
+	}
+	if(d)
+		g_dir_close(d);
+	g_rmdir(dir);
+	tdb_drop(db);
+}

@@ -26,6 +26,10 @@ char *tdb_create(const char *dir, const char *name, gboolean create);
 /* Drop a PostgreSQL database made by tdb_create (nothing for SQLite). */
 void tdb_drop(const char *db);
 
+/* A test's teardown: remove folder dir and the files in it, then
+ * tdb_drop(db). */
+void tdb_remove(const char *dir, const char *db);
+
 /* Open the store on db by its kind; NULL with err. */
 store *tdb_open(const char *db, char *err, size_t errlen);
 

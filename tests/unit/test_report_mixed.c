@@ -62,17 +62,7 @@ static void fx_setup(fixture *fx, gconstpointer data) {
 static void fx_teardown(fixture *fx, gconstpointer data) {
 	store_close(fx->st);
 	instrument_set_free(fx->instruments);
-	GDir *d = g_dir_open(fx->dir, 0, NULL);
-	const char *n;
-	while(d && (n = g_dir_read_name(d)) != NULL) {
-		char *p = g_build_filename(fx->dir, n, NULL);
-		g_unlink(p);
-		g_free(p);
-	}
-	if(d)
-		g_dir_close(d);
-	g_rmdir(fx->dir);
-	tdb_drop(fx->path);
+	tdb_remove(fx->dir, fx->path);
 	g_free(fx->dir);
 	g_free(fx->path);
 }
