@@ -17,6 +17,9 @@
 #include "shell.h"
 
 #include <string.h>
+#ifdef HAVE_MALLINFO2
+#include <malloc.h>
+#endif
 
 #include <debug.h>
 
@@ -41,6 +44,26 @@ static json_t *store_json(void) {
 	json_object_set_new(o, "degraded", json_boolean(h.degraded));
 	if(h.degraded)
 		json_object_set_new(o, "degraded_why", json_string(h.why));
+	return o;
+}
+
+/* The process's memory as the allocators see it, for telling a leak from a
+ * cache filling up: the SQLite library's own allocations (bounded by the
+ * connections' cache_size) and, with glibc, the heap in use by everything
+ * in Janus (mallinfo2: arena + mmapped chunks in use) beside what the arenas
+ * hold from the system. Null where the C library has no mallinfo2. */
+static json_t *memory_json(const store_health *h) {
+	json_t *o = json_object();
+	json_object_set_new(o, "sqlite_bytes", json_integer((json_int_t)h->sqlite_bytes));
+	json_object_set_new(o, "sqlite_peak_bytes", json_integer((json_int_t)h->sqlite_peak_bytes));
+#ifdef HAVE_MALLINFO2
+	struct mallinfo2 mi = mallinfo2();
+	json_object_set_new(o, "heap_in_use_bytes", json_integer((json_int_t)(mi.uordblks + mi.hblkhd)));
+	json_object_set_new(o, "heap_held_bytes", json_integer((json_int_t)(mi.arena + mi.hblkhd)));
+#else
+	json_object_set_new(o, "heap_in_use_bytes", json_null());
+	json_object_set_new(o, "heap_held_bytes", json_null());
+#endif
 	return o;
 }
 
@@ -79,6 +102,7 @@ json_t *shell_health_json(void) {
 	json_object_set_new(o, "handles", json_integer(handles));
 	json_object_set_new(o, "store", store_json());
 	json_object_set_new(o, "samples_dropped", json_integer((json_int_t)h.samples_dropped));
+	json_object_set_new(o, "memory", memory_json(&h));
 	json_object_set_new(o, "instruments", json_integer(instrument_set_count(ap->instruments)));
 	json_object_set_new(o, "tokens", json_boolean(shell_auth_tokens_on()));
 	json_object_set_new(o, "instance_id", json_string(ap->settings.instance_id ? ap->settings.instance_id : ""));

@@ -39,6 +39,7 @@
  * then gives up on what is left, each job's callback saying so.
  */
 #include "store_backend.h"
+#include "store_sqlite.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -395,6 +396,7 @@ void store_health_get(store *st, store_health *h) {
 	memcpy(times, st->commit_us, n * sizeof(times[0]));
 	g_mutex_unlock(&st->lock);
 	h->commit_ms_p99 = store_percentile_ms(times, n, 99.0);   /* sorted outside the lock */
+	store_sqlite_memory(&h->sqlite_bytes, &h->sqlite_peak_bytes);
 }
 
 /* Wait until every job queued on one lane before this call has run. */

@@ -163,6 +163,10 @@ typedef struct store_health {
 	 * locked database shows as the busy wait it costs); -1 before the first */
 	guint64 commits;
 	double commit_ms_p99;
+	/* memory the SQLite library holds in this process, every connection
+	 * together (page caches, prepared statements), now and at its peak, in
+	 * bytes (sqlite3_status64: 0 when nothing uses SQLite) */
+	gint64 sqlite_bytes, sqlite_peak_bytes;
 } store_health;
 /* Commit times kept for commit_ms_p99: a fixed ring, written by the writer
  * under the lock it takes after each job anyway (no allocation, nothing on

@@ -923,6 +923,14 @@ static void describe(sqlite3 *db, int rc, const char *path, const char *detail,
 	}
 }
 
+void store_sqlite_memory(gint64 *used, gint64 *peak) {
+	sqlite3_int64 cur = 0, hi = 0;
+	if(sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &cur, &hi, 0) != SQLITE_OK)
+		cur = hi = 0;
+	*used = (gint64)cur;
+	*peak = (gint64)hi;
+}
+
 /* Run one PRAGMA that returns a text row (or none), copying it to out. */
 static int pragma(sqlite3 *db, const char *sql, char *out, size_t outlen) {
 	sqlite3_stmt *s = NULL;

@@ -36,6 +36,10 @@ struct sqlite3;
 store *store_sqlite_open_ex(const char *path, unsigned flags,
 	char *err, size_t errlen);
 
+/* What the SQLite library has allocated in this process now and at most
+ * since start (bytes; all connections, whatever opened them). */
+void store_sqlite_memory(gint64 *used, gint64 *peak);
+
 extern const char *const store_sqlite_migrations[];
 extern const int store_sqlite_n_migrations;
 
