@@ -1127,7 +1127,7 @@ await test("therapist: the client history panel shows the client's trend from th
   await waitFor(async () => (await th.$eval("#history-body", (e) => e.dataset.visits || "")) === "4", "the history of C-H01 (4 visits)");
   assert(/^3 earlier visits with you\./.test(await text(th, "#history-count")), `count line: ${await text(th, "#history-count")}`);
   assert(await th.locator("#history-panel .trend-chart .pt-client").count() === 3, "three trend points");
-  assert(await th.locator("#history-panel .trend-chart .line-therapist").count() === 1, "the therapist's own ratings beside them");
+  assert(await th.locator("#history-panel .trend-chart polyline.line-therapist").count() === 1, "the therapist's own ratings beside them");
   const rows = await th.$$eval("#history-panel figure.trend details table tbody tr", (trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent)));
   const want = mine.map((v, i) => [String(i + 1), String(v.total), String(v.ttotal)]);
   const got = rows.filter((r) => r[3] !== "—").map((r) => [r[0], String(Number(r[3])), String(Number(r[4]))]);

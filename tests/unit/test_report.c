@@ -814,7 +814,10 @@ static void test_history(fixture *fx, gconstpointer data) {
 	history(fx, "T-2", "v04", 20, PROTO_ERR_UNAUTHORIZED);
 	history(fx, "T-1", "x01", 20, PROTO_ERR_UNAUTHORIZED);
 	history(fx, "T-1", "no-such-visit", 20, PROTO_ERR_NO_SUCH_VISIT);
-	/* forgotten: gone */
+	/* forgotten (once its visits are closed, as store_forget_client wants): gone */
+	static const char *const c1[] = { "v01", "v02", "v03", "v04", "x01" };
+	for(size_t i = 0; i < G_N_ELEMENTS(c1); i++)
+		g_assert_cmpint(store_visit_state(fx->st, c1[i], "closed", T0 + 35 * DAY, ok_done, (void *)"close"), ==, 0);
 	gint64 rows = -1;
 	g_assert_cmpint(store_forget_client(fx->st, "C-1", T0 + 40 * DAY, erased, &rows), ==, 0);
 	g_assert_cmpint(store_sync(fx->st), ==, 0);
