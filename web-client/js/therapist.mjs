@@ -56,7 +56,7 @@ const state = {
 };
 
 /* ---------------- the client's history ---------------- */
-const history = historyLoader({ servers: () => state.servers, credential: () => ({ therapist_key: state.key }) });
+const clientHistory = historyLoader({ servers: () => state.servers, credential: () => ({ therapist_key: state.key }) });
 
 // The panel goes with the screen: the visit, the mirror form, "finished".
 function showHistory(screenId, visitId) {
@@ -65,11 +65,11 @@ function showHistory(screenId, visitId) {
   panel.hidden = false;
   if (state.historyVisit !== visitId) $("history-body").replaceChildren();
   state.historyVisit = visitId;
-  history.load(visitId);
+  clientHistory.load(visitId);
 }
 
 function refreshHistory() {
-  if (state.historyVisit) history.load(state.historyVisit);
+  if (state.historyVisit) clientHistory.load(state.historyVisit);
 }
 
 $("history-refresh").addEventListener("click", refreshHistory);
@@ -164,7 +164,7 @@ $("signout").addEventListener("click", () => {
   store.del(K.visit);
   if (state.ac) state.ac.destroy();
   state.ac = null;
-  history.close();
+  clientHistory.close();
   window.location.reload();
 });
 
@@ -774,7 +774,7 @@ function onReplaced() {
   if (state.ac) state.ac.retire();
   state.ac = null;
   state.mirror = null;
-  history.close();                // its own session goes too; "Continue here" opens another
+  clientHistory.close();                // its own session goes too; "Continue here" opens another
   showScreen("s-replaced");
 }
 
