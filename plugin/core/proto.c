@@ -491,6 +491,28 @@ static int parse_forget(const json_t *body, proto_request *req, proto_error *err
 	return 0;
 }
 
+/* client_history (therapist): the visit whose client to show, the
+ * therapist's credential, an optional `limit` of visits (the most recent). */
+static int parse_client_history(const json_t *body, proto_request *req, proto_error *err) {
+	if(get_credential(body, "therapist_key", "therapist_token", &req->therapist_key,
+			&req->therapist_token, err) < 0)
+		return -1;
+	if(get_string(body, "visit_id", true, &req->visit_id, err) < 0)
+		return -1;
+	req->filters.limit = PROTO_HISTORY_LIMIT_DEFAULT;
+	json_t *limit = json_object_get(body, "limit");
+	if(limit != NULL && !json_is_null(limit)) {
+		if(!json_is_integer(limit))
+			return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element type (limit should be an integer)");
+		json_int_t n = json_integer_value(limit);
+		if(n < 1 || n > PROTO_HISTORY_LIMIT_MAX)
+			return proto_fail(err, PROTO_ERR_INVALID_ELEMENT, "Invalid element (limit must be 1..%d)",
+				PROTO_HISTORY_LIMIT_MAX);
+		req->filters.limit = (int)n;
+	}
+	return 0;
+}
+
 int proto_parse(const json_t *body, proto_request *req, proto_error *err) {
 	memset(req, 0, sizeof(*req));
 	req->audio = req->video = -1;
@@ -548,6 +570,9 @@ int proto_parse(const json_t *body, proto_request *req, proto_error *err) {
 	} else if(!strcmp(request, "forget")) {
 		req->kind = PROTO_FORGET;
 		return parse_forget(body, req, err);
+	} else if(!strcmp(request, "client_history")) {
+		req->kind = PROTO_CLIENT_HISTORY;   /* async, like report */
+		return parse_client_history(body, req, err);
 	}
 	return proto_fail(err, PROTO_ERR_UNKNOWN_REQUEST, "Unknown request '%.64s'", request);
 }

@@ -75,6 +75,7 @@ typedef enum proto_kind {
 	PROTO_FORGET,
 	PROTO_DISMISS,      /* pulse_id: "Not now" without a data channel (kiosk) */
 	PROTO_REINVITE,     /* therapist: a new client invite for the visit */
+	PROTO_CLIENT_HISTORY, /* therapist: the visit's client's past visits with them */
 } proto_kind;
 
 /* The reports of the `report` request (PROTOCOL.md "Reports"). */
@@ -87,6 +88,9 @@ typedef enum proto_report_kind {
 
 #define PROTO_REPORT_LIMIT_MAX 1000000
 #define PROTO_MARGIN_MAX 1000.0             /* filters.margin: score points */
+/* client_history: the most recent visits given (default, and most) */
+#define PROTO_HISTORY_LIMIT_DEFAULT 20
+#define PROTO_HISTORY_LIMIT_MAX 100
 
 /* A report's `filters` object, validated (docs/api.md "Reports"). Strings
  * point into the JSON, as everywhere in proto_request. */
@@ -137,7 +141,9 @@ typedef struct proto_request {
 	const char *pulse_id;
 	const json_t *responses;            /* an object; values checked later */
 	bool final;                         /* default true */
-	/* report (supervisor_key above), forget (supervisor_key, client_code) */
+	/* report (supervisor_key above), forget (supervisor_key, client_code);
+	 * client_history: therapist_key/_token, visit_id, filters.limit (the
+	 * top-level `limit`, PROTO_HISTORY_LIMIT_DEFAULT when not given) */
 	proto_report_kind report_kind;
 	proto_report_filters filters;
 } proto_request;

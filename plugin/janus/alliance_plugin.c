@@ -382,7 +382,7 @@ static struct janus_plugin_result *alliance_handle_message(janus_plugin_session 
 		return answer_now(response, transaction, message, jsep);
 	}
 	/* the queue takes over s's reference and the three arguments */
-	if(req.kind == PROTO_REPORT || req.kind == PROTO_FORGET) {
+	if(req.kind == PROTO_REPORT || req.kind == PROTO_FORGET || req.kind == PROTO_CLIENT_HISTORY) {
 		if(jsep)
 			json_decref(jsep);                 /* refused above: never here */
 		shell_reports_enqueue(s, transaction, message);

@@ -46,7 +46,8 @@ void shell_credential_refused(ap_session *s) {
 }
 
 static gboolean carries_credentials(proto_kind k) {
-	return k == PROTO_CREATE || k == PROTO_JOIN || k == PROTO_REPORT || k == PROTO_FORGET;
+	return k == PROTO_CREATE || k == PROTO_JOIN || k == PROTO_REPORT || k == PROTO_FORGET
+		|| k == PROTO_CLIENT_HISTORY;
 }
 
 json_t *shell_limits_check(ap_session *s, const json_t *message) {
@@ -69,6 +70,7 @@ json_t *shell_limits_check(ap_session *s, const json_t *message) {
 	else if(request && !strcmp(request, "join")) probe.kind = PROTO_JOIN;
 	else if(request && !strcmp(request, "report")) probe.kind = PROTO_REPORT;
 	else if(request && !strcmp(request, "forget")) probe.kind = PROTO_FORGET;
+	else if(request && !strcmp(request, "client_history")) probe.kind = PROTO_CLIENT_HISTORY;
 	if(carries_credentials(probe.kind)) {
 		janus_mutex_lock(&cred_global_mutex);
 		gboolean room = ratelimit_peek(&cred_global_rl, now);

@@ -1,13 +1,15 @@
 /*
- * shell_reports.c — the supervisor's requests, off the call path: `report`
- * and `forget` are answered asynchronously (an event with the request's
- * transaction, PROTOCOL.md v1.1 "Scale") from a thread of their own, whose
- * reads and erasures run on the store's analytics lane. Neither a Janus
+ * shell_reports.c — the requests that read or erase history, off the call
+ * path: the supervisor's `report` and `forget` and the therapist's
+ * `client_history` are answered asynchronously (an event with the
+ * request's transaction, PROTOCOL.md v1.1 "Scale") from a thread of their
+ * own, whose reads and erasures run on the store's analytics lane. Neither a Janus
  * request thread nor the message thread nor the store's writer ever waits
  * for a report; retention (daily) goes the same way.
  */
 #include "shell.h"
 #include "report.h"
+#include "report_history.h"
 
 #include <string.h>
 
@@ -44,6 +46,30 @@ static json_t *request_report(ap_session *s, const proto_request *req) {
 	}
 	JANUS_LOG(LOG_INFO, "[%s] %s report in %" G_GINT64_FORMAT " ms\n", ALLIANCE_PACKAGE,
 		proto_report_kind_name(req->report_kind), (g_get_monotonic_time() - started) / 1000);
+	return r;
+}
+
+/* `client_history` (therapist key or token): the visit's client's stored
+ * visits with this therapist (report_history.h); 475 for a visit of
+ * another therapist, 476 for a visit never stored. Nothing about the
+ * client is logged, only the refusal's code. */
+static json_t *request_client_history(ap_session *s, const proto_request *req) {
+	json_t *refusal = NULL;
+	char code[AUTH_CODE_MAX + 1];
+	if(shell_auth_therapist(s, req, code, &refusal) == NULL)
+		return refusal;
+	proto_error err;
+	gint64 started = g_get_monotonic_time();
+	json_t *r = report_history_build(ap->db, code, req->visit_id, req->filters.limit, REPORT_WAIT_US, &err);
+	if(r == NULL) {
+		if(err.code == PROTO_ERR_UNAUTHORIZED)
+			shell_credential_refused(s);     /* probing other therapists' visits counts */
+		JANUS_LOG(LOG_VERB, "[%s] client_history refused: %d %s\n", ALLIANCE_PACKAGE,
+			err.code, proto_error_slug(err.code));
+		return proto_error_json(&err);
+	}
+	JANUS_LOG(LOG_VERB, "[%s] client_history (%d visits) in %" G_GINT64_FORMAT " ms\n", ALLIANCE_PACKAGE,
+		(int)json_integer_value(json_object_get(r, "n")), (g_get_monotonic_time() - started) / 1000);
 	return r;
 }
 
@@ -190,6 +216,8 @@ static void run(report_job *j) {
 		answer = proto_error_json(&err);      /* parsed before; defensive */
 	else if(req.kind == PROTO_REPORT)
 		answer = request_report(j->s, &req);
+	else if(req.kind == PROTO_CLIENT_HISTORY)
+		answer = request_client_history(j->s, &req);
 	else
 		answer = request_forget(j->s, &req);
 	shell_push(j->s, j->transaction, answer, NULL);

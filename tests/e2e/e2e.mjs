@@ -1095,6 +1095,64 @@ await test("supervisor: charts from seeded visits — trend per client, Hedges' 
   await x.close();
 });
 
+// A fresh therapist page at url: sign in with the key, create a video
+// visit for clientCode, on the visit screen.
+async function therapistVisit(page, url, clientCode) {
+  await page.goto(url);
+  await visible(page, "#s-signin");
+  await page.fill("#key", TKEY);
+  await page.click("#signin-form button[type=submit]");
+  await visible(page, "#s-create");
+  await page.fill("#client-code", clientCode);
+  await page.click("#create-form button[type=submit]");
+  await visible(page, "#s-visit");
+}
+
+/* ================= the therapist's client history ================= */
+// The launcher seeded three ended visits of C-H01 with T-01 (this page's
+// therapist) and one with T-02. A new visit with C-H01: before admission
+// the "Client history" panel shows the three earlier visits (not T-02's)
+// as a trend with the therapist's own ratings and the subscales, and the
+// client's page shows nothing of it.
+await test("therapist: the client history panel shows the client's trend from three earlier visits (only this therapist's), before admission; the client's page shows none of it", async () => {
+  const seed = JSON.parse(env.E2E_SEED_HISTORY || "[]");
+  const mine = seed.filter((v) => v.therapist === "T-01" && v.client === "C-H01");
+  const others = seed.filter((v) => v.therapist !== "T-01" && v.client === "C-H01");
+  assert(mine.length === 3 && others.length === 1, "the launcher seeded the client's history");
+  const tx = await newContext();
+  const th = await newPage(tx, "therapist-history");
+  await therapistVisit(th, BASE + "therapist.html", "C-H01");
+  await visible(th, "#history-panel");
+  // three earlier visits and this one; one trend point per scored visit
+  await waitFor(async () => (await th.$eval("#history-body", (e) => e.dataset.visits || "")) === "4", "the history of C-H01 (4 visits)");
+  assert(/^3 earlier visits with you\./.test(await text(th, "#history-count")), `count line: ${await text(th, "#history-count")}`);
+  assert(await th.locator("#history-panel .trend-chart .pt-client").count() === 3, "three trend points");
+  assert(await th.locator("#history-panel .trend-chart polyline.line-therapist").count() === 1, "the therapist's own ratings beside them");
+  const rows = await th.$$eval("#history-panel figure.trend details table tbody tr", (trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent)));
+  const want = mine.map((v, i) => [String(i + 1), String(v.total), String(v.ttotal)]);
+  const got = rows.filter((r) => r[3] !== "—").map((r) => [r[0], String(Number(r[3])), String(Number(r[4]))]);
+  assert(JSON.stringify(got) === JSON.stringify(want), `trend table ${JSON.stringify(got)} vs seeded ${JSON.stringify(want)}`);
+  // the subscales (the four ap-end items) as series, with their table
+  assert(await th.locator("#history-panel .subscale-chart polyline.line-series").count() === 4, "four subscale lines");
+  const body = await text(th, "#history-body");
+  const shown = await th.$$eval("#history-body .hist-visit", (li) => li.map((e) => e.dataset.visitId));
+  assert(mine.every((v) => shown.includes(v.visit_id)) && !shown.includes(others[0].visit_id), "T-01's three visits, not T-02's");
+  assert(body.includes("Visit 4 (this visit)"), "the current visit is listed");
+  await shot(th, "therapist-client-history");
+  // the client's page: no history, no other visit's scores
+  const invite = (await th.inputValue("#invite-link")).split("#invite=")[1];
+  results.secrets.push(invite);
+  const cx = await newContext();
+  const cl = await newPage(cx, "client-history");
+  await cl.goto(`${BASE}client.html#invite=${invite}`);
+  await visible(cl, "#s-consent");
+  assert(await cl.locator("#history-panel, .trend-chart, .hist-visit").count() === 0, "the client's page has no history");
+  const ctext = await cl.evaluate(() => document.body.innerText);
+  assert(!/history/i.test(ctext) && !ctext.includes("28.5"), "nothing of the history on the client's page");
+  await cx.close();
+  await tx.close();
+});
+
 /* ================= two instances, one database ================= */
 // Behind a load balancer a client may reach the instance that does not
 // hold the visit: the plugin answers 498 other_instance with the servers
@@ -1104,14 +1162,7 @@ await test("two instances: a client link opened on the other instance follows th
   const q = (urls) => urls.map((u) => `janus=${encodeURIComponent(u)}`).join("&");
   const tx = await newContext({ permissions: ["clipboard-read", "clipboard-write"] });
   const th = await newPage(tx, "therapist-a");
-  await th.goto(`${BASE}therapist.html?${q(A)}`);
-  await visible(th, "#s-signin");
-  await th.fill("#key", TKEY);
-  await th.click("#signin-form button[type=submit]");
-  await visible(th, "#s-create");
-  await th.fill("#client-code", "C-E2E-ROUTE");
-  await th.click("#create-form button[type=submit]");
-  await visible(th, "#s-visit");
+  await therapistVisit(th, `${BASE}therapist.html?${q(A)}`, "C-E2E-ROUTE");
   const invite = (await th.inputValue("#invite-link")).split("#invite=")[1];
   results.secrets.push(invite);
   // the client's page is pointed at B (as a load balancer might send it)

@@ -82,18 +82,28 @@ def _items(total: float) -> dict:
     return dict(zip(["goals", "tasks", "bond", "overall"], [p / 10 for p in parts]))
 
 
-async def seed_reports(srv, keys) -> list:
+# The therapist's client history (the "Client history" panel): three
+# ended visits of C-H01 with T-01 (the e2e therapist), and one with T-02,
+# which T-01's page must not show. No research consent, so that the
+# supervisor's research views (compare) stay those of SEED_VISITS.
+SEED_HISTORY = [  # therapist, client, modality, client end total, therapist end total
+    ("T-01", "C-H01", "video", 24.0, 26.0), ("T-02", "C-H01", "video", 10.0, 12.0),
+    ("T-01", "C-H01", "in_person", 28.5, 27.0), ("T-01", "C-H01", "video", 32.0, 31.0),
+]
+
+
+async def seed_visits(srv, keys, visits, research=True) -> list:
     from harness.alliance import Scope, create_visit, expect, join_client, join_therapist
-    key = keys.therapist("T-02")
     out = []
-    for client, modality, total, ttotal in SEED_VISITS:
+    for therapist, client, modality, total, ttotal in visits:
+        key = keys.therapist(therapist)
         async with Scope(srv) as sc:
             th = await sc.handle()
             created = await create_visit(th, key, client, modality=modality, schedule={"in_session_at_s": []})
             vid = created["visit_id"]
             await join_therapist(th, vid, key)
             cl = await sc.handle()
-            await join_client(cl, created["invite"], research=True)
+            await join_client(cl, created["invite"], research=research)
             await th.wait_event(alliance="waiting", timeout=5)
             expect(await th.request({"request": "admit"}), "admitted")
             await cl.wait_event(alliance="admitted", timeout=5)
@@ -103,8 +113,13 @@ async def seed_reports(srv, keys) -> list:
             for h, p, t in ((cl, cp, total), (th, tp, ttotal)):
                 expect(await h.request({"request": "answer", "pulse_id": p["pulse_id"],
                                         "responses": _items(t)}), "answer_stored")
-            out.append({"visit_id": vid, "client": client, "modality": modality, "total": total})
+            out.append({"visit_id": vid, "therapist": therapist, "client": client, "modality": modality,
+                        "total": total, "ttotal": ttotal})
     return out
+
+
+async def seed_reports(srv, keys) -> list:
+    return await seed_visits(srv, keys, [("T-02", *v) for v in SEED_VISITS])
 
 
 def main() -> int:
@@ -200,6 +215,8 @@ def main() -> int:
         import asyncio
         seeded = asyncio.run(seed_reports(srv, keys))
         say(f"seeded {len(seeded)} ended visits with end answers for the supervisor reports")
+        history = asyncio.run(seed_visits(srv, keys, SEED_HISTORY, research=False))
+        say(f"seeded {len(history)} ended visits for the therapist's client history")
 
         results_path = workdir / "results.json"
         env = dict(os.environ)
@@ -214,6 +231,7 @@ def main() -> int:
             "E2E_ARTIFACTS": str(ARTIFACTS),
             "E2E_RESULTS": str(results_path),
             "E2E_SEED": json.dumps(seeded),
+            "E2E_SEED_HISTORY": json.dumps(history),
             "E2E_PAIR_A": json.dumps([pair[0].ws_url.rstrip("/"), pair[0].http_url]),
             "E2E_PAIR_B": json.dumps([pair[1].ws_url.rstrip("/"), pair[1].http_url]),
         })

@@ -317,6 +317,49 @@ static void test_report_forget(void) {
 	g_assert_cmpint(code_of("{\"request\":\"forget\",\"supervisor_key\":\"s\",\"client_code\":[]}"), ==, PROTO_ERR_INVALID_ELEMENT);
 }
 
+/* client_history: a therapist credential (key or token), visit_id, limit 1..100 */
+static void test_client_history(void) {
+	proto_request req;
+	proto_error err;
+	/* the strings point into the body: kept until read */
+	json_t *body = json_loads("{\"request\":\"client_history\",\"therapist_key\":\"k\",\"visit_id\":\"v1\"}", 0, NULL);
+	g_assert_cmpint(proto_parse(body, &req, &err), ==, 0);
+	g_assert_cmpint(req.kind, ==, PROTO_CLIENT_HISTORY);
+	g_assert_false(req.sync);                 /* answered off the call path, like report */
+	g_assert_cmpstr(req.visit_id, ==, "v1");
+	g_assert_cmpstr(req.therapist_key, ==, "k");
+	g_assert_null(req.therapist_token);
+	g_assert_cmpint(req.filters.limit, ==, PROTO_HISTORY_LIMIT_DEFAULT);
+	json_decref(body);
+	body = json_loads("{\"request\":\"client_history\",\"therapist_token\":\"1,janus,x:sig\",\"visit_id\":\"v1\","
+		"\"limit\":100}", 0, NULL);
+	g_assert_cmpint(proto_parse(body, &req, &err), ==, 0);
+	g_assert_cmpstr(req.therapist_token, ==, "1,janus,x:sig");
+	g_assert_null(req.therapist_key);
+	g_assert_cmpint(req.filters.limit, ==, 100);
+	json_decref(body);
+	g_assert_cmpint(parse("{\"request\":\"client_history\",\"therapist_key\":\"k\",\"visit_id\":\"v1\",\"limit\":1}",
+		&req, &err), ==, 0);
+	g_assert_cmpint(req.filters.limit, ==, 1);
+	static const struct { const char *body; int code; } bad[] = {
+		{ "{\"request\":\"client_history\",\"visit_id\":\"v1\"}", PROTO_ERR_MISSING_ELEMENT },
+		{ "{\"request\":\"client_history\",\"therapist_key\":\"k\"}", PROTO_ERR_MISSING_ELEMENT },
+		{ "{\"request\":\"client_history\",\"therapist_key\":\"k\",\"visit_id\":\"\"}", PROTO_ERR_INVALID_ELEMENT },
+		{ "{\"request\":\"client_history\",\"therapist_key\":\"k\",\"visit_id\":7}", PROTO_ERR_INVALID_ELEMENT },
+		{ "{\"request\":\"client_history\",\"therapist_key\":\"k\",\"therapist_token\":\"t\",\"visit_id\":\"v\"}",
+			PROTO_ERR_INVALID_ELEMENT },
+		{ "{\"request\":\"client_history\",\"therapist_key\":\"k\",\"visit_id\":\"v\",\"limit\":0}", PROTO_ERR_INVALID_ELEMENT },
+		{ "{\"request\":\"client_history\",\"therapist_key\":\"k\",\"visit_id\":\"v\",\"limit\":101}", PROTO_ERR_INVALID_ELEMENT },
+		{ "{\"request\":\"client_history\",\"therapist_key\":\"k\",\"visit_id\":\"v\",\"limit\":2.5}", PROTO_ERR_INVALID_ELEMENT },
+		{ "{\"request\":\"client_history\",\"therapist_key\":\"k\",\"visit_id\":\"v\",\"limit\":\"5\"}", PROTO_ERR_INVALID_ELEMENT },
+		{ "{\"request\":\"client_history\",\"supervisor_key\":\"s\",\"visit_id\":\"v\"}", PROTO_ERR_MISSING_ELEMENT },
+	};
+	for(size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+		g_test_message("%s", bad[i].body);
+		g_assert_cmpint(code_of(bad[i].body), ==, bad[i].code);
+	}
+}
+
 /* A reason quotes the request, cut at a byte count: a cut inside a
  * multi-byte character must not make the answer unbuildable (the fuzzer
  * found `"request":"confi===…ø===gure"`: proto_error_json returned NULL). */
@@ -400,6 +443,7 @@ int main(int argc, char **argv) {
 	g_test_add_func("/proto/error-json", test_error_json);
 	g_test_add_func("/proto/error-json-utf8-cut", test_error_json_utf8_cut);
 	g_test_add_func("/proto/report-forget", test_report_forget);
+	g_test_add_func("/proto/client-history", test_client_history);
 	g_test_add_func("/proto/tokens", test_tokens);
 	return g_test_run();
 }

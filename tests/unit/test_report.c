@@ -12,7 +12,12 @@
  *   difference (d = -0.5 on the end total) and a planted negative relation
  *   between freeze seconds and the end total: `compare` recovers both;
  * - the `visit` and `visits` reports, the exports (CSV and JSON), CSV
- *   quoting, times, and a store read that times out. */
+ *   quoting, times, and a store read that times out;
+ * - the therapist's `client_history` (report_history.h): only the asking
+ *   therapist's visits with the visit's client, end totals and subscales
+ *   with the therapist's own, in-session pulses, alerts with their quality
+ *   class, the limit, 475 for another therapist, 476 for an unknown or a
+ *   forgotten client's visit. */
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <math.h>
@@ -21,6 +26,7 @@
 #include <jansson.h>
 #include "report.h"
 #include "report_class.h"
+#include "report_history.h"
 #include "stats.h"
 #include "store.h"
 #include "tdb.h"
@@ -713,6 +719,115 @@ static void test_timeout(fixture *fx, gconstpointer data) {
 	json_decref(v);
 }
 
+/* --- client_history --------------------------------------------------------------------------------- */
+
+static json_t *history(fixture *fx, const char *therapist, const char *visit_id, int limit, int want_code) {
+	proto_error err = { 0 };
+	json_t *h = report_history_build(fx->st, therapist, visit_id, limit, 10 * G_USEC_PER_SEC, &err);
+	if(want_code) {
+		g_assert_null(h);
+		g_assert_cmpint(err.code, ==, want_code);
+		return NULL;
+	}
+	if(h == NULL)
+		g_error("report_history_build: %d %s", err.code, err.reason);
+	return h;
+}
+
+static void erased(store_rc rc, gint64 rows, const char *error, void *user) {
+	g_assert_cmpint(rc, ==, STORE_OK);
+	*(gint64 *)user = rows;
+}
+
+static void test_history(fixture *fx, gconstpointer data) {
+	fill_fixed(fx->st, 8);                  /* v01..v04: T-1 with C-1; v05..v08: T-1 with C-2 */
+	/* C-1 also saw T-2 once: not T-1's to see */
+	vrow other = { "x01", "T-2", "C-1", "video", 12.0, 13.0, NAN, NAN, NAN, 0, TRUE };
+	add_visit(fx->st, &other, T0 + 30 * DAY);
+	/* v03: an in-session pulse of each role, the client's below the cutoff with an alert
+	 * whose quality context has a poor video leg */
+	static const char *const q = "{\"window_s\":60,\"legs\":{\"client_up\":{\"video\":"
+		"{\"fps\":3,\"packets\":500}}}}";
+	gint64 t = T0 + 2 * 7 * DAY + 600000000LL;
+	store_pulse_rec p = { "v03-p1", "v03", "client", "in_session", "ap-session", "1.0", "en", "schedule",
+		"datachannel", t, t + 90000000 };
+	g_assert_cmpint(store_pulse_create(fx->st, &p, ok_done, (void *)"pulse"), ==, 0);
+	g_assert_cmpint(store_pulse_quality(fx->st, "v03-p1", q, ok_done, (void *)"quality"), ==, 0);
+	store_item_value it[1] = { { "session", 3.5 } };
+	store_score sc[1] = { { "total", 3.5 } };
+	store_answer_rec a = { "v03-p1", TRUE, t + 5000, 1, TRUE, 1, it, 1, sc };
+	g_assert_cmpint(store_answer(fx->st, &a, ok_done, (void *)"answer"), ==, 0);
+	store_alert_rec al = { "v03", "v03-p1", "below_cutoff", "total", 3.5, 5.0, q, t + 6000 };
+	g_assert_cmpint(store_alert(fx->st, &al, ok_done, (void *)"alert"), ==, 0);
+	store_pulse_rec tp = { "v03-p2", "v03", "therapist", "in_session", "ap-session", "1.0", "en", "therapist",
+		"datachannel", t + 1, t + 90000001 };
+	g_assert_cmpint(store_pulse_create(fx->st, &tp, ok_done, (void *)"pulse"), ==, 0);
+	g_assert_cmpint(store_sync(fx->st), ==, 0);
+
+	json_t *h = history(fx, "T-1", "v04", 20, 0);
+	g_assert_cmpstr(json_string_value(json_object_get(h, "alliance")), ==, "client_history");
+	g_assert_cmpstr(json_string_value(json_object_get(h, "client_code")), ==, "C-1");
+	g_assert_cmpstr(json_string_value(json_object_get(h, "therapist_code")), ==, "T-1");
+	CLOSE(at(h, "n"), 4);
+	CLOSE(at(h, "older"), 0);
+	json_t *vs = json_object_get(h, "visits");
+	static const char *const ids[4] = { "v01", "v02", "v03", "v04" };
+	for(int i = 0; i < 4; i++) {
+		json_t *v = json_array_get(vs, i);
+		g_assert_cmpstr(json_string_value(json_object_get(v, "visit_id")), ==, ids[i]);
+		g_assert_true(json_is_true(json_object_get(v, "current")) == (i == 3));
+		CLOSE(at(v, "number"), i + 1);
+		g_assert_null(json_object_get(v, "visit_number"));      /* would count other therapists' */
+		CLOSE(at(v, "client_end/total"), FIXED[i].total);
+		CLOSE(at(v, "client_end/scores/bond"), FIXED[i].total / 4);   /* a subscale */
+		CLOSE(at(v, "therapist_end/total"), FIXED[i].ttotal);
+		g_assert_cmpstr(json_string_value(json_object_get(json_object_get(v, "client_end"), "instrument_id")),
+			==, "ap-end");
+	}
+	json_t *v3 = json_array_get(vs, 2);
+	json_t *pulses = json_object_get(v3, "pulses");
+	g_assert_cmpint(json_array_size(pulses), ==, 2);
+	CLOSE(at(v3, "pulses/0/total"), 3.5);
+	CLOSE(at(v3, "pulses/0/items/session"), 3.5);
+	g_assert_cmpstr(json_string_value(json_object_get(json_array_get(pulses, 1), "role")), ==, "therapist");
+	g_assert_true(json_is_null(json_object_get(json_array_get(pulses, 1), "total")));   /* unanswered */
+	json_t *alert = json_array_get(json_object_get(v3, "alerts"), 0);
+	g_assert_cmpstr(json_string_value(json_object_get(alert, "rule")), ==, "below_cutoff");
+	g_assert_cmpstr(json_string_value(json_object_get(alert, "pulse_kind")), ==, "in_session");
+	g_assert_cmpstr(json_string_value(json_object_get(json_object_get(alert, "quality"), "video_class")),
+		==, "poor");
+	g_assert_cmpint(json_array_size(json_object_get(json_array_get(vs, 0), "alerts")), ==, 0);
+	json_decref(h);
+	/* the limit keeps the most recent */
+	h = history(fx, "T-1", "v02", 2, 0);
+	CLOSE(at(h, "n"), 2);
+	CLOSE(at(h, "older"), 2);
+	CLOSE(at(h, "visits/0/number"), 3);
+	g_assert_cmpstr(json_string_value(json_object_get(json_array_get(json_object_get(h, "visits"), 0),
+		"visit_id")), ==, "v03");
+	json_decref(h);
+	/* T-2 sees only its own visit with C-1, and none of T-1's */
+	h = history(fx, "T-2", "x01", 20, 0);
+	CLOSE(at(h, "n"), 1);
+	CLOSE(at(h, "visits/0/client_end/total"), 12.0);
+	json_decref(h);
+	history(fx, "T-2", "v04", 20, PROTO_ERR_UNAUTHORIZED);
+	history(fx, "T-1", "x01", 20, PROTO_ERR_UNAUTHORIZED);
+	history(fx, "T-1", "no-such-visit", 20, PROTO_ERR_NO_SUCH_VISIT);
+	/* forgotten (once its visits are closed, as store_forget_client wants): gone */
+	static const char *const c1[] = { "v01", "v02", "v03", "v04", "x01" };
+	for(size_t i = 0; i < G_N_ELEMENTS(c1); i++)
+		g_assert_cmpint(store_visit_state(fx->st, c1[i], "closed", T0 + 35 * DAY, ok_done, (void *)"close"), ==, 0);
+	gint64 rows = -1;
+	g_assert_cmpint(store_forget_client(fx->st, "C-1", T0 + 40 * DAY, erased, &rows), ==, 0);
+	g_assert_cmpint(store_sync(fx->st), ==, 0);
+	g_assert_cmpint(rows, >, 0);
+	history(fx, "T-1", "v04", 20, PROTO_ERR_NO_SUCH_VISIT);
+	h = history(fx, "T-1", "v05", 20, 0);                /* another client of T-1: still there */
+	CLOSE(at(h, "n"), 4);
+	json_decref(h);
+}
+
 int main(int argc, char **argv) {
 	g_test_init(&argc, &argv, NULL);
 #define ADD(name, fn) g_test_add("/report/" name, fixture, NULL, fx_setup, fn, fx_teardown)
@@ -722,6 +837,7 @@ int main(int argc, char **argv) {
 	ADD("exports", test_exports);
 	ADD("compare/planted-effects", test_planted);
 	ADD("timeout", test_timeout);
+	ADD("client-history", test_history);
 #undef ADD
 	g_test_add_func("/report/helpers", test_helpers);
 	g_test_add_func("/report/class/compare", test_class_compare);

@@ -13,7 +13,7 @@
 //
 // Requests and their answers. The plugin answers create/status/answer
 // synchronously; janus.js hands those to send()'s success callback.
-// join/admit/configure/pulse/end/leave/report/forget are answered later by an
+// join/admit/configure/pulse/end/leave/report/forget/client_history are answered later by an
 // event carrying the request's transaction — but janus.js does not pass an
 // event's transaction on to the application. So this wrapper sends async
 // requests one at a time per handle and takes, as the answer, the first
@@ -37,7 +37,7 @@ const ASYNC_ANSWER = {
   pulse: "pulse_sent", end: "ended", leave: "left", reinvite: "reinvited",
   // answered asynchronously since the analytics left the call path (v1.1
   // "Scale"); a server that answers them at once is handled too
-  report: "report", forget: "forgotten",
+  report: "report", forget: "forgotten", client_history: "client_history",
 };
 const CONNECT_TIMEOUT_MS = 15000;
 const REQUEST_TIMEOUT_MS = 15000;

@@ -16,6 +16,8 @@ import { loadConfig, serverList } from "./config.mjs";
 import { openClient } from "./alliance-client.mjs";
 import { $, el, showScreen, setStatus, clearStatus, store, showConnection } from "./ui.mjs";
 import { t, errorText } from "./i18n.mjs";
+import { fmt, fmtField, sv, scale, niceDomain, num, sgn, MOD, narrow, frame, axes, polyline, marker,
+  legend, dataTable, figure, trendChart } from "./charts.mjs";
 
 const K = { key: "ap.supervisor.key" };
 const NOT_YET = "Reports are not available on this server yet.";
@@ -174,24 +176,6 @@ $("report-form").addEventListener("submit", async (e) => {
 const isObj = (v) => v && typeof v === "object" && !Array.isArray(v);
 const isRows = (v) => Array.isArray(v) && v.length > 0 && v.every(isObj);
 
-function fmt(v) {
-  if (v === null || v === undefined) return "—";
-  if (Array.isArray(v) && v.length === 0) return "none";
-  if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toFixed(Math.abs(v) < 10 ? 2 : 1);
-  if (typeof v === "boolean") return v ? "yes" : "no";
-  if (Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === "number")) return `[${fmt(v[0])}, ${fmt(v[1])}]`;
-  if (typeof v === "object") return JSON.stringify(v);
-  return String(v);
-}
-
-// a value under its field name: times (…_at, microseconds since the epoch) as dates
-function fmtField(k, v) {
-  if (typeof v === "number" && /(_at|_us)$/.test(String(k)) && v > 1e14) {
-    return new Date(v / 1000).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
-  }
-  return fmt(v);
-}
-
 function openVisit(id) {
   document.querySelector("input[name=kind][value=visit]").checked = true;
   showFilters();
@@ -271,157 +255,6 @@ function renderValue(v, name, depth) {
 }
 
 const TITLES = { visits: "Visits", visit: "Visit", summary: "Summary", compare: "Online vs in person" };
-
-/* ---------------- charts: hand-written SVG ---------------- */
-// Small pieces: a linear scale with "nice" ticks, a frame with a <title>
-// and <desc> (role=img, focusable), axes, lines, points, error bars. Every
-// chart scales with its viewBox and comes with a data table alternative.
-const NS = "http://www.w3.org/2000/svg";
-let chartSeq = 0;
-
-function sv(tag, attrs = {}, ...kids) {
-  const e = document.createElementNS(NS, tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "text") e.textContent = v;
-    else e.setAttribute(k, String(v));
-  }
-  for (const c of kids.flat()) if (c) e.append(c);
-  return e;
-}
-
-function niceStep(span, n) {
-  const raw = span / Math.max(1, n);
-  const p = 10 ** Math.floor(Math.log10(raw));
-  const m = raw / p;
-  return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 2.5 ? 2.5 : m <= 5 ? 5 : 10) * p;
-}
-
-function scale([d0, d1], [r0, r1], n = 5) {
-  if (!(d1 > d0)) { d0 -= 1; d1 += 1; }
-  const f = (v) => r0 + ((v - d0) / (d1 - d0)) * (r1 - r0);
-  f.domain = [d0, d1];
-  f.ticks = (k = n) => {
-    const st = niceStep(d1 - d0, k);
-    const out = [];
-    for (let v = Math.ceil(d0 / st - 1e-9) * st; v <= d1 + st * 1e-9; v += st) out.push(Math.round(v / st) * st);
-    return out;
-  };
-  return f;
-}
-
-// a domain covering the values (and `include`), widened to nice ticks
-function niceDomain(vals, include = [], pad = 0.05) {
-  const v = vals.concat(include).filter((x) => typeof x === "number" && isFinite(x));
-  if (!v.length) return [0, 1];
-  let lo = Math.min(...v), hi = Math.max(...v);
-  if (hi === lo) { lo -= 1; hi += 1; }
-  const span = hi - lo;
-  lo -= span * pad; hi += span * pad;
-  const st = niceStep(hi - lo, 5);
-  return [Math.floor(lo / st) * st, Math.ceil(hi / st) * st];
-}
-
-const num = (x) => typeof x === "number" && isFinite(x);
-const f2 = (v) => (num(v) ? v.toFixed(2) : "—");
-const sgn = (v) => (num(v) ? v.toFixed(2).replace(/^-/, "\u2212") : "—");
-const MOD = { video: "online (video)", in_person: "in person" };
-
-const narrow = () => window.matchMedia("(max-width: 37.5rem)").matches;
-
-function frame({ W = narrow() ? 360 : 640, H = narrow() ? 300 : 320, m = { t: 34, r: 16, b: 48, l: 56 }, title, desc, cls }) {
-  const id = `chart-${++chartSeq}`;
-  const svg = sv("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", tabindex: "0", class: `chart ${cls || ""}`,
-    "aria-labelledby": `${id}-t ${id}-d`, focusable: "true" },
-  sv("title", { id: `${id}-t`, text: title }), sv("desc", { id: `${id}-d`, text: desc }),
-  // marks beyond the axes (a wide interval) are cut at the plot's edge
-  sv("defs", {}, sv("clipPath", { id: `${id}-clip` }, sv("rect", { x: m.l, y: m.t, width: W - m.l - m.r, height: H - m.t - m.b }))));
-  return { svg, W, H, m, x0: m.l, x1: W - m.r, y0: H - m.b, y1: m.t, clip: `url(#${id}-clip)` };
-}
-
-const tickFmt = (v) => String(+v.toFixed(4)).replace("-", "\u2212");
-
-function axes(fr, x, y, { xLabel, yLabel, xTicks, yTicks, xFmt = tickFmt, yFmt = tickFmt }) {
-  const g = sv("g", { class: "axes", "aria-hidden": "true" });
-  for (const v of yTicks || y.ticks()) {
-    g.append(sv("line", { x1: fr.x0, x2: fr.x1, y1: y(v), y2: y(v), class: "grid" }),
-      sv("text", { x: fr.x0 - 6, y: y(v) + 4, "text-anchor": "end", class: "tick", text: yFmt(v) }));
-  }
-  for (const v of xTicks || x.ticks()) {
-    g.append(sv("line", { x1: x(v), x2: x(v), y1: fr.y0, y2: fr.y0 + 5, class: "axis" }),
-      sv("text", { x: x(v), y: fr.y0 + 18, "text-anchor": "middle", class: "tick", text: xFmt(v) }));
-  }
-  g.append(sv("line", { x1: fr.x0, x2: fr.x1, y1: fr.y0, y2: fr.y0, class: "axis" }),
-    sv("line", { x1: fr.x0, x2: fr.x0, y1: fr.y0, y2: fr.y1, class: "axis" }),
-    sv("text", { x: (fr.x0 + fr.x1) / 2, y: fr.H - 8, "text-anchor": "middle", class: "axis-label", text: xLabel }),
-    sv("text", { x: 14, y: (fr.y0 + fr.y1) / 2, "text-anchor": "middle", class: "axis-label",
-      transform: `rotate(-90 14 ${(fr.y0 + fr.y1) / 2})`, text: yLabel }));
-  fr.svg.append(g);
-}
-
-const polyline = (pts, cls) => sv("polyline", { points: pts.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(" "), class: cls, fill: "none" });
-
-// a marker: circle for video, square for in person (shape as well as colour)
-function marker(cx, cy, modality, cls, label, r = 5) {
-  const t = label ? sv("title", { text: label }) : null;
-  if (modality === "in_person") return sv("rect", { x: cx - r, y: cy - r, width: 2 * r, height: 2 * r, class: `${cls} m-in_person` }, t);
-  return sv("circle", { cx, cy, r, class: `${cls} m-video` }, t);
-}
-
-function legend(fr, items) {
-  const g = sv("g", { class: "legend", "aria-hidden": "true" });
-  let x = 8;
-  for (const [modality, text, lineCls] of items) {
-    if (lineCls) g.append(sv("line", { x1: x, x2: x + 22, y1: 13, y2: 13, class: lineCls }));
-    if (modality) g.append(marker(x + 11, 13, modality, "pt", null, 4));
-    g.append(sv("text", { x: x + 28, y: 17, class: "tick", text }));
-    x += 40 + text.length * 7.5;
-  }
-  fr.svg.append(g);
-}
-
-function dataTable(caption, head, rows) {
-  return el("details", { class: "chart-data" }, el("summary", { text: "Show the data as a table" }),
-    el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption },
-      el("table", {}, el("caption", { text: caption }),
-        el("thead", {}, el("tr", {}, head.map((h) => el("th", { scope: "col", text: h })))),
-        el("tbody", {}, rows.map((r) => el("tr", {}, r.map((c, i) => el(i ? "td" : "th", i ? { text: c } : { scope: "row", text: c }))))))));
-}
-
-function figure(cls, svg, caption, table, extra = {}) {
-  return el("figure", { class: `chart-figure ${cls}`, ...extra }, svg, el("figcaption", { text: caption }), table);
-}
-
-// the client's end totals (and the therapist's) by visit number
-function trendChart(client, rows, scaleMinMax) {
-  const pts = rows.filter((r) => num(r.visit_number) && (num(r.client_total) || num(r.therapist_total)))
-    .sort((a, b) => a.visit_number - b.visit_number);
-  const cl = pts.filter((r) => num(r.client_total));
-  const th = pts.filter((r) => num(r.therapist_total));
-  const fr = frame({ title: `Alliance trend of client ${client}`, cls: "trend-chart",
-    desc: cl.length
-      ? `Client end totals by visit number: ${cl.map((r) => `visit ${r.visit_number} ${fmt(r.client_total)} (${MOD[r.modality] || r.modality})`).join("; ")}.`
-      : "No scored visits." });
-  const vn = pts.map((r) => r.visit_number);
-  const x = scale([Math.min(1, ...vn) - 0.5, Math.max(2, ...vn) + 0.5], [fr.x0, fr.x1]);
-  const y = scale(scaleMinMax || niceDomain(pts.flatMap((r) => [r.client_total, r.therapist_total])), [fr.y0, fr.y1]);
-  const xt = [];
-  const step = Math.max(1, Math.ceil((x.domain[1] - x.domain[0]) / 12));
-  for (let v = Math.ceil(x.domain[0]); v <= x.domain[1]; v += step) xt.push(v);
-  axes(fr, x, y, { xLabel: "Visit number", yLabel: "End total", xTicks: xt });
-  if (th.length) fr.svg.append(polyline(th.map((r) => [x(r.visit_number), y(r.therapist_total)]), "line-therapist"));
-  fr.svg.append(polyline(cl.map((r) => [x(r.visit_number), y(r.client_total)]), "line-client"));
-  for (const r of cl) {
-    fr.svg.append(marker(x(r.visit_number), y(r.client_total), r.modality, "pt pt-client",
-      `Visit ${r.visit_number}, ${MOD[r.modality] || r.modality}: client ${fmt(r.client_total)}`));
-  }
-  legend(fr, [["video", "online", null], ["in_person", "in person", null], [null, "therapist", "line-therapist"]]);
-  return figure("trend", fr.svg,
-    `Client ${client}: end total per visit (solid line; circles online, squares in person) and the therapist's own end rating (dashed).`,
-    dataTable(`End totals of client ${client}`, ["Visit", "Date", "Modality", "Client total", "Therapist total"],
-      pts.map((r) => [String(r.visit_number), fmtField("created_at", r.created_at), MOD[r.modality] || r.modality, fmt(r.client_total), fmt(r.therapist_total)])),
-    { "data-client": client });
-}
 
 // Hedges' g of each score with its 95 % CI, and the line at 0
 function forestPlot(scores) {

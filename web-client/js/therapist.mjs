@@ -11,6 +11,12 @@
 // the badges say so; the client link stays at hand during the call, with
 // "New link" (the `reinvite` request) for a client on another device.
 //
+// The "Client history" panel (history.mjs, the `client_history` request)
+// shows the client's earlier visits with this therapist: on the visit
+// screen before admission and during the call, on the mirror screen and on
+// the "Visit finished" screen after it, refreshed when a pulse of the
+// visit closes (the end pulses' answers included).
+//
 // The key is checked at sign-in with a `join` for a visit id that cannot
 // exist: the plugin checks the key first (475 unauthorized) and only then
 // looks the visit up (476 no_such_visit), and a refused request changes
@@ -22,6 +28,7 @@ import { $, el, showScreen, setStatus, clearStatus, clearStatusIf, toast, copyTe
 import { t, errorText } from "./i18n.mjs";
 import { PulseForm, AnswerChannel } from "./pulse.mjs";
 import { CallKeeper, RemoteWatch, StopRetrying, exposeCallState, ownTrouble, startCallMedia, stopCallMedia, wireSoundButton } from "./keeper.mjs";
+import { historyLoader } from "./history.mjs";
 
 const K = { key: "ap.therapist.key", visit: "ap.therapist.visit" };
 const KEY_CHECK_VISIT = "key-check";
@@ -45,7 +52,27 @@ const state = {
   lastQuality: null,       // the latest `quality` message, for the badges
   pulseOpen: null,         // {pulse_id, timer}: what "Pulse sent" reports
   joins: 0,
+  historyVisit: null,      // the visit whose client's history the panel shows
 };
+
+/* ---------------- the client's history ---------------- */
+const clientHistory = historyLoader({ servers: () => state.servers, credential: () => ({ therapist_key: state.key }) });
+
+// The panel goes with the screen: the visit, the mirror form, "finished".
+function showHistory(screenId, visitId) {
+  const panel = $("history-panel");
+  $(screenId).append(panel);
+  panel.hidden = false;
+  if (state.historyVisit !== visitId) $("history-body").replaceChildren();
+  state.historyVisit = visitId;
+  clientHistory.load(visitId);
+}
+
+function refreshHistory() {
+  if (state.historyVisit) clientHistory.load(state.historyVisit);
+}
+
+$("history-refresh").addEventListener("click", refreshHistory);
 
 /* ---------------- helpers ---------------- */
 function fatal(headline, detail = "", retry = null) {
@@ -137,6 +164,7 @@ $("signout").addEventListener("click", () => {
   store.del(K.visit);
   if (state.ac) state.ac.destroy();
   state.ac = null;
+  clientHistory.close();
   window.location.reload();
 });
 
@@ -156,6 +184,8 @@ function afterSignIn() {
 function showCreate() {
   state.phase = "create";
   state.visit = null;
+  state.historyVisit = null;
+  $("history-panel").hidden = true;
   saveVisit();
   showScreen("s-create");
   clearStatus("create-status");
@@ -323,6 +353,7 @@ function showVisitScreen() {
   $("alerts").replaceChildren();
   $("no-alerts").hidden = false;
   state.alerts.clear();
+  showHistory("s-visit", v.visit_id);
 }
 
 /* ---------------- the client link ---------------- */
@@ -673,6 +704,7 @@ function onEnded() {
   untrackPulses();
   stopMedia();
   showScreen("s-mirror");
+  if (state.visit) showHistory("s-mirror", state.visit.visit_id);
   if (!state.mirror) setStatus("mirror-status", "pending", "Your end-of-visit form is on its way…");
   // no mirror form (end pulses off, or no therapist_end instrument)?
   setTimeout(async () => {
@@ -713,6 +745,7 @@ function done(text) {
   stopMedia();
   showScreen("s-done");
   setStatus("done-status", "ok", text);
+  if (state.visit) showHistory("s-done", state.visit.visit_id);   // with the end answers now stored
   state.visit = null;
   saveVisit();
   const ac = state.ac;
@@ -741,6 +774,7 @@ function onReplaced() {
   if (state.ac) state.ac.retire();
   state.ac = null;
   state.mirror = null;
+  clientHistory.close();                // its own session goes too; "Continue here" opens another
   showScreen("s-replaced");
 }
 
@@ -761,7 +795,7 @@ function wire(ac) {
       case "pulse_expired":
         if (state.mirror && state.mirror.pulse.pulse_id === d.pulse_id) state.mirror.close("expired");
         break;
-      case "pulse_closed": pulseClosed(d.pulse_id); break;
+      case "pulse_closed": pulseClosed(d.pulse_id); refreshHistory(); break;
       case "participant_left":
         if (d.role === "client") onClientPresence(false);
         break;
@@ -783,7 +817,7 @@ function wire(ac) {
     if (m.type === "quality") onQuality(m);
     else if (m.type === "alert") onAlert(m);
     else if (m.type === "pulse") onPulse(m);
-    else if (m.type === "pulse_closed") pulseClosed(m.pulse_id);
+    else if (m.type === "pulse_closed") { pulseClosed(m.pulse_id); refreshHistory(); }
     else if ((m.type === "media_stopped" || m.type === "media_resumed") && m.role === "client") {
       remoteWatch().setServerStopped(m.type === "media_stopped");
     } else if (m.type === "pulse_expired" && state.mirror && state.mirror.pulse.pulse_id === m.pulse_id) state.mirror.close("expired");
@@ -814,4 +848,5 @@ main().catch((e) => fatal(t("err.generic", { error: e && e.message ? e.message :
 window.alliancePage = exposeCallState({
   get qualityUpdates() { return state.qualityUpdates; },
   get visitId() { return state.visit ? state.visit.visit_id : null; },
+  get historyVisit() { return state.historyVisit; },
 }, state);
