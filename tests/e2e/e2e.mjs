@@ -1110,8 +1110,8 @@ async function therapistVisit(page, url, clientCode) {
 
 /* ================= the therapist's client history ================= */
 // The launcher seeded three ended visits of C-H01 with T-01 (this page's
-// therapist) and one with T-02. A new visit with C-H01: before admission
-// the "Client history" panel shows the three earlier visits (not T-02's)
+// therapist) and one with T-03. A new visit with C-H01: before admission
+// the "Client history" panel shows the three earlier visits (not T-03's)
 // as a trend with the therapist's own ratings and the subscales, and the
 // client's page shows nothing of it.
 await test("therapist: the client history panel shows the client's trend from three earlier visits (only this therapist's), before admission; the client's page shows none of it", async () => {
@@ -1136,7 +1136,7 @@ await test("therapist: the client history panel shows the client's trend from th
   assert(await th.locator("#history-panel .subscale-chart polyline.line-series").count() === 4, "four subscale lines");
   const body = await text(th, "#history-body");
   const shown = await th.$$eval("#history-body .hist-visit", (li) => li.map((e) => e.dataset.visitId));
-  assert(mine.every((v) => shown.includes(v.visit_id)) && !shown.includes(others[0].visit_id), "T-01's three visits, not T-02's");
+  assert(mine.every((v) => shown.includes(v.visit_id)) && !shown.includes(others[0].visit_id), "T-01's three visits, not T-03's");
   assert(body.includes("Visit 4 (this visit)"), "the current visit is listed");
   await shot(th, "therapist-client-history");
   // the client's page: no history, no other visit's scores

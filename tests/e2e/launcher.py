@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
-from harness.janus import AllianceKeys, alliance_server, plugin_so_path, RUNNING  # noqa: E402
+from harness.janus import AllianceKeys, alliance_server, new_key, plugin_so_path, RUNNING  # noqa: E402
 from harness.pg import PgServer  # noqa: E402
 from harness.netns import NetnsPair, install_signal_teardown  # noqa: E402
 
@@ -86,11 +86,12 @@ def _items(total: float) -> dict:
 
 
 # The therapist's client history (the "Client history" panel): three
-# ended visits of C-H01 with T-01 (the e2e therapist), and one with T-02,
-# which T-01's page must not show. No research consent, so that the
+# ended visits of C-H01 with T-01 (the e2e therapist), and one with T-03,
+# which T-01's page must not show (T-03, a therapist of its own: a T-02 visit
+# would add a client to the supervisor's T-02 summary of SEED_VISITS). No research consent, so that the
 # supervisor's research views (compare) stay those of SEED_VISITS.
 SEED_HISTORY = [  # therapist, client, modality, client end total, therapist end total
-    ("T-01", "C-H01", "video", 24.0, 26.0), ("T-02", "C-H01", "video", 10.0, 12.0),
+    ("T-01", "C-H01", "video", 24.0, 26.0), ("T-03", "C-H01", "video", 10.0, 12.0),
     ("T-01", "C-H01", "in_person", 28.5, 27.0), ("T-01", "C-H01", "video", 32.0, 31.0),
 ]
 
@@ -140,6 +141,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="alliance-e2e-"))
     os.chmod(workdir, 0o700)
     keys = AllianceKeys()
+    keys.therapists["T-03"] = new_key()     # SEED_HISTORY's other therapist
     net = NetnsPair(prefix="ae")
     procs: list[subprocess.Popen] = []
 

@@ -166,7 +166,12 @@ async def test_video_pause_is_a_freeze(janus, keys):
                 (i["ended_at"] is None or i["ended_at"] >= gap["start"])
 
         def freezes(rows):
-            return [i for i in rows if i["kind"] == "freeze" and planted(i)]
+            # the pause's freeze, ended: a sender starved of CPU on a loaded
+            # machine can make short freezes of its own (< 1 s, see below)
+            # that overlap the pause too; waiting for any overlapping freeze
+            # stopped at one of those before the pause's own was recorded
+            return [i for i in rows if i["kind"] == "freeze" and planted(i)
+                    and i["ended_at"] is not None and (i["duration_s"] or 0) >= 1.0]
         deadline = time.monotonic() + 10
         while not freezes(incidents(db, vid)) and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
@@ -187,6 +192,8 @@ async def test_video_pause_is_a_freeze(janus, keys):
                 assert i["kind"] in ("freeze", "stall"), f"unexpected incident {i}"
                 if i["kind"] == "stall":             # the gap is >= 2 s: a stall is fine too
                     assert i["ended_at"] is not None and 1.5 <= i["duration_s"] <= 3.0, i
+                elif i is not f:                     # a starved sender's own, short freeze
+                    assert (i["duration_s"] or 0) < 1.0, f"a second long freeze {i}"
             else:
                 # a synthetic sender starved of CPU on a loaded machine makes a
                 # real, short freeze or stall of its own (see the baseline
@@ -214,7 +221,10 @@ async def test_video_pause_is_a_freeze(janus, keys):
               q["legs"]["client_up"]["video"])
         assert q["freezes"] >= 1 and 1.5 <= q["freeze_s"] <= 3.0, q
         assert q["legs"]["client_up"]["video"]["freezes"] >= 1, q["legs"]["client_up"]["video"]
-        assert q["legs"]["therapist_up"]["video"]["freezes"] == 0, q["legs"]["therapist_up"]["video"]
+        # the pause is the client's, not the therapist's: a CPU-starved sender
+        # may make a short freeze of its own on either leg, never a pause's worth
+        assert q["legs"]["client_up"]["video"]["freeze_s"] >= 1.5, q["legs"]["client_up"]["video"]
+        assert q["legs"]["therapist_up"]["video"]["freeze_s"] < 1.0, q["legs"]["therapist_up"]["video"]
         assert q["incidents"] >= 1, q
         # a clean pause: the timestamps jumped with the clock, so no jitter spike
         assert q["legs"]["client_up"]["video"]["jitter_ms"] < 10, q["legs"]["client_up"]["video"]
