@@ -4,14 +4,16 @@
 For each turn: URL in its iceServers (UDP and TCP transports), with the
 entry's own username and credential: an allocation is made (so the
 credential is one the server accepts), a permission for the allowed peer
-(Janus's address) is granted, and one for an address the server must not
-relay to is refused (403) — the server is not an open relay. The
+(Janus's address) is granted, and permissions for addresses the server
+must not relay to are refused (403): its own loopback, a private network
+address and the cloud metadata address — the server is not an open relay.
+The
 allocation is released afterwards. One line per check; exit 0 only if all
 pass. The TURN client is aioice's (python3-aioice, from python3-aiortc),
 not code of ours.
 
 Usage: check-turn.py --config web-config.json --peer JANUS_IP
-                     [--denied 192.0.2.1] [--wait SECONDS]
+                     [--denied IP ...] [--wait SECONDS]
 """
 import argparse
 import asyncio
@@ -23,6 +25,9 @@ import time
 from aioice import stun
 from aioice.turn import TurnClientTcpProtocol, TurnClientUdpProtocol
 
+# addresses a TURN server for Janus must never relay to: its own loopback,
+# a private network, the cloud metadata service
+DENIED = ["127.0.0.1", "10.0.0.1", "169.254.169.254"]
 URL_RE = re.compile(r"^turn:(\[[0-9a-fA-F:.]+\]|[^:?\[\]]+)(?::(\d+))?(?:\?transport=(udp|tcp))?$")
 
 
@@ -67,20 +72,21 @@ async def check_url(url, user, password, peer, denied, wait_s):
             await asyncio.wait_for(proto.channel_bind(0x4000, (peer, 9)), 10)
         except stun.TransactionFailed as e:
             raise CheckFailed(f"{url}: a permission for the allowed peer {peer} was refused ({e})")
-        try:
-            await asyncio.wait_for(proto.channel_bind(0x4001, (denied, 9)), 10)
-            raise CheckFailed(f"{url}: relays to {denied} — an open relay (see denied-peer-ip)")
-        except stun.TransactionFailed as e:
-            code = e.response.attributes.get("ERROR-CODE", (0, ""))[0]
-            if code != 403:
-                raise CheckFailed(f"{url}: a permission for {denied} failed with {e}, not 403")
+        for n, ip in enumerate(denied):
+            try:
+                await asyncio.wait_for(proto.channel_bind(0x4001 + n, (ip, 9)), 10)
+                raise CheckFailed(f"{url}: relays to {ip} — an open relay (see denied-peer-ip)")
+            except stun.TransactionFailed as e:
+                code = e.response.attributes.get("ERROR-CODE", (0, ""))[0]
+                if code != 403:
+                    raise CheckFailed(f"{url}: a permission for {ip} failed with {e}, not 403")
         try:
             await asyncio.wait_for(proto.delete(), 5)
         except Exception:  # noqa: BLE001 - it expires anyway
             pass
     finally:
         tr.close()
-    return f"{url}: allocation {relayed[0]}:{relayed[1]}, relays to {peer}, refuses {denied}"
+    return f"{url}: allocation {relayed[0]}:{relayed[1]}, relays to {peer}, refuses {', '.join(denied)}"
 
 
 async def run(a):
@@ -92,21 +98,22 @@ async def run(a):
             if isinstance(u, str) and u.startswith("turn:")]
     if not urls:
         raise CheckFailed(f"{a.config}: no turn: URL in iceServers")
+    denied = [ip for ip in (a.denied or DENIED) if ip != a.peer]
     for url, user, password in urls:
-        print(f"ok    {await check_url(url, user, password, a.peer, a.denied, a.wait)}", flush=True)
+        print(f"  ok   {await check_url(url, user, password, a.peer, denied, a.wait)}", flush=True)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", required=True, help="the pages' config.json")
     ap.add_argument("--peer", required=True, help="an address the server must relay to (Janus's)")
-    ap.add_argument("--denied", default="192.0.2.1", help="an address it must refuse (TEST-NET-1)")
+    ap.add_argument("--denied", action="append", help=f"an address it must refuse (repeatable; default {', '.join(DENIED)})")
     ap.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the server to answer")
     a = ap.parse_args()
     try:
         asyncio.run(run(a))
     except (CheckFailed, OSError, ValueError, KeyError) as e:
-        print(f"FAIL  {e}", flush=True)
+        print(f"  FAIL {e}", flush=True)
         return 1
     return 0
 
