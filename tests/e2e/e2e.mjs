@@ -1228,13 +1228,18 @@ await test("config.json: a bad iceServers entry stops the pages with a message t
 const TURN_VISIT = "TURN: a client that can reach only the TURN server (nftables, relay policy) holds a full visit — relay candidate pair, video both ways, pulses over the relayed data channel, the end pulse; coturn relayed it";
 await test(TURN_VISIT, async () => {
   // the path: from the relay-only namespace no packet reaches the server
-  // but TURN and signalling; from here (the therapist's) the same echo answers
+  // but TURN and signalling, at either of Janus's addresses (one of them is
+  // on that namespace's own link, where Janus gathers a host candidate too);
+  // from here (the therapist's namespace) the same echo answers
   const probe = JSON.parse(env.E2E_PROBE);
-  const tryPath = (ns) => JSON.parse(execFileSync("ip", ["netns", "exec", ns, "/usr/bin/python3", probe.py, "try", probe.host, String(probe.port)], { encoding: "utf8" }));
-  const direct = JSON.parse(execFileSync("/usr/bin/python3", [probe.py, "try", probe.host, String(probe.port)], { encoding: "utf8" }));
+  const tryPath = (host, ns = null) => JSON.parse(execFileSync(ns ? "ip" : "/usr/bin/python3",
+    [...(ns ? ["netns", "exec", ns, "/usr/bin/python3"] : []), probe.py, "try", host, String(probe.port)], { encoding: "utf8" }));
+  const direct = tryPath(probe.hosts[0]);
   assert(direct.udp && direct.tcp, `the probe's echo answers the therapist's namespace (${JSON.stringify(direct)})`);
-  const blocked = tryPath(env.E2E_RELAY_NS);
-  assert(!blocked.udp && !blocked.tcp, `the relay-only namespace has no direct path to the server (${JSON.stringify(blocked)}): nftables must drop it`);
+  for (const host of probe.hosts) {
+    const blocked = tryPath(host, env.E2E_RELAY_NS);
+    assert(!blocked.udp && !blocked.tcp, `the relay-only namespace has no direct path to ${host} (${JSON.stringify(blocked)}): nftables must drop it`);
+  }
 
   const tx = await newContext();
   const th = await newPage(tx, "therapist-turn");

@@ -178,12 +178,14 @@ RELAY_ONLY_NFT = """table inet e2e_relay_only {{
 """
 
 
-def start_relay_only_client(net, srv, workdir: Path, procs: list) -> tuple:
+def start_relay_only_client(net, side, srv, workdir: Path, procs: list) -> tuple:
     """coturn in the server namespace, a relay-only namespace for the
     client's browser (nftables, its own page server with the TURN
     credential); returns the environment e2e.mjs needs for the TURN test
-    and the credential (which must not appear in Janus's log)."""
-    side = net.add_side("r")
+    and the credential (which must not appear in Janus's log). `side` is
+    the namespace NetnsPair.add_side() made before Janus started, so Janus
+    gathers a host candidate on its link too: a direct path the browser
+    would take, but for nftables and the relay policy."""
     tdir = workdir / "turn"
     tdir.mkdir(mode=0o700)
     secret = pysecrets.token_urlsafe(32)
@@ -199,7 +201,7 @@ def start_relay_only_client(net, srv, workdir: Path, procs: list) -> tuple:
                                   stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                   start_new_session=True))
     echo = subprocess.Popen(["ip", "netns", "exec", net.server_ns, "/usr/bin/python3", str(HERE / "probe.py"),
-                             "serve", srv.ip, str(PROBE_PORT)],
+                             "serve", "0.0.0.0", str(PROBE_PORT)],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
                             start_new_session=True)
     procs.append(echo)
@@ -251,7 +253,10 @@ def start_relay_only_client(net, srv, workdir: Path, procs: list) -> tuple:
         "E2E_RELAY_NS": side.ns,
         "E2E_TURN_LOG": str(tdir / "turnserver.log"),
         "E2E_TURN_USER": cred["username"],
-        "E2E_PROBE": json.dumps({"host": srv.ip, "port": PROBE_PORT, "py": str(HERE / "probe.py")}),
+        # Janus's two addresses: the one the therapist's namespace reaches, and
+        # the one on the relay-only namespace's own link
+        "E2E_PROBE": json.dumps({"hosts": [srv.ip, side.server_side_ip], "port": PROBE_PORT,
+                                 "py": str(HERE / "probe.py")}),
     }, cred["credential"]
 
 
@@ -304,6 +309,7 @@ def main() -> int:
     janus_problems: list[str] = []
     try:
         net.setup()
+        relay_side = net.add_side("r")      # before Janus starts: it gathers there too
         net.enter_client()
         srv = alliance_server(
             net, workdir, keys, end_grace_s=60,
@@ -351,7 +357,7 @@ def main() -> int:
         history = asyncio.run(seed_visits(srv, keys, SEED_HISTORY, research=False))
         say(f"seeded {len(history)} ended visits for the therapist's client history")
 
-        relay_env, turn_credential = start_relay_only_client(net, srv, workdir, procs)
+        relay_env, turn_credential = start_relay_only_client(net, relay_side, srv, workdir, procs)
         say(f"coturn at {srv.ip}:{TURN_PORT}; relay-only client namespace {relay_env['E2E_RELAY_NS']}")
 
         results_path = workdir / "results.json"
