@@ -55,8 +55,9 @@ from harness.netns import NetnsPair, install_signal_teardown  # noqa: E402
 ARTIFACTS = REPO / "tests" / "artifacts" / "e2e"
 WEB_PORT = 8080
 # A guard against a hung browser run, not a timing assertion (every step
-# has its own wait): the 34 tests take ~130-170 s on a quiet 2-core machine,
-# so the guard is about twice that.
+# has its own wait): the 36 tests take ~150-200 s on the 2-core machine (the
+# TURN test ~20 s of it; 220 s for the whole launcher under a load of 9),
+# so the guard is still about twice the quiet figure.
 NODE_TIMEOUT_S = int(os.environ.get("E2E_TIMEOUT_S", "360"))
 TURN_PORT = 3478
 PROBE_PORT = 9555          # probe.py's echo in the server namespace
