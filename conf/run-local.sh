@@ -316,7 +316,7 @@ if [[ $TURN != off ]] && ! "$PY" "$ROOT/conf/check-turn.py" --config "$STATE/web
     echo "----- last lines of $TURN_LOG -----" >&2
     tail -n 20 "$TURN_LOG" >&2 || true
     kill -0 "$TURN_PID" 2>/dev/null || echo "(turnserver is not running any more; see $STATE/turn/turnserver.out)" >&2
-    die "the TURN server check failed — see above"
+    die "the TURN server check failed — see above (--no-turn runs without it)"
 fi
 
 if [[ $CHECK == 1 ]]; then
