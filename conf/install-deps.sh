@@ -41,6 +41,9 @@ PACKAGES=(
     r-base-core r-cran-lme4 r-cran-lmertest
     # network namespaces, loss injection, process control
     nftables iproute2 procps
+    # TURN: conf/run-local.sh starts its own turnserver for the pages, and
+    # the e2e relay-only test one beside Janus (docs/turn.md)
+    coturn
     # a wall clock that jumps under a running Janus (timers must not care)
     faketime
     # end-to-end tests of web-client/ (tests/e2e): Debian's browser, driven by
@@ -89,5 +92,15 @@ if ! apt-get "${APT_OPTS[@]}" install --no-install-recommends "${missing[@]}" >/
     tail -n 30 /tmp/alliance-install-deps.log >&2
     echo "install-deps: apt-get install failed (full log: /tmp/alliance-install-deps.log)" >&2
     exit 1
+fi
+# Debian's coturn enables a system-wide turnserver (coturn.service) with the
+# package's /etc/turnserver.conf, which sets no credentials. The local run
+# and the tests start their own, with their own config; a system one would
+# hold port 3478 and relay for anyone. So when this script has just
+# installed coturn, it stops and disables that service; a coturn that was
+# there before (an operator's) is left alone. docs/turn.md sets one up.
+if [[ " ${missing[*]} " == *" coturn "* ]] && command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+    systemctl disable --now coturn.service >/dev/null 2>&1 || true
+    say "coturn: its system service is disabled (conf/run-local.sh starts its own; docs/turn.md for production)"
 fi
 say "done"

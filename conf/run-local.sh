@@ -16,9 +16,15 @@
 #      only their SHA-256 in the plugin config and the keys in a 0600 file
 #   5. starts `janus` and the web server, checks that Janus lists
 #      janus.plugin.alliance over HTTP *and* over WebSocket, prints the URLs
+#   6. when Debian's coturn is installed (conf/install-deps.sh installs it)
+#      and this machine has an address, starts a TURN server on it for the
+#      pages (conf/turnserver.conf.local): a new secret each run, the pages
+#      get a time-limited credential in config.json; checked with an
+#      allocation before the URLs are printed (docs/turn.md)
 #
 # Ports (plus --port-offset N): web 8080, Janus HTTP 8088 (/janus),
-# WebSocket 8188, Admin API 7088 on 127.0.0.1 only.
+# WebSocket 8188, Admin API 7088 on 127.0.0.1 only, TURN 3478 (UDP and
+# TCP; relayed ports 61000-61999).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,6 +35,7 @@ PY=/usr/bin/python3
 usage() {
     cat <<EOF
 Usage: $0 [--check] [--port-offset N] [--state-dir DIR] [--build-dir DIR] [--no-deps]
+          [--no-turn | --turn-relay-only]
 
   --check          start everything, verify both Janus transports list
                    $PLUGIN_NAME (and the web server and Admin API), stop;
@@ -38,6 +45,9 @@ Usage: $0 [--check] [--port-offset N] [--state-dir DIR] [--build-dir DIR] [--no-
   --build-dir DIR  build the plugin in DIR (default: the in-tree build if the
                    source tree is configured in-tree, else $ROOT/build/plain)
   --no-deps        skip conf/install-deps.sh
+  --no-turn        do not start coturn (it starts when installed)
+  --turn-relay-only  the pages send all media through the TURN server
+                   (iceTransportPolicy "relay"), to try TURN on one network
 EOF
 }
 
@@ -46,6 +56,7 @@ OFFSET=0
 STATE="$ROOT/.local-run"
 BUILD_DIR=""
 DEPS=1
+TURN=auto
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --check) CHECK=1 ;;
@@ -56,6 +67,8 @@ while [[ $# -gt 0 ]]; do
         --build-dir) BUILD_DIR="${2:?--build-dir needs a path}"; shift ;;
         --build-dir=*) BUILD_DIR="${1#*=}" ;;
         --no-deps) DEPS=0 ;;
+        --no-turn) TURN=off ;;
+        --turn-relay-only) TURN=relay ;;
         -h|--help) usage; exit 0 ;;
         *) echo "run-local: unknown option $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -70,6 +83,10 @@ WEB_PORT=$((8080 + OFFSET))
 HTTP_PORT=$((8088 + OFFSET))
 WS_PORT=$((8188 + OFFSET))
 ADMIN_PORT=$((7088 + OFFSET))
+TURN_PORT=$((3478 + OFFSET))
+TURN_MIN_PORT=61000
+TURN_MAX_PORT=61999
+TURN_TTL_S=86400                 # the pages' credential; a restart makes a new one
 
 # --- 1. dependencies ---------------------------------------------------------
 if [[ $DEPS == 1 ]]; then
@@ -85,7 +102,7 @@ chmod 700 "$STATE"
 exec 9>"$STATE/.lock"
 flock -n 9 || die "another run-local.sh is using $STATE (stop it, or pass --state-dir)"
 mkdir -p "$STATE/etc" "$STATE/data" "$STATE/lib/plugins" "$STATE/lib/transports" \
-         "$STATE/lib/events" "$STATE/lib/loggers"
+         "$STATE/lib/events" "$STATE/lib/loggers" "$STATE/turn"
 chmod 700 "$STATE/data"
 
 # --- 2. build ------------------------------------------------------------------
@@ -166,40 +183,92 @@ render() {
     text="${text//@INSTRUMENTS_DIR@/"$INSTRUMENTS_DIR"}"
     text="${text//@THERAPIST_KEY_SHA256@/"$(sha256_of "$THERAPIST_KEY")"}"
     text="${text//@SUPERVISOR_KEY_SHA256@/"$(sha256_of "$SUPERVISOR_KEY")"}"
+    text="${text//@TURN_IP@/"$IP"}"
+    text="${text//@TURN_PORT@/"$TURN_PORT"}"
+    text="${text//@TURN_MIN_PORT@/"$TURN_MIN_PORT"}"
+    text="${text//@TURN_MAX_PORT@/"$TURN_MAX_PORT"}"
+    text="${text//@TURN_SECRET@/"$TURN_SECRET"}"
+    text="${text//@TURN_REALM@/"alliance.local"}"
+    text="${text//@TURN_USER_QUOTA@/"20"}"
+    text="${text//@TURN_TOTAL_QUOTA@/"40"}"
+    text="${text//@TURN_ALLOWED_PEERS@/"allowed-peer-ip=$IP"}"
+    text="${text//@TURN_LOG@/"$STATE/turn/turnserver.log"}"
+    text="${text//@TURN_PID@/"$STATE/turn/turnserver.pid"}"
     if [[ "$text" =~ @[A-Z0-9_]+@ ]]; then
         die "template $src: placeholder ${BASH_REMATCH[0]} not filled"
     fi
     printf '%s\n' "$text" >"$dst"
     chmod 600 "$dst"
 }
-rm -f "$STATE"/etc/*.jcfg
+# This machine's address: printed with the URLs, and where TURN listens.
+IP="$(ip -4 -o addr show scope global up 2>/dev/null | awk '{split($4, a, "/"); print a[1]; exit}')"
+[[ -n "$IP" ]] || IP="$(hostname -I 2>/dev/null | awk '{print $1}')"
+
+# TURN (coturn): on when installed, unless --no-turn. It needs an address
+# that browsers and Janus share (not loopback: ICE skips it).
+TURN_SECRET=""
+if [[ $TURN != off ]]; then
+    if ! command -v turnserver >/dev/null; then
+        [[ $TURN == relay ]] && die "--turn-relay-only needs coturn (apt-get install coturn, or conf/install-deps.sh)"
+        say "coturn is not installed: no TURN server (conf/install-deps.sh installs it)"
+        TURN=off
+    elif [[ -z "$IP" ]]; then
+        [[ $TURN == relay ]] && die "--turn-relay-only needs a network address for TURN; this machine has none"
+        say "no network address for TURN: not starting coturn"
+        TURN=off
+    else
+        # a new secret each run: credentials of an earlier run stop working
+        TURN_SECRET="$(new_token)"
+        printf %s "$TURN_SECRET" >"$STATE/turn/secret"
+        chmod 600 "$STATE/turn/secret"
+    fi
+fi
+
+rm -f "$STATE"/etc/*.jcfg "$STATE/etc/turnserver.conf"
 render "$ROOT/conf/janus.jcfg.local" "$STATE/etc/janus.jcfg"
 render "$ROOT/conf/janus.transport.http.jcfg.local" "$STATE/etc/janus.transport.http.jcfg"
 render "$ROOT/conf/janus.transport.websockets.jcfg.local" "$STATE/etc/janus.transport.websockets.jcfg"
 render "$ROOT/conf/$PLUGIN_NAME.jcfg.local" "$STATE/etc/$PLUGIN_NAME.jcfg"
-printf '{"http_port": %d, "http_path": "/janus", "ws_port": %d}\n' "$HTTP_PORT" "$WS_PORT" >"$STATE/web-config.json"
+TURN_URLS=()
+ICE_JSON=""
+if [[ $TURN != off ]]; then
+    render "$ROOT/conf/turnserver.conf.local" "$STATE/etc/turnserver.conf"
+    TURN_URLS=("turn:$IP:$TURN_PORT?transport=udp" "turn:$IP:$TURN_PORT?transport=tcp")
+    ICE_ENTRY="$("$PY" "$ROOT/conf/turn-credentials.py" --secret-file "$STATE/turn/secret" \
+                 --url "${TURN_URLS[0]}" --url "${TURN_URLS[1]}" --ttl "$TURN_TTL_S" --name alliance-local)" \
+        || die "could not make the TURN credential"
+    ICE_JSON=", \"iceServers\": [$ICE_ENTRY]"
+    [[ $TURN == relay ]] && ICE_JSON+=", \"iceTransportPolicy\": \"relay\""
+fi
+# config.json for the pages: where Janus is, and the TURN server with a
+# credential that expires (never the secret)
+printf '{"http_port": %d, "http_path": "/janus", "ws_port": %d%s}\n' "$HTTP_PORT" "$WS_PORT" "$ICE_JSON" >"$STATE/web-config.json"
 chmod 644 "$STATE/web-config.json"
 
 # --- 5. start ---------------------------------------------------------------------
-for p in "$WEB_PORT" "$HTTP_PORT" "$WS_PORT" "$ADMIN_PORT"; do
+for p in "$WEB_PORT" "$HTTP_PORT" "$WS_PORT" "$ADMIN_PORT" ${TURN_URLS:+"$TURN_PORT"}; do
     if [[ -n "$(ss -Hltn "sport = :$p" 2>/dev/null)" ]]; then
         die "TCP port $p is already in use (another Janus or run-local.sh? try --port-offset 100)"
     fi
 done
+if [[ $TURN != off && -n "$(ss -Hlun "sport = :$TURN_PORT" 2>/dev/null)" ]]; then
+    die "UDP port $TURN_PORT is already in use (a system coturn? try --port-offset 100 or --no-turn)"
+fi
 
 JANUS_PID=""
 WEB_PID=""
+TURN_PID=""
 stop_all() {
     local pid
-    for pid in $WEB_PID $JANUS_PID; do
+    for pid in $WEB_PID $JANUS_PID $TURN_PID; do
         kill -TERM "$pid" 2>/dev/null || true
     done
-    for pid in $WEB_PID $JANUS_PID; do
+    for pid in $WEB_PID $JANUS_PID $TURN_PID; do
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
-    JANUS_PID=""; WEB_PID=""
+    JANUS_PID=""; WEB_PID=""; TURN_PID=""
 }
 trap 'stop_all' EXIT
 trap 'echo; say "stopping"; exit 130' INT
@@ -222,9 +291,12 @@ JANUS_PID=$!
     --alias /adapter.js=/usr/share/javascript/webrtc-adapter/adapter.js \
     --alias /config.json="$STATE/web-config.json" </dev/null >"$WEB_LOG" 2>&1 &
 WEB_PID=$!
-
-IP="$(ip -4 -o addr show scope global up 2>/dev/null | awk '{split($4, a, "/"); print a[1]; exit}')"
-[[ -n "$IP" ]] || IP="$(hostname -I 2>/dev/null | awk '{print $1}')"
+TURN_LOG="$STATE/turn/turnserver.log"
+if [[ $TURN != off ]]; then
+    : >"$TURN_LOG"
+    turnserver -c "$STATE/etc/turnserver.conf" </dev/null >"$STATE/turn/turnserver.out" 2>&1 &
+    TURN_PID=$!
+fi
 
 say "starting Janus (log: $JANUS_LOG) and the web server (log: $WEB_LOG)"
 CHECK_ARGS=(--http "http://127.0.0.1:$HTTP_PORT/janus" --ws "ws://127.0.0.1:$WS_PORT"
@@ -238,9 +310,17 @@ if ! "$PY" "$ROOT/conf/check-janus.py" "${CHECK_ARGS[@]}"; then
     kill -0 "$JANUS_PID" 2>/dev/null || echo "(janus is not running any more)" >&2
     die "Janus does not serve $PLUGIN_NAME on both transports — see above"
 fi
+# TURN: the pages' own credential gets an allocation, Janus's address is a
+# peer it relays to, and another address is refused (no open relay)
+if [[ $TURN != off ]] && ! "$PY" "$ROOT/conf/check-turn.py" --config "$STATE/web-config.json" --peer "$IP" --wait 10; then
+    echo "----- last lines of $TURN_LOG -----" >&2
+    tail -n 20 "$TURN_LOG" >&2 || true
+    kill -0 "$TURN_PID" 2>/dev/null || echo "(turnserver is not running any more; see $STATE/turn/turnserver.out)" >&2
+    die "the TURN server check failed — see above (--no-turn runs without it)"
+fi
 
 if [[ $CHECK == 1 ]]; then
-    say "check passed: $PLUGIN_NAME answers over HTTP and WebSocket"
+    say "check passed: $PLUGIN_NAME answers over HTTP and WebSocket${TURN_URLS:+; TURN relays to Janus}"
     exit 0
 fi
 
@@ -256,6 +336,13 @@ echo "Janus WebSocket (subprotocol janus-protocol):"
 for h in "${HOSTS[@]}"; do echo "    ws://$h:$WS_PORT"; done
 echo "Janus Admin API (this machine only): http://127.0.0.1:$ADMIN_PORT/admin"
 echo "    admin_secret is in $ADMIN_SECRET_FILE"
+if [[ $TURN != off ]]; then
+    note=""; [[ $TURN == relay ]] && note=", all media relayed"
+    echo "TURN server (coturn; the pages' credential is in config.json, valid $((TURN_TTL_S / 3600)) h$note):"
+    for u in "${TURN_URLS[@]}"; do echo "    $u"; done
+else
+    echo "TURN server: none (--no-turn, or coturn not installed)"
+fi
 echo
 if [[ $FIRST_RUN == 1 ]]; then
     echo "Demo keys, made just now (only their SHA-256 is in the plugin config):"
@@ -266,7 +353,7 @@ echo "    therapist T-01 key : $THERAPIST_KEY"
 echo "    supervisor key     : $SUPERVISOR_KEY"
 echo "    (kept in $KEYS_FILE, mode 0600; delete it to make new ones)"
 echo
-echo "Data: $STATE/data/alliance.sqlite   Logs: $JANUS_LOG, $WEB_LOG"
+echo "Data: $STATE/data/alliance.sqlite   Logs: $JANUS_LOG, $WEB_LOG${TURN_URLS:+, $TURN_LOG}"
 echo "Camera and microphone need a secure origin: use localhost here, or HTTPS"
 echo "(see README.md) when browsing from another machine."
 echo "Press Ctrl-C to stop."

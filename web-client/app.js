@@ -6,7 +6,7 @@
 // plainly whether that worked, and links to the therapist, client, kiosk and
 // supervisor pages (js/*.mjs).
 
-import { loadConfig, serverList } from "./js/config.mjs";
+import { loadConfig, serverList, iceConfig } from "./js/config.mjs";
 
 const PLUGIN = "janus.plugin.alliance";
 const CONNECT_TIMEOUT_MS = 20000;
@@ -52,12 +52,20 @@ function show(kind, headline, detail = "") {
   $("retry").hidden = kind === "pending";
 }
 
-function showDetails(server, info) {
+// The STUN/TURN servers the pages will use (URLs only, never credentials).
+function iceText(ice) {
+  const urls = ice.iceServers.flatMap((s) => s.urls);
+  if (!urls.length) return "none (direct connections to Janus only)";
+  return urls.join(", ") + (ice.iceTransportPolicy === "relay" ? " — relay only" : "");
+}
+
+function showDetails(server, info, ice) {
   $("d-transport").textContent = server.startsWith("ws") ? "WebSocket" : "HTTP long-poll (WebSocket did not answer)";
   $("d-server").textContent = server;
   $("d-janus").textContent = info?.version_string ? `${info.version_string} (${info.name || "Janus"})` : "unknown";
   const p = info?.plugins?.[PLUGIN];
   $("d-plugin").textContent = p ? `${p.name || PLUGIN} ${p.version_string || ""}`.trim() : PLUGIN;
+  $("d-ice").textContent = iceText(ice);
   $("details").hidden = false;
 }
 
@@ -104,12 +112,13 @@ function withTimeout(promise, ms, message) {
   ]).finally(() => clearTimeout(timer));
 }
 
-function connect(servers, myAttempt) {
+function connect(servers, ice, myAttempt) {
   return new Promise((resolve, reject) => {
     let settled = false;
     const session = new window.Janus({
       server: servers,
-      iceServers: [],
+      iceServers: ice.iceServers,
+      iceTransportPolicy: ice.iceTransportPolicy,
       success: () => { settled = true; resolve(session); },
       error: (msg) => {
         if (!settled) { settled = true; reject(new Error(String(msg))); return; }
@@ -150,8 +159,17 @@ async function run() {
   }
   $("details").hidden = true;
 
-  const servers = serverList(await loadConfig());
+  const cfg = await loadConfig();
+  const servers = serverList(cfg);
   $("servers").textContent = servers.join(", ");
+  // the pages refuse a bad iceServers entry (config.mjs); say so here first
+  let ice;
+  try {
+    ice = iceConfig(cfg);
+  } catch (e) {
+    show("error", "config.json is not valid: the visit pages will not start.", e.message);
+    return;
+  }
   show("pending", "Connecting to Janus…", `Trying ${servers.join(", then ")}.`);
 
   try {
@@ -163,7 +181,7 @@ async function run() {
 
   let session;
   try {
-    session = await withTimeout(connect(servers, myAttempt), CONNECT_TIMEOUT_MS,
+    session = await withTimeout(connect(servers, ice, myAttempt), CONNECT_TIMEOUT_MS,
       `no answer within ${CONNECT_TIMEOUT_MS / 1000} s`);
   } catch (e) {
     if (myAttempt !== attempt) return;
@@ -187,7 +205,7 @@ async function run() {
   if (myAttempt !== attempt) return;
   show("ok", "Connected, plugin loaded.",
     "This browser can reach the Alliance Pulse server.");
-  showDetails(server, info);
+  showDetails(server, info, ice);
 }
 
 browserChecks();

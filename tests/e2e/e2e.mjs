@@ -12,7 +12,7 @@
 
 import { chromium } from "playwright-core";
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
 const env = process.env;
@@ -256,6 +256,7 @@ await test("landing page: server check passes, links to the four pages", async (
   await p.goto(BASE);
   await waitFor(async () => (await text(p, "#status")).includes("Connected, plugin loaded"), "the server check");
   assert(await p.locator(".page-links a").count() === 4, "four page links");
+  assert((await text(p, "#d-ice")).startsWith("none"), "no STUN/TURN servers in this config.json");
   await shot(p, "index");
   await p.close();
 });
@@ -1151,6 +1152,185 @@ await test("therapist: the client history panel shows the client's trend from th
   assert(!/history/i.test(ctext) && !ctext.includes("28.5"), "nothing of the history on the client's page");
   await cx.close();
   await tx.close();
+});
+
+/* ================= TURN: a client that can reach only the TURN server ================= */
+// launcher.py runs coturn beside Janus and puts the client's browser (a
+// second Chromium) in a namespace of its own, where nftables drops every
+// packet but TURN (UDP/TCP 3478) and Janus's signalling, with pages whose
+// config.json has the TURN credential and iceTransportPolicy "relay". The
+// therapist's browser stays where it is, direct to Janus.
+
+// A page's selected candidate pair (both candidates) and the types of all
+// the local candidates its PeerConnection gathered.
+async function icePath(page) {
+  return page.evaluate(async () => {
+    const st = await window.alliancePage.pc.getStats();
+    let pairId = null;
+    const locals = [];
+    st.forEach((x) => {
+      if (x.type === "transport" && x.selectedCandidatePairId) pairId = x.selectedCandidatePairId;
+      if (x.type === "local-candidate") locals.push(x.candidateType);
+    });
+    const pair = pairId ? st.get(pairId) : null;
+    if (!pair) return { locals };
+    const l = st.get(pair.localCandidateId), r = st.get(pair.remoteCandidateId);
+    return {
+      locals, state: pair.state, nominated: pair.nominated,
+      local: { type: l.candidateType, relayProtocol: l.relayProtocol, address: l.address, url: l.url },
+      remote: { type: r.candidateType, address: r.address, port: r.port },
+    };
+  });
+}
+
+// coturn's log (verbose) about one username: its sessions, whether each
+// allocation succeeded, the peers it was allowed to reach, and the bytes
+// relayed to and from peers when a session closed ("peer usage").
+function turnSessions(user) {
+  const log = readFileSync(env.E2E_TURN_LOG, "utf8");
+  const ids = new Set([...log.matchAll(/session (\d+): new, realm=<[^>]*>, username=<([^>]*)>/g)]
+    .filter((m) => m[2] === user).map((m) => m[1]));
+  const out = [];
+  for (const id of ids) {
+    const lines = log.split("\n").filter((l) => l.includes(`session ${id}:`));
+    const usage = lines.map((l) => /peer usage: .*rp=(\d+), rb=(\d+), sp=(\d+), sb=(\d+)/.exec(l)).find(Boolean);
+    out.push({
+      id,
+      allocated: lines.some((l) => l.includes("ALLOCATE processed, success")),
+      // a permission ("peer A") or a channel ("peer A:port") for that peer
+      peers: [...new Set(lines.map((l) => (/: peer ([\d.]+)(?::\d+)? lifetime updated/.exec(l) || [])[1]).filter(Boolean))],
+      usage: usage ? { rp: +usage[1], rb: +usage[2], sp: +usage[3], sb: +usage[4] } : null,
+    });
+  }
+  return out;
+}
+
+await test("config.json: a bad iceServers entry stops the pages with a message that names it", async () => {
+  const x = await newContext();
+  const real = JSON.parse(await (await fetch(BASE + "config.json")).text());
+  await x.route("**/config.json", (route) => route.fulfill({
+    contentType: "application/json",
+    body: JSON.stringify({ ...real, iceServers: [{ urls: `turn:${SERVER_IP}:3478` }] }),   // no username/credential
+  }));
+  const p = await newPage(x, "client-bad-config");
+  await p.goto(BASE + "client.html#invite=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+  await visible(p, "#s-error");
+  const msg = await text(p, "#error-status");
+  assert(msg.includes("not set up correctly") && msg.includes('iceServers[0]: a turn: URL needs "username"'), `message: ${msg}`);
+  await shot(p, "client-bad-config");
+  const l = await newPage(x, "landing-bad-config");
+  await l.goto(BASE);
+  await waitFor(async () => (await text(l, "#status")).includes("config.json is not valid"), "the landing page's message");
+  assert((await text(l, "#status")).includes("needs \"username\""), "it names the problem");
+  await x.close();
+});
+
+const TURN_VISIT = "TURN: a client that can reach only the TURN server (nftables, relay policy) holds a full visit — relay candidate pair, video both ways, pulses over the relayed data channel, the end pulse; coturn relayed it";
+await test(TURN_VISIT, async () => {
+  // the path: from the relay-only namespace no packet reaches the server
+  // but TURN and signalling, at either of Janus's addresses (one of them is
+  // on that namespace's own link, where Janus gathers a host candidate too);
+  // from here (the therapist's namespace) the same echo answers
+  const probe = JSON.parse(env.E2E_PROBE);
+  const tryPath = (host, ns = null) => JSON.parse(execFileSync(ns ? "ip" : "/usr/bin/python3",
+    [...(ns ? ["netns", "exec", ns, "/usr/bin/python3"] : []), probe.py, "try", host, String(probe.port)], { encoding: "utf8" }));
+  const direct = tryPath(probe.hosts[0]);
+  assert(direct.udp && direct.tcp, `the probe's echo answers the therapist's namespace (${JSON.stringify(direct)})`);
+  for (const host of probe.hosts) {
+    const blocked = tryPath(host, env.E2E_RELAY_NS);
+    assert(!blocked.udp && !blocked.tcp, `the relay-only namespace has no direct path to ${host} (${JSON.stringify(blocked)}): nftables must drop it`);
+  }
+
+  const tx = await newContext();
+  const th = await newPage(tx, "therapist-turn");
+  await therapistVisit(th, BASE + "therapist.html", "C-E2E-TURN");
+  const invite = (await th.inputValue("#invite-link")).split("#invite=")[1];
+  results.secrets.push(invite);
+  const visitId = await th.evaluate(() => window.alliancePage.visitId);
+  const rb = await chromium.launch({ executablePath: env.E2E_RELAY_CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  try {
+    const cx = await rb.newContext({ viewport: { width: 1280, height: 800 } });
+    // the server check there: Janus over WebSocket through the rules, and the TURN server named
+    const lp = await newPage(cx, "landing-turn");
+    await lp.goto(env.E2E_RELAY_BASE);
+    await waitFor(async () => (await text(lp, "#status")).includes("Connected, plugin loaded"), "the server check in the relay-only namespace");
+    const ice = await text(lp, "#d-ice");
+    assert(ice.includes(`turn:${SERVER_IP}:3478?transport=udp`) && ice.includes("relay only"), `the landing page names the TURN server: ${ice}`);
+    assert((await text(lp, "#d-transport")) === "WebSocket", "signalling over WebSocket");
+    await lp.close();
+    const cl = await newPage(cx, "client-turn");
+    await cl.goto(`${env.E2E_RELAY_BASE}client.html#invite=${invite}`);
+    await visible(cl, "#s-consent");
+    await cl.check("input[name=research][value=no]");
+    await cl.click("#consent-form button[type=submit]");
+    await waitFor(() => cl.$eval("#join-btn", (b) => !b.disabled), "camera and connection checks", 15000);
+    await cl.click("#join-btn");
+    await waitFor(async () => (await text(cl, "#wait-status")).includes("You are in the waiting room"), "the waiting room");
+    await visible(th, "#admit");
+    await th.click("#admit");
+    await visible(cl, "#s-call");
+    await bothWays(cl, th, "through TURN", 15000);
+    await waitFor(() => cl.evaluate(() => window.alliancePage.dcOpen), "the client's data channel");
+
+    // the client's media goes through the TURN server: it gathered relay
+    // candidates only, and its nominated pair is relay -> Janus's address
+    const cp = await waitFor(async () => { const p = await icePath(cl); return p.local ? p : null; }, "the client's selected pair");
+    assert(cp.locals.length > 0 && cp.locals.every((x) => x === "relay"), `the client gathered relay candidates only (${cp.locals})`);
+    assert(cp.local.type === "relay" && cp.state === "succeeded" && cp.nominated === true,
+      `the client's selected pair is a nominated relay one: ${JSON.stringify(cp)}`);
+    assert(cp.remote.address === SERVER_IP && cp.local.address === SERVER_IP, `relayed by ${cp.local.address} to Janus at ${cp.remote.address}`);
+    const tp = await icePath(th);
+    assert(tp.local && tp.local.type === "host", `the therapist's own leg stays direct (${JSON.stringify(tp.local)})`);
+    const live = turnSessions(env.E2E_TURN_USER);
+    assert(live.some((x) => x.allocated && x.peers.includes(SERVER_IP)), `coturn allocated for the page's username and let it reach Janus: ${JSON.stringify(live)}`);
+    console.log(`      TURN: client ${cp.local.type}/${cp.local.relayProtocol} via ${cp.local.url} -> ${cp.remote.type} ${cp.remote.address}; therapist ${tp.local.type}`);
+    await shot(cl, "client-turn-call");
+
+    // a pulse over the relayed data channel, answered
+    await th.click("#send-pulse");
+    await visible(cl, "#overlay-slot .pulse");
+    const pid = await cl.getAttribute("#overlay-slot .pulse", "data-pulse-id");
+    const sl = cl.locator("#overlay-slot .vas-slider");
+    for (let i = 0; i < (await sl.count()); i++) await pointVas(cl, sl.nth(i), 0.8);
+    await cl.click("#overlay-slot .pulse button[type=submit]");
+    await cl.locator("#overlay-slot .pulse").waitFor({ state: "detached", timeout: 10000 });
+    const r = await waitFor(() => {
+      const x = sql(`SELECT a.final, p.delivered_via FROM answers a JOIN pulses p USING (pulse_id) WHERE pulse_id = ${q(pid)}`);
+      return x.length ? x : null;
+    }, "the pulse's answer row", 5000);
+    assert(r[0].final === 1 && r[0].delivered_via === "datachannel", `answer row ${JSON.stringify(r[0])}`);
+
+    // the end pulse (its answer goes over the same data channel), then the client leaves
+    await th.click("#end-visit");
+    await visible(th, "#end-confirm");
+    await th.click("#end-yes");
+    await visible(cl, "#end-slot .pulse");
+    const epid = await cl.getAttribute("#end-slot .pulse", "data-pulse-id");
+    const es = cl.locator("#end-slot .vas-slider");
+    for (let i = 0; i < (await es.count()); i++) await pointVas(cl, es.nth(i), 0.9);
+    await cl.click("#end-slot button[type=submit]");
+    await visible(cl, "#s-thanks");
+    const e = sql(`SELECT a.final, p.kind, p.role FROM answers a JOIN pulses p USING (pulse_id) WHERE pulse_id = ${q(epid)}`);
+    assert(e.length === 1 && e[0].final === 1 && e[0].kind === "end" && e[0].role === "client", `end answer ${JSON.stringify(e)}`);
+    await visible(th, "#mirror-slot .pulse");
+    await th.click("#mirror-slot button.secondary");   // Not now
+    await visible(th, "#s-done");
+    const v = sql(`SELECT state FROM visits WHERE visit_id = ${q(visitId)}`);
+    assert(v.length === 1 && v[0].state !== "live", `the visit ended (${JSON.stringify(v)})`);
+
+    // coturn relayed the call: when the client's allocation closed it
+    // counted the bytes to and from Janus (several seconds of video each way)
+    const done = await waitFor(() => {
+      const x = turnSessions(env.E2E_TURN_USER).filter((s) => s.usage && s.usage.rb > 0);
+      return x.length ? x : null;
+    }, "coturn's usage of the client's allocation", 15000);
+    const relayed = done.reduce((a, s) => ({ rb: a.rb + s.usage.rb, sb: a.sb + s.usage.sb }), { rb: 0, sb: 0 });
+    assert(relayed.rb > 100000 && relayed.sb > 100000, `coturn relayed ${relayed.rb} bytes from Janus and ${relayed.sb} to it`);
+    console.log(`      TURN: coturn relayed ${relayed.sb} bytes to Janus and ${relayed.rb} from it`);
+  } finally {
+    await rb.close();
+    await tx.close();
+  }
 });
 
 /* ================= two instances, one database ================= */

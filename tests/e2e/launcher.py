@@ -13,6 +13,13 @@ everything it starts from there lives in it:
   * node tests/e2e/e2e.mjs, which drives Debian's Chromium (playwright-core,
     no browser download) through the scenarios and writes its results.
 
+For the TURN test it adds a third namespace joined to the server one (the
+"relay-only" client): coturn (conf/turnserver.conf.local) runs in the
+server namespace next to Janus, nftables in the relay-only namespace drops
+every packet but TURN and signalling, and a second page server there gives
+its pages the TURN credential and iceTransportPolicy "relay". e2e.mjs
+starts a second Chromium in that namespace for the client.
+
 Afterwards it stops Janus and checks it the way the integration suite
 does (clean exit, no sanitizer report, no key / invite / rejoin key in the
 log), counts that as one more test, deletes the namespaces and prints
@@ -23,8 +30,11 @@ keeps the Janus workdir, E2E_ONLY=<regex> runs matching tests only.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import re
+import secrets as pysecrets
 import shutil
 import signal
 import subprocess
@@ -45,9 +55,13 @@ from harness.netns import NetnsPair, install_signal_teardown  # noqa: E402
 ARTIFACTS = REPO / "tests" / "artifacts" / "e2e"
 WEB_PORT = 8080
 # A guard against a hung browser run, not a timing assertion (every step
-# has its own wait): the 34 tests take ~130-170 s on a quiet 2-core machine,
-# so the guard is about twice that.
+# has its own wait): the 36 tests take ~150-200 s on the 2-core machine (the
+# TURN test ~20 s of it; 220 s for the whole launcher under a load of 9),
+# so the guard is still about twice the quiet figure.
 NODE_TIMEOUT_S = int(os.environ.get("E2E_TIMEOUT_S", "360"))
+TURN_PORT = 3478
+PROBE_PORT = 9555          # probe.py's echo in the server namespace
+TURN_NAME = "e2e-client"   # the part of the TURN username after the expiry
 
 
 def say(msg: str) -> None:
@@ -126,6 +140,128 @@ async def seed_reports(srv, keys) -> list:
     return await seed_visits(srv, keys, [("T-02", *v) for v in SEED_VISITS])
 
 
+def _conf_module(name: str):
+    spec = importlib.util.spec_from_file_location(name.replace("-", "_"), REPO / "conf" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def render_template(path: Path, values: dict) -> str:
+    """conf/*.local with its @NAME@ placeholders filled, as run-local.sh does."""
+    text = path.read_text()
+    for k, v in values.items():
+        text = text.replace(f"@{k}@", str(v))
+    left = re.search(r"@[A-Z0-9_]+@", text)
+    if left:
+        raise RuntimeError(f"{path.name}: placeholder {left.group(0)} not filled")
+    return text
+
+
+# nftables for the relay-only namespace: its browser may reach the TURN
+# server (UDP and TCP) and Janus's signalling ports, nothing else; the page
+# server is on loopback. Dropped packets are counted.
+RELAY_ONLY_NFT = """table inet e2e_relay_only {{
+    chain out {{
+        type filter hook output priority 0; policy drop;
+        oif "lo" accept
+        ip daddr {srv} udp dport {turn} accept
+        ip daddr {srv} tcp dport {{ {turn}, {ws}, {http} }} accept
+        counter drop
+    }}
+    chain in {{
+        type filter hook input priority 0; policy drop;
+        iif "lo" accept
+        ip saddr {srv} udp sport {turn} accept
+        ip saddr {srv} tcp sport {{ {turn}, {ws}, {http} }} accept
+        counter drop
+    }}
+}}
+"""
+
+
+def start_relay_only_client(net, side, srv, workdir: Path, procs: list) -> tuple:
+    """coturn in the server namespace, a relay-only namespace for the
+    client's browser (nftables, its own page server with the TURN
+    credential); returns the environment e2e.mjs needs for the TURN test
+    and the credential (which must not appear in Janus's log). `side` is
+    the namespace NetnsPair.add_side() made before Janus started, so Janus
+    gathers a host candidate on its link too: a direct path the browser
+    would take, but for nftables and the relay policy."""
+    tdir = workdir / "turn"
+    tdir.mkdir(mode=0o700)
+    secret = pysecrets.token_urlsafe(32)
+    conf = tdir / "turnserver.conf"
+    conf.write_text(render_template(REPO / "conf" / "turnserver.conf.local", {
+        "TURN_IP": srv.ip, "TURN_PORT": TURN_PORT, "TURN_MIN_PORT": 61000, "TURN_MAX_PORT": 61999,
+        "TURN_SECRET": secret, "TURN_REALM": "alliance.e2e", "TURN_USER_QUOTA": 10, "TURN_TOTAL_QUOTA": 20,
+        "TURN_ALLOWED_PEERS": f"allowed-peer-ip={srv.ip}",
+        "TURN_LOG": tdir / "turnserver.log", "TURN_PID": tdir / "turnserver.pid"}))
+    conf.chmod(0o600)
+    out = open(tdir / "turnserver.out", "wb")
+    procs.append(subprocess.Popen(["ip", "netns", "exec", net.server_ns, "turnserver", "-c", str(conf)],
+                                  stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                  start_new_session=True))
+    echo = subprocess.Popen(["ip", "netns", "exec", net.server_ns, "/usr/bin/python3", str(HERE / "probe.py"),
+                             "serve", "0.0.0.0", str(PROBE_PORT)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    procs.append(echo)
+    if echo.stdout.readline().strip() != b"ready":
+        raise RuntimeError("probe.py serve did not start")
+    # the pages' credential: the TURN REST API formula of conf/turn-credentials.py
+    # (the check below has one of its own, so that coturn's log of the
+    # page's username holds the browser's allocations only)
+    make = _conf_module("turn-credentials").credential
+    cred = make(secret, 3600, TURN_NAME)
+    urls = [f"turn:{srv.ip}:{TURN_PORT}?transport=udp", f"turn:{srv.ip}:{TURN_PORT}?transport=tcp"]
+    cfg = workdir / "web-config-relay.json"
+    for path, c in ((cfg, cred), (tdir / "check-config.json", make(secret, 600, "e2e-check"))):
+        path.write_text(json.dumps({
+            "servers": [srv.ws_url.rstrip("/"), srv.http_url],
+            "iceServers": [{"urls": urls, "username": c["username"], "credential": c["credential"]}],
+            "iceTransportPolicy": "relay",
+        }))
+    nft = RELAY_ONLY_NFT.format(srv=srv.ip, turn=TURN_PORT, ws=srv.ws_port, http=srv.http_port)
+    subprocess.run(["ip", "netns", "exec", side.ns, "nft", "-f", "-"], input=nft, text=True, check=True)
+    # through those rules: the credential gets an allocation (UDP and TCP),
+    # Janus is a peer coturn relays to, another address is refused
+    check = subprocess.run(["ip", "netns", "exec", side.ns, "/usr/bin/python3", str(REPO / "conf" / "check-turn.py"),
+                            "--config", str(tdir / "check-config.json"), "--peer", srv.ip, "--wait", "10"],
+                           capture_output=True, text=True)
+    if check.returncode != 0:
+        raise RuntimeError(f"coturn does not work: {check.stdout.strip()} {check.stderr.strip()[-300:]}")
+    web_log = open(workdir / "web-relay.log", "wb")
+    procs.append(subprocess.Popen(
+        ["ip", "netns", "exec", side.ns, "/usr/bin/python3", str(REPO / "conf" / "serve-web.py"),
+         "--dir", str(REPO / "web-client"), "--bind", "127.0.0.1", "--port", str(WEB_PORT),
+         "--alias", "/janus.js=/usr/share/javascript/janus-gateway/janus.js",
+         "--alias", "/adapter.js=/usr/share/javascript/webrtc-adapter/adapter.js",
+         "--alias", f"/config.json={cfg}"],
+        stdout=web_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
+    base = f"http://127.0.0.1:{WEB_PORT}/"
+    net.enter(side.ns)                 # this thread, for a moment: the page server answers there
+    try:
+        wait_http(base + "config.json")
+    finally:
+        net.enter(net.client_ns)
+    # Chromium in that namespace: playwright starts this instead of /usr/bin/chromium
+    wrapper = workdir / "chromium-relay-only"
+    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {side.ns} /usr/bin/chromium "$@"\n')
+    wrapper.chmod(0o700)
+    return {
+        "E2E_RELAY_BASE": base,
+        "E2E_RELAY_CHROMIUM": str(wrapper),
+        "E2E_RELAY_NS": side.ns,
+        "E2E_TURN_LOG": str(tdir / "turnserver.log"),
+        "E2E_TURN_USER": cred["username"],
+        # Janus's two addresses: the one the therapist's namespace reaches, and
+        # the one on the relay-only namespace's own link
+        "E2E_PROBE": json.dumps({"hosts": [srv.ip, side.server_side_ip], "port": PROBE_PORT,
+                                 "py": str(HERE / "probe.py")}),
+    }, cred["credential"]
+
+
 def main() -> int:
     t0 = time.monotonic()
     if os.geteuid() != 0:
@@ -176,6 +312,7 @@ def main() -> int:
     janus_problems: list[str] = []
     try:
         net.setup()
+        relay_side = net.add_side("r")      # before Janus starts: it gathers there too
         net.enter_client()
         srv = alliance_server(
             net, workdir, keys, end_grace_s=60,
@@ -223,8 +360,12 @@ def main() -> int:
         history = asyncio.run(seed_visits(srv, keys, SEED_HISTORY, research=False))
         say(f"seeded {len(history)} ended visits for the therapist's client history")
 
+        relay_env, turn_credential = start_relay_only_client(net, relay_side, srv, workdir, procs)
+        say(f"coturn at {srv.ip}:{TURN_PORT}; relay-only client namespace {relay_env['E2E_RELAY_NS']}")
+
         results_path = workdir / "results.json"
         env = dict(os.environ)
+        env.update(relay_env)
         env.update({
             "E2E_BASE": base,
             "E2E_SERVER_IP": srv.ip,
@@ -257,7 +398,8 @@ def main() -> int:
                                                     "error": f"node exited with {rc}"})
 
         # Janus after the run: alive until now, stops cleanly, nothing leaked
-        secrets = set(keys.therapists.values()) | set(keys.supervisors.values()) | set(results.get("secrets", []))
+        secrets = (set(keys.therapists.values()) | set(keys.supervisors.values()) | set(results.get("secrets", []))
+                   | {turn_credential})
         for s in [srv] + pair:
             janus_problems += s.health_problems(since=0)
             log = s.stop()

@@ -1,6 +1,7 @@
 // Alliance Pulse web client — one participant's connection to the
 // janus.plugin.alliance plugin, built on Debian's janus.js (window.Janus).
 //
+//   useIce(iceConfig(cfg));            // once per page: STUN/TURN from config.json
 //   const ac = new AllianceClient({ servers, name: "client" });
 //   await ac.connect();                 // WebSocket first, HTTP long-poll after
 //   await ac.attach();
@@ -48,6 +49,13 @@ const MAX_MOVES = 2;               // a join follows 498 other_instance at most 
 export const RENEGOTIATE_TIMEOUT_MS = 6000;
 
 let janusReady = null;
+
+// The page's ICE servers and policy (config.mjs iceConfig(), from
+// config.json), for every PeerConnection janus.js makes for this page.
+let pageIce = { iceServers: [], iceTransportPolicy: "all" };
+export function useIce(ice) {
+  pageIce = { iceServers: ice.iceServers.slice(), iceTransportPolicy: ice.iceTransportPolicy };
+}
 
 // janus.js reads adapter.browserDetails; Debian's adapter.js provides it. If
 // /adapter.js was not served, give janus.js a small stand-in.
@@ -156,7 +164,8 @@ export class AllianceClient {
       let settled = false;
       const s = new window.Janus({
         server: servers,
-        iceServers: [],
+        iceServers: pageIce.iceServers,
+        iceTransportPolicy: pageIce.iceTransportPolicy,
         success: () => { settled = true; resolve(s); },
         error: (msg) => {
           if (!settled) {

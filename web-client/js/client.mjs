@@ -9,10 +9,10 @@
 // — no consent, no check, no click — and the plugin's takeover seats the
 // new connection at once (an admitted client is live again).
 
-import { loadConfig, serverList } from "./config.mjs";
-import { openClient } from "./alliance-client.mjs";
+import { loadConfig, serverList, iceConfig } from "./config.mjs";
+import { openClient, useIce } from "./alliance-client.mjs";
 import { $, showScreen, setStatus, clearStatus, clearStatusIf, toast, playStream, store, local, hashParams, fmtMs, showConnection } from "./ui.mjs";
-import { t, applyLanguage, chooseLanguage, errorText } from "./i18n.mjs";
+import { t, applyLanguage, chooseLanguage, errorText, startError } from "./i18n.mjs";
 import { PulseForm, AnswerChannel } from "./pulse.mjs";
 import { CallKeeper, RemoteWatch, StopRetrying, exposeCallState, ownTrouble, startCallMedia, stopCallMedia, wireSoundButton } from "./keeper.mjs";
 
@@ -776,6 +776,7 @@ async function main() {
   setLanguage(chooseLanguage(store.get(K.lang)));
   const cfg = await loadConfig();
   state.servers = serverList(cfg);
+  useIce(iceConfig(cfg));      // a bad iceServers entry stops the page here, named
   const fromLink = hashParams().get("invite");
   let invite = store.get(K.invite);
   if (fromLink) {
@@ -809,7 +810,7 @@ window.addEventListener("hashchange", () => {
   if (hashParams().get("invite")) window.location.reload();
 });
 
-main().catch((e) => fatal(t("err.generic", { error: e && e.message ? e.message : String(e) })));
+main().catch((e) => fatal(...startError(e)));
 
 // for tests and debugging: the page's state, without secrets
 window.alliancePage = exposeCallState({

@@ -30,6 +30,7 @@ const en = {
   "conn.slow": "Connection: slow ({ms}, {transport}). The video may stutter.",
   // errors by code
   "err.generic": "Something went wrong: {error}",
+  "err.config": "This page is not set up correctly, so the visit cannot start. Please tell the clinic.",
   "err.475": "That key is not valid. Check it and try again.",
   "err.477": "This link is not valid. It may be incomplete, or the visit is already over. Please ask your therapist for a new link.",
   "err.478": "This link has already been used. For your privacy each link works only once, in one browser. If you are on another device or browser now, ask your therapist for a new link.",
@@ -173,6 +174,7 @@ const de = {
   "conn.ok": "Verbindung: brauchbar, etwas langsam ({ms}, {transport})",
   "conn.slow": "Verbindung: langsam ({ms}, {transport}). Das Bild kann ruckeln.",
   "err.generic": "Etwas ist schiefgegangen: {error}",
+  "err.config": "Diese Seite ist nicht richtig eingerichtet, daher kann der Termin nicht beginnen. Bitte sagen Sie der Praxis Bescheid.",
   "err.477": "Dieser Link ist ungültig. Vielleicht ist er unvollständig oder der Termin ist schon vorbei. Bitte fragen Sie nach einem neuen Link.",
   "err.478": "Dieser Link wurde schon benutzt. Zu Ihrem Schutz funktioniert jeder Link nur einmal, in einem Browser. Wenn Sie jetzt an einem anderen Gerät oder in einem anderen Browser sind, fragen Sie nach einem neuen Link.",
   "err.link_gone": "Dieser Link ist nicht mehr gültig.",
@@ -274,6 +276,15 @@ export function applyLanguage(lang, root = document) {
       if (v) e.setAttribute(attr, v);
     }
   }
+}
+
+// What a page says when its start failed: [headline, detail]. A bad
+// config.json (config.mjs ConfigError) gets its own headline, with the
+// technical reason as the detail for whoever fixes it.
+export function startError(e) {
+  const msg = e && e.message ? e.message : String(e);
+  if (e && e.name === "ConfigError") return [t("err.config"), msg];
+  return [t("err.generic", { error: msg }), ""];
 }
 
 // A plugin error answer (or an AllianceError) as a sentence for people.

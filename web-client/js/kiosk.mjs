@@ -7,10 +7,10 @@
 //
 // "Not now" is stored as declined with the `dismiss` request.
 
-import { loadConfig, serverList } from "./config.mjs";
-import { AllianceClient } from "./alliance-client.mjs";
+import { loadConfig, serverList, iceConfig } from "./config.mjs";
+import { AllianceClient, useIce } from "./alliance-client.mjs";
 import { $, showScreen, setStatus, clearStatus, store, hashParams, showConnection } from "./ui.mjs";
-import { t, applyLanguage, chooseLanguage, errorText } from "./i18n.mjs";
+import { t, applyLanguage, chooseLanguage, errorText, startError } from "./i18n.mjs";
 import { PulseForm, AnswerChannel } from "./pulse.mjs";
 
 const K = { invite: "ap.kiosk.invite", rejoin: "ap.kiosk.rejoin", lang: "ap.lang" };
@@ -264,6 +264,7 @@ async function main() {
   setLanguage(chooseLanguage(store.get(K.lang)));
   const cfg = await loadConfig();
   state.servers = serverList(cfg);
+  useIce(iceConfig(cfg));      // a bad iceServers entry stops the page here, named
   const fromLink = hashParams().get("invite");
   if (fromLink) {
     state.invite = fromLink.trim();
@@ -276,7 +277,7 @@ async function main() {
   else showSetup();
 }
 
-main().catch((e) => fatal(t("err.generic", { error: e && e.message ? e.message : String(e) })));
+main().catch((e) => fatal(...startError(e)));
 
 window.alliancePage = {
   get phase() { return state.phase; },

@@ -12,10 +12,10 @@
 // that cannot exist: the plugin checks the key first (475) and only then
 // looks the visit up (476), and a refused request changes nothing.
 
-import { loadConfig, serverList } from "./config.mjs";
-import { openClient } from "./alliance-client.mjs";
+import { loadConfig, serverList, iceConfig } from "./config.mjs";
+import { openClient, useIce } from "./alliance-client.mjs";
 import { $, el, showScreen, setStatus, clearStatus, store, showConnection } from "./ui.mjs";
-import { t, errorText } from "./i18n.mjs";
+import { t, errorText, startError } from "./i18n.mjs";
 import { fmt, fmtField, sv, scale, niceDomain, num, sgn, MOD, narrow, frame, axes, polyline, marker,
   legend, dataTable, figure, trendChart } from "./charts.mjs";
 
@@ -709,6 +709,7 @@ $("forget-form").addEventListener("submit", async (e) => {
 async function main() {
   const cfg = await loadConfig();
   state.servers = serverList(cfg);
+  useIce(iceConfig(cfg));      // a bad iceServers entry stops the page here, named
   showFilters();
   showScreen("s-signin");
   const key = store.get(K.key);
@@ -717,5 +718,5 @@ async function main() {
 
 main().catch((e) => {
   showScreen("s-error");
-  setStatus("error-status", "error", t("err.generic", { error: e && e.message ? e.message : String(e) }));
+  setStatus("error-status", "error", ...startError(e));
 });

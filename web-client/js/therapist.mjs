@@ -22,10 +22,10 @@
 // looks the visit up (476 no_such_visit), and a refused request changes
 // nothing. So 476 means "key accepted".
 
-import { loadConfig, serverList } from "./config.mjs";
-import { openClient } from "./alliance-client.mjs";
+import { loadConfig, serverList, iceConfig } from "./config.mjs";
+import { openClient, useIce } from "./alliance-client.mjs";
 import { $, el, showScreen, setStatus, clearStatus, clearStatusIf, toast, copyText, playStream, store, fmtNum, showConnection, wireConfirm } from "./ui.mjs";
-import { t, errorText } from "./i18n.mjs";
+import { t, errorText, startError } from "./i18n.mjs";
 import { PulseForm, AnswerChannel } from "./pulse.mjs";
 import { CallKeeper, RemoteWatch, StopRetrying, exposeCallState, ownTrouble, startCallMedia, stopCallMedia, wireSoundButton } from "./keeper.mjs";
 import { historyLoader } from "./history.mjs";
@@ -833,6 +833,7 @@ function wire(ac) {
 async function main() {
   const cfg = await loadConfig();
   state.servers = serverList(cfg);
+  useIce(iceConfig(cfg));      // a bad iceServers entry stops the page here, named
   const key = store.get(K.key);
   if (key) {
     showScreen("s-signin");
@@ -842,7 +843,7 @@ async function main() {
   showScreen("s-signin");
 }
 
-main().catch((e) => fatal(t("err.generic", { error: e && e.message ? e.message : String(e) })));
+main().catch((e) => fatal(...startError(e)));
 
 // for tests and debugging: the page's state, without secrets
 window.alliancePage = exposeCallState({

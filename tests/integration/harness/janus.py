@@ -243,6 +243,12 @@ class JanusServer:
             return ""
         return f'    token_auth = true\n    token_auth_secret = "{self.token_secret}"\n'
 
+    def _ice_interfaces(self) -> str:
+        """Janus gathers on the veth to the client namespace, and on those
+        to the namespaces NetnsPair.add_side() added (a direct path there
+        exists unless something blocks it)."""
+        return ",".join([self.net.server_if] + [s.server_ifname for s in getattr(self.net, "sides", [])])
+
     def _core_general_lines(self) -> str:
         return "".join(f"    {ln.strip()}\n" for ln in self.core_general.splitlines() if ln.strip())
 
@@ -273,7 +279,7 @@ media: {{
 }}
 nat: {{
     nice_debug = false
-    ice_enforce_list = "{self.net.server_if}"
+    ice_enforce_list = "{self._ice_interfaces()}"
 }}
 plugins: {{
 }}

@@ -6,6 +6,10 @@ runs in the *server* namespace and the test clients in the *client*
 namespace; the two talk over a veth pair with addresses from 198.18.0.0/15
 (the benchmarking range), chosen per run.
 
+`add_side()` adds a further namespace with a veth pair of its own to the
+server namespace (the e2e TURN test puts a browser there that may reach
+only the TURN server).
+
 Names include the pid and a random suffix so parallel runs never collide.
 `NetnsPair.teardown()` is idempotent and is also registered with `atexit`,
 so the namespaces go away on failure, on KeyboardInterrupt and on SIGTERM
@@ -45,6 +49,16 @@ def list_netns() -> List[str]:
     return [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
+class Side:
+    """A further namespace joined to the server namespace by its own veth
+    pair and /30; a route sends its traffic for server_ip (the address
+    Janus and its transports bind) over that link."""
+
+    def __init__(self, ns: str, ifname: str, server_ifname: str, ip: str, server_side_ip: str) -> None:
+        self.ns, self.ifname, self.server_ifname = ns, ifname, server_ifname
+        self.ip, self.server_side_ip = ip, server_side_ip
+
+
 class NetnsPair:
     """server_ns <-> client_ns over veth (server_if, client_if)."""
 
@@ -60,6 +74,9 @@ class NetnsPair:
         base = int(BASE_NET.network_address) + 4 * secrets.randbelow(n_subnets)
         self.server_ip = str(ipaddress.ip_address(base + 1))
         self.client_ip = str(ipaddress.ip_address(base + 2))
+        self._prefix, self._tag = prefix, tag
+        self._subnets = {base}
+        self.sides: List[Side] = []
         self._created = False
         self._torn_down = False
         self._orig_ns_fd: Optional[int] = None
@@ -73,27 +90,51 @@ class NetnsPair:
             for ns in (self.server_ns, self.client_ns):
                 _ip("netns", "add", ns)
                 _ip("-n", ns, "link", "set", "lo", "up")
-            _ip("link", "add", self.server_if, "netns", self.server_ns, "type", "veth",
-                "peer", "name", self.client_if, "netns", self.client_ns)
-            _ip("-n", self.server_ns, "addr", "add", f"{self.server_ip}/30", "dev", self.server_if)
-            _ip("-n", self.client_ns, "addr", "add", f"{self.client_ip}/30", "dev", self.client_if)
-            _ip("-n", self.server_ns, "link", "set", self.server_if, "up")
-            _ip("-n", self.client_ns, "link", "set", self.client_if, "up")
-            self._wait_carrier()
+            self._veth((self.server_ns, self.server_if, self.server_ip), (self.client_ns, self.client_if, self.client_ip))
         except BaseException:
             self.teardown()
             raise
         return self
 
-    def _wait_carrier(self, timeout: float = 3.0) -> None:
+    def _veth(self, *ends) -> None:
+        """A veth pair between two namespaces: ends are (ns, ifname, ip)
+        with a /30 each, up and with carrier."""
+        (ns_a, if_a, _), (ns_b, if_b, _) = ends
+        _ip("link", "add", if_a, "netns", ns_a, "type", "veth", "peer", "name", if_b, "netns", ns_b)
+        for ns, ifname, ip in ends:
+            _ip("-n", ns, "addr", "add", f"{ip}/30", "dev", ifname)
+            _ip("-n", ns, "link", "set", ifname, "up")
+        self._wait_carrier([(ns, ifname) for ns, ifname, _ in ends])
+
+    def _wait_carrier(self, links, timeout: float = 3.0) -> None:
         """Both veth ends operationally up (LOWER_UP) before anyone gathers
         ICE candidates or picks a local address."""
         deadline = time.monotonic() + timeout
-        for ns, ifname in ((self.server_ns, self.server_if), (self.client_ns, self.client_if)):
+        for ns, ifname in links:
             while "LOWER_UP" not in _ip("-n", ns, "-o", "link", "show", "dev", ifname).stdout:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{ifname} in {ns} did not come up")
                 time.sleep(0.02)
+
+    def add_side(self, letter: str) -> Side:
+        """One more namespace (`<prefix><letter>-<tag>`) joined to the server
+        namespace; torn down with the pair. Call after setup()."""
+        assert self._created and not self._torn_down and len(letter) == 1
+        n_subnets = BASE_NET.num_addresses // 4
+        while True:
+            base = int(BASE_NET.network_address) + 4 * secrets.randbelow(n_subnets)
+            if base not in self._subnets:
+                break
+        self._subnets.add(base)
+        side = Side(f"{self._prefix}{letter}-{self._tag}", f"{self._prefix}{letter}{self._tag}"[:15],
+                    f"{self._prefix}{letter}s{self._tag}"[:15],
+                    str(ipaddress.ip_address(base + 2)), str(ipaddress.ip_address(base + 1)))
+        self.sides.append(side)
+        _ip("netns", "add", side.ns)
+        _ip("-n", side.ns, "link", "set", "lo", "up")
+        self._veth((self.server_ns, side.server_ifname, side.server_side_ip), (side.ns, side.ifname, side.ip))
+        _ip("-n", side.ns, "route", "add", f"{self.server_ip}/32", "via", side.server_side_ip)
+        return side
 
     def __enter__(self) -> "NetnsPair":
         return self.setup()
@@ -137,7 +178,7 @@ class NetnsPair:
             self.leave()
         except OSError:
             pass
-        for ns in (self.server_ns, self.client_ns):
+        for ns in [self.server_ns, self.client_ns] + [s.ns for s in self.sides]:
             if ns in list_netns():
                 for pid in self.pids(ns):
                     if pid != os.getpid():
@@ -149,8 +190,9 @@ class NetnsPair:
 
     def leftovers(self) -> List[str]:
         """What of ours still exists (empty list == clean)."""
-        left = [ns for ns in list_netns() if ns in (self.server_ns, self.client_ns)]
-        for ifname in (self.server_if, self.client_if):
+        mine = [self.server_ns, self.client_ns] + [s.ns for s in self.sides]
+        left = [ns for ns in list_netns() if ns in mine]
+        for ifname in [self.server_if, self.client_if] + [s.ifname for s in self.sides]:
             if _ip("link", "show", ifname, check=False).returncode == 0:
                 left.append(f"link {ifname}")
         return left
