@@ -31,19 +31,17 @@ void shell_health_init(ap_plugin *plugin) {
 	started_mono = g_get_monotonic_time();
 }
 
-static json_t *store_json(void) {
-	store_health h;
-	store_health_get(ap->db, &h);
+static json_t *store_json(const store_health *h) {
 	json_t *o = json_object();
 	json_object_set_new(o, "backend", json_string(store_backend_name(ap->db)));
-	json_object_set_new(o, "queue", json_integer((json_int_t)h.queue));
-	json_object_set_new(o, "commit_ms_p99", h.commit_ms_p99 < 0 ? json_null() : json_real(h.commit_ms_p99));
-	json_object_set_new(o, "failed", json_integer((json_int_t)h.failed));
-	json_object_set_new(o, "commits", json_integer((json_int_t)h.commits));
-	json_object_set_new(o, "analytics_queue", json_integer((json_int_t)h.analytics_queue));
-	json_object_set_new(o, "degraded", json_boolean(h.degraded));
-	if(h.degraded)
-		json_object_set_new(o, "degraded_why", json_string(h.why));
+	json_object_set_new(o, "queue", json_integer((json_int_t)h->queue));
+	json_object_set_new(o, "commit_ms_p99", h->commit_ms_p99 < 0 ? json_null() : json_real(h->commit_ms_p99));
+	json_object_set_new(o, "failed", json_integer((json_int_t)h->failed));
+	json_object_set_new(o, "commits", json_integer((json_int_t)h->commits));
+	json_object_set_new(o, "analytics_queue", json_integer((json_int_t)h->analytics_queue));
+	json_object_set_new(o, "degraded", json_boolean(h->degraded));
+	if(h->degraded)
+		json_object_set_new(o, "degraded_why", json_string(h->why));
 	return o;
 }
 
@@ -100,7 +98,7 @@ json_t *shell_health_json(void) {
 	json_object_set_new(o, "participants", json_integer(participants));
 	json_object_set_new(o, "observers", json_integer(observers));
 	json_object_set_new(o, "handles", json_integer(handles));
-	json_object_set_new(o, "store", store_json());
+	json_object_set_new(o, "store", store_json(&h));
 	json_object_set_new(o, "samples_dropped", json_integer((json_int_t)h.samples_dropped));
 	json_object_set_new(o, "memory", memory_json(&h));
 	json_object_set_new(o, "instruments", json_integer(instrument_set_count(ap->instruments)));
