@@ -280,9 +280,11 @@ if [[ $PLAIN_OK == 1 ]]; then
     offset=""
     for o in 0 100 200 300 400 500 600 700 800 900; do
         busy=0
-        for p in $((8080 + o)) $((8088 + o)) $((8188 + o)) $((7088 + o)); do
+        for p in $((8080 + o)) $((8088 + o)) $((8188 + o)) $((7088 + o)) $((3478 + o)); do
             [[ -n "$(ss -Hltn "sport = :$p" 2>/dev/null)" ]] && busy=1
         done
+        # coturn listens on UDP too
+        [[ -n "$(ss -Hlun "sport = :$((3478 + o))" 2>/dev/null)" ]] && busy=1
         [[ $busy == 0 ]] && { offset=$o; break; }
     done
     run_stage "local-run check" 0 -- "$ROOT/conf/run-local.sh" --check --no-deps \
