@@ -931,6 +931,9 @@ void store_sqlite_memory(gint64 *used, gint64 *peak) {
 	*peak = (gint64)hi;
 }
 
+/* the writer connection's page cache, KiB (see store_sqlite_open) */
+#define WRITER_CACHE_KIB 512
+
 /* Run one PRAGMA that returns a text row (or none), copying it to out. */
 static int pragma(sqlite3 *db, const char *sql, char *out, size_t outlen) {
 	sqlite3_stmt *s = NULL;
@@ -1089,6 +1092,16 @@ store *store_sqlite_open_ex(const char *path, unsigned flags, char *err, size_t 
 		goto fail;
 	if((flags & STORE_SQLITE_OPEN_NOT_DURABLE) && pragma(db, "PRAGMA synchronous = OFF", NULL, 0) != SQLITE_OK)
 		goto fail;
+	/* The writer appends (samples, answers, events) and looks rows up by key:
+	 * it touches the right edge of each B-tree, a few hundred KiB. SQLite's
+	 * default cache (2 MB per connection) only filled with pages it never
+	 * reads again, which looked like memory growth for the first ~10 minutes
+	 * of every run (bench/README.md, "Soak"). The analytics connection keeps
+	 * the default: reports scan. */
+	if((rc = pragma(db, "PRAGMA cache_size = -" G_STRINGIFY(WRITER_CACHE_KIB), NULL, 0)) != SQLITE_OK) {
+		describe(db, rc, path, NULL, err, errlen);
+		goto fail;
+	}
 	char merr[200];
 	int src;
 	if(store_sqlite_migrate(db, store_sqlite_migrations, store_sqlite_n_migrations,
