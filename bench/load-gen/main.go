@@ -377,6 +377,7 @@ func run(c Config) (map[string]any, error) {
 		}
 	}
 	a := g.snap()
+	schedA, tasksA := readSchedLat(), readTaskStats(c.JanusPID)
 	if c.CPUProfile != "" {
 		if f, err := os.Create(c.CPUProfile); err == nil {
 			_ = pprof.StartCPUProfile(f)
@@ -388,6 +389,7 @@ func run(c Config) (map[string]any, error) {
 		return out, err
 	}
 	b := g.snap()
+	schedB, tasksB := readSchedLat(), readTaskStats(c.JanusPID)
 	if c.CPUProfile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -428,6 +430,12 @@ func run(c Config) (map[string]any, error) {
 	out["gen_cpu_s"] = round(gc, 3)
 	out["gen_cpu_sys_s"] = round(b.selfSys-a.selfSys, 3)
 	out["gen_cpu_pct"] = round(gc/win*100, 2)
+	// how long the generator's goroutines waited for a CPU in the window
+	out["gen_sched_delay_ms_p50"] = schedLatPct(schedA, schedB, 50)
+	out["gen_sched_delay_ms_p99"] = schedLatPct(schedA, schedB, 99)
+	if c.JanusPID > 0 {
+		out["janus_run_queue"] = janusRunQueue(tasksA, tasksB)
+	}
 	if dRecv+dSent > 0 {
 		out["gen_cpu_us_per_packet"] = round(gc*1e6/float64(dRecv), 3) // per relayed packet: it both sent and received it
 	}
