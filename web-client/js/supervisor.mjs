@@ -182,6 +182,11 @@ async function startWatching(visitId) {
   setStatus("watch-status", "ok", "Watching live. Both participants see that a supervisor is watching.");
 }
 
+// for the e2e tests: the watching PeerConnection
+window.alliancePage = {
+  get watchPc() { return watch.ac ? watch.ac.pc : null; },
+};
+
 $("watch-form").addEventListener("submit", (e) => {
   e.preventDefault();
   const id = $("watch-visit").value.trim();
