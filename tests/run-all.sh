@@ -222,7 +222,7 @@ PG_MODULES=(test_happy_path.py test_pulses.py test_pulse_end.py test_pulse_alert
             test_pulse_refusals.py test_pulse_expiry.py test_store_durability.py test_reports.py
             test_lifecycle.py test_visit_end.py test_takeover.py test_quality.py test_refusals.py
             test_fhir_export.py test_health.py test_signed_tokens.py
-            test_pulse_freeze.py test_client_history.py)
+            test_pulse_freeze.py test_client_history.py test_observer.py)
 
 build_and_test() {          # build_and_test NAME CONFIGURE-ARGS... ; sets BUILT_OK
     local name="$1"; shift

@@ -108,6 +108,8 @@ visit_result visit_join_observer(visit *v) {
 		return v->state == VISIT_ENDED ? VISIT_ERR_WRONG_STATE : VISIT_ERR_CLOSED;
 	if(!v->invite_used || !v->research_consent)
 		return VISIT_ERR_NO_CONSENT;
+	if(v->observers >= VISIT_OBSERVERS_MAX)
+		return VISIT_ERR_FULL;
 	v->observers++;
 	return VISIT_OK;
 }
@@ -136,6 +138,8 @@ visit_result visit_may_configure(const visit *v, visit_role who) {
 			return VISIT_OK;   /* camera may be up while the client waits */
 		case VISIT_ROLE_CLIENT:
 			return v->client_admitted ? VISIT_OK : VISIT_ERR_NOT_ADMITTED;
+		case VISIT_ROLE_OBSERVER:
+			return VISIT_OK;   /* receive-only: media flows once the visit is live */
 		default:
 			return VISIT_ERR_FORBIDDEN;
 	}
@@ -197,6 +201,10 @@ bool visit_age_due(const visit *v, int64_t now_us, int64_t max_us) {
 
 bool visit_relaying(const visit *v) {
 	return v->state == VISIT_LIVE && v->therapist_present && v->client_present;
+}
+
+bool visit_observed(const visit *v) {
+	return v->state == VISIT_LIVE && v->research_consent && v->observers > 0;
 }
 
 const char *visit_state_name(visit_state s) {

@@ -76,7 +76,12 @@ typedef enum visit_result {
 	VISIT_ERR_WRONG_STATE,      /* not allowed in the current state */
 	VISIT_ERR_CLOSED,           /* the visit is closed */
 	VISIT_ERR_NO_CONSENT,       /* observer without client consent */
+	VISIT_ERR_FULL,             /* VISIT_OBSERVERS_MAX observers already watch */
 } visit_result;
+
+/* At most this many observers watch one visit at a time (each receives
+ * both participants' media: the relay's fan-out per packet is bounded). */
+#define VISIT_OBSERVERS_MAX 4
 
 #define VISIT_ID_MAX 48
 
@@ -124,13 +129,15 @@ void visit_set_rejoin(visit *v, const auth_digest *rejoin);
  * with the new one is a first join. Only before the visit ended. */
 visit_result visit_reinvite(visit *v, visit_role who, const auth_digest *invite);
 
-/* An observer (supervisor) joins, only with the client's research consent. */
+/* An observer (supervisor) joins, only with the client's research consent,
+ * and only while fewer than VISIT_OBSERVERS_MAX watch. */
 visit_result visit_join_observer(visit *v);
 
 /* Only the therapist may admit, and only a waiting client. */
 visit_result visit_admit(visit *v, visit_role who, int64_t now_us);
 
-/* May this role negotiate media now? */
+/* May this role negotiate media now? (An observer: a receive-only
+ * PeerConnection, any time before the visit ends.) */
 visit_result visit_may_configure(const visit *v, visit_role who);
 
 /* Only the therapist may end; ends a created, waiting or live visit. */
@@ -155,6 +162,11 @@ bool visit_age_due(const visit *v, int64_t now_us, int64_t max_us);
 
 /* Is media relayed between therapist and client right now? */
 bool visit_relaying(const visit *v);
+
+/* Do observers receive the participants' media right now? Only while the
+ * visit is live and the client's consent stands (each participant who is
+ * present is watched, even while the other is away). */
+bool visit_observed(const visit *v);
 
 const char *visit_state_name(visit_state s);
 const char *visit_role_name(visit_role r);

@@ -85,6 +85,7 @@ static void modules_init(void) {
 	shell_auth_init(ap);
 	shell_health_init(ap);
 	shell_media_init(ap);
+	shell_observe_init(ap);
 	shell_quality_init(ap);
 	shell_pulses_init(ap);
 	shell_visits_init(ap);
@@ -253,6 +254,9 @@ static void alliance_create_session(janus_plugin_session *handle, int *error) {
 	shell_limits_session(s);
 	janus_rtp_switching_context_reset(&s->rx_ctx[0]);
 	janus_rtp_switching_context_reset(&s->rx_ctx[1]);
+	for(int k = 0; k < OBS_STREAMS; k++)
+		s->obs_pt[k] = s->obs_mindex[k] = -1;
+	shell_observe_reset(s);
 	shell_quality_session_init(s);
 	g_atomic_int_set(&s->send_audio, 1);
 	g_atomic_int_set(&s->send_video, 1);
@@ -309,6 +313,7 @@ static json_t *alliance_query_session(janus_plugin_session *handle) {
 	json_object_set_new(info, "send_video", json_boolean(g_atomic_int_get(&s->send_video)));
 	janus_mutex_lock(&s->mutex);
 	json_object_set_new(info, "linked", json_boolean(s->peer != NULL));
+	json_object_set_new(info, "watchers", json_integer(g_atomic_int_get(&s->n_watchers)));
 	janus_mutex_unlock(&s->mutex);
 	json_t *c = json_object();
 	json_object_set_new(c, "rtp_in_audio", json_integer((json_int_t)s->rtp_in[0]));
@@ -320,6 +325,13 @@ static json_t *alliance_query_session(janus_plugin_session *handle) {
 	json_object_set_new(c, "remb_in", json_integer((json_int_t)s->remb_in));
 	json_object_set_new(c, "dc_in", json_integer((json_int_t)s->dc_in));
 	json_object_set_new(c, "dc_errors", json_integer((json_int_t)s->dc_err));
+	if(g_atomic_int_get(&s->observer_media)) {
+		/* an observer: what it was sent, per stream (therapist, client) */
+		static const char *names[OBS_STREAMS] = { "observed_therapist_audio", "observed_therapist_video",
+			"observed_client_audio", "observed_client_video" };
+		for(int k = 0; k < OBS_STREAMS; k++)
+			json_object_set_new(c, names[k], json_integer((json_int_t)s->obs_relayed[k]));
+	}
 	json_object_set_new(info, "counters", c);
 	json_object_set_new(info, "hangingup", json_integer(g_atomic_int_get(&s->hangingup)));
 	json_object_set_new(info, "destroyed", json_integer(g_atomic_int_get(&s->destroyed)));

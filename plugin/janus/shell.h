@@ -13,6 +13,9 @@
  *   shell_limits.c      the Janus API's rate limits (497)
  *   shell_auth.c        credentials: keys, and Janus signed tokens in their
  *                       place
+ *   shell_observe.c     observer media: the receive-only answer, who watches
+ *                       whom, the fan-out to observers, their keyframe
+ *                       requests
  *   shell_media.c       SDP answers, links, the RTP relay, data-channel out
  *   shell_quality.c     per-leg metering on the hot path, 1 s windows,
  *                       samples, quality contexts, incidents, live quality
@@ -67,6 +70,7 @@
 #include <mutex.h>
 #include <refcount.h>
 #include <rtp.h>
+#include <sdp-utils.h>
 
 #include "auth.h"
 #include "visit.h"
@@ -86,6 +90,7 @@
 #define ALLIANCE_AUTHOR "Alliance Pulse"
 #define ALLIANCE_PACKAGE "janus.plugin.alliance"
 #define ALLIANCE_DC_LABEL "alliance"
+#define OBS_STREAMS 4          /* an observer's m-lines: therapist audio, video, client audio, video */
 
 typedef struct ap_settings {
 	auth_keyring *keys;
@@ -144,6 +149,19 @@ typedef struct ap_session {
 	 * only our SSRC, so the relay rewrites them to continue smoothly.
 	 * Written by the sending peer's loop thread only. */
 	janus_rtp_switching_context rx_ctx[2];
+	/* observer media (shell_observe.c). An observer's PeerConnection has
+	 * OBS_STREAMS m-lines, [seat * 2 + medium]: seat 0 the therapist, 1 the
+	 * client; medium 0 audio, 1 video. */
+	volatile gint observer_media;       /* an observer's PC: its own RTP/RTCP goes nowhere */
+	int obs_pt[OBS_STREAMS];            /* our payload type on that m-line, -1 none (message thread) */
+	int obs_mindex[OBS_STREAMS];        /* its m-line index, -1 none (message thread) */
+	janus_rtp_switching_context obs_ctx[OBS_STREAMS];  /* written by the watched seat's loop thread */
+	guint64 obs_relayed[OBS_STREAMS];   /* packets sent to this observer */
+	struct ap_session *watched[2];      /* observers: who they watch, per seat (refs), under mutex */
+	gint64 obs_pli_at[2];               /* observers: their last PLI passed on, per seat, under mutex */
+	struct ap_session *watchers[VISIT_OBSERVERS_MAX];  /* participants: who watches them (refs), under mutex */
+	volatile gint n_watchers;           /* participants: how many of watchers[] are set (hot path: one read) */
+	int watch_seat;                     /* participants: their seat for the watchers' m-lines, under mutex */
 	/* metering (shell_quality.c): [0] audio, [1] video. Each meter has its
 	 * own lock, taken by this handle's RTP/RTCP callbacks and once a second
 	 * by the timer; no lock is shared between legs. */
@@ -256,14 +274,49 @@ json_t *shell_health_json(void);
 json_t *shell_health_admin(json_t *message);        /* a new reference */
 void shell_health_session(ap_session *s, json_t *info);
 
+/* shell_observe.c: observer media (live supervision). Observers are
+ * receive-only: their offer is answered with OBS_STREAMS sendonly m-lines
+ * (the first audio and video m-lines carry the therapist, the second ones
+ * the client); each participant's packets are fanned out to the observers
+ * watching it; an observer's own RTP and RTCP are dropped, but its
+ * keyframe requests reach the seat it watches (at most one per
+ * OBS_PLI_MIN_US per seat). */
+#define OBS_PLI_MIN_US (500 * 1000)
+void shell_observe_init(ap_plugin *ap);
+json_t *shell_observe_answer(ap_session *o, const char *offer_sdp, proto_error *err);
+/* Who watches whom, from the visit's state (under visits_mutex; called by
+ * shell_sync_links / shell_unlink, so every seat change runs it). */
+void shell_observe_sync_locked(ap_visit *av);
+/* Hot path: fan a participant's packet out to its watchers (only called
+ * when n_watchers > 0); the header is restored before it returns. */
+void shell_observe_relay(ap_session *s, janus_plugin_rtp *packet, int vi);
+void shell_observe_rtcp(ap_session *o, janus_plugin_rtcp *packet);   /* an observer's RTCP */
+void shell_observe_media_up(ap_session *s);   /* a PC came up: keyframes for observers */
+void shell_observe_reset(ap_session *o);      /* an observer's PC is gone */
+/* s leaves its seat (vacate): it watches nobody and nobody watches it
+ * (the sync after it only sees who is still seated). Under visits_mutex. */
+void shell_observe_forget(ap_session *s);
+/* observer_joined / observer_left to the participants seated (under visits_mutex) */
+void shell_observe_announce_locked(ap_visit *av, gboolean joined, const char *reason);
+
 /* shell_media.c */
 void shell_media_init(ap_plugin *ap);
 ap_session *shell_peer_get(ap_session *s);    /* ref++ or NULL */
 void shell_sync_links(ap_visit *av);          /* under visits_mutex */
 void shell_unlink(ap_visit *av);              /* under visits_mutex */
 json_t *shell_sdp_answer(ap_session *s, const char *offer_sdp, proto_error *err);
+/* The two ends of every answer: parse the offer and start the answer
+ * (NULL, err set, on failure), and write the answer (both freed; NULL,
+ * err set, on failure). */
+janus_sdp *shell_sdp_offer(const char *offer_sdp, janus_sdp **answer, proto_error *err);
+char *shell_sdp_finish(janus_sdp *offer, janus_sdp *answer, proto_error *err);
 gboolean shell_refuse_offer(ap_session *s, const json_t *jsep, json_t *error);
 void shell_media_relay(ap_session *s, janus_plugin_rtp *packet, int vi);  /* hot path */
+/* Relay one packet to `to` as payload type pt on its m-line mindex (-1:
+ * the first of the kind), continuing ctx's numbering; the packet is as it
+ * was when this returns. */
+void shell_relay_to(janus_plugin_session *to, janus_plugin_rtp *packet,
+	janus_rtp_switching_context *ctx, int vi, int pt, int mindex);
 gboolean shell_send_dc(ap_session *s, const char *text);   /* FALSE: not sent */
 gboolean shell_media_dc_allowed(ap_session *s);           /* the data channel's rate limit */
 void shell_media_reset(ap_session *s);

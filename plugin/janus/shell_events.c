@@ -43,6 +43,7 @@ void alliance_setup_media(janus_plugin_session *handle) {
 	g_atomic_int_set(&s->hangingup, 0);
 	g_atomic_int_set(&s->media_up, 1);
 	shell_quality_reconnect(s);
+	shell_observe_media_up(s);
 	ap_session *p = shell_peer_get(s);
 	if(p) {
 		/* keyframes both ways: the newcomer sees video at once */
@@ -85,6 +86,8 @@ void alliance_incoming_rtp(janus_plugin_session *handle, janus_plugin_rtp *packe
 		return;
 	int vi = packet->video ? 1 : 0;
 	s->rtp_in[vi]++;
+	if(g_atomic_int_get(&s->observer_media))
+		return;                        /* an observer sends nothing anyone receives */
 	shell_media_relay(s, packet, vi);  /* first the relay, then the meter */
 	shell_quality_rtp(s, packet);
 }
@@ -94,6 +97,10 @@ void alliance_incoming_rtcp(janus_plugin_session *handle, janus_plugin_rtcp *pac
 	if(s == NULL || packet->buffer == NULL || packet->length < 4)
 		return;
 	s->rtcp_in++;
+	if(g_atomic_int_get(&s->observer_media)) {
+		shell_observe_rtcp(s, packet);  /* its keyframe requests, nothing else */
+		return;
+	}
 	shell_quality_rtcp(s, packet);
 	/* a compound packet may carry a REMB and a PLI/FIR together: the REMB
 	 * is answered here, the keyframe request still goes to the peer */

@@ -18,6 +18,9 @@
  * video at once. REMB is handled as the stock VideoCall plugin does: it is
  * not forwarded; the sender is answered with the configured cap.
  *
+ * Observers (shell_observe.c) get each participant's packets too; with
+ * none watching, that costs the hot path one atomic read.
+ *
  * Hot path (incoming_rtp): no allocation, no JSON, no lock but the
  * session's own mutex held for two pointer operations.
  */
@@ -66,6 +69,7 @@ void shell_unlink(ap_visit *av) {
 		set_peer(av->therapist, NULL);
 	if(av->client)
 		set_peer(av->client, NULL);
+	shell_observe_sync_locked(av);
 }
 
 void shell_sync_links(ap_visit *av) {
@@ -74,6 +78,7 @@ void shell_sync_links(ap_visit *av) {
 		shell_unlink(av);
 		return;
 	}
+	shell_observe_sync_locked(av);
 	janus_mutex_lock(&t->mutex);
 	gboolean linked = (t->peer == c);
 	janus_mutex_unlock(&t->mutex);
@@ -89,19 +94,36 @@ void shell_sync_links(ap_visit *av) {
 }
 
 /* --- SDP ------------------------------------------------------------------ */
-json_t *shell_sdp_answer(ap_session *s, const char *offer_sdp, proto_error *err) {
+janus_sdp *shell_sdp_offer(const char *offer_sdp, janus_sdp **answer, proto_error *err) {
 	char error_str[256];
 	janus_sdp *offer = janus_sdp_parse(offer_sdp, error_str, sizeof(error_str));
 	if(offer == NULL) {
 		proto_fail(err, PROTO_ERR_INVALID_SDP, "Invalid SDP offer: %s", error_str);
 		return NULL;
 	}
-	janus_sdp *answer = janus_sdp_generate_answer(offer);
-	if(answer == NULL) {
+	*answer = janus_sdp_generate_answer(offer);
+	if(*answer == NULL) {
 		janus_sdp_destroy(offer);
 		proto_fail(err, PROTO_ERR_INVALID_SDP, "Could not answer the SDP offer");
 		return NULL;
 	}
+	return offer;
+}
+
+char *shell_sdp_finish(janus_sdp *offer, janus_sdp *answer, proto_error *err) {
+	char *sdp = janus_sdp_write(answer);
+	janus_sdp_destroy(offer);
+	janus_sdp_destroy(answer);
+	if(sdp == NULL)
+		proto_fail(err, PROTO_ERR_INVALID_SDP, "Could not write the SDP answer");
+	return sdp;
+}
+
+json_t *shell_sdp_answer(ap_session *s, const char *offer_sdp, proto_error *err) {
+	janus_sdp *answer = NULL;
+	janus_sdp *offer = shell_sdp_offer(offer_sdp, &answer, err);
+	if(offer == NULL)
+		return NULL;
 	for(GList *l = offer->m_lines; l; l = l->next) {
 		janus_sdp_mline *m = l->data;
 		janus_sdp_generate_answer_mline(offer, answer, m,
@@ -126,18 +148,15 @@ json_t *shell_sdp_answer(ap_session *s, const char *offer_sdp, proto_error *err)
 		apt = -1;
 	if(vm == NULL || vm->port == 0 || vm->direction == JANUS_SDP_INACTIVE)
 		vpt = -1;
-	char *sdp = janus_sdp_write(answer);
-	janus_sdp_destroy(offer);
-	janus_sdp_destroy(answer);
-	if(sdp == NULL) {
-		proto_fail(err, PROTO_ERR_INVALID_SDP, "Could not write the SDP answer");
+	char *sdp = shell_sdp_finish(offer, answer, err);
+	if(sdp == NULL)
 		return NULL;
-	}
 	/* written once per negotiation on the message thread; the hot path reads
 	 * a stale value for at most a packet or two during renegotiation */
 	s->audio_pt = apt;
 	s->video_pt = vpt;
 	s->has_data = data;
+	g_atomic_int_set(&s->observer_media, 0);
 	g_atomic_int_set(&s->negotiated, 1);
 	json_t *jsep = json_pack("{s:s, s:s}", "type", "answer", "sdp", sdp);
 	g_free(sdp);
@@ -150,6 +169,7 @@ json_t *shell_sdp_answer(ap_session *s, const char *offer_sdp, proto_error *err)
 void shell_media_reset(ap_session *s) {
 	janus_rtp_switching_context_reset(&s->rx_ctx[0]);
 	janus_rtp_switching_context_reset(&s->rx_ctx[1]);
+	shell_observe_reset(s);
 	g_atomic_int_set(&s->media_up, 0);
 	g_atomic_int_set(&s->dataready, 0);
 	g_atomic_int_set(&s->hello_sent, 0);
@@ -157,6 +177,26 @@ void shell_media_reset(ap_session *s) {
 }
 
 /* --- RTP / RTCP relay (hot path) ------------------------------------------ */
+void shell_relay_to(janus_plugin_session *to, janus_plugin_rtp *packet,
+		janus_rtp_switching_context *ctx, int vi, int pt, int mindex) {
+	/* rewrite for the receiver's PeerConnection, relay, restore: the next
+	 * receiver and the core (its own statistics, after us) read the
+	 * original header */
+	janus_rtp_header *h = (janus_rtp_header *)packet->buffer;
+	int own_mindex = packet->mindex;
+	uint32_t ssrc = h->ssrc, ts = h->timestamp;
+	uint16_t seq = h->seq_number, type = h->type;
+	janus_rtp_header_update(h, ctx, vi, 0);
+	h->type = (uint16_t)pt;
+	packet->mindex = mindex;
+	ap->gateway->relay_rtp(to, packet);
+	h->type = type;
+	h->ssrc = ssrc;
+	h->timestamp = ts;
+	h->seq_number = seq;
+	packet->mindex = own_mindex;
+}
+
 /* Forward one packet to the linked peer, if any. */
 void shell_media_relay(ap_session *s, janus_plugin_rtp *packet, int vi) {
 	if(!g_atomic_int_get(vi ? &s->send_video : &s->send_audio))
@@ -165,25 +205,14 @@ void shell_media_relay(ap_session *s, janus_plugin_rtp *packet, int vi) {
 	int own_pt = vi ? s->video_pt : s->audio_pt;
 	if((int)h->type != own_pt)
 		return;   /* not the codec we negotiated: nothing the peer could decode */
+	if(g_atomic_int_get(&s->n_watchers) > 0)
+		shell_observe_relay(s, packet, vi);    /* observers first: the header comes back as it was */
 	ap_session *p = shell_peer_get(s);
 	if(p == NULL)
 		return;
 	int pt = vi ? p->video_pt : p->audio_pt;
 	if(pt >= 0 && g_atomic_int_get(&p->media_up) && !g_atomic_int_get(&p->destroyed)) {
-		/* rewrite for the peer's PeerConnection, relay, restore: the core
-		 * reads the original header for its own statistics after us */
-		int mindex = packet->mindex;
-		uint32_t ssrc = h->ssrc, ts = h->timestamp;
-		uint16_t seq = h->seq_number;
-		janus_rtp_header_update(h, &p->rx_ctx[vi], vi, 0);
-		h->type = (uint16_t)pt;
-		packet->mindex = -1;        /* the peer's first m-line of this kind */
-		ap->gateway->relay_rtp(p->handle, packet);
-		h->type = (uint16_t)own_pt;
-		h->ssrc = ssrc;
-		h->timestamp = ts;
-		h->seq_number = seq;
-		packet->mindex = mindex;
+		shell_relay_to(p->handle, packet, &p->rx_ctx[vi], vi, pt, -1);  /* the peer's first m-line of this kind */
 		s->rtp_relayed[vi]++;
 	}
 	janus_refcount_decrease(&p->ref);

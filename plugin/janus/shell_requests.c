@@ -73,6 +73,7 @@ json_t *shell_visit_error(visit_result r) {
 		case VISIT_ERR_WRONG_STATE: return shell_error_json(PROTO_ERR_WRONG_STATE, "Not possible in the visit's current state");
 		case VISIT_ERR_CLOSED: return shell_error_json(PROTO_ERR_NO_SUCH_VISIT, "The visit is closed");
 		case VISIT_ERR_NO_CONSENT: return shell_error_json(PROTO_ERR_NO_CONSENT, "The client did not consent to observers");
+		case VISIT_ERR_FULL: return shell_error_json(PROTO_ERR_LIMIT_REACHED, "Too many observers watch this visit already");
 		case VISIT_OK: break;
 	}
 	return shell_error_json(PROTO_ERR_INTERNAL, "Internal error");
@@ -195,7 +196,7 @@ json_t *shell_request_sync(ap_session *s, const proto_request *req) {
  * pulses that waited for the answer — all delivered after visits_mutex is
  * released, in that order, so a participant always sees its answer before the events
  * it caused. */
-#define OUTCOME_MAX 4
+#define OUTCOME_MAX 6
 typedef struct outcome {
 	json_t *answer;
 	json_t *jsep;
@@ -474,6 +475,18 @@ static void request_join(ap_session *s, const proto_request *req, const char *tr
 	if(req->role == VISIT_ROLE_THERAPIST && av->client)
 		outcome_event(out, av->client, json_pack("{s:s, s:s, s:b}", "alliance",
 			"participant_joined", "role", "therapist", "replaced", takeover));
+	/* a supervisor watching: both participants hear of a new one, and a
+	 * participant who (re-)joins while one watches hears of it too */
+	if(req->role == VISIT_ROLE_OBSERVER && !takeover) {
+		ap_session *seats[2] = { av->therapist, av->client };
+		for(int i = 0; i < 2; i++)
+			if(seats[i])
+				outcome_event(out, seats[i], json_pack("{s:s, s:s, s:i}", "alliance", "observer_joined",
+					"visit_id", av->v.id, "observers", av->v.observers));
+	} else if(req->role != VISIT_ROLE_OBSERVER && av->observers) {
+		outcome_event(out, s, json_pack("{s:s, s:s, s:i}", "alliance", "observer_joined",
+			"visit_id", av->v.id, "observers", av->v.observers));
+	}
 	shell_notify(s->handle, "joined", json_pack("{s:s, s:s, s:s, s:b}", "visit_id", av->v.id,
 		"role", visit_role_name(req->role), "state", visit_state_name(av->v.state),
 		"took_over", takeover));
@@ -542,6 +555,7 @@ static void request_configure(ap_session *s, const proto_request *req, json_t *j
 	if(av == NULL)
 		return;
 	visit_result r = visit_may_configure(&av->v, s->role);
+	gboolean observer = s->role == VISIT_ROLE_OBSERVER;
 	janus_mutex_unlock(&ap->visits_mutex);
 	if(r != VISIT_OK) {
 		out->answer = shell_visit_error(r);
@@ -557,7 +571,7 @@ static void request_configure(ap_session *s, const proto_request *req, json_t *j
 	}
 	if(sdp) {
 		proto_error err;
-		json_t *answer = shell_sdp_answer(s, sdp, &err);
+		json_t *answer = observer ? shell_observe_answer(s, sdp, &err) : shell_sdp_answer(s, sdp, &err);
 		if(answer == NULL) {
 			out->answer = proto_error_json(&err);
 			return;

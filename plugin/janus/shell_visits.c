@@ -83,6 +83,7 @@ static ap_visit *vacate(ap_session *s) {
 			janus_refcount_decrease(&s->ref);
 		}
 	}
+	shell_observe_forget(s);
 	s->visit = NULL;
 	s->role = VISIT_ROLE_NONE;
 	return av;
@@ -145,6 +146,8 @@ void shell_session_detach(ap_session *s, gboolean close_media) {
 			janus_refcount_increase(&other->ref);
 		shell_notify(s->handle, "left", json_pack("{s:s, s:s}",
 			"visit_id", av->v.id, "role", visit_role_name(role)));
+		if(role == VISIT_ROLE_OBSERVER)
+			shell_observe_announce_locked(av, FALSE, "left");
 	}
 	janus_mutex_unlock(&ap->visits_mutex);
 	if(other) {
@@ -168,6 +171,8 @@ GList *shell_observers_remove_locked(ap_visit *av) {
 		shell_visit_unref(unseat(o, now));
 		removed = g_list_prepend(removed, o);
 	}
+	if(removed)
+		shell_observe_announce_locked(av, FALSE, "consent_withdrawn");
 	return removed;
 }
 

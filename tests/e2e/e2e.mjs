@@ -1373,6 +1373,84 @@ await test("two instances: a client link opened on the other instance follows th
   await cx.close();
 });
 
+/* ================= live supervision: the supervisor watches ================= */
+// A visit with research consent, live; the supervisor page's "Watch live"
+// with its visit id: both videos play (the therapist's and the client's,
+// told apart by Chromium's fake camera frames counting on each page — here
+// it is enough that each <video> plays and is a different track), and both
+// participants' pages show the note; when the supervisor stops, the note
+// goes.
+await test("supervisor: Watch live shows the therapist's and the client's video; both participants' pages say a supervisor is watching, and stop saying it when they leave", async () => {
+  const tx = await newContext();
+  const th = await newPage(tx, "therapist-observed");
+  await therapistVisit(th, BASE + "therapist.html", "C-E2E-OBS");
+  const invite = (await th.inputValue("#invite-link")).split("#invite=")[1];
+  results.secrets.push(invite);
+  const visitId = await th.evaluate(() => window.alliancePage.visitId);
+  assert(visitId, "the therapist page knows its visit id");
+  const cx = await newContext();
+  const cl = await newPage(cx, "client-observed");
+  await cl.goto(`${BASE}client.html#invite=${invite}`);
+  await visible(cl, "#s-consent");
+  await cl.check("input[name=research][value=yes]");
+  await cl.click("#consent-form button[type=submit]");
+  await visible(cl, "#s-check");
+  await waitFor(() => cl.$eval("#join-btn", (b) => !b.disabled), "camera and connection checks", 15000);
+  await cl.click("#join-btn");
+  await visible(th, "#admit");
+  await th.click("#admit");
+  await visible(cl, "#s-call");
+  await bothWays(th, cl, "before the supervisor watches");
+  assert(await th.locator("#observer-note").isHidden() && await cl.locator("#observer-note").isHidden(), "no note before anyone watches");
+  // the supervisor signs in and watches
+  const sx = await newContext();
+  const sp = await newPage(sx, "supervisor-watch");
+  await sp.goto(BASE + "supervisor.html");
+  await visible(sp, "#s-signin");
+  await sp.fill("#key", SKEY);
+  await sp.click("#signin-form button[type=submit]");
+  await visible(sp, "#s-reports");
+  await sp.fill("#watch-visit", visitId);
+  await sp.click("#watch-start");
+  await visible(sp, "#watch-view");
+  const tv = await videoPlays(sp, "#watch-therapist");
+  const cv = await videoPlays(sp, "#watch-client");
+  const ids = await sp.evaluate(() => ["watch-therapist", "watch-client"].map((id) =>
+    document.getElementById(id).srcObject.getVideoTracks().map((t) => t.id).join()));
+  assert(ids[0] && ids[1] && ids[0] !== ids[1], `two different video tracks: ${ids}`);
+  assert(await sp.evaluate(() => ["watch-therapist", "watch-client"].every((id) =>
+    document.getElementById(id).srcObject.getAudioTracks().length === 1)), "each seat's audio is there too");
+  console.log(`      watching: therapist ${tv.w}x${tv.h}, client ${cv.w}x${cv.h}`);
+  // the supervisor sends nothing
+  const sent = await sp.evaluate(async () => {
+    let n = 0;
+    const pc = window.alliancePage.watchPc;
+    if (!pc) return -1;
+    (await pc.getStats()).forEach((s) => { if (s.type === "outbound-rtp") n += s.packetsSent || 0; });
+    return n;
+  });
+  assert(sent === 0, `the supervisor's page sent ${sent} RTP packets`);
+  // both participants' pages say so
+  for (const [p, who] of [[th, "therapist"], [cl, "client"]]) {
+    await waitFor(async () => await p.locator("#observer-note").isVisible(), `the ${who} page's note`);
+    assert(/supervisor is watching/i.test(await text(p, "#observer-note")), `${who} note: ${await text(p, "#observer-note")}`);
+  }
+  await shot(sp, "supervisor-watch-live");
+  await shot(th, "therapist-observed");
+  await shot(cl, "client-observed");
+  // the participants' own call is unchanged
+  await bothWays(th, cl, "while the supervisor watches");
+  // stop watching: the notes go
+  await sp.click("#watch-stop");
+  await waitFor(async () => (await sp.locator("#watch-view").isHidden()), "the watch view closes");
+  for (const [p, who] of [[th, "therapist"], [cl, "client"]]) {
+    await waitFor(async () => await p.locator("#observer-note").isHidden(), `the ${who} page's note goes`);
+  }
+  await sx.close();
+  await cx.close();
+  await tx.close();
+});
+
 /* ---------------- done ---------------- */
 await browser.close();
 results.secondsTotal = (Date.now() - T0) / 1000;

@@ -133,6 +133,42 @@ static void test_idle_age_and_end_reasons(void) {
 	g_assert_null(visit_end_reason_name(VISIT_END_NONE));
 }
 
+/* Who watches: observers only with consent, at most VISIT_OBSERVERS_MAX,
+ * and they receive media only while the visit is live and consent stands. */
+static void test_observers(void) {
+	visit v;
+	fresh(&v);
+	bool first;
+	g_assert_cmpint(join_therapist(&v, "T-01"), ==, VISIT_OK);
+	g_assert_cmpint(join_client(&v, INVITE, NULL, true, &first), ==, VISIT_OK);
+	auth_digest r;
+	auth_digest_of(REJOIN, &r);
+	visit_set_rejoin(&v, &r);
+	g_assert_false(visit_observed(&v));              /* nobody watches yet */
+	for(int i = 0; i < VISIT_OBSERVERS_MAX; i++)
+		g_assert_cmpint(visit_join_observer(&v), ==, VISIT_OK);
+	ASSERT_REFUSED(&v, visit_join_observer(&v), VISIT_ERR_FULL);
+	g_assert_false(visit_observed(&v));              /* waiting room: not live yet */
+	g_assert_cmpint(visit_may_configure(&v, VISIT_ROLE_OBSERVER), ==, VISIT_OK);
+	g_assert_cmpint(visit_admit(&v, VISIT_ROLE_THERAPIST, 2), ==, VISIT_OK);
+	g_assert_true(visit_observed(&v));
+	/* one participant away: the other is still watched */
+	visit_leave(&v, VISIT_ROLE_CLIENT, 3);
+	g_assert_true(visit_observed(&v));
+	/* the client back without consent: nothing more to see */
+	g_assert_cmpint(join_client(&v, INVITE, REJOIN, false, &first), ==, VISIT_OK);
+	g_assert_false(visit_observed(&v));
+	g_assert_cmpint(join_client(&v, INVITE, REJOIN, true, &first), ==, VISIT_OK);
+	g_assert_true(visit_observed(&v));
+	for(int i = 0; i < VISIT_OBSERVERS_MAX; i++)
+		visit_leave(&v, VISIT_ROLE_OBSERVER, 4);
+	g_assert_false(visit_observed(&v));
+	g_assert_cmpint(visit_join_observer(&v), ==, VISIT_OK);   /* a seat is free again */
+	g_assert_cmpint(visit_end(&v, VISIT_ROLE_THERAPIST, 5), ==, VISIT_OK);
+	g_assert_false(visit_observed(&v));              /* the relay stops at the end */
+	ASSERT_REFUSED(&v, visit_may_configure(&v, VISIT_ROLE_OBSERVER), VISIT_ERR_WRONG_STATE);
+}
+
 static void test_refusals_change_nothing(void) {
 	visit v;
 	fresh(&v);
@@ -166,7 +202,9 @@ static void test_refusals_change_nothing(void) {
 	ASSERT_REFUSED(&v, visit_end(&v, VISIT_ROLE_CLIENT, 1), VISIT_ERR_FORBIDDEN);
 	ASSERT_REFUSED(&v, visit_end(&v, VISIT_ROLE_OBSERVER, 1), VISIT_ERR_FORBIDDEN);
 	ASSERT_REFUSED(&v, visit_may_configure(&v, VISIT_ROLE_CLIENT), VISIT_ERR_NOT_ADMITTED);
-	ASSERT_REFUSED(&v, visit_may_configure(&v, VISIT_ROLE_OBSERVER), VISIT_ERR_FORBIDDEN);
+	/* an observer's receive-only PeerConnection may be set up any time before the end */
+	g_assert_cmpint(visit_may_configure(&v, VISIT_ROLE_OBSERVER), ==, VISIT_OK);
+	ASSERT_REFUSED(&v, visit_may_configure(&v, VISIT_ROLE_NONE), VISIT_ERR_FORBIDDEN);
 	g_assert_cmpint(visit_admit(&v, VISIT_ROLE_THERAPIST, 2), ==, VISIT_OK);
 	ASSERT_REFUSED(&v, visit_admit(&v, VISIT_ROLE_THERAPIST, 3), VISIT_ERR_WRONG_STATE);
 	g_assert_cmpint(visit_end(&v, VISIT_ROLE_THERAPIST, 4), ==, VISIT_OK);
@@ -240,6 +278,7 @@ int main(int argc, char **argv) {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/visit/happy-path", test_happy_path);
 	g_test_add_func("/visit/refusals-change-nothing", test_refusals_change_nothing);
+	g_test_add_func("/visit/observers", test_observers);
 	g_test_add_func("/visit/client-first", test_client_first_then_therapist);
 	g_test_add_func("/visit/waiting-client-leaves", test_waiting_client_leaves);
 	g_test_add_func("/visit/names", test_names);

@@ -299,6 +299,7 @@ export class AllianceClient {
       if (t) this.remoteStream.removeTrack(t);
     }
     this.emit("remotetrack", this.remoteStream, track, on);
+    if (this.observing) this.emit("observed", this.seatOfMid(mid, track.kind), track, on);
   }
 
   // One plugin request. Resolves {data, jsep}; `data.alliance === "error"`
@@ -402,6 +403,44 @@ export class AllianceClient {
       this.watchPc();
       return r;
     });
+  }
+
+  // An observer's receive-only offer (docs/api.md "Observers"): audio,
+  // video, audio, video — the first pair carries the therapist, the second
+  // the client. janus.js looks a track up by kind (so a second audio
+  // would reuse the first transceiver) unless it names a mid no
+  // transceiver has yet: the placeholder mids make it add four. Resolves
+  // the `configured` data; "observed" (seat, track, on) reports each
+  // remote track with the seat its m-line carries.
+  startObserving() {
+    return this.negotiate(async () => {
+      this.localStream = null;
+      this.clones = [];
+      this.sending = { audio: false, video: false };
+      this.observing = true;
+      window.Janus.dataChanDefaultLabel = DC_LABEL;
+      const tracks = ["audio", "video", "audio", "video"].map((type, i) =>
+        ({ type, capture: false, recv: true, mid: `observe-${i}` }));
+      tracks.push({ type: "data" });
+      const offer = await new Promise((resolve, reject) => {
+        this.handle.createOffer({
+          tracks,
+          success: resolve,
+          error: (e) => reject(new AllianceError("webrtc", `could not prepare watching: ${e && e.message ? e.message : e}`)),
+        });
+      });
+      return this.configureWith(offer, REQUEST_TIMEOUT_MS);
+    });
+  }
+
+  // Which seat an observer's m-line carries: its place among the
+  // PeerConnection's audio (or video) transceivers.
+  seatOfMid(mid, kind) {
+    const pc = this.pc;
+    if (!pc) return null;
+    const same = pc.getTransceivers().filter((t) => t.receiver && t.receiver.track && t.receiver.track.kind === kind);
+    const i = same.findIndex((t) => t.mid === mid);
+    return i === 0 ? "therapist" : i === 1 ? "client" : null;
   }
 
   // A new offer on the PeerConnection we have: an ICE restart (new ICE

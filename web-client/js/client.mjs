@@ -11,7 +11,7 @@
 
 import { loadConfig, serverList, iceConfig } from "./config.mjs";
 import { openClient, useIce } from "./alliance-client.mjs";
-import { $, showScreen, setStatus, clearStatus, clearStatusIf, toast, playStream, store, local, hashParams, fmtMs, showConnection } from "./ui.mjs";
+import { $, showScreen, setStatus, clearStatus, clearStatusIf, toast, playStream, store, local, hashParams, fmtMs, showConnection, showObserved } from "./ui.mjs";
 import { t, applyLanguage, chooseLanguage, errorText, startError } from "./i18n.mjs";
 import { PulseForm, AnswerChannel } from "./pulse.mjs";
 import { CallKeeper, RemoteWatch, StopRetrying, exposeCallState, ownTrouble, startCallMedia, stopCallMedia, wireSoundButton } from "./keeper.mjs";
@@ -462,6 +462,7 @@ async function rejoin() {
   saveRecord({ research: !!state.research });
   const th = d.participants && d.participants.therapist;
   if (th) remoteWatch().setPresent(!!th.present);
+  showObserved(d.participants ? d.participants.observers : 0, t("call.observed"));
   enterCall();
   await startMedia(ac);
 }
@@ -518,6 +519,10 @@ function onEvent(d) {
       break;
     case "participant_joined":
       if (d.role === "therapist") onTherapist(true);
+      break;
+    case "observer_joined":
+    case "observer_left":
+      showObserved(d.observers, t("call.observed"));
       break;
     case "media_stopped":
     case "media_resumed":

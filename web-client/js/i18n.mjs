@@ -76,6 +76,7 @@ const en = {
   "call.thanks": "Thank you. Your answers are saved. You can close this page now.",
   "call.thanks_noanswer": "Thank you. You can close this page now.",
   "call.closed": "The visit is closed.",
+  "call.observed": "A supervisor is watching this session (you agreed to this for research). Say so if you would rather they did not: joining again without research consent ends it at once.",
   // pulse form
   "pulse.send": "Send",
   "pulse.notnow": "Not now",
@@ -216,6 +217,7 @@ const de = {
   "call.thanks": "Vielen Dank. Ihre Antworten sind gespeichert. Sie können diese Seite jetzt schließen.",
   "call.thanks_noanswer": "Vielen Dank. Sie können diese Seite jetzt schließen.",
   "call.closed": "Der Termin ist geschlossen.",
+  "call.observed": "Eine Supervisorin oder ein Supervisor sieht bei diesem Termin zu (Sie haben dem für die Forschung zugestimmt). Sagen Sie es, wenn Sie das nicht möchten: ein erneutes Beitreten ohne Forschungs-Zustimmung beendet es sofort.",
   "pulse.send": "Senden",
   "pulse.notnow": "Nicht jetzt",
   "pulse.sending": "Wird gesendet…",

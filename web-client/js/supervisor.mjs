@@ -11,10 +11,17 @@
 // The key is checked at sign-in with an observer `join` for a visit id
 // that cannot exist: the plugin checks the key first (475) and only then
 // looks the visit up (476), and a refused request changes nothing.
+//
+// "Watch live" (docs/api.md "Observers"): a handle of its own joins the
+// visit as observer and sends a receive-only offer (alliance-client.mjs
+// startObserving); the therapist's and the client's tracks are shown side
+// by side. Both participants' pages say that a supervisor watches; when
+// the client withdraws consent the plugin removes the observer and the
+// view says so.
 
 import { loadConfig, serverList, iceConfig } from "./config.mjs";
 import { openClient, useIce } from "./alliance-client.mjs";
-import { $, el, showScreen, setStatus, clearStatus, store, showConnection } from "./ui.mjs";
+import { $, el, showScreen, setStatus, clearStatus, store, showConnection, playStream } from "./ui.mjs";
 import { t, errorText, startError } from "./i18n.mjs";
 import { fmt, fmtField, sv, scale, niceDomain, num, sgn, MOD, narrow, frame, axes, polyline, marker,
   legend, dataTable, figure, trendChart } from "./charts.mjs";
@@ -95,6 +102,106 @@ $("signout").addEventListener("click", () => {
   store.del(K.key);
   if (state.ac) state.ac.destroy();
   window.location.reload();
+});
+
+/* ---------------- watch live ---------------- */
+const watch = { ac: null, streams: null };
+
+function watchError(d) {
+  switch (d.error_code) {
+    case 476: return "There is no open visit with this id.";
+    case 485: return "The client of this visit did not consent to research, so it cannot be watched.";
+    case 486: return "As many supervisors as allowed are watching this visit already.";
+    case 483: return "This visit has ended.";
+    default: return errorText(d);
+  }
+}
+
+function showTrack(seat, track, on) {
+  const s = watch.streams && watch.streams[seat];
+  if (!s) return;
+  if (on) {
+    for (const t of s.getTracks()) if (t.kind === track.kind && t.id !== track.id) s.removeTrack(t);
+    if (!s.getTrackById(track.id)) s.addTrack(track);
+  } else {
+    const t = s.getTrackById(track.id);
+    if (t) s.removeTrack(t);
+  }
+  playStream($(`watch-${seat}`), s);
+}
+
+function endWatching(kind, text) {
+  const ac = watch.ac;
+  watch.ac = null;
+  watch.streams = null;
+  if (ac) ac.destroy();
+  for (const id of ["watch-therapist", "watch-client"]) $(id).srcObject = null;
+  $("watch-view").hidden = true;
+  $("watch-stop").hidden = true;
+  $("watch-start").disabled = false;
+  if (text) setStatus("watch-status", kind, text);
+  else clearStatus("watch-status");
+}
+
+async function startWatching(visitId) {
+  if (watch.ac) endWatching();
+  $("watch-start").disabled = true;
+  setStatus("watch-status", "pending", t("conn.connecting"));
+  let ac;
+  try {
+    ac = await openClient(state.servers, "observer");
+  } catch (e) {
+    const [h, d] = connectionError(e);
+    $("watch-start").disabled = false;
+    setStatus("watch-status", "error", h, d);
+    return;
+  }
+  watch.ac = ac;
+  watch.streams = { therapist: new MediaStream(), client: new MediaStream() };
+  ac.on("observed", (seat, track, on) => { if (watch.ac === ac) showTrack(seat, track, on); });
+  ac.on("event", (d) => {
+    if (watch.ac !== ac) return;
+    if (d.alliance === "removed") endWatching("warn", "The client withdrew consent: watching has stopped.");
+    else if (d.alliance === "closed") endWatching("ok", "The visit has closed.");
+    else if (d.alliance === "replaced") endWatching("warn", "You are watching this visit in another tab or window now.");
+  });
+  let r;
+  try {
+    r = await ac.join({ request: "join", role: "observer", visit_id: visitId, supervisor_key: state.key });
+    if (r.data.alliance === "joined") await ac.startObserving();
+  } catch (e) {
+    r = { data: { alliance: "error", error_code: e.code, error: e.message } };
+  }
+  if (watch.ac !== ac) return;
+  if (r.data.alliance === "error") {
+    endWatching("error", watchError(r.data));
+    return;
+  }
+  $("watch-view").hidden = false;
+  $("watch-stop").hidden = false;
+  setStatus("watch-status", "ok", "Watching live. Both participants see that a supervisor is watching.");
+}
+
+// for the e2e tests: the watching PeerConnection
+window.alliancePage = {
+  get watchPc() { return watch.ac ? watch.ac.pc : null; },
+};
+
+$("watch-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const id = $("watch-visit").value.trim();
+  if (!id) {
+    setStatus("watch-status", "error", "Enter the visit id.");
+    $("watch-visit").focus();
+    return;
+  }
+  startWatching(id);
+});
+
+$("watch-stop").addEventListener("click", async () => {
+  const ac = watch.ac;
+  if (ac) await ac.request({ request: "leave" }).catch(() => {});
+  endWatching("ok", "You stopped watching.");
 });
 
 /* ---------------- the report form ---------------- */

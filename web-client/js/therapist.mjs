@@ -24,7 +24,7 @@
 
 import { loadConfig, serverList, iceConfig } from "./config.mjs";
 import { openClient, useIce } from "./alliance-client.mjs";
-import { $, el, showScreen, setStatus, clearStatus, clearStatusIf, toast, copyText, playStream, store, fmtNum, showConnection, wireConfirm } from "./ui.mjs";
+import { $, el, showScreen, setStatus, clearStatus, clearStatusIf, toast, copyText, playStream, store, fmtNum, showConnection, wireConfirm, showObserved } from "./ui.mjs";
 import { t, errorText, startError } from "./i18n.mjs";
 import { PulseForm, AnswerChannel } from "./pulse.mjs";
 import { CallKeeper, RemoteWatch, StopRetrying, exposeCallState, ownTrouble, startCallMedia, stopCallMedia, wireSoundButton } from "./keeper.mjs";
@@ -34,6 +34,7 @@ const K = { key: "ap.therapist.key", visit: "ap.therapist.visit" };
 const KEY_CHECK_VISIT = "key-check";
 const NOTICE_MS = 5000;          // "The client is back." and the like
 const ACTION_MS = 10000;         // what became of a button press (refused, made)
+const OBSERVED_NOTE = "A supervisor is watching this session live (the client consented to research).";
 
 const state = {
   servers: [],
@@ -262,6 +263,7 @@ async function joinVisit(resumed) {
 // What a join answer says about the visit, applied to the page.
 function onJoined(d) {
   const client = d.participants && d.participants.client;
+  showObserved(d.participants ? d.participants.observers : 0, OBSERVED_NOTE);
   if (client) remoteWatch().setPresent(!!client.present);
   if (d.state === "waiting" && client && client.present) onWaiting(client.code);
   if (d.state === "live") onLive();
@@ -801,6 +803,10 @@ function wire(ac) {
         break;
       case "participant_joined":
         if (d.role === "client") onClientPresence(true);
+        break;
+      case "observer_joined":
+      case "observer_left":
+        showObserved(d.observers, OBSERVED_NOTE);
         break;
       case "media_stopped":
       case "media_resumed":

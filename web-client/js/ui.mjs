@@ -20,6 +20,17 @@ export function el(tag, attrs = {}, ...children) {
   return e;
 }
 
+// The note that a supervisor is watching (therapist and client pages):
+// shown while `observers` (from observer_joined / observer_left, or a join
+// answer's participants.observers) is above 0. docs/api.md "Observers".
+export function showObserved(observers, text) {
+  const box = $("observer-note");
+  if (!box) return;
+  const on = Number.isInteger(observers) && observers > 0;
+  box.textContent = on ? text : "";
+  box.hidden = !on;
+}
+
 // Show exactly one of the page's screens (sections with class "screen"),
 // move focus to its heading so keyboard and screen-reader users land there.
 // The first screen a page shows keeps the browser's own start position.
