@@ -377,7 +377,7 @@ func run(c Config) (map[string]any, error) {
 		}
 	}
 	a := g.snap()
-	schedA, tasksA := readSchedLat(), readTaskStats(c.JanusPID)
+	schedA, tasksA, selfA := readSchedLat(), readTaskStats(c.JanusPID), readTaskStats(os.Getpid())
 	if c.CPUProfile != "" {
 		if f, err := os.Create(c.CPUProfile); err == nil {
 			_ = pprof.StartCPUProfile(f)
@@ -389,7 +389,7 @@ func run(c Config) (map[string]any, error) {
 		return out, err
 	}
 	b := g.snap()
-	schedB, tasksB := readSchedLat(), readTaskStats(c.JanusPID)
+	schedB, tasksB, selfB := readSchedLat(), readTaskStats(c.JanusPID), readTaskStats(os.Getpid())
 	if c.CPUProfile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -436,6 +436,9 @@ func run(c Config) (map[string]any, error) {
 	if c.JanusPID > 0 {
 		out["janus_run_queue"] = janusRunQueue(tasksA, tasksB)
 	}
+	// the generator's own OS threads (the Go metric above does not see a
+	// goroutine whose thread the kernel has put aside)
+	out["gen_run_queue"] = janusRunQueue(selfA, selfB)
 	if dRecv+dSent > 0 {
 		out["gen_cpu_us_per_packet"] = round(gc*1e6/float64(dRecv), 3) // per relayed packet: it both sent and received it
 	}

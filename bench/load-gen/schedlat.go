@@ -119,7 +119,8 @@ func threadGroup(comm string) string {
 	return g
 }
 
-// janusRunQueue sums, per thread group, the time Janus's threads ran and
+// janusRunQueue sums, per thread group, the time a process's threads
+// (Janus's; also the generator's own, "alliance-load") ran and
 // waited to run between the readings a and b: {"group": {"threads": k,
 // "run_ms": r, "wait_ms": w, "slices": n, "wait_ms_per_slice": w/n}}.
 func janusRunQueue(a, b map[string]taskStat) map[string]any {
