@@ -373,10 +373,19 @@ function mixedReading(m) {
   if (!num(m.estimate)) return `no model of clients: ${m.refused || "not enough data"}`;
   const dir = m.estimate < 0 ? "lower" : "higher";
   const [lo, hi] = m.ci || [];
-  const who = `${fmt(m.n_clients)} clients, ${fmt(m.n)} visits`;
+  const who = `${m.model === "therapist/client" ? `${fmt(m.n_therapists)} therapists, ` : ""}${fmt(m.n_clients)} clients, ${fmt(m.n)} visits`;
   if (!num(lo) || !num(hi)) return `online ${dir} by ${Math.abs(m.estimate).toFixed(2)} points (${who})`;
   const clear = (lo > 0) === (hi > 0) && lo !== 0 && hi !== 0;
   return `online ${dir} by ${Math.abs(m.estimate).toFixed(2)} points, 95 % CI ${sgn(lo)} to ${sgn(hi)} (${who}): ${clear ? "a clear difference" : "no clear difference"}`;
+}
+
+/* Which mixed model was fitted, in words (the total's; every score of a
+ * report has the same visits, so the same model unless one was refused). */
+function modelWords(m) {
+  if (m?.model === "therapist/client")
+    return `A mixed model with a random intercept per therapist and per client within therapist (${fmt(m.n_therapists)} therapists)`;
+  const why = m?.therapist_term ? `; no therapist term: ${m.therapist_term}` : "";
+  return `A mixed model with a random intercept per client${why}`;
 }
 
 /* The non-inferiority conclusion in words. */
@@ -403,7 +412,7 @@ function mixedSection(scores) {
   if (!rows.length) return null;
   const word = { noninferior: "non-inferior", inferior: "inferior", inconclusive: "inconclusive" };
   return sec("Model of clients and non-inferiority",
-    el("p", { class: "note", text: "A mixed model with a random intercept per client (REML, 95 % CI with Satterthwaite degrees of freedom) does not count a client's repeated visits as independent evidence; it is the figure to read for online vs in person. Differences are in score points, online minus in person." }),
+    el("p", { class: "note mixed-model", text: `${modelWords(rows[0].mixed)} (REML, 95 % CI with Satterthwaite degrees of freedom) does not count a client's repeated visits as independent evidence; it is the figure to read for online vs in person. Differences are in score points, online minus in person.` }),
     tbl("Per score: online minus in person from the model of clients, and non-inferiority", ["Score", "Difference [95 % CI]", "Margin", "Non-inferiority"],
       rows.map((s) => [s.score,
         el("span", { class: "mixed-value", "data-score": s.score, text: num(s.mixed.estimate) ? `${sgn(s.mixed.estimate)} [${sgn(s.mixed.ci?.[0])}, ${sgn(s.mixed.ci?.[1])}]` : "—" }),
