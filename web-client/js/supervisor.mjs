@@ -367,16 +367,21 @@ function gReading(h) {
   return `online ${dir} by ${a} SD, 95 % CI from ${Math.abs(h.lo).toFixed(2)} lower to ${Math.abs(h.hi).toFixed(2)} higher: no clear difference`;
 }
 
+/* Whom a mixed model was fitted to: therapists too when it has their term. */
+function who(m) {
+  return `${m.model === "therapist/client" ? `${fmt(m.n_therapists)} therapists, ` : ""}${fmt(m.n_clients)} clients, ${fmt(m.n)} visits`;
+}
+
 /* The mixed model's difference (online − in person, points) in words. */
 function mixedReading(m) {
   if (!m) return "not in this report";
   if (!num(m.estimate)) return `no model of clients: ${m.refused || "not enough data"}`;
   const dir = m.estimate < 0 ? "lower" : "higher";
   const [lo, hi] = m.ci || [];
-  const who = `${m.model === "therapist/client" ? `${fmt(m.n_therapists)} therapists, ` : ""}${fmt(m.n_clients)} clients, ${fmt(m.n)} visits`;
-  if (!num(lo) || !num(hi)) return `online ${dir} by ${Math.abs(m.estimate).toFixed(2)} points (${who})`;
+  const whom = who(m);
+  if (!num(lo) || !num(hi)) return `online ${dir} by ${Math.abs(m.estimate).toFixed(2)} points (${whom})`;
   const clear = (lo > 0) === (hi > 0) && lo !== 0 && hi !== 0;
-  return `online ${dir} by ${Math.abs(m.estimate).toFixed(2)} points, 95 % CI ${sgn(lo)} to ${sgn(hi)} (${who}): ${clear ? "a clear difference" : "no clear difference"}`;
+  return `online ${dir} by ${Math.abs(m.estimate).toFixed(2)} points, 95 % CI ${sgn(lo)} to ${sgn(hi)} (${whom}): ${clear ? "a clear difference" : "no clear difference"}`;
 }
 
 /* Which mixed model was fitted, in words (the total's; every score of a
@@ -404,7 +409,7 @@ function niReading(ni, m) {
 function slopeReading(m, unit) {
   if (!m || !num(m.estimate)) return `no model (${m?.refused || "not enough data"})`;
   const [lo, hi] = m.ci || [];
-  return `${sgn(m.estimate)} points ${unit}${num(lo) ? `, 95 % CI ${sgn(lo)} to ${sgn(hi)}` : ""} (${fmt(m.n_clients)} clients, ${fmt(m.n)} visits)`;
+  return `${sgn(m.estimate)} points ${unit}${num(lo) ? `, 95 % CI ${sgn(lo)} to ${sgn(hi)}` : ""} (${who(m)})`;
 }
 
 function mixedSection(scores) {
