@@ -46,13 +46,16 @@ const char *lmm_status_text(lmm_status s) {
 		case LMM_ERR_SINGULAR: return "the fixed effects cannot be estimated (e.g. only one modality, or a predictor that never varies)";
 		case LMM_ERR_NO_SPREAD: return "the scores have no residual spread";
 		case LMM_ERR_NO_WITHIN: return "scores do not vary within clients";
+		case LMM_ERR_NO_NESTING: return "a client was seen by more than one therapist, so clients are not nested in therapists";
+		case LMM_ERR_NO_THERAPIST_REPLICATES: return "no therapist has two or more clients, so therapist and client variance cannot be told apart";
+		case LMM_ERR_NO_CONVERGENCE: return "the variance search did not settle on an optimum";
 	}
 	return "unknown";
 }
 
 /* Cholesky A = LL' (p ≤ LMM_MAX_P) into L; log|A| into *logdet. -1 if A
  * is not positive definite. */
-static int chol(const double *a, int p, double *l, double *logdet) {
+int lmm_chol(const double *a, int p, double *l, double *logdet) {
 	memset(l, 0, sizeof(double) * p * p);
 	double ld = 0;
 	for(int j = 0; j < p; j++) {
@@ -76,7 +79,7 @@ static int chol(const double *a, int p, double *l, double *logdet) {
 }
 
 /* x = A⁻¹b from A's Cholesky factor. */
-static void chol_solve(const double *l, int p, const double *b, double *x) {
+void lmm_chol_solve(const double *l, int p, const double *b, double *x) {
 	double z[LMM_MAX_P];
 	for(int i = 0; i < p; i++) {
 		double v = b[i];
@@ -92,11 +95,11 @@ static void chol_solve(const double *l, int p, const double *b, double *x) {
 	}
 }
 
-static void chol_inverse(const double *l, int p, double *inv) {
+void lmm_chol_inverse(const double *l, int p, double *inv) {
 	for(int j = 0; j < p; j++) {
 		double e[LMM_MAX_P] = { 0 }, col[LMM_MAX_P];
 		e[j] = 1;
-		chol_solve(l, p, e, col);
+		lmm_chol_solve(l, p, e, col);
 		for(int i = 0; i < p; i++)
 			inv[i * p + j] = col[i];
 	}
@@ -133,9 +136,9 @@ static int gls(const lmm_data *d, double gamma, double *beta, double *rss, doubl
 		if(!(1 + d->ng[g] * gamma > 0))
 			return -1;
 	gls_sums(d, gamma, a, c, &q, logdet_h);
-	if(chol(a, d->p, l, logdet_a) < 0)
+	if(lmm_chol(a, d->p, l, logdet_a) < 0)
 		return -1;
-	chol_solve(l, d->p, c, beta);
+	lmm_chol_solve(l, d->p, c, beta);
 	double cb = 0;
 	for(int i = 0; i < d->p; i++)
 		cb += c[i] * beta[i];
@@ -165,7 +168,7 @@ static double var_beta(const lmm_data *d, int j, double s2b, double s2) {
 	double beta[LMM_MAX_P], l[LMM_MAX_P * LMM_MAX_P], inv[LMM_MAX_P * LMM_MAX_P], rss, lh, la;
 	if(!(s2 > 0) || gls(d, s2b / s2, beta, &rss, &lh, &la, l) < 0)
 		return NAN;
-	chol_inverse(l, d->p, inv);
+	lmm_chol_inverse(l, d->p, inv);
 	return s2 * inv[j * d->p + j];
 }
 
@@ -247,7 +250,7 @@ static int refuse(lmm_result *out, lmm_status why) {
 
 /* A symmetric p × p matrix has full rank to SINGULAR_TOL: every pivot of
  * the Cholesky factor of its unit-diagonal scaling. */
-static gboolean well_conditioned(const double *a, int p) {
+int lmm_well_conditioned(const double *a, int p) {
 	double sc[LMM_MAX_P * LMM_MAX_P] = { 0 }, l[LMM_MAX_P * LMM_MAX_P];
 	for(int j = 0; j < p; j++)
 		if(!(a[j * p + j] > 0))
@@ -255,12 +258,42 @@ static gboolean well_conditioned(const double *a, int p) {
 	for(int j = 0; j < p; j++)
 		for(int k = 0; k < p; k++)
 			sc[j * p + k] = a[j * p + k] / sqrt(a[j * p + j] * a[k * p + k]);
-	if(chol(sc, p, l, NULL) < 0)
+	if(lmm_chol(sc, p, l, NULL) < 0)
 		return FALSE;
 	for(int j = 0; j < p; j++)
 		if(l[j * p + j] * l[j * p + j] < SINGULAR_TOL)
 			return FALSE;
 	return TRUE;
+}
+
+double lmm_group_sums(const double *y, const double *x, const int *dense, int n, int p, int *ng,
+		double *s, double *t, double *xtx, double *xty, double *yty) {
+	/* With an intercept, y − ȳ fits the same model (only β0 moves, by ȳ)
+	 * and keeps q − c'β from cancelling: RSS is then of the size of y'y,
+	 * not a small difference of two large numbers (the df's second
+	 * differences need the deviance to ~1e-14). */
+	gboolean intercept = n > 0;
+	double mean = 0;
+	for(int i = 0; i < n; i++) {
+		intercept &= x[(size_t)i * p] == 1.0;
+		mean += (y[i] - mean) / (i + 1);
+	}
+	double shift = intercept ? mean : 0;
+	for(int i = 0; i < n; i++) {
+		int g = dense[i];
+		const double *xi = x + (size_t)i * p;
+		double yi = y[i] - shift;
+		ng[g]++;
+		t[g] += yi;
+		*yty += yi * yi;
+		for(int j = 0; j < p; j++) {
+			s[(size_t)g * p + j] += xi[j];
+			xty[j] += xi[j] * yi;
+			for(int k = 0; k < p; k++)
+				xtx[j * p + k] += xi[j] * xi[k];
+		}
+	}
+	return shift;
 }
 
 /* The per-client sums; status LMM_OK or why not. */
@@ -291,31 +324,7 @@ static lmm_status prepare(const double *y, const double *x, const int *group, in
 	d->ng = g_new0(int, d->g);
 	d->s = g_new0(double, (size_t)d->g * p);
 	d->t = g_new0(double, d->g);
-	/* With an intercept, y − ȳ fits the same model (only β0 moves, by ȳ)
-	 * and keeps q − c'β from cancelling: RSS is then of the size of y'y,
-	 * not a small difference of two large numbers (the df's second
-	 * differences need the deviance to ~1e-14). */
-	gboolean intercept = n > 0;
-	double mean = 0;
-	for(int i = 0; i < n; i++) {
-		intercept &= x[(size_t)i * p] == 1.0;
-		mean += (y[i] - mean) / (i + 1);
-	}
-	d->shift = intercept ? mean : 0;
-	for(int i = 0; i < n; i++) {
-		int g = dense[i];
-		const double *xi = x + (size_t)i * p;
-		double yi = y[i] - d->shift;
-		d->ng[g]++;
-		d->t[g] += yi;
-		d->yty += yi * yi;
-		for(int j = 0; j < p; j++) {
-			d->s[(size_t)g * p + j] += xi[j];
-			d->xty[j] += xi[j] * yi;
-			for(int k = 0; k < p; k++)
-				d->xtx[j * p + k] += xi[j] * xi[k];
-		}
-	}
+	d->shift = lmm_group_sums(y, x, dense, n, p, d->ng, d->s, d->t, d->xtx, d->xty, &d->yty);
 	g_free(dense);
 	*groups_out = d->g;
 	if(n <= p || d->g < 2)
@@ -332,7 +341,7 @@ static lmm_status prepare(const double *y, const double *x, const int *group, in
 	 * clients gave a slope of 1e15) */
 	if(n - d->g < p || d->g < p + 1)
 		return LMM_ERR_TOO_FEW;
-	return well_conditioned(d->xtx, p) ? LMM_OK : LMM_ERR_SINGULAR;
+	return lmm_well_conditioned(d->xtx, p) ? LMM_OK : LMM_ERR_SINGULAR;
 }
 
 /* θ minimising the profiled REML criterion: the grid, then golden-section
@@ -417,7 +426,7 @@ int lmm_fit_reml(const double *y, const double *x, const int *group, int n, int 
 	double gamma = theta * theta, l[LMM_MAX_P * LMM_MAX_P], inv[LMM_MAX_P * LMM_MAX_P], rss, lh, la;
 	gls(&d, gamma, out->beta, &rss, &lh, &la, l);
 	out->beta[0] += d.shift;
-	chol_inverse(l, p, inv);
+	lmm_chol_inverse(l, p, inv);
 	int r = n - p;
 	out->status = LMM_OK;
 	out->evaluations = evals;

@@ -45,6 +45,10 @@ typedef enum lmm_status {
 	LMM_ERR_SINGULAR,       /* the fixed-effects design is rank deficient */
 	LMM_ERR_NO_SPREAD,      /* no residual variance (every fit exact) */
 	LMM_ERR_NO_WITHIN,      /* optimum at θ → ∞: no within-client variance */
+	/* lmm_nested.h only: */
+	LMM_ERR_NO_NESTING,     /* a client under two therapists (not nested) */
+	LMM_ERR_NO_THERAPIST_REPLICATES, /* no therapist has 2 or more clients */
+	LMM_ERR_NO_CONVERGENCE, /* the bounded search ended without an optimum */
 } lmm_status;
 
 typedef struct lmm_result {
@@ -75,5 +79,24 @@ int lmm_ci(const lmm_result *r, int j, double level, double *lo, double *hi);
 
 /* A short English sentence naming a status (for the reports' notes). */
 const char *lmm_status_text(lmm_status s);
+
+/* Small dense helpers, shared with lmm_nested.c (p ≤ LMM_MAX_P, row-major):
+ * lmm_chol: Cholesky A = LL' into l, log|A| into *logdet (may be NULL);
+ * -1 when A is not positive definite. lmm_chol_solve: x = A⁻¹b from L.
+ * lmm_chol_inverse: A⁻¹ from L. lmm_well_conditioned: 1 when the
+ * symmetric A has full rank (every pivot of the Cholesky factor of its
+ * unit-diagonal scaling at least 1e-10), else 0. */
+int lmm_chol(const double *a, int p, double *l, double *logdet);
+void lmm_chol_solve(const double *l, int p, const double *b, double *x);
+void lmm_chol_inverse(const double *l, int p, double *inv);
+int lmm_well_conditioned(const double *a, int p);
+
+/* Accumulates, for observations with dense group index dense[i], the
+ * per-group count ng[g], column sums s[g·p..] and score sums t[g], and
+ * X'X, X'y, y'y (all zeroed by the caller), with y centred on its mean
+ * when column 0 of x is the intercept (1.0 everywhere; otherwise not).
+ * Returns the shift subtracted from y (β0 moves by it; add it back). */
+double lmm_group_sums(const double *y, const double *x, const int *dense, int n, int p, int *ng,
+	double *s, double *t, double *xtx, double *xty, double *yty);
 
 #endif

@@ -429,13 +429,19 @@ static void out_compare(const json_t *r, FILE *out, gboolean csv) {
 		table_csv(t, out);
 		return;
 	}
+	/* which mixed model the total's difference came from, and why no therapist term */
+	const json_t *tm = json_object_get(json_array_get(json_object_get(r, "scores"), 0), "mixed");
+	const char *method = json_string_value(json_object_get(tm, "method"));
+	const char *no_term = json_string_value(json_object_get(tm, "therapist_term"));
 	char *title = g_strdup_printf("Online vs in person, instrument %s, %" JSON_INTEGER_FORMAT " visits (%s)\n"
 		"Hedges' g and mixed (a model of clients) are video minus in person; intervals are 95 %%;\n"
-		"noninferiority: the mixed CI against -margin (the conclusion in the modality column).",
+		"noninferiority: the mixed CI against -margin (the conclusion in the modality column).%s%s%s%s",
 		json_string_value(json_object_get(r, "instrument")) ? json_string_value(json_object_get(r, "instrument")) : "none",
 		json_integer_value(json_object_get(r, "visits")),
 		json_is_true(json_object_get(json_object_get(r, "filters"), "research")) ?
-			"research consent only" : "all visits");
+			"research consent only" : "all visits",
+		method ? "\nmixed (the total): " : "", method ? method : "",
+		no_term ? "; no therapist term: " : "", no_term ? no_term : "");
 	table_print(t, out, title);
 	g_free(title);
 }

@@ -586,7 +586,8 @@ json_t *report_compare_from(const json_t *rows, const json_t *score_rows,
 		"are narrower than a model of clients would give (docs/reports.md).",
 		"Correlations with connection quality describe association across video visits, not cause."));
 	json_array_append_new(json_object_get(out, "notes"), json_string("`mixed` fits a model of "
-		"clients (a random intercept per client, REML, Satterthwaite df) and is the figure to "
+		"clients (a random intercept per client, and per therapist when there are at least 5 "
+		"therapists: see its `model`; REML, Satterthwaite df) and is the figure to "
 		"read for online vs in person; `noninferiority` judges its 95 % CI against the margin "
 		"(docs/statistics.md)."));
 	for(guint k = 0; k < arrays->len; k++) {

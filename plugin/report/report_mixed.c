@@ -2,19 +2,29 @@
  * report_mixed.c — see report_mixed.h: the compare report's mixed-model
  * readings (core/lmm.h) and the non-inferiority conclusion.
  *
- * Every model here has a random intercept per client and no therapist
- * term (docs/statistics.md "Why no therapist term" gives the reasons);
- * `n_therapists` says how many therapists the fitted visits have.
+ * Every model here has a random intercept per client; when the fitted
+ * visits have enough therapists (report_mixed_therapist_rule(): at least
+ * REPORT_MIXED_MIN_THERAPISTS therapists, one of them with two or more
+ * clients, every visit with a therapist code and every client with one
+ * therapist) it also has a random intercept per therapist, clients nested
+ * in therapists (core/lmm_nested.h, lme4's (1 | therapist/client)), else
+ * the client-only model (core/lmm.h) as before. `model` and `method` say
+ * which was fitted, `therapist_term` why there is none
+ * (docs/statistics.md "Therapists: clients nested in therapists").
  */
 #include "report_mixed.h"
 #include "report_json.h"
 #include "lmm.h"
+#include "lmm_nested.h"
 
 #include <math.h>
 #include <string.h>
 
 #define MIXED_METHOD "REML linear mixed model, random intercept per client; 95 % CI with " \
 	"Satterthwaite degrees of freedom (as R lmerTest)"
+#define MIXED_METHOD_NESTED "REML linear mixed model, random intercepts per therapist and per " \
+	"client within therapist (lme4 (1 | therapist/client)); 95 % CI with Satterthwaite degrees " \
+	"of freedom (as R lmerTest)"
 
 static gboolean is_video(const json_t *row) {
 	const char *m = report_sfield(row, "modality");
@@ -25,9 +35,9 @@ static gboolean is_video(const json_t *row) {
  * intercept), the client index, and the therapists seen. */
 typedef struct obs {
 	int p;
-	GArray *y, *x, *g;
+	GArray *y, *x, *g, *t;      /* t: the therapist index, -1 without a code */
 	GHashTable *clients;        /* code → index + 1 */
-	GHashTable *therapists;     /* set of codes */
+	GHashTable *therapists;     /* code → index + 1 */
 } obs;
 
 static void obs_init(obs *o, int p) {
@@ -35,6 +45,7 @@ static void obs_init(obs *o, int p) {
 	o->y = g_array_new(FALSE, FALSE, sizeof(double));
 	o->x = g_array_new(FALSE, FALSE, sizeof(double));
 	o->g = g_array_new(FALSE, FALSE, sizeof(int));
+	o->t = g_array_new(FALSE, FALSE, sizeof(int));
 	o->clients = g_hash_table_new(g_str_hash, g_str_equal);
 	o->therapists = g_hash_table_new(g_str_hash, g_str_equal);
 }
@@ -43,8 +54,19 @@ static void obs_free(obs *o) {
 	g_array_free(o->y, TRUE);
 	g_array_free(o->x, TRUE);
 	g_array_free(o->g, TRUE);
+	g_array_free(o->t, TRUE);
 	g_hash_table_destroy(o->clients);
 	g_hash_table_destroy(o->therapists);
+}
+
+/* code → its dense index (0, 1, …) in `index` (values index + 1). */
+static int code_index(GHashTable *index, const char *code) {
+	int idx = GPOINTER_TO_INT(g_hash_table_lookup(index, code));
+	if(idx == 0) {
+		idx = (int)g_hash_table_size(index) + 1;
+		g_hash_table_insert(index, (gpointer)code, GINT_TO_POINTER(idx));
+	}
+	return idx - 1;
 }
 
 /* One observation of the visit row vrow: y with covariates cov[0..p−2]. */
@@ -55,30 +77,98 @@ static void obs_add(obs *o, const json_t *vrow, double y, const double *cov) {
 	for(int j = 0; j < o->p - 1; j++)
 		if(!isfinite(cov[j]))
 			return;
-	int idx = GPOINTER_TO_INT(g_hash_table_lookup(o->clients, client));
-	if(idx == 0) {
-		idx = (int)g_hash_table_size(o->clients) + 1;
-		g_hash_table_insert(o->clients, (gpointer)client, GINT_TO_POINTER(idx));
-	}
-	if(ther)
-		g_hash_table_add(o->therapists, (gpointer)ther);
-	idx--;
+	int idx = code_index(o->clients, client), tidx = ther ? code_index(o->therapists, ther) : -1;
 	double one = 1;
 	g_array_append_val(o->y, y);
 	g_array_append_val(o->x, one);
 	g_array_append_vals(o->x, cov, o->p - 1);
 	g_array_append_val(o->g, idx);
+	g_array_append_val(o->t, tidx);
 }
 
-/* The fit of o's model, coefficient 1 (the one predictor) as JSON. lo/hi
- * receive its 95 % interval (NaN when refused). */
+const char *report_mixed_therapist_rule(const int *therapist, const int *client, int n) {
+	if(n <= 0)
+		return "no visits";
+	int therapists = 0, max_t = -1, max_c = -1;
+	for(int i = 0; i < n; i++) {
+		if(therapist[i] < 0)
+			return "some visits have no therapist code";
+		max_t = MAX(max_t, therapist[i]);
+		max_c = MAX(max_c, client[i]);
+	}
+	/* dense indices (obs_add's), so arrays of their size are bounded by n */
+	if(max_t >= n || max_c >= n || max_c < 0)
+		return "bad therapist or client index";
+	int *of_client = g_new(int, max_c + 1), *clients_of = g_new0(int, max_t + 1);
+	const char *why = NULL;
+	for(int c = 0; c <= max_c; c++)
+		of_client[c] = -1;
+	for(int i = 0; i < n && why == NULL; i++) {
+		int c = client[i], t = therapist[i];
+		if(of_client[c] < 0) {
+			of_client[c] = t;
+			therapists += clients_of[t]++ == 0;
+		} else if(of_client[c] != t) {
+			why = "a client was seen by more than one therapist, so clients are not nested in therapists";
+		}
+	}
+	gboolean shared = FALSE;
+	for(int t = 0; t <= max_t; t++)
+		shared |= clients_of[t] >= 2;
+	g_free(of_client);
+	g_free(clients_of);
+	if(why)
+		return why;
+	if(therapists < REPORT_MIXED_MIN_THERAPISTS)
+		return "fewer than " G_STRINGIFY(REPORT_MIXED_MIN_THERAPISTS) " therapists";
+	if(!shared)
+		return "no therapist has two or more clients";
+	return NULL;
+}
+
+/* The fit of o's model, coefficient 1 (the one predictor) as JSON: the
+ * nested model when the therapist rule allows it and it can be fitted,
+ * else the client-only model. lo/hi receive its 95 % interval (NaN when
+ * refused). */
 static json_t *fit_json(const obs *o, const char *direction, double *lo_out, double *hi_out) {
-	lmm_result m;
 	int n = (int)o->y->len;
-	lmm_fit_reml((const double *)(void *)o->y->data, (const double *)(void *)o->x->data,
-		(const int *)(void *)o->g->data, n, o->p, &m);
-	double lo, hi;
-	lmm_ci(&m, 1, 0.95, &lo, &hi);
+	const double *y = (const double *)(void *)o->y->data, *x = (const double *)(void *)o->x->data;
+	const int *g = (const int *)(void *)o->g->data, *t = (const int *)(void *)o->t->data;
+	const char *no_term = report_mixed_therapist_rule(t, g, n);
+	lmm_nested_result nm;
+	gboolean nested = FALSE;
+	if(no_term == NULL) {
+		nested = lmm_nested_fit(y, x, t, g, n, o->p, NULL, &nm) == 0;
+		if(!nested)
+			no_term = lmm_status_text(nm.status);
+	}
+	lmm_result m;
+	lmm_status status;
+	double est, se, df, s2c, s2, lo, hi;
+	double s2t = NAN;
+	int boundary, boundary_t = 0;
+	if(nested) {
+		lmm_nested_ci(&nm, 1, 0.95, &lo, &hi);
+		status = nm.status;
+		est = nm.beta[1];
+		se = nm.se[1];
+		df = nm.df[1];
+		s2t = nm.sigma2_t;
+		s2c = nm.sigma2_c;
+		s2 = nm.sigma2;
+		boundary_t = nm.boundary_therapist;
+		boundary = nm.boundary_client || nm.boundary_therapist;
+	} else {
+		lmm_fit_reml(y, x, g, n, o->p, &m);
+		lmm_ci(&m, 1, 0.95, &lo, &hi);
+		status = m.status;
+		est = m.beta[1];
+		se = m.se[1];
+		df = m.df[1];
+		s2c = m.sigma2_b;
+		s2 = m.sigma2;
+		boundary = m.status == LMM_OK && m.boundary;
+	}
 	if(lo_out)
 		*lo_out = lo;
 	if(hi_out)
@@ -87,13 +177,18 @@ static json_t *fit_json(const obs *o, const char *direction, double *lo_out, dou
 	json_array_append_new(ci, report_num(lo));
 	json_array_append_new(ci, report_num(hi));
 	json_t *j = json_pack("{s:s, s:o, s:o, s:o, s:o, s:i, s:i, s:i, s:o, s:o, s:b, s:s}",
-		"direction", direction, "estimate", report_num(m.beta[1]), "ci", ci, "se", report_num(m.se[1]),
-		"df", report_num(m.df[1]), "n", n, "n_clients", (int)g_hash_table_size(o->clients),
+		"direction", direction, "estimate", report_num(est), "ci", ci, "se", report_num(se),
+		"df", report_num(df), "n", n, "n_clients", (int)g_hash_table_size(o->clients),
 		"n_therapists", (int)g_hash_table_size(o->therapists),
-		"sd_client", report_num(sqrt(m.sigma2_b)), "sd_residual", report_num(sqrt(m.sigma2)),
-		"boundary", m.status == LMM_OK && m.boundary, "method", MIXED_METHOD);
-	json_object_set_new(j, "refused", m.status == LMM_OK ? json_null()
-		: json_string(lmm_status_text(m.status)));
+		"sd_client", report_num(sqrt(s2c)), "sd_residual", report_num(sqrt(s2)),
+		"boundary", status == LMM_OK && boundary, "method", nested ? MIXED_METHOD_NESTED : MIXED_METHOD);
+	json_object_set_new(j, "model", json_string(nested ? "therapist/client" : "client"));
+	json_object_set_new(j, "sd_therapist", report_num(sqrt(s2t)));
+	json_object_set_new(j, "var_therapist", report_num(s2t));
+	json_object_set_new(j, "boundary_therapist", json_boolean(nested && boundary_t));
+	json_object_set_new(j, "therapist_term", no_term ? json_string(no_term) : json_null());
+	json_object_set_new(j, "refused", status == LMM_OK ? json_null()
+		: json_string(lmm_status_text(status)));
 	return j;
 }
 

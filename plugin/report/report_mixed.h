@@ -3,7 +3,9 @@
  * (PROTOCOL.md v1.1 "Research"), beside its naive, visit-level figures:
  *
  *   scores[k].mixed            online − in-person difference of the score,
- *                              random intercept per client (core/lmm.h)
+ *                              random intercept per client (core/lmm.h),
+ *                              and per therapist when there are enough
+ *                              (core/lmm_nested.h)
  *   scores[k].noninferiority   that difference against the margin
  *   formation.mixed            points per visit number, per modality
  *   quality.mixed              end total per unit of mean MOS and per
@@ -22,6 +24,16 @@
 #include <jansson.h>
 
 #include "report.h"
+
+/* The nested model (clients in therapists) is fitted only with at least
+ * this many therapists among a model's visits: McNeish & Stapleton (2016)
+ * on few level-2 units (docs/statistics.md). */
+#define REPORT_MIXED_MIN_THERAPISTS 5
+
+/* Whether a model's visits allow a therapist term: NULL when they do, else
+ * the reason in English. therapist[i] (-1: no code) and client[i] are
+ * dense indices 0..n−1 of observation i. Bounded by n. */
+const char *report_mixed_therapist_rule(const int *therapist, const int *client, int n);
 
 /* The margin a compare report uses: filters.margin when given (> 0), else
  * env->ni_margin. *from_filter says which. */

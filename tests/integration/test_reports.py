@@ -291,6 +291,9 @@ async def test_compare_mixed_model_and_noninferiority(janus, keys):
         assert abs(m[k] - ref[k]) < 1e-4, (k, m, ref)
     assert abs(m["ci"][0] - ref["ci"][0]) < 1e-4 and abs(m["ci"][1] - ref["ci"][1]) < 1e-4, (m, ref)
     assert m["n_clients"] == len(clients) == 36 and m["n_therapists"] == 2 and m["refused"] is None
+    # two therapists: too few for a therapist term, so the client-only model, which says why
+    assert m["model"] == "client" and m["therapist_term"] == "fewer than 5 therapists", m
+    assert m["sd_therapist"] is None and "(1 | therapist/client)" not in m["method"], m
     ni = d["scores"][0]["noninferiority"]
     assert ni["margin"] == NI_MARGIN and ni["margin_source"] == "default", ni
     assert ni["lower_bound"] == m["ci"][0] and ni["upper_bound"] == m["ci"][1]

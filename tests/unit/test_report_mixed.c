@@ -12,7 +12,12 @@
  * differences (0 with a generous margin: noninferior; a large negative
  * one: inferior; a margin inside the interval: inconclusive), the margin's
  * sources (filter, default, scaled for a subscale), filters.margin's
- * validation, and a refused model (one client) written as nulls. */
+ * validation, and a refused model (one client) written as nulls.
+ * Those data sets have 3 therapists, so their models are client-only;
+ * a set with 6 therapists is checked against lmerTest's
+ * (1 | therapist/client) for the total, a subscale, the formation and
+ * the quality slope, and one whose client sees two therapists falls back
+ * to the client-only model. */
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <math.h>
@@ -71,7 +76,9 @@ static void fx_teardown(fixture *fx, gconstpointer data) {
  * index, modality, visit number, end total and (video) MOS. */
 typedef struct loaded {
 	int n;
-	int client[400];
+	int therapists;             /* therapist of client c: T-(c % therapists); 0 means 3 */
+	int crossed;                /* client 0's second visit with therapist 1 */
+	int client[400], therapist[400];
 	double online[400], vnum[400], total[400], mos[400];
 } loaded;
 
@@ -82,7 +89,11 @@ static void load_visit(store *st, loaded *L, int client, int k, gboolean online,
 	char id[32], cl[16], th[16], pid[40];
 	g_snprintf(id, sizeof(id), "m%03d-%02d", client, k);
 	g_snprintf(cl, sizeof(cl), "C-%03d", client);
-	g_snprintf(th, sizeof(th), "T-%d", client % 3);
+	int therapists = L->therapists > 0 ? L->therapists : 3;
+	int ther = client % therapists;
+	if(L->crossed && client == 0 && k == 1)
+		ther = 1;                               /* client 0's second visit: another therapist */
+	g_snprintf(th, sizeof(th), "T-%d", ther);
 	g_snprintf(pid, sizeof(pid), "%s-ce", id);
 	gint64 t = T0 + k * 7 * DAY + client * 1000000LL;
 	store_visit_rec r = { .visit_id = id, .therapist_code = th, .client_code = cl,
@@ -110,6 +121,7 @@ static void load_visit(store *st, loaded *L, int client, int k, gboolean online,
 	int i = L->n++;
 	g_assert_cmpint(L->n, <=, 400);
 	L->client[i] = client;
+	L->therapist[i] = ther;
 	L->online[i] = online;
 	L->vnum[i] = k + 1;
 	L->total[i] = total;
@@ -127,18 +139,23 @@ static double score(double x) {
 	return x < 0 ? 0 : x > 40 ? 40 : x;
 }
 
-typedef enum { SET_BALANCED, SET_UNBALANCED, SET_SINGLE } set_kind;
+typedef enum { SET_BALANCED, SET_UNBALANCED, SET_SINGLE, SET_THERAPISTS } set_kind;
 
 /* Clients with visits of both modalities (a chance per client), a planted
  * online effect `effect`, between-client SD 3, within SD 2. */
 static void load_set(store *st, loaded *L, set_kind kind, guint32 seed, double effect) {
 	GRand *r = g_rand_new_with_seed(seed);
 	L->n = 0;
-	int clients = kind == SET_BALANCED ? 12 : kind == SET_UNBALANCED ? 15 : 34;
+	int clients = kind == SET_BALANCED ? 12 : kind == SET_UNBALANCED ? 15 : kind == SET_SINGLE ? 34 : 24;
+	/* SET_THERAPISTS: L->therapists therapists with an SD of 2.5 between them */
+	double tdev[8] = { 0 };
+	for(int t = 0; t < 8; t++)
+		tdev[t] = kind == SET_THERAPISTS ? 2.5 * normal(r) : 0;
 	for(int c = 0; c < clients; c++) {
 		int visits = kind == SET_BALANCED ? 4 : kind == SET_UNBALANCED ? g_rand_int_range(r, 1, 7)
-			: c < 30 ? 1 : 3;
-		double b = 3 * normal(r), chance = kind == SET_BALANCED ? 0.5 : g_rand_double(r);
+			: kind == SET_SINGLE ? (c < 30 ? 1 : 3) : g_rand_int_range(r, 2, 7);
+		double b = 3 * normal(r) + (L->therapists > 0 ? tdev[(c % L->therapists) % 8] : 0);
+		double chance = kind == SET_BALANCED ? 0.5 : g_rand_double(r);
 		for(int k = 0; k < visits; k++) {
 			gboolean online = kind == SET_BALANCED ? (k + c) % 2 == 0 : g_rand_double(r) < chance;
 			double mos = round((2 + 2.4 * g_rand_double(r)) * 1000) / 1000;
@@ -199,27 +216,37 @@ static void check_mixed(const json_t *mixed, const rref_fit *r, int n, int clien
 
 /* The reference fit of total on one covariate over the loaded visits
  * that `keep` selects (-1: all, 0/1: in person/online). */
-static int reference(const loaded *L, const double *cov, int keep, rref_fit *out, int *clients) {
+static int reference_of(const loaded *L, const double *cov, int keep, double scale, gboolean nested,
+		rref_fit *out, int *clients) {
 	double *y = g_new(double, L->n), *x = g_new(double, 2 * L->n);
-	int *g = g_new(int, L->n), n = 0;
+	int *g = g_new(int, L->n), *t = g_new(int, L->n), n = 0;
 	GHashTable *seen = g_hash_table_new(g_direct_hash, g_direct_equal);
 	for(int i = 0; i < L->n; i++) {
 		if(keep >= 0 && L->online[i] != keep)
 			continue;
-		y[n] = L->total[i];
+		y[n] = L->total[i] * scale;
 		x[2 * n] = 1;
 		x[2 * n + 1] = cov[i];
 		g[n] = L->client[i];
+		t[n] = L->therapist[i];
 		g_hash_table_add(seen, GINT_TO_POINTER(L->client[i] + 1));
 		n++;
 	}
-	rref_lmer(y, x, g, n, 2, out);
+	if(nested)
+		rref_lmer_nested(y, x, t, g, n, 2, NULL, out);
+	else
+		rref_lmer(y, x, g, n, 2, out);
 	*clients = (int)g_hash_table_size(seen);
 	g_hash_table_destroy(seen);
+	g_free(t);
 	g_free(y);
 	g_free(x);
 	g_free(g);
 	return n;
+}
+
+static int reference(const loaded *L, const double *cov, int keep, rref_fit *out, int *clients) {
+	return reference_of(L, cov, keep, 1, FALSE, out, clients);
 }
 
 static void check_set(fixture *fx, set_kind kind, guint32 seed, gboolean all_models) {
@@ -231,6 +258,11 @@ static void check_set(fixture *fx, set_kind kind, guint32 seed, gboolean all_mod
 	json_t *mixed = json_object_get(score_obj(rep, "total"), "mixed");
 	check_mixed(mixed, &r, n, clients, "total, video - in person");
 	g_assert_cmpint((int)num_at(mixed, "n_therapists"), ==, 3);
+	/* 3 therapists: the client-only model, and why */
+	g_assert_cmpstr(json_string_value(json_object_get(mixed, "model")), ==, "client");
+	g_assert_cmpstr(json_string_value(json_object_get(mixed, "therapist_term")), ==, "fewer than 5 therapists");
+	g_assert_true(json_is_null(json_object_get(mixed, "sd_therapist")));
+	g_assert_null(strstr(json_string_value(json_object_get(mixed, "method")), "therapist"));
 	g_assert_cmpstr(json_string_value(json_object_get(mixed, "direction")), ==, "video - in_person");
 	/* the naive figures stay beside it */
 	g_assert_true(json_is_number(json_object_get(json_object_get(score_obj(rep, "total"), "hedges_g"), "g")));
@@ -256,6 +288,94 @@ static void test_unbalanced(fixture *fx, gconstpointer data) {
 
 static void test_single(fixture *fx, gconstpointer data) {
 	check_set(fx, SET_SINGLE, 1303, FALSE);
+}
+
+/* `mixed` from the nested model against R's (1 | therapist/client). */
+static void check_nested(const json_t *mixed, const rref_fit *r, int n, int clients, int therapists,
+		const char *what) {
+	check_mixed(mixed, r, n, clients, what);
+	g_test_message("  therapist variance %.8f (R %.8f), client %.8f (R %.8f)", num_at(mixed, "var_therapist"),
+		r->sigma2_t, pow(num_at(mixed, "sd_client"), 2), r->sigma2_b);
+	g_assert_cmpstr(json_string_value(json_object_get(mixed, "model")), ==, "therapist/client");
+	g_assert_true(json_is_null(json_object_get(mixed, "therapist_term")));
+	g_assert_nonnull(strstr(json_string_value(json_object_get(mixed, "method")), "(1 | therapist/client)"));
+	g_assert_cmpint((int)num_at(mixed, "n_therapists"), ==, therapists);
+	g_assert_cmpfloat_with_epsilon(num_at(mixed, "var_therapist"), r->sigma2_t, TOL);
+	g_assert_cmpfloat_with_epsilon(pow(num_at(mixed, "sd_therapist"), 2), r->sigma2_t, TOL);
+	g_assert_cmpfloat_with_epsilon(pow(num_at(mixed, "sd_client"), 2), r->sigma2_b, TOL);
+	g_assert_cmpint(json_is_true(json_object_get(mixed, "boundary_therapist")), ==, r->sigma2_t < 1e-10);
+}
+
+/* 6 therapists (SD 2.5 between them) × 4 clients, 2–6 visits each: every
+ * model is the nested one, against lmerTest (1 | therapist/client): the
+ * total, the bond subscale, the formation slope and the MOS slope. */
+static void test_therapists(fixture *fx, gconstpointer data) {
+	loaded *L = g_new0(loaded, 1);
+	L->therapists = 6;
+	load_set(fx->st, L, SET_THERAPISTS, 1304, -1.0);
+	json_t *rep = compare(fx, NULL);
+	rref_fit r;
+	int clients, n = reference_of(L, L->online, -1, 1, TRUE, &r, &clients);
+	check_nested(json_object_get(score_obj(rep, "total"), "mixed"), &r, n, clients, 6,
+		"nested: total, video - in person");
+	n = reference_of(L, L->online, -1, 0.25, TRUE, &r, &clients);
+	check_nested(json_object_get(score_obj(rep, "bond"), "mixed"), &r, n, clients, 6,
+		"nested: bond, video - in person");
+	/* the non-inferiority bound is the nested model's */
+	json_t *tm = json_object_get(score_obj(rep, "total"), "mixed");
+	g_assert_cmpfloat(num_at(json_object_get(score_obj(rep, "total"), "noninferiority"), "lower_bound"), ==,
+		json_number_value(json_array_get(json_object_get(tm, "ci"), 0)));
+	n = reference_of(L, L->vnum, 1, 1, TRUE, &r, &clients);
+	check_nested(json_object_get(json_object_get(json_object_get(rep, "formation"), "mixed"), "video"),
+		&r, n, clients, 6, "nested: formation, video, per visit number");
+	n = reference_of(L, L->mos, 1, 1, TRUE, &r, &clients);
+	check_nested(json_object_get(json_object_get(json_object_get(rep, "quality"), "mixed"), "mean_mos"),
+		&r, n, clients, 6, "nested: quality, total per MOS point");
+	json_decref(rep);
+	g_free(L);
+}
+
+/* 6 therapists but client 0 seen by two of them: not nested, so the
+ * client-only model, which agrees with lmerTest (1 | client). */
+static void test_therapists_crossed(fixture *fx, gconstpointer data) {
+	loaded *L = g_new0(loaded, 1);
+	L->therapists = 6;
+	L->crossed = 1;
+	load_set(fx->st, L, SET_THERAPISTS, 1305, -1.0);
+	json_t *rep = compare(fx, NULL);
+	rref_fit r;
+	int clients, n = reference(L, L->online, -1, &r, &clients);
+	json_t *mixed = json_object_get(score_obj(rep, "total"), "mixed");
+	check_mixed(mixed, &r, n, clients, "crossed: the client-only model");
+	g_assert_cmpstr(json_string_value(json_object_get(mixed, "model")), ==, "client");
+	g_assert_nonnull(strstr(json_string_value(json_object_get(mixed, "therapist_term")), "more than one therapist"));
+	g_assert_cmpint((int)num_at(mixed, "n_therapists"), ==, 6);
+	json_decref(rep);
+	g_free(L);
+}
+
+/* the rule on its own: 5 therapists needed, one with 2 clients, codes on
+ * every visit, nesting */
+static void test_therapist_rule(void) {
+	int t[12], c[12];
+	for(int i = 0; i < 12; i++) {
+		c[i] = i / 2;                           /* 6 clients × 2 visits */
+		t[i] = c[i] % 5;                        /* 5 therapists, therapist 0 with 2 clients */
+	}
+	g_assert_null(report_mixed_therapist_rule(t, c, 12));
+	for(int i = 0; i < 12; i++)
+		t[i] = c[i] % 4;
+	g_assert_cmpstr(report_mixed_therapist_rule(t, c, 12), ==, "fewer than 5 therapists");
+	for(int i = 0; i < 12; i++)
+		t[i] = c[i];                            /* 6 therapists, one client each */
+	g_assert_cmpstr(report_mixed_therapist_rule(t, c, 12), ==, "no therapist has two or more clients");
+	for(int i = 0; i < 12; i++)
+		t[i] = c[i] % 5;
+	t[1] = 3;                                   /* client 0's second visit elsewhere */
+	g_assert_nonnull(strstr(report_mixed_therapist_rule(t, c, 12), "more than one therapist"));
+	t[1] = -1;
+	g_assert_cmpstr(report_mixed_therapist_rule(t, c, 12), ==, "some visits have no therapist code");
+	g_assert_cmpstr(report_mixed_therapist_rule(t, c, 0), ==, "no visits");
 }
 
 /* --- non-inferiority -------------------------------------------------------------------------- */
@@ -398,12 +518,15 @@ int main(int argc, char **argv) {
 	ADD("against-lmerTest/balanced", test_balanced);
 	ADD("against-lmerTest/unbalanced", test_unbalanced);
 	ADD("against-lmerTest/single-visit-per-client", test_single);
+	ADD("against-lmerTest/therapists-nested", test_therapists);
+	ADD("against-lmerTest/therapists-not-nested-falls-back", test_therapists_crossed);
 	ADD("noninferiority/planted-0-generous-margin", test_ni_noninferior);
 	ADD("noninferiority/planted-large-negative", test_ni_inferior);
 	ADD("noninferiority/margin-inside-ci", test_ni_inconclusive);
 	ADD("refused-one-client", test_refused);
 #undef ADD
 	g_test_add_func("/report-mixed/noninferiority/rule", test_ni_rule);
+	g_test_add_func("/report-mixed/therapist-rule", test_therapist_rule);
 	g_test_add_func("/report-mixed/filters-margin", test_margin_filter);
 	return g_test_run();
 }

@@ -474,16 +474,30 @@ function gReading(h) {
   return `online ${dir} by ${a} SD, 95 % CI from ${Math.abs(h.lo).toFixed(2)} lower to ${Math.abs(h.hi).toFixed(2)} higher: no clear difference`;
 }
 
+/* Whom a mixed model was fitted to: therapists too when it has their term. */
+function who(m) {
+  return `${m.model === "therapist/client" ? `${fmt(m.n_therapists)} therapists, ` : ""}${fmt(m.n_clients)} clients, ${fmt(m.n)} visits`;
+}
+
 /* The mixed model's difference (online − in person, points) in words. */
 function mixedReading(m) {
   if (!m) return "not in this report";
   if (!num(m.estimate)) return `no model of clients: ${m.refused || "not enough data"}`;
   const dir = m.estimate < 0 ? "lower" : "higher";
   const [lo, hi] = m.ci || [];
-  const who = `${fmt(m.n_clients)} clients, ${fmt(m.n)} visits`;
-  if (!num(lo) || !num(hi)) return `online ${dir} by ${Math.abs(m.estimate).toFixed(2)} points (${who})`;
+  const whom = who(m);
+  if (!num(lo) || !num(hi)) return `online ${dir} by ${Math.abs(m.estimate).toFixed(2)} points (${whom})`;
   const clear = (lo > 0) === (hi > 0) && lo !== 0 && hi !== 0;
-  return `online ${dir} by ${Math.abs(m.estimate).toFixed(2)} points, 95 % CI ${sgn(lo)} to ${sgn(hi)} (${who}): ${clear ? "a clear difference" : "no clear difference"}`;
+  return `online ${dir} by ${Math.abs(m.estimate).toFixed(2)} points, 95 % CI ${sgn(lo)} to ${sgn(hi)} (${whom}): ${clear ? "a clear difference" : "no clear difference"}`;
+}
+
+/* Which mixed model was fitted, in words (the total's; every score of a
+ * report has the same visits, so the same model unless one was refused). */
+function modelWords(m) {
+  if (m?.model === "therapist/client")
+    return `A mixed model with a random intercept per therapist and per client within therapist (${fmt(m.n_therapists)} therapists)`;
+  const why = m?.therapist_term ? `; no therapist term: ${m.therapist_term}` : "";
+  return `A mixed model with a random intercept per client${why}`;
 }
 
 /* The non-inferiority conclusion in words. */
@@ -502,7 +516,7 @@ function niReading(ni, m) {
 function slopeReading(m, unit) {
   if (!m || !num(m.estimate)) return `no model (${m?.refused || "not enough data"})`;
   const [lo, hi] = m.ci || [];
-  return `${sgn(m.estimate)} points ${unit}${num(lo) ? `, 95 % CI ${sgn(lo)} to ${sgn(hi)}` : ""} (${fmt(m.n_clients)} clients, ${fmt(m.n)} visits)`;
+  return `${sgn(m.estimate)} points ${unit}${num(lo) ? `, 95 % CI ${sgn(lo)} to ${sgn(hi)}` : ""} (${who(m)})`;
 }
 
 function mixedSection(scores) {
@@ -510,7 +524,7 @@ function mixedSection(scores) {
   if (!rows.length) return null;
   const word = { noninferior: "non-inferior", inferior: "inferior", inconclusive: "inconclusive" };
   return sec("Model of clients and non-inferiority",
-    el("p", { class: "note", text: "A mixed model with a random intercept per client (REML, 95 % CI with Satterthwaite degrees of freedom) does not count a client's repeated visits as independent evidence; it is the figure to read for online vs in person. Differences are in score points, online minus in person." }),
+    el("p", { class: "note mixed-model", text: `${modelWords(rows[0].mixed)} (REML, 95 % CI with Satterthwaite degrees of freedom) does not count a client's repeated visits as independent evidence; it is the figure to read for online vs in person. Differences are in score points, online minus in person.` }),
     tbl("Per score: online minus in person from the model of clients, and non-inferiority", ["Score", "Difference [95 % CI]", "Margin", "Non-inferiority"],
       rows.map((s) => [s.score,
         el("span", { class: "mixed-value", "data-score": s.score, text: num(s.mixed.estimate) ? `${sgn(s.mixed.estimate)} [${sgn(s.mixed.ci?.[0])}, ${sgn(s.mixed.ci?.[1])}]` : "—" }),
