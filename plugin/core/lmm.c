@@ -105,6 +105,23 @@ void lmm_chol_inverse(const double *l, int p, double *inv) {
 	}
 }
 
+int lmm_gls_solve(const double *a, const double *c, double q, int p, double *l, double *beta,
+		double *rss, double *logdet_a) {
+	if(lmm_chol(a, p, l, logdet_a) < 0)
+		return -1;
+	lmm_chol_solve(l, p, c, beta);
+	double cb = 0;
+	for(int i = 0; i < p; i++)
+		cb += c[i] * beta[i];
+	*rss = q - cb;
+	return 0;
+}
+
+double lmm_reml_criterion(int n, int p, double rss, double logdet_h, double logdet_a) {
+	int r = n - p;
+	return r * (1 + log(2 * M_PI * rss / r)) + logdet_h + logdet_a;
+}
+
 /* A(γ), c(γ), q(γ) and log|H| (see the top of the file). */
 static void gls_sums(const lmm_data *d, double gamma, double *a, double *c, double *q,
 		double *logdet_h) {
@@ -136,14 +153,7 @@ static int gls(const lmm_data *d, double gamma, double *beta, double *rss, doubl
 		if(!(1 + d->ng[g] * gamma > 0))
 			return -1;
 	gls_sums(d, gamma, a, c, &q, logdet_h);
-	if(lmm_chol(a, d->p, l, logdet_a) < 0)
-		return -1;
-	lmm_chol_solve(l, d->p, c, beta);
-	double cb = 0;
-	for(int i = 0; i < d->p; i++)
-		cb += c[i] * beta[i];
-	*rss = q - cb;
-	return 0;
+	return lmm_gls_solve(a, c, q, d->p, l, beta, rss, logdet_a);
 }
 
 /* lme4's REML criterion at θ (σ² profiled out); +Inf where undefined. */
@@ -151,8 +161,7 @@ static double reml_profiled(const lmm_data *d, double theta) {
 	double beta[LMM_MAX_P], l[LMM_MAX_P * LMM_MAX_P], rss, lh, la;
 	if(gls(d, theta * theta, beta, &rss, &lh, &la, l) < 0 || !(rss > 0))
 		return INFINITY;
-	int r = d->n - d->p;
-	return r * (1 + log(2 * M_PI * rss / r)) + lh + la;
+	return lmm_reml_criterion(d->n, d->p, rss, lh, la);
 }
 
 /* The REML deviance at the variances (σ_b², σ²), β and σ² not profiled. */
@@ -434,7 +443,7 @@ int lmm_fit_reml(const double *y, const double *x, const int *group, int n, int 
 	out->boundary = theta == 0;
 	out->sigma2 = rss / r;
 	out->sigma2_b = gamma * out->sigma2;
-	out->reml = r * (1 + log(2 * M_PI * rss / r)) + lh + la;
+	out->reml = lmm_reml_criterion(n, p, rss, lh, la);
 	for(int i = 0; i < p * p; i++)
 		out->cov[i] = out->sigma2 * inv[i];
 	double phi[2] = { out->sigma2_b, out->sigma2 };

@@ -91,6 +91,15 @@ void lmm_chol_solve(const double *l, int p, const double *b, double *x);
 void lmm_chol_inverse(const double *l, int p, double *inv);
 int lmm_well_conditioned(const double *a, int p);
 
+/* The GLS step both models share, from the normal equations A β = c and
+ * q = y'H⁻¹y: A's Cholesky factor into l, log|A| into *logdet_a, β, and
+ * the residual sum q − c'β into *rss; -1 when A is not positive definite.
+ * lmm_reml_criterion: lme4's REML criterion with σ² profiled out, from n
+ * observations, p fixed effects, that RSS, log|H| and log|A|. */
+int lmm_gls_solve(const double *a, const double *c, double q, int p, double *l, double *beta,
+	double *rss, double *logdet_a);
+double lmm_reml_criterion(int n, int p, double rss, double logdet_h, double logdet_a);
+
 /* Accumulates, for observations with dense group index dense[i], the
  * per-group count ng[g], column sums s[g·p..] and score sums t[g], and
  * X'X, X'y, y'y (all zeroed by the caller), with y centred on its mean

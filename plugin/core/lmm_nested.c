@@ -104,14 +104,9 @@ static int sums(const nest_data *d, double gt, double gc, double *a, double *c, 
 static int gls(const nest_data *d, double gt, double gc, double *beta, double *rss,
 		double *logdet_h, double *logdet_a, double *l) {
 	double a[LMM_MAX_P * LMM_MAX_P], c[LMM_MAX_P], q;
-	if(sums(d, gt, gc, a, c, &q, logdet_h) < 0 || lmm_chol(a, d->p, l, logdet_a) < 0)
+	if(sums(d, gt, gc, a, c, &q, logdet_h) < 0)
 		return -1;
-	lmm_chol_solve(l, d->p, c, beta);
-	double cb = 0;
-	for(int i = 0; i < d->p; i++)
-		cb += c[i] * beta[i];
-	*rss = q - cb;
-	return 0;
+	return lmm_gls_solve(a, c, q, d->p, l, beta, rss, logdet_a);
 }
 
 /* lme4's REML criterion at θ = (θ_t, θ_c), σ² profiled out; +Inf where
@@ -121,8 +116,7 @@ static double profiled(const nest_data *d, const double th[2]) {
 	if(!(fabs(th[0]) <= THETA_LIMIT && fabs(th[1]) <= THETA_LIMIT)
 			|| gls(d, th[0] * th[0], th[1] * th[1], beta, &rss, &lh, &la, l) < 0 || !(rss > 0))
 		return INFINITY;
-	int r = d->n - d->p;
-	return r * (1 + log(2 * M_PI * rss / r)) + lh + la;
+	return lmm_reml_criterion(d->n, d->p, rss, lh, la);
 }
 
 /* The unprofiled REML deviance at φ = (σ_t², σ_c², σ²). */
@@ -521,7 +515,7 @@ int lmm_nested_fit(const double *y, const double *x, const int *therapist, const
 	out->sigma2 = rss / r;
 	out->sigma2_t = gt * out->sigma2;
 	out->sigma2_c = gc * out->sigma2;
-	out->reml = r * (1 + log(2 * M_PI * rss / r)) + lh + la;
+	out->reml = lmm_reml_criterion(n, p, rss, lh, la);
 	for(int i = 0; i < p * p; i++)
 		out->cov[i] = out->sigma2 * inv[i];
 	double v[LMM_MAX_P + 1], df[LMM_MAX_P + 1];

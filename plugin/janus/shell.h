@@ -310,6 +310,11 @@ json_t *shell_sdp_answer(ap_session *s, const char *offer_sdp, proto_error *err)
  * err set, on failure). */
 janus_sdp *shell_sdp_offer(const char *offer_sdp, janus_sdp **answer, proto_error *err);
 char *shell_sdp_finish(janus_sdp *offer, janus_sdp *answer, proto_error *err);
+/* The negotiation's outcome published for the hot path (the payload types
+ * relayed to this session, -1: none; whether it has a data channel; whether
+ * it is an observer's), and the written answer (freed) as a JSEP. */
+json_t *shell_sdp_publish(ap_session *s, int audio_pt, int video_pt, gboolean data,
+	gboolean observer, char *sdp);
 gboolean shell_refuse_offer(ap_session *s, const json_t *jsep, json_t *error);
 void shell_media_relay(ap_session *s, janus_plugin_rtp *packet, int vi);  /* hot path */
 /* Relay one packet to `to` as payload type pt on its m-line mindex (-1:

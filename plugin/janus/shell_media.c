@@ -119,6 +119,20 @@ char *shell_sdp_finish(janus_sdp *offer, janus_sdp *answer, proto_error *err) {
 	return sdp;
 }
 
+json_t *shell_sdp_publish(ap_session *s, int audio_pt, int video_pt, gboolean data,
+		gboolean observer, char *sdp) {
+	/* written once per negotiation on the message thread; the hot path reads
+	 * a stale value for at most a packet or two during renegotiation */
+	s->audio_pt = audio_pt;
+	s->video_pt = video_pt;
+	s->has_data = data;
+	g_atomic_int_set(&s->observer_media, observer ? 1 : 0);
+	g_atomic_int_set(&s->negotiated, 1);
+	json_t *jsep = json_pack("{s:s, s:s}", "type", "answer", "sdp", sdp);
+	g_free(sdp);
+	return jsep;
+}
+
 json_t *shell_sdp_answer(ap_session *s, const char *offer_sdp, proto_error *err) {
 	janus_sdp *answer = NULL;
 	janus_sdp *offer = shell_sdp_offer(offer_sdp, &answer, err);
@@ -151,16 +165,7 @@ json_t *shell_sdp_answer(ap_session *s, const char *offer_sdp, proto_error *err)
 	char *sdp = shell_sdp_finish(offer, answer, err);
 	if(sdp == NULL)
 		return NULL;
-	/* written once per negotiation on the message thread; the hot path reads
-	 * a stale value for at most a packet or two during renegotiation */
-	s->audio_pt = apt;
-	s->video_pt = vpt;
-	s->has_data = data;
-	g_atomic_int_set(&s->observer_media, 0);
-	g_atomic_int_set(&s->negotiated, 1);
-	json_t *jsep = json_pack("{s:s, s:s}", "type", "answer", "sdp", sdp);
-	g_free(sdp);
-	return jsep;
+	return shell_sdp_publish(s, apt, vpt, data, FALSE, sdp);
 }
 
 /* The PeerConnection is gone: what belonged to it goes too. What the

@@ -112,13 +112,8 @@ json_t *shell_observe_answer(ap_session *o, const char *offer_sdp, proto_error *
 		o->obs_pt[k] = pt[k];
 		o->obs_mindex[k] = mindex[k];
 	}
-	o->audio_pt = o->video_pt = -1;      /* nothing of the observer's own is relayed */
-	o->has_data = data;
-	g_atomic_int_set(&o->observer_media, 1);
-	g_atomic_int_set(&o->negotiated, 1);
-	json_t *jsep = json_pack("{s:s, s:s}", "type", "answer", "sdp", sdp);
-	g_free(sdp);
-	return jsep;
+	/* nothing of the observer's own is relayed */
+	return shell_sdp_publish(o, -1, -1, data, TRUE, sdp);
 }
 
 /* --- who watches whom ------------------------------------------------------- */

@@ -144,15 +144,14 @@ static json_t *fit_json(const obs *o, const char *direction, double *lo_out, dou
 	}
 	lmm_result m;
 	lmm_status status;
-	double est, se, df, s2c, s2, lo, hi;
+	double s2c, s2, lo, hi;
 	double s2t = NAN;
+	const double *beta, *sev, *dfv;   /* whichever model was fitted */
 	int boundary, boundary_t = 0;
 	if(nested) {
 		lmm_nested_ci(&nm, 1, 0.95, &lo, &hi);
 		status = nm.status;
-		est = nm.beta[1];
-		se = nm.se[1];
-		df = nm.df[1];
+		beta = nm.beta, sev = nm.se, dfv = nm.df;
 		s2t = nm.sigma2_t;
 		s2c = nm.sigma2_c;
 		s2 = nm.sigma2;
@@ -162,13 +161,12 @@ static json_t *fit_json(const obs *o, const char *direction, double *lo_out, dou
 		lmm_fit_reml(y, x, g, n, o->p, &m);
 		lmm_ci(&m, 1, 0.95, &lo, &hi);
 		status = m.status;
-		est = m.beta[1];
-		se = m.se[1];
-		df = m.df[1];
+		beta = m.beta, sev = m.se, dfv = m.df;
 		s2c = m.sigma2_b;
 		s2 = m.sigma2;
 		boundary = m.status == LMM_OK && m.boundary;
 	}
+	double est = beta[1], se = sev[1], df = dfv[1];
 	if(lo_out)
 		*lo_out = lo;
 	if(hi_out)

@@ -20,42 +20,9 @@
 #include "lmm.h"
 #include "stats.h"
 #include "rref.h"
+#include "lmmset.h"
 
 #define TOL 1e-4
-
-static double normal(GRand *r) {
-	double u = g_rand_double(r), v = g_rand_double(r);
-	return sqrt(-2 * log(1 - u)) * cos(2 * M_PI * v);
-}
-
-typedef struct dataset {
-	int n, p;
-	double *y, *x;
-	int *g;
-} dataset;
-
-static void ds_init(dataset *d, int cap, int p) {
-	d->n = 0;
-	d->p = p;
-	d->y = g_new0(double, cap);
-	d->x = g_new0(double, (size_t)cap * p);
-	d->g = g_new0(int, cap);
-}
-
-static void ds_add(dataset *d, int client, double y, const double *cov) {
-	d->y[d->n] = y;
-	d->g[d->n] = client;
-	d->x[(size_t)d->n * d->p] = 1;
-	for(int j = 1; j < d->p; j++)
-		d->x[(size_t)d->n * d->p + j] = cov[j - 1];
-	d->n++;
-}
-
-static void ds_free(dataset *d) {
-	g_free(d->y);
-	g_free(d->x);
-	g_free(d->g);
-}
 
 /* Fit with lmm and with R; every coefficient's estimate, SE and interval
  * to TOL. */
@@ -88,14 +55,14 @@ static void check_against_r(const dataset *d, const char *what) {
 static void test_balanced(void) {
 	GRand *r = g_rand_new_with_seed(1201);
 	dataset d;
-	ds_init(&d, 64, 2);
+	lmmset_init(&d, 64, 2);
 	for(int c = 0; c < 16; c++) {
-		double b = 3 * normal(r), online = c % 2;
+		double b = 3 * lmmset_normal(r), online = c % 2;
 		for(int v = 0; v < 4; v++)
-			ds_add(&d, c, 30 + b - 1.5 * online + 1.5 * normal(r), &online);
+			lmmset_add(&d, 0, c, 30 + b - 1.5 * online + 1.5 * lmmset_normal(r), &online);
 	}
 	check_against_r(&d, "balanced");
-	ds_free(&d);
+	lmmset_free(&d);
 	g_rand_free(r);
 }
 
@@ -104,17 +71,17 @@ static void test_balanced(void) {
 static void test_unbalanced(void) {
 	GRand *r = g_rand_new_with_seed(1202);
 	dataset d;
-	ds_init(&d, 200, 2);
+	lmmset_init(&d, 200, 2);
 	for(int c = 0; c < 25; c++) {
-		double b = 2.5 * normal(r), chance = g_rand_double(r);
+		double b = 2.5 * lmmset_normal(r), chance = g_rand_double(r);
 		int visits = g_rand_int_range(r, 1, 9);
 		for(int v = 0; v < visits; v++) {
 			double online = g_rand_double(r) < chance;
-			ds_add(&d, 100 + 7 * c, 28 + b - 0.8 * online + 2 * normal(r), &online);
+			lmmset_add(&d, 0, 100 + 7 * c, 28 + b - 0.8 * online + 2 * lmmset_normal(r), &online);
 		}
 	}
 	check_against_r(&d, "unbalanced");
-	ds_free(&d);
+	lmmset_free(&d);
 	g_rand_free(r);
 }
 
@@ -122,15 +89,15 @@ static void test_unbalanced(void) {
 static void test_single_visits(void) {
 	GRand *r = g_rand_new_with_seed(1203);
 	dataset d;
-	ds_init(&d, 100, 2);
+	lmmset_init(&d, 100, 2);
 	for(int c = 0; c < 68; c++) {
-		double b = 2 * normal(r), online = g_rand_double(r) < 0.5;
+		double b = 2 * lmmset_normal(r), online = g_rand_double(r) < 0.5;
 		int visits = c < 60 ? 1 : 3;
 		for(int v = 0; v < visits; v++)
-			ds_add(&d, c, 31 + b - 0.5 * online + 1.2 * normal(r), &online);
+			lmmset_add(&d, 0, c, 31 + b - 0.5 * online + 1.2 * lmmset_normal(r), &online);
 	}
 	check_against_r(&d, "single visit per client");
-	ds_free(&d);
+	lmmset_free(&d);
 	g_rand_free(r);
 }
 
@@ -139,22 +106,22 @@ static void test_single_visits(void) {
 static void test_covariates(void) {
 	GRand *r = g_rand_new_with_seed(1204);
 	dataset d, q;
-	ds_init(&d, 200, 3);
-	ds_init(&q, 200, 2);
+	lmmset_init(&d, 200, 3);
+	lmmset_init(&q, 200, 2);
 	for(int c = 0; c < 20; c++) {
-		double b = 3 * normal(r), online = c < 12;
+		double b = 3 * lmmset_normal(r), online = c < 12;
 		int visits = g_rand_int_range(r, 2, 10);
 		for(int v = 1; v <= visits; v++) {
 			double cov[2] = { online, v };
-			ds_add(&d, c, 25 + b - online + 0.4 * v + 1.5 * normal(r), cov);
+			lmmset_add(&d, 0, c, 25 + b - online + 0.4 * v + 1.5 * lmmset_normal(r), cov);
 			double mos = 1 + 3.5 * g_rand_double(r);
-			ds_add(&q, c, 26 + b + 0.9 * mos + 1.5 * normal(r), &mos);
+			lmmset_add(&q, 0, c, 26 + b + 0.9 * mos + 1.5 * lmmset_normal(r), &mos);
 		}
 	}
 	check_against_r(&d, "modality + visit number");
 	check_against_r(&q, "mean MOS");
-	ds_free(&d);
-	ds_free(&q);
+	lmmset_free(&d);
+	lmmset_free(&q);
 	g_rand_free(r);
 }
 
@@ -164,13 +131,13 @@ static void test_covariates(void) {
 static void test_boundary(void) {
 	GRand *r = g_rand_new_with_seed(1205);
 	dataset d;
-	ds_init(&d, 60, 2);
+	lmmset_init(&d, 60, 2);
 	/* alternate signs inside clients so the client means vary less than
 	 * chance would: the REML optimum is at σ_b² = 0 */
 	for(int c = 0; c < 15; c++) {
 		double online = c % 2;
 		for(int v = 0; v < 4; v++)
-			ds_add(&d, c, 30 - online + (v % 2 ? 1 : -1) * (2 + fabs(normal(r))), &online);
+			lmmset_add(&d, 0, c, 30 - online + (v % 2 ? 1 : -1) * (2 + fabs(lmmset_normal(r))), &online);
 	}
 	lmm_result m;
 	g_assert_cmpint(lmm_fit_reml(d.y, d.x, d.g, d.n, d.p, &m), ==, 0);
@@ -178,7 +145,7 @@ static void test_boundary(void) {
 	g_assert_cmpfloat(m.sigma2_b, ==, 0);
 	g_assert_cmpfloat(m.df[1], ==, d.n - d.p);
 	check_against_r(&d, "boundary");
-	ds_free(&d);
+	lmmset_free(&d);
 	g_rand_free(r);
 }
 
@@ -190,14 +157,14 @@ static void test_near_boundary(void) {
 	for(size_t k = 0; k < G_N_ELEMENTS(seeds); k++) {
 		GRand *r = g_rand_new_with_seed(seeds[k]);
 		dataset d;
-		ds_init(&d, 40, 2);
+		lmmset_init(&d, 40, 2);
 		for(int c = 0; c < 10; c++) {
-			double b = 0.15 * normal(r), online = c % 2;
+			double b = 0.15 * lmmset_normal(r), online = c % 2;
 			for(int v = 0; v < 4; v++)
-				ds_add(&d, c, 30 + b + normal(r), &online);
+				lmmset_add(&d, 0, c, 30 + b + lmmset_normal(r), &online);
 		}
 		check_against_r(&d, seeds[k] == 18 ? "near the boundary (seed 18)" : "nearer the boundary (seed 336)");
-		ds_free(&d);
+		lmmset_free(&d);
 		g_rand_free(r);
 	}
 }
@@ -219,54 +186,54 @@ static void test_refusals(void) {
 	dataset d;
 	double on = 1, off = 0;
 	/* one client */
-	ds_init(&d, 8, 2);
+	lmmset_init(&d, 8, 2);
 	for(int v = 0; v < 6; v++)
-		ds_add(&d, 0, 30 + v, v % 2 ? &on : &off);
+		lmmset_add(&d, 0, 0, 30 + v, v % 2 ? &on : &off);
 	expect_refusal(&d, LMM_ERR_TOO_FEW);
-	ds_free(&d);
+	lmmset_free(&d);
 	/* 3 visits of 2 clients, the covariate varying within a client: no
 	 * room for two variances (REML's optimum is absurd there) */
-	ds_init(&d, 3, 2);
+	lmmset_init(&d, 3, 2);
 	double v1 = 1, v2 = 2, v3 = 3;
-	ds_add(&d, 0, 33, &v1);
-	ds_add(&d, 1, 29.2, &v2);
-	ds_add(&d, 0, 36.4, &v3);
+	lmmset_add(&d, 0, 0, 33, &v1);
+	lmmset_add(&d, 0, 1, 29.2, &v2);
+	lmmset_add(&d, 0, 0, 36.4, &v3);
 	expect_refusal(&d, LMM_ERR_TOO_FEW);
-	ds_free(&d);
+	lmmset_free(&d);
 	/* every client a single visit */
-	ds_init(&d, 8, 2);
+	lmmset_init(&d, 8, 2);
 	for(int c = 0; c < 8; c++)
-		ds_add(&d, c, 30 + c * 0.7, c % 2 ? &on : &off);
+		lmmset_add(&d, 0, c, 30 + c * 0.7, c % 2 ? &on : &off);
 	expect_refusal(&d, LMM_ERR_NO_REPLICATES);
-	ds_free(&d);
+	lmmset_free(&d);
 	/* only one modality: the modality column never varies */
-	ds_init(&d, 8, 2);
+	lmmset_init(&d, 8, 2);
 	for(int c = 0; c < 8; c++)
-		ds_add(&d, c / 2, 30 + c * 0.7 + (c % 3), &on);
+		lmmset_add(&d, 0, c / 2, 30 + c * 0.7 + (c % 3), &on);
 	expect_refusal(&d, LMM_ERR_SINGULAR);
-	ds_free(&d);
+	lmmset_free(&d);
 	/* a missing score */
-	ds_init(&d, 8, 2);
+	lmmset_init(&d, 8, 2);
 	for(int c = 0; c < 8; c++)
-		ds_add(&d, c / 2, c == 5 ? NAN : 30 + c, c % 2 ? &on : &off);
+		lmmset_add(&d, 0, c / 2, c == 5 ? NAN : 30 + c, c % 2 ? &on : &off);
 	expect_refusal(&d, LMM_ERR_INPUT);
-	ds_free(&d);
+	lmmset_free(&d);
 	/* every visit of a client alike (no within-client variance) */
-	ds_init(&d, 12, 2);
+	lmmset_init(&d, 12, 2);
 	for(int c = 0; c < 12; c++)
-		ds_add(&d, c / 3, 20 + 3 * (c / 3), (c / 3) % 2 ? &on : &off);
+		lmmset_add(&d, 0, c / 3, 20 + 3 * (c / 3), (c / 3) % 2 ? &on : &off);
 	expect_refusal(&d, LMM_ERR_NO_WITHIN);
-	ds_free(&d);
+	lmmset_free(&d);
 	/* every score alike */
-	ds_init(&d, 12, 2);
+	lmmset_init(&d, 12, 2);
 	for(int c = 0; c < 12; c++)
-		ds_add(&d, c / 3, 33, c % 2 ? &on : &off);
+		lmmset_add(&d, 0, c / 3, 33, c % 2 ? &on : &off);
 	expect_refusal(&d, LMM_ERR_NO_SPREAD);
-	ds_free(&d);
+	lmmset_free(&d);
 	/* a group index out of range, p out of range, n ≤ p */
-	ds_init(&d, 4, 2);
+	lmmset_init(&d, 4, 2);
 	for(int c = 0; c < 4; c++)
-		ds_add(&d, c == 2 ? -1 : c / 2, 30 + c, c % 2 ? &on : &off);
+		lmmset_add(&d, 0, c == 2 ? -1 : c / 2, 30 + c, c % 2 ? &on : &off);
 	expect_refusal(&d, LMM_ERR_INPUT);
 	lmm_result m;
 	g_assert_cmpint(lmm_fit_reml(d.y, d.x, d.g, d.n, LMM_MAX_P + 1, &m), ==, -1);
@@ -279,7 +246,7 @@ static void test_refusals(void) {
 	g_assert_cmpint(m.status, ==, LMM_ERR_TOO_FEW);
 	g_assert_cmpint(lmm_fit_reml(NULL, d.x, d.g, 3, 2, &m), ==, -1);
 	g_assert_cmpint(m.status, ==, LMM_ERR_INPUT);
-	ds_free(&d);
+	lmmset_free(&d);
 }
 
 /* Random small data sets, integer scores with many ties and odd group
@@ -291,10 +258,10 @@ static void test_random_junk(void) {
 	for(int k = 0; k < 500; k++) {
 		dataset d;
 		int n = g_rand_int_range(r, 1, 30), clients = g_rand_int_range(r, 1, n + 1);
-		ds_init(&d, n, 2);
+		lmmset_init(&d, n, 2);
 		for(int i = 0; i < n; i++) {
 			double online = g_rand_int_range(r, 0, 2);
-			ds_add(&d, g_rand_int_range(r, 0, clients), g_rand_int_range(r, 0, 5), &online);
+			lmmset_add(&d, 0, g_rand_int_range(r, 0, clients), g_rand_int_range(r, 0, 5), &online);
 		}
 		lmm_result m;
 		if(lmm_fit_reml(d.y, d.x, d.g, d.n, d.p, &m) == 0) {
@@ -309,7 +276,7 @@ static void test_random_junk(void) {
 		} else {
 			g_assert_cmpint(m.status, !=, LMM_OK);
 		}
-		ds_free(&d);
+		lmmset_free(&d);
 	}
 	g_assert_cmpint(fitted, >, 100);
 	g_rand_free(r);
@@ -328,14 +295,14 @@ static void test_coverage(void) {
 	int naive_in = 0, mixed_in = 0, studies = 200, fitted = 0;
 	for(int s = 0; s < studies; s++) {
 		dataset d;
-		ds_init(&d, 96, 2);
+		lmmset_init(&d, 96, 2);
 		double sum[2] = { 0 }, sq[2] = { 0 };
 		int cnt[2] = { 0 };
 		for(int c = 0; c < 24; c++) {
-			double b = 3 * normal(r), online = c < 12;
+			double b = 3 * lmmset_normal(r), online = c < 12;
 			for(int v = 0; v < 4; v++) {
-				double y = 30 + b + effect * online + normal(r);
-				ds_add(&d, c, y, &online);
+				double y = 30 + b + effect * online + lmmset_normal(r);
+				lmmset_add(&d, 0, c, y, &online);
 				sum[(int)online] += y;
 				cnt[(int)online]++;
 			}
@@ -355,7 +322,7 @@ static void test_coverage(void) {
 			fitted++;
 			mixed_in += lo <= effect && effect <= hi;
 		}
-		ds_free(&d);
+		lmmset_free(&d);
 	}
 	double naive = (double)naive_in / studies, mixed = (double)mixed_in / studies;
 	g_test_message("coverage over %d studies (seed 1207): naive %.3f, mixed %.3f (%d fitted)",

@@ -19,45 +19,9 @@
 #include <string.h>
 #include "lmm_nested.h"
 #include "rref.h"
+#include "lmmset.h"
 
 #define TOL 1e-4
-
-static double normal(GRand *r) {
-	double u = g_rand_double(r), v = g_rand_double(r);
-	return sqrt(-2 * log(1 - u)) * cos(2 * M_PI * v);
-}
-
-typedef struct dataset {
-	int n, p;
-	double *y, *x;
-	int *t, *g;
-} dataset;
-
-static void ds_init(dataset *d, int cap, int p) {
-	d->n = 0;
-	d->p = p;
-	d->y = g_new0(double, cap);
-	d->x = g_new0(double, (size_t)cap * p);
-	d->t = g_new0(int, cap);
-	d->g = g_new0(int, cap);
-}
-
-static void ds_add(dataset *d, int therapist, int client, double y, const double *cov) {
-	d->y[d->n] = y;
-	d->t[d->n] = therapist;
-	d->g[d->n] = client;
-	d->x[(size_t)d->n * d->p] = 1;
-	for(int j = 1; j < d->p; j++)
-		d->x[(size_t)d->n * d->p + j] = cov[j - 1];
-	d->n++;
-}
-
-static void ds_free(dataset *d) {
-	g_free(d->y);
-	g_free(d->x);
-	g_free(d->t);
-	g_free(d->g);
-}
 
 static void close_to(double ours, double r, double tol, const char *what) {
 	if(!(fabs(ours - r) <= tol))
@@ -115,14 +79,14 @@ static const double MEAN_ONLINE[2] = { 1, 1 };   /* the online mean: β0 + β1 *
 static void test_balanced(void) {
 	GRand *r = g_rand_new_with_seed(1251);
 	dataset d;
-	ds_init(&d, 128, 2);
+	lmmset_init(&d, 128, 2);
 	for(int t = 0; t < 8; t++) {
-		double a = 2 * normal(r);
+		double a = 2 * lmmset_normal(r);
 		for(int c = 0; c < 4; c++) {
-			double b = 3 * normal(r);
+			double b = 3 * lmmset_normal(r);
 			for(int v = 0; v < 4; v++) {
 				double online = (v + c) % 2;
-				ds_add(&d, t, 10 * t + c, 30 + a + b - 1.5 * online + 1.5 * normal(r), &online);
+				lmmset_add(&d, t, 10 * t + c, 30 + a + b - 1.5 * online + 1.5 * lmmset_normal(r), &online);
 			}
 		}
 	}
@@ -131,7 +95,7 @@ static void test_balanced(void) {
 	g_assert_cmpint(m.therapists, ==, 8);
 	g_assert_cmpint(m.clients, ==, 32);
 	g_assert_false(m.boundary_therapist || m.boundary_client);
-	ds_free(&d);
+	lmmset_free(&d);
 	g_rand_free(r);
 }
 
@@ -140,22 +104,22 @@ static void test_balanced(void) {
 static void test_unbalanced(void) {
 	GRand *r = g_rand_new_with_seed(1252);
 	dataset d;
-	ds_init(&d, 400, 2);
+	lmmset_init(&d, 400, 2);
 	int client = 0;
 	for(int t = 0; t < 7; t++) {
-		double a = 2.5 * normal(r);
+		double a = 2.5 * lmmset_normal(r);
 		int clients = g_rand_int_range(r, 1, 7);
 		for(int c = 0; c < clients; c++, client++) {
-			double b = 2 * normal(r), chance = g_rand_double(r);
+			double b = 2 * lmmset_normal(r), chance = g_rand_double(r);
 			int visits = g_rand_int_range(r, 1, 8);
 			for(int v = 0; v < visits; v++) {
 				double online = g_rand_double(r) < chance;
-				ds_add(&d, 100 + 3 * t, 1000 + 7 * client, 28 + a + b - 0.8 * online + 2 * normal(r), &online);
+				lmmset_add(&d, 100 + 3 * t, 1000 + 7 * client, 28 + a + b - 0.8 * online + 2 * lmmset_normal(r), &online);
 			}
 		}
 	}
 	check_against_r(&d, NULL, "unbalanced", NULL);
-	ds_free(&d);
+	lmmset_free(&d);
 	g_rand_free(r);
 }
 
@@ -163,19 +127,19 @@ static void test_unbalanced(void) {
 static void test_single_visits(void) {
 	GRand *r = g_rand_new_with_seed(1253);
 	dataset d;
-	ds_init(&d, 100, 2);
+	lmmset_init(&d, 100, 2);
 	double a[6];
 	for(int t = 0; t < 6; t++)
-		a[t] = 3 * normal(r);
+		a[t] = 3 * lmmset_normal(r);
 	for(int c = 0; c < 48; c++) {
 		int t = c % 6;
-		double b = 2 * normal(r), online = g_rand_double(r) < 0.5;
+		double b = 2 * lmmset_normal(r), online = g_rand_double(r) < 0.5;
 		int visits = c < 40 ? 1 : 3;
 		for(int v = 0; v < visits; v++)
-			ds_add(&d, t, c, 31 + a[t] + b - 0.5 * online + 1.2 * normal(r), &online);
+			lmmset_add(&d, t, c, 31 + a[t] + b - 0.5 * online + 1.2 * lmmset_normal(r), &online);
 	}
 	check_against_r(&d, MEAN_ONLINE, "mostly a single visit per client", NULL);
-	ds_free(&d);
+	lmmset_free(&d);
 	g_rand_free(r);
 }
 
@@ -184,21 +148,21 @@ static void test_single_visits(void) {
 static void test_covariates(void) {
 	GRand *r = g_rand_new_with_seed(1254);
 	dataset d;
-	ds_init(&d, 400, 3);
+	lmmset_init(&d, 400, 3);
 	for(int t = 0; t < 6; t++) {
-		double a = 2 * normal(r);
+		double a = 2 * lmmset_normal(r);
 		for(int c = 0; c < 4; c++) {
-			double b = 3 * normal(r);
+			double b = 3 * lmmset_normal(r);
 			int visits = g_rand_int_range(r, 2, 9);
 			for(int v = 1; v <= visits; v++) {
 				double cov[2] = { (double)((v + c + t) % 2), v };
-				ds_add(&d, t, 10 * t + c, 25 + a + b - cov[0] + 0.4 * v + 1.5 * normal(r), cov);
+				lmmset_add(&d, t, 10 * t + c, 25 + a + b - cov[0] + 0.4 * v + 1.5 * lmmset_normal(r), cov);
 			}
 		}
 	}
 	const double L[3] = { 0, 1, 3 };
 	check_against_r(&d, L, "modality + visit number", NULL);
-	ds_free(&d);
+	lmmset_free(&d);
 	g_rand_free(r);
 }
 
@@ -209,13 +173,13 @@ static void test_covariates(void) {
 static void test_boundary_therapist(void) {
 	GRand *r = g_rand_new_with_seed(1255);
 	dataset d;
-	ds_init(&d, 200, 2);
+	lmmset_init(&d, 200, 2);
 	for(int t = 0; t < 6; t++)
 		for(int c = 0; c < 4; c++) {
 			double b = (c % 2 ? 1 : -1) * (2 + (c / 2));
 			for(int v = 0; v < 4; v++) {
 				double online = (v + c) % 2;
-				ds_add(&d, t, 10 * t + c, 30 + b - online + normal(r), &online);
+				lmmset_add(&d, t, 10 * t + c, 30 + b - online + lmmset_normal(r), &online);
 			}
 		}
 	lmm_nested_result m;
@@ -224,7 +188,7 @@ static void test_boundary_therapist(void) {
 	g_assert_false(m.boundary_client);
 	g_assert_cmpfloat(m.sigma2_t, ==, 0);
 	g_assert_true(isfinite(m.df[1]) && m.df[1] > 0);
-	ds_free(&d);
+	lmmset_free(&d);
 	g_rand_free(r);
 }
 
@@ -233,20 +197,20 @@ static void test_boundary_therapist(void) {
 static void test_boundary_client(void) {
 	GRand *r = g_rand_new_with_seed(1256);
 	dataset d;
-	ds_init(&d, 200, 2);
+	lmmset_init(&d, 200, 2);
 	for(int t = 0; t < 7; t++) {
-		double a = 3 * normal(r);
+		double a = 3 * lmmset_normal(r);
 		for(int c = 0; c < 3; c++)
 			for(int v = 0; v < 4; v++) {
 				double online = (v + c) % 2;
-				ds_add(&d, t, 10 * t + c, 30 + a - online + (v % 2 ? 1 : -1) * (1.5 + fabs(normal(r))), &online);
+				lmmset_add(&d, t, 10 * t + c, 30 + a - online + (v % 2 ? 1 : -1) * (1.5 + fabs(lmmset_normal(r))), &online);
 			}
 	}
 	lmm_nested_result m;
 	check_against_r(&d, NULL, "client variance at the boundary", &m);
 	g_assert_true(m.boundary_client);
 	g_assert_false(m.boundary_therapist);
-	ds_free(&d);
+	lmmset_free(&d);
 	g_rand_free(r);
 }
 
@@ -257,21 +221,21 @@ static void test_small_therapist(void) {
 	for(size_t k = 0; k < G_N_ELEMENTS(seeds); k++) {
 		GRand *r = g_rand_new_with_seed(seeds[k]);
 		dataset d;
-		ds_init(&d, 200, 2);
+		lmmset_init(&d, 200, 2);
 		for(int t = 0; t < 5; t++) {
-			double a = 0.3 * normal(r);
+			double a = 0.3 * lmmset_normal(r);
 			for(int c = 0; c < 3; c++) {
-				double b = normal(r);
+				double b = lmmset_normal(r);
 				for(int v = 0; v < 5; v++) {
 					double online = (v + c) % 2;
-					ds_add(&d, t, 10 * t + c, 30 + a + b + normal(r), &online);
+					lmmset_add(&d, t, 10 * t + c, 30 + a + b + lmmset_normal(r), &online);
 				}
 			}
 		}
 		char what[64];
 		g_snprintf(what, sizeof(what), "small therapist variance (seed %u)", seeds[k]);
 		check_against_r(&d, NULL, what, NULL);
-		ds_free(&d);
+		lmmset_free(&d);
 		g_rand_free(r);
 	}
 }
@@ -293,12 +257,12 @@ static void expect_refusal(const dataset *d, const double *L, lmm_status why) {
 
 /* n therapists × k clients × v visits of alternating modality, y from f */
 static void grid_set(dataset *d, int therapists, int clients, int visits, GRand *r) {
-	ds_init(d, therapists * clients * visits, 2);
+	lmmset_init(d, therapists * clients * visits, 2);
 	for(int t = 0; t < therapists; t++)
 		for(int c = 0; c < clients; c++)
 			for(int v = 0; v < visits; v++) {
 				double online = v % 2;
-				ds_add(d, t, 100 * t + c, 30 + t + c + normal(r), &online);
+				lmmset_add(d, t, 100 * t + c, 30 + t + c + lmmset_normal(r), &online);
 			}
 }
 
@@ -308,44 +272,44 @@ static void test_refusals(void) {
 	/* one therapist */
 	grid_set(&d, 1, 6, 4, r);
 	expect_refusal(&d, NULL, LMM_ERR_TOO_FEW);
-	ds_free(&d);
+	lmmset_free(&d);
 	/* two therapists: fewer than p + 1 */
 	grid_set(&d, 2, 6, 4, r);
 	expect_refusal(&d, NULL, LMM_ERR_TOO_FEW);
-	ds_free(&d);
+	lmmset_free(&d);
 	/* a client seen by two therapists */
 	grid_set(&d, 5, 3, 4, r);
 	d.t[0] = 4;
 	expect_refusal(&d, NULL, LMM_ERR_NO_NESTING);
-	ds_free(&d);
+	lmmset_free(&d);
 	/* every therapist one client */
 	grid_set(&d, 6, 1, 4, r);
 	expect_refusal(&d, NULL, LMM_ERR_NO_THERAPIST_REPLICATES);
-	ds_free(&d);
+	lmmset_free(&d);
 	/* every client one visit */
 	grid_set(&d, 5, 4, 1, r);
 	for(int i = 0; i < d.n; i++)
 		d.x[2 * i + 1] = i % 2;
 	expect_refusal(&d, NULL, LMM_ERR_NO_REPLICATES);
-	ds_free(&d);
+	lmmset_free(&d);
 	/* one modality only */
 	grid_set(&d, 5, 3, 4, r);
 	for(int i = 0; i < d.n; i++)
 		d.x[2 * i + 1] = 1;
 	expect_refusal(&d, NULL, LMM_ERR_SINGULAR);
-	ds_free(&d);
+	lmmset_free(&d);
 	/* every score alike */
 	grid_set(&d, 5, 3, 4, r);
 	for(int i = 0; i < d.n; i++)
 		d.y[i] = 33;
 	expect_refusal(&d, NULL, LMM_ERR_NO_SPREAD);
-	ds_free(&d);
+	lmmset_free(&d);
 	/* every visit of a client alike */
 	grid_set(&d, 5, 3, 4, r);
 	for(int i = 0; i < d.n; i++)
 		d.y[i] = 20 + 0.37 * d.g[i] + (d.g[i] % 7);
 	expect_refusal(&d, NULL, LMM_ERR_NO_WITHIN);
-	ds_free(&d);
+	lmmset_free(&d);
 	/* NaN, a negative therapist, a bad contrast, p out of range, NULL */
 	grid_set(&d, 5, 3, 4, r);
 	double keep = d.y[5];
@@ -371,7 +335,7 @@ static void test_refusals(void) {
 	g_assert_cmpint(lmm_nested_ci(&m, 2, 0.95, &lo, &hi), ==, -1);
 	g_assert_cmpint(lmm_nested_ci(&m, 1, 1.5, &lo, &hi), ==, -1);
 	g_assert_cmpint(lmm_nested_ci(&m, 1, 0.95, &lo, &hi), ==, 0);
-	ds_free(&d);
+	lmmset_free(&d);
 	g_rand_free(r);
 }
 
@@ -385,11 +349,11 @@ static void test_random_junk(void) {
 		dataset d;
 		int n = g_rand_int_range(r, 1, 40), clients = g_rand_int_range(r, 1, n + 1);
 		int therapists = g_rand_int_range(r, 1, clients + 1);
-		ds_init(&d, n, 2);
+		lmmset_init(&d, n, 2);
 		for(int i = 0; i < n; i++) {
 			double online = g_rand_int_range(r, 0, 2);
 			int c = g_rand_int_range(r, 0, clients);
-			ds_add(&d, c % therapists, c, g_rand_int_range(r, 0, 5), &online);
+			lmmset_add(&d, c % therapists, c, g_rand_int_range(r, 0, 5), &online);
 		}
 		lmm_nested_result m;
 		if(lmm_nested_fit(d.y, d.x, d.t, d.g, d.n, d.p, MEAN_ONLINE, &m) == 0) {
@@ -404,7 +368,7 @@ static void test_random_junk(void) {
 		} else {
 			g_assert_cmpint(m.status, !=, LMM_OK);
 		}
-		ds_free(&d);
+		lmmset_free(&d);
 	}
 	g_test_message("%d of 300 fitted", fitted);
 	g_assert_cmpint(fitted, >, 30);

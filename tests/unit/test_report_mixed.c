@@ -29,6 +29,7 @@
 #include "store.h"
 #include "tdb.h"
 #include "rref.h"
+#include "lmmset.h"
 
 #ifndef AP_SRCDIR
 #define AP_SRCDIR "."
@@ -128,11 +129,6 @@ static void load_visit(store *st, loaded *L, int client, int k, gboolean online,
 	L->mos[i] = online ? mos : NAN;
 }
 
-static double normal(GRand *r) {
-	double u = g_rand_double(r), v = g_rand_double(r);
-	return sqrt(-2 * log(1 - u)) * cos(2 * M_PI * v);
-}
-
 /* a score on the instrument's 0–40 range in VAS steps of 0.1 */
 static double score(double x) {
 	x = round(x * 10) / 10;
@@ -150,16 +146,16 @@ static void load_set(store *st, loaded *L, set_kind kind, guint32 seed, double e
 	/* SET_THERAPISTS: L->therapists therapists with an SD of 2.5 between them */
 	double tdev[8] = { 0 };
 	for(int t = 0; t < 8; t++)
-		tdev[t] = kind == SET_THERAPISTS ? 2.5 * normal(r) : 0;
+		tdev[t] = kind == SET_THERAPISTS ? 2.5 * lmmset_normal(r) : 0;
 	for(int c = 0; c < clients; c++) {
 		int visits = kind == SET_BALANCED ? 4 : kind == SET_UNBALANCED ? g_rand_int_range(r, 1, 7)
 			: kind == SET_SINGLE ? (c < 30 ? 1 : 3) : g_rand_int_range(r, 2, 7);
-		double b = 3 * normal(r) + (L->therapists > 0 ? tdev[(c % L->therapists) % 8] : 0);
+		double b = 3 * lmmset_normal(r) + (L->therapists > 0 ? tdev[(c % L->therapists) % 8] : 0);
 		double chance = kind == SET_BALANCED ? 0.5 : g_rand_double(r);
 		for(int k = 0; k < visits; k++) {
 			gboolean online = kind == SET_BALANCED ? (k + c) % 2 == 0 : g_rand_double(r) < chance;
 			double mos = round((2 + 2.4 * g_rand_double(r)) * 1000) / 1000;
-			double y = 28 + b + effect * online + 0.3 * k + (online ? 0.8 * (mos - 3) : 0) + 2 * normal(r);
+			double y = 28 + b + effect * online + 0.3 * k + (online ? 0.8 * (mos - 3) : 0) + 2 * lmmset_normal(r);
 			load_visit(st, L, c, k, online, score(y), mos);
 		}
 	}
