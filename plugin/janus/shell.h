@@ -261,6 +261,13 @@ void shell_auth_init(ap_plugin *ap);
 void shell_auth_load(const char *config_path);   /* at init, once ap->gateway is set */
 void shell_auth_free(void);
 gboolean shell_auth_tokens_on(void);
+/* With signed tokens on: the client's Janus API token for a visit created
+ * or re-invited now (realm janus, the descriptor janus.plugin.alliance
+ * only: it opens a session and attaches here, and grants no role; the
+ * invite still decides which visit), good until the visit can be over —
+ * max_visit_s (a week where that is 0) + end_grace_s + an hour from now.
+ * Its length, or -1 when tokens are off. Never logged. */
+int shell_auth_client_token(char *out, size_t outlen);
 /* The therapist code (into code) or NULL. */
 const char *shell_auth_therapist(ap_session *s, const proto_request *req,
 	char code[AUTH_CODE_MAX + 1], json_t **refusal);

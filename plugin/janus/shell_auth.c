@@ -109,6 +109,19 @@ gboolean shell_auth_tokens_on(void) {
 	return token_secret != NULL;
 }
 
+#define CLIENT_TOKEN_NO_MAX_S (7 * 24 * 3600)   /* max_visit_s = 0: visits never time out */
+#define CLIENT_TOKEN_SLACK_S 3600
+
+int shell_auth_client_token(char *out, size_t outlen) {
+	if(token_secret == NULL)
+		return -1;
+	gint64 now_s = janus_get_real_time() / G_USEC_PER_SEC;
+	gint64 life = ap->settings.max_visit_s > 0 ? ap->settings.max_visit_s : CLIENT_TOKEN_NO_MAX_S;
+	life += ap->settings.end_grace_s + CLIENT_TOKEN_SLACK_S;
+	const char *const plugin[] = { ALLIANCE_PACKAGE };
+	return auth_signed_make(token_secret, now_s + life, "janus", plugin, 1, out, outlen);
+}
+
 /* A token's grant, or the 475 (counted as a refused credential). */
 static json_t *check_token(ap_session *s, const char *who, const char *token, auth_grant *g) {
 	auth_signed_rc rc = auth_signed_verify(token_secret, token, janus_get_real_time() / G_USEC_PER_SEC, g);

@@ -118,6 +118,15 @@ static json_t *pulse_plan(const proto_request *req, pulse_config *pc) {
 	return NULL;
 }
 
+/* Where Janus wants signed tokens, the client's link needs one too: the
+ * page sends it as the Janus API's `token` (docs/api.md, "Signed tokens"). */
+static void add_client_token(json_t *answer) {
+	char tok[256];
+	if(answer && shell_auth_client_token(tok, sizeof(tok)) > 0)
+		json_object_set_new(answer, "client_token", json_string(tok));
+	memset(tok, 0, sizeof(tok));
+}
+
 static json_t *request_create(ap_session *s, const proto_request *req) {
 	char code_buf[AUTH_CODE_MAX + 1];
 	json_t *refusal = NULL;
@@ -160,6 +169,7 @@ static json_t *request_create(ap_session *s, const proto_request *req) {
 	json_t *r = json_pack("{s:s, s:s, s:s, s:s}", "alliance", "created",
 		"visit_id", id, "invite", invite, "modality", visit_modality_name(req->modality));
 	memset(invite, 0, sizeof(invite));
+	add_client_token(r);
 	return r;
 }
 
@@ -522,6 +532,7 @@ static void request_reinvite(ap_session *s, outcome *out) {
 	}
 	out->answer = json_pack("{s:s, s:s, s:s}", "alliance", "reinvited", "visit_id", av->v.id,
 		"invite", invite);
+	add_client_token(out->answer);
 	shell_notify(s->handle, "reinvited", json_pack("{s:s}", "visit_id", av->v.id));
 	janus_mutex_unlock(&ap->visits_mutex);
 	memset(invite, 0, sizeof(invite));

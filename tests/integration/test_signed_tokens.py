@@ -162,5 +162,56 @@ async def test_token_of_another_therapist_refused_at_join(janus):
                                        "supervisor_token": therapist_token("T-01")}), 475)
 
 
+def _signature_ok(tok: str) -> bool:
+    """Checked here with Python's hmac, independently of the plugin."""
+    import base64
+    import hashlib
+    import hmac
+    text, sig = tok.rsplit(":", 1)
+    want = base64.b64encode(hmac.new(SECRET.encode(), text.encode(), hashlib.sha1).digest()).decode()
+    return hmac.compare_digest(want, sig)
+
+
+async def test_client_token_for_the_invite(janus, keys):
+    """The client's link needs a Janus API token too where the core wants
+    one: `created` and `reinvited` carry `client_token` (realm janus, the
+    plugin only, good past the longest visit). With it alone a page opens a
+    session, attaches and joins with the invite; it grants no role."""
+    async with Scope(janus) as sc:
+        th = await sc.handle()
+        created = expect(await th.request({"request": "create", "therapist_key": keys.therapist("T-01"),
+                                            "client_code": "C-TOK5"}), "created")
+        tok = created.get("client_token")
+        assert isinstance(tok, str) and _signature_ok(tok), "created carries a client token signed with the secret"
+        expiry, realm, *desc = tok.rsplit(":", 1)[0].split(",")
+        # max_visit_s (default 14400) + end_grace_s (180 here) + an hour
+        assert realm == "janus" and desc == [PLUGIN], tok.rsplit(":", 1)[0]
+        assert abs(int(expiry) - (time.time() + 14400 + 180 + 3600)) < 60, expiry
+        expect(await th.request({"request": "join", "role": "therapist", "visit_id": created["visit_id"],
+                                 "therapist_key": keys.therapist("T-01")}), "joined")
+        # the client's page: only the link (invite + token)
+        cs = await connect(janus, "ws", token=tok)
+        try:
+            cl = await cs.attach(PLUGIN)
+            await join_client(cl, created["invite"], research=False)
+            await th.wait_event(alliance="waiting", timeout=5)
+            # it is no therapist's or supervisor's credential
+            d = expect_error(await (await cs.attach(PLUGIN)).request(
+                {"request": "create", "therapist_token": tok, "client_code": "C-TOK6"}), 475)
+            assert "grants no alliance role" in d["error"], d
+            expect_error(await (await cs.attach(PLUGIN)).request(
+                {"request": "report", "kind": "visits", "supervisor_token": tok}), 475)
+        finally:
+            await cs.destroy()
+        # a new link comes with a token of its own
+        re = expect(await th.request({"request": "reinvite"}), "reinvited")
+        assert _signature_ok(re["client_token"]), "reinvited carries a client token"
+        cs = await connect(janus, "http", token=re["client_token"])
+        try:
+            await join_client(await cs.attach(PLUGIN), re["invite"], research=False)
+        finally:
+            await cs.destroy()
+
+
 def test_secret_not_in_log(janus):
     assert SECRET not in janus.log_text()

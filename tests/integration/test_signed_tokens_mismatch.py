@@ -55,4 +55,5 @@ async def test_tokens_off_when_the_core_uses_another_secret(janus, keys):
             d = expect_error(await h.request({"request": "create", "therapist_token": tok,
                                                "client_code": "C-MIS"}), 475)
             assert "not enabled" in d["error"], d
-        await create_visit(await sc.handle(), keys.therapist("T-01"), "C-MIS")
+        created = await create_visit(await sc.handle(), keys.therapist("T-01"), "C-MIS")
+        assert "client_token" not in created, "no client token while tokens are off"

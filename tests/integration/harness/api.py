@@ -39,7 +39,7 @@ import websockets
 
 EVENT_TYPES = {"event", "webrtcup", "media", "hangup", "slowlink", "detached", "trickle"}
 SECRET_FIELDS = {"therapist_key", "supervisor_key", "rejoin_key", "invite", "admin_secret",
-                 "apisecret", "token", "therapist_token", "supervisor_token"}
+                 "apisecret", "token", "therapist_token", "supervisor_token", "client_token"}
 
 TRACE: Deque[str] = collections.deque(maxlen=400)
 # every credential-like value seen in the traffic (keys, invites, rejoin
