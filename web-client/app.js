@@ -185,6 +185,12 @@ async function run() {
       `no answer within ${CONNECT_TIMEOUT_MS / 1000} s`);
   } catch (e) {
     if (myAttempt !== attempt) return;
+    if (/Unauthorized request|wrong or missing secret\/token/i.test(e.message)) {
+      // Janus answered, and runs with token_auth: this page has no token
+      show("warn", "Janus answers, and lets in only requests with a signed token (token_auth).",
+        "The therapist and supervisor pages take the token in place of the key; a client's link carries one. This page cannot check the plugin without a token.");
+      return;
+    }
     show("error", `Janus unreachable at ${servers.join(" and ")}`,
       `Is the server running, and are these ports open from this device? (${e.message})`);
     return;

@@ -12,6 +12,7 @@
 
 import { chromium } from "playwright-core";
 import { execFileSync } from "node:child_process";
+import { createHmac } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
@@ -83,8 +84,8 @@ async function waitFor(fn, what, timeout = 10000, every = 100) {
   }
 }
 
-function sql(query) {
-  const out = execFileSync("sqlite3", ["-readonly", "-json", DB, query], { encoding: "utf8" });
+function sql(query, db = DB) {
+  const out = execFileSync("sqlite3", ["-readonly", "-json", db, query], { encoding: "utf8" });
   return out.trim() ? JSON.parse(out) : [];
 }
 
@@ -239,17 +240,20 @@ const tctx = await newContext({ permissions: ["clipboard-read", "clipboard-write
 let T = await newPage(tctx, "therapist");
 const cctx = await newContext();
 let C = await newPage(cctx, "client");
-// every WebSocket a client page opens, so a test can drop the connection
-await cctx.addInitScript(() => {
-  const WS = window.WebSocket;
-  window.__sockets = [];
-  window.WebSocket = class extends WS {
-    constructor(...a) {
-      super(...a);
-      window.__sockets.push(this);
-    }
-  };
-});
+// every WebSocket a page of this context opens, so a test can drop the connection
+async function trackSockets(x) {
+  await x.addInitScript(() => {
+    const WS = window.WebSocket;
+    window.__sockets = [];
+    window.WebSocket = class extends WS {
+      constructor(...a) {
+        super(...a);
+        window.__sockets.push(this);
+      }
+    };
+  });
+}
+await trackSockets(cctx);
 
 await test("landing page: server check passes, links to the four pages", async () => {
   const p = await newPage(cctx, "landing");
@@ -797,9 +801,11 @@ await test("store: the visit's answers, and the browsers' getStats digests every
 
 /* ================= 2. an in-person visit on the kiosk ================= */
 const kctx = await newContext({ hasTouch: true, viewport: { width: 1280, height: 800 } });
+await trackSockets(kctx);
 const Kp = await newPage(kctx, "kiosk");
 
-await test("kiosk: in-person visit, invite typed in, pulses answered by touch, end pulse, reset for the next client", async () => {
+const KIOSK = "kiosk: in-person visit, invite typed in, pulses answered by touch, the connection lost and back by itself (nobody touches the tablet), end pulse, reset for the next client";
+await test(KIOSK, async () => {
   await T.click("#new-visit");
   await visible(T, "#s-create");
   await T.fill("#client-code", "C-E2E-02");
@@ -838,6 +844,31 @@ await test("kiosk: in-person visit, invite typed in, pulses answered by touch, e
   await waitFor(async () => (await text(Kp, "#ready-status")).includes("saved"), "the kiosk's thank-you");
   const r = sql(`SELECT a.final, p.delivered_via FROM answers a JOIN pulses p USING (pulse_id) WHERE pulse_id = ${q(pid)}`);
   assert(r.length === 1 && r[0].final === 1 && r[0].delivered_via === "event", `kiosk answer ${JSON.stringify(r)}`);
+  // the WebSocket drops (and with it the Janus session): the kiosk says
+  // so, joins again by itself with its rejoin key, and the next pulse
+  // reaches it on the new handle
+  await recordTexts(Kp, "#conn-banner");
+  const joins = await Kp.evaluate(() => window.alliancePage.joins);
+  await Kp.evaluate(() => { for (const w of window.__sockets) w.close(); });
+  await waitFor(async () => (await Kp.evaluate(() => window.alliancePage.joins)) > joins, "the kiosk's re-join", 10000);
+  const seen = await textsSeen(Kp, "#conn-banner");
+  assert(seen.some((x) => x.includes("Reconnecting")) && seen.some((x) => x.includes("Back")), `banner texts: ${JSON.stringify(seen)}`);
+  assert(await Kp.evaluate(() => window.alliancePage.phase) === "ready", "the kiosk is ready again, no screen in between");
+  await T.click("#send-pulse");
+  await visible(Kp, "#pulse-slot .pulse");
+  const pid2 = await Kp.getAttribute("#pulse-slot .pulse", "data-pulse-id");
+  assert(pid2 && pid2 !== pid, "a new pulse after the re-join");
+  const s2 = Kp.locator("#pulse-slot .vas-slider");
+  await pointVas(Kp, s2.nth(0), 0.55, { tap: true });
+  await pointVas(Kp, s2.nth(1), 0.45, { tap: true });
+  await Kp.locator("#pulse-slot button[type=submit]").tap();
+  await visible(Kp, "#s-ready");
+  const r2 = await waitFor(() => {
+    const x = sql(`SELECT a.final FROM answers a WHERE pulse_id = ${q(pid2)}`);
+    return x.length ? x : null;
+  }, "the answer after the re-join", 5000);
+  assert(r2[0].final === 1, `answer after the re-join ${JSON.stringify(r2)}`);
+  await waitFor(async () => (await text(Kp, "#conn-banner")) === "", "the 'Back' banner to go", 6000);
   // end: the end pulse on the kiosk; the therapist declines the mirror form
   await T.click("#end-visit");
   await T.click("#end-yes");
@@ -853,14 +884,15 @@ await test("kiosk: in-person visit, invite typed in, pulses answered by touch, e
   await Kp.locator("#next-person").tap();
   await visible(Kp, "#s-setup");
   assert(await Kp.evaluate(() => sessionStorage.getItem("ap.kiosk.invite") === null), "the kiosk forgot the visit");
-}, { needs: ["therapist: sign in with the key, create a video visit, copy the client link"] });
+}, { needs: ["therapist: sign in with the key, create a video visit, copy the client link"], allow: /Ooops: 458|No such session/ });
 
 await test("store: the kiosk's answers are stored with modality in_person", async () => {
   const rows = sql(`SELECT v.modality, p.kind, p.role, a.final, a.dismissed FROM answers a JOIN pulses p USING (pulse_id) JOIN visits v USING (visit_id) WHERE v.visit_id = ${q(ctx.kioskVisit)} ORDER BY a.first_at`);
   const client = rows.filter((r) => r.role === "client");
-  assert(client.length === 2 && client.every((r) => r.modality === "in_person" && r.final === 1), `kiosk rows ${JSON.stringify(rows)}`);
-  assert(client.some((r) => r.kind === "end") && client.some((r) => r.kind === "in_session"), "in-session and end answers");
-}, { needs: ["kiosk: in-person visit, invite typed in, pulses answered by touch, end pulse, reset for the next client"] });
+  assert(client.length === 3 && client.every((r) => r.modality === "in_person" && r.final === 1), `kiosk rows ${JSON.stringify(rows)}`);
+  assert(client.filter((r) => r.kind === "end").length === 1 && client.filter((r) => r.kind === "in_session").length === 2,
+    "two in-session answers (before and after the re-join) and the end answer");
+}, { needs: [KIOSK] });
 
 /* ================= 3. failure paths and the supervisor ================= */
 await test("failure path: a wrong therapist key is refused with a clear message (475)", async () => {
@@ -1098,10 +1130,26 @@ await test("supervisor: charts from seeded visits — trend per client, Hedges' 
 
 // A fresh therapist page at url: sign in with the key, create a video
 // visit for clientCode, on the visit screen.
-async function therapistVisit(page, url, clientCode) {
+// The supervisor page at base, signed in with key, the Visits report of
+// one client: the row of visitId (a locator, waited for).
+async function supervisorVisitRow(page, base, key, clientCode, visitId) {
+  await page.goto(base + "supervisor.html");
+  await visible(page, "#s-signin");
+  await page.fill("#key", key);
+  await page.click("#signin-form button[type=submit]");
+  await visible(page, "#s-reports");
+  await page.check("input[name=kind][value=visits]");
+  await page.fill("#f-client", clientCode);
+  await page.click("#report-form button[type=submit]");
+  const row = page.locator("#report-out .visits-table tr", { has: page.locator(".cell-btn", { hasText: visitId }) });
+  await row.waitFor({ timeout: 10000 });
+  return row;
+}
+
+async function therapistVisit(page, url, clientCode, key = TKEY) {
   await page.goto(url);
   await visible(page, "#s-signin");
-  await page.fill("#key", TKEY);
+  await page.fill("#key", key);
   await page.click("#signin-form button[type=submit]");
   await visible(page, "#s-create");
   await page.fill("#client-code", clientCode);
@@ -1381,7 +1429,7 @@ await test("two instances: a client link opened on the other instance follows th
 
 /* ================= live supervision: the supervisor watches ================= */
 // A visit with research consent, live; the supervisor page's "Watch live"
-// with its visit id: both videos play (the therapist's and the client's,
+// on its row of the Visits report: both videos play (the therapist's and the client's,
 // told apart by Chromium's fake camera frames counting on each page — here
 // it is enough that each <video> plays and is a different track), and both
 // participants' pages show the note; when the supervisor stops, the note
@@ -1408,16 +1456,14 @@ await test("supervisor: Watch live shows the therapist's and the client's video;
   await visible(cl, "#s-call");
   await bothWays(th, cl, "before the supervisor watches");
   assert(await th.locator("#observer-note").isHidden() && await cl.locator("#observer-note").isHidden(), "no note before anyone watches");
-  // the supervisor signs in and watches
+  // the supervisor signs in and watches: the Visits report of this
+  // client, whose live visit's row has "Watch live"
   const sx = await newContext();
   const sp = await newPage(sx, "supervisor-watch");
-  await sp.goto(BASE + "supervisor.html");
-  await visible(sp, "#s-signin");
-  await sp.fill("#key", SKEY);
-  await sp.click("#signin-form button[type=submit]");
-  await visible(sp, "#s-reports");
-  await sp.fill("#watch-visit", visitId);
-  await sp.click("#watch-start");
+  const row = await supervisorVisitRow(sp, BASE, SKEY, "C-E2E-OBS", visitId);
+  assert(await row.locator(".watch-btn").count() === 1, "the live, consented visit's row offers Watch live");
+  await row.locator(".watch-btn").click();
+  assert(await sp.inputValue("#watch-visit") === visitId, "the row's visit id is the one watched");
   await visible(sp, "#watch-view");
   const tv = await videoPlays(sp, "#watch-therapist");
   const cv = await videoPlays(sp, "#watch-client");
@@ -1456,6 +1502,90 @@ await test("supervisor: Watch live shows the therapist's and the client's video;
   await cx.close();
   await tx.close();
 });
+
+/* ================= Janus signed tokens on the pages ================= */
+// The launcher's third instance runs with token_auth: every Janus API
+// request needs a signed token. Tokens are made here with node's crypto
+// (HMAC-SHA1, as the Janus documentation makes them). A page without one
+// is told the server wants one; an expired token is refused with its
+// reason; the therapist signs in with a token, the client link the page
+// copies carries the client token the plugin made, and with that link
+// alone the client gets through the waiting room into the call; a
+// supervisor's token runs the Visits report of that instance.
+function signToken(secret, descriptors, expiry = Math.floor(Date.now() / 1000) + 3600) {
+  const text = [expiry, "janus", ...descriptors].join(",");
+  return `${text}:${createHmac("sha1", secret).update(text).digest("base64")}`;
+}
+
+await test("signed tokens (token_auth): a key-only sign-in is told the server wants a token, an expired token is refused with its reason; the therapist signs in with a token, the client's link carries the client token — waiting room, admitted, video both ways; a supervisor's token runs a report", async () => {
+  const TB = env.E2E_TOKEN_BASE;
+  const SECRET = env.E2E_TOKEN_SECRET;
+  const tt = signToken(SECRET, ["janus.plugin.alliance", "alliance.therapist=T-TOK"]);
+  const st = signToken(SECRET, ["janus.plugin.alliance", "alliance.supervisor"]);
+  const old = signToken(SECRET, ["janus.plugin.alliance", "alliance.therapist=T-TOK"], Math.floor(Date.now() / 1000) - 60);
+  results.secrets.push(tt, st, old);
+  const tx = await newContext();
+  // a key on this server: the core refuses the session, the page says why
+  const p0 = await newPage(tx, "therapist-token-needed");
+  await p0.goto(TB + "therapist.html");
+  await visible(p0, "#s-signin");
+  await p0.fill("#key", TKEY);
+  await p0.click("#signin-form button[type=submit]");
+  await waitFor(async () => (await text(p0, "#signin-status")).includes("signed token"), "the token-required message");
+  await shot(p0, "therapist-token-needed");
+  // an expired token: the core refuses it too (its own check)
+  await p0.fill("#key", old);
+  await p0.click("#signin-form button[type=submit]");
+  await waitFor(async () => (await text(p0, "#signin-status")).includes("signed token"), "the expired token's message");
+  assert(await p0.evaluate(() => sessionStorage.getItem("ap.therapist.key") === null), "a refused token is not kept");
+  await p0.close();
+  // a valid token of another role: the core lets it in, the plugin refuses it (475, with the reason)
+  const p1 = await newPage(tx, "therapist-token-wrong-role");
+  await p1.goto(TB + "therapist.html");
+  await visible(p1, "#s-signin");
+  await p1.fill("#key", st);
+  await p1.click("#signin-form button[type=submit]");
+  await waitFor(async () => (await text(p1, "#signin-status")).includes("token was refused"), "the wrong-role token's message");
+  assert((await text(p1, "#signin-status")).includes("grants no alliance.therapist"), await text(p1, "#signin-status"));
+  await p1.close();
+
+  // the therapist with a token; the link carries the client token
+  const th = await newPage(tx, "therapist-token");
+  await therapistVisit(th, TB + "therapist.html", "C-E2E-TOKEN", tt);
+  const link = await th.inputValue("#invite-link");
+  const hash = new URLSearchParams(link.split("#")[1]);
+  const invite = hash.get("invite"), ctok = hash.get("token");
+  results.secrets.push(invite, ctok);
+  assert(invite && /^\d+,janus,janus\.plugin\.alliance:[A-Za-z0-9+/]{27}=$/.test(ctok || ""), `the link carries a client token: ${link.replace(/invite=[^&]+/, "invite=…").replace(/token=.*/, "token=…")}`);
+  const visitId = await th.evaluate(() => window.alliancePage.visitId);
+  const row = sql(`SELECT therapist_code FROM visits WHERE visit_id = ${q(visitId)}`, env.E2E_TOKEN_DB);
+  assert(row.length === 1 && row[0].therapist_code === "T-TOK", `stored under the token's code: ${JSON.stringify(row)}`);
+  // the client: that link alone
+  const cx = await newContext();
+  const cl = await newPage(cx, "client-token");
+  await cl.goto(link);
+  await visible(cl, "#s-consent");
+  assert(!(await cl.evaluate(() => window.location.hash)).includes("token"), "the token left the address bar with the invite");
+  await cl.check("input[name=research][value=no]");
+  await cl.click("#consent-form button[type=submit]");
+  await waitFor(() => cl.$eval("#join-btn", (b) => !b.disabled), "camera and connection checks", 15000);
+  await cl.click("#join-btn");
+  await visible(th, "#admit");
+  await th.click("#admit");
+  await visible(cl, "#s-call");
+  await bothWays(th, cl, "on the token_auth server");
+  // a reload keeps the tab's token: the client is back in the call by itself
+  await cl.reload();
+  await visible(cl, "#s-call");
+  await bothWays(th, cl, "after the client's reload");
+  await shot(cl, "client-token-call");
+  // a supervisor's token: the Visits report of this instance
+  const sx = await newContext();
+  await supervisorVisitRow(await newPage(sx, "supervisor-token"), TB, st, "C-E2E-TOKEN", visitId);
+  await sx.close();
+  await cx.close();
+  await tx.close();
+}, { allow: /Ooops: 403 Unauthorized request/ });
 
 /* ---------------- done ---------------- */
 await browser.close();

@@ -180,6 +180,21 @@ RELAY_ONLY_NFT = """table inet e2e_relay_only {{
 """
 
 
+def serve_web(config: Path, port: int, log: Path, procs: list, ns=None) -> str:
+    """conf/serve-web.py on 127.0.0.1:port (in namespace ns, else this
+    one) serving web-client/ with this config.json; returns its base URL
+    (not waited for)."""
+    web = ["/usr/bin/python3", str(REPO / "conf" / "serve-web.py"),
+           "--dir", str(REPO / "web-client"), "--bind", "127.0.0.1", "--port", str(port),
+           "--alias", "/janus.js=/usr/share/javascript/janus-gateway/janus.js",
+           "--alias", "/adapter.js=/usr/share/javascript/webrtc-adapter/adapter.js",
+           "--alias", f"/config.json={config}"]
+    procs.append(subprocess.Popen((["ip", "netns", "exec", ns] if ns else []) + web,
+                                  stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, start_new_session=True))
+    return f"http://127.0.0.1:{port}/"
+
+
 def start_relay_only_client(net, side, srv, workdir: Path, procs: list) -> tuple:
     """coturn in the server namespace, a relay-only namespace for the
     client's browser (nftables, its own page server with the TURN
@@ -231,15 +246,7 @@ def start_relay_only_client(net, side, srv, workdir: Path, procs: list) -> tuple
                            capture_output=True, text=True)
     if check.returncode != 0:
         raise RuntimeError(f"coturn does not work: {check.stdout.strip()} {check.stderr.strip()[-300:]}")
-    web_log = open(workdir / "web-relay.log", "wb")
-    procs.append(subprocess.Popen(
-        ["ip", "netns", "exec", side.ns, "/usr/bin/python3", str(REPO / "conf" / "serve-web.py"),
-         "--dir", str(REPO / "web-client"), "--bind", "127.0.0.1", "--port", str(WEB_PORT),
-         "--alias", "/janus.js=/usr/share/javascript/janus-gateway/janus.js",
-         "--alias", "/adapter.js=/usr/share/javascript/webrtc-adapter/adapter.js",
-         "--alias", f"/config.json={cfg}"],
-        stdout=web_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
-    base = f"http://127.0.0.1:{WEB_PORT}/"
+    base = serve_web(cfg, WEB_PORT, workdir / "web-relay.log", procs, ns=side.ns)
     net.enter(side.ns)                 # this thread, for a moment: the page server answers there
     try:
         wait_http(base + "config.json")
@@ -342,17 +349,20 @@ def main() -> int:
             "servers": [srv.ws_url.rstrip("/"), srv.http_url],
             "allow_janus_param": True,
         }))
-        web_log = open(workdir / "web.log", "wb")
-        web = subprocess.Popen(
-            ["/usr/bin/python3", str(REPO / "conf" / "serve-web.py"), "--dir", str(REPO / "web-client"),
-             "--bind", "127.0.0.1", "--port", str(WEB_PORT),
-             "--alias", "/janus.js=/usr/share/javascript/janus-gateway/janus.js",
-             "--alias", "/adapter.js=/usr/share/javascript/webrtc-adapter/adapter.js",
-             "--alias", f"/config.json={webcfg}"],
-            stdout=web_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        procs.append(web)
-        base = f"http://127.0.0.1:{WEB_PORT}/"
+        base = serve_web(webcfg, WEB_PORT, workdir / "web.log", procs)
         wait_http(base + "config.json")
+        # one more instance whose core wants signed tokens (token_auth), and
+        # the pages served for it: sign-in with tokens, the client token in links
+        token_secret = "ap-e2e-" + pysecrets.token_hex(16)
+        tok = alliance_server(net, workdir / "e2e-tok", keys, port_offset=40, end_grace_s=60,
+                              token_secret=token_secret, extra_general='in_session_at_s = ""')
+        (workdir / "e2e-tok").mkdir(exist_ok=True)
+        tok.start()
+        tokcfg = workdir / "web-config-token.json"
+        tokcfg.write_text(json.dumps({"servers": [tok.ws_url.rstrip("/"), tok.http_url]}))
+        token_base = serve_web(tokcfg, WEB_PORT + 1, workdir / "web-token.log", procs)
+        wait_http(token_base + "config.json")
+        say(f"token_auth instance {tok.ws_url}, its pages at {token_base}")
 
         import asyncio
         seeded = asyncio.run(seed_reports(srv, keys))
@@ -380,6 +390,9 @@ def main() -> int:
             "E2E_SEED_HISTORY": json.dumps(history),
             "E2E_PAIR_A": json.dumps([pair[0].ws_url.rstrip("/"), pair[0].http_url]),
             "E2E_PAIR_B": json.dumps([pair[1].ws_url.rstrip("/"), pair[1].http_url]),
+            "E2E_TOKEN_BASE": token_base,
+            "E2E_TOKEN_SECRET": token_secret,
+            "E2E_TOKEN_DB": str(tok.db_path),
         })
         node = subprocess.Popen(["node", str(HERE / "e2e.mjs")], env=env, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
@@ -399,8 +412,8 @@ def main() -> int:
 
         # Janus after the run: alive until now, stops cleanly, nothing leaked
         secrets = (set(keys.therapists.values()) | set(keys.supervisors.values()) | set(results.get("secrets", []))
-                   | {turn_credential})
-        for s in [srv] + pair:
+                   | {turn_credential, token_secret})
+        for s in [srv] + pair + [tok]:
             janus_problems += s.health_problems(since=0)
             log = s.stop()
             if s.exit_problem:

@@ -2,6 +2,7 @@
 // janus.plugin.alliance plugin, built on Debian's janus.js (window.Janus).
 //
 //   useIce(iceConfig(cfg));            // once per page: STUN/TURN from config.json
+//   useToken(token);                    // where Janus wants signed tokens (token_auth)
 //   const ac = new AllianceClient({ servers, name: "client" });
 //   await ac.connect();                 // WebSocket first, HTTP long-poll after
 //   await ac.attach();
@@ -57,6 +58,15 @@ export function useIce(ice) {
   pageIce = { iceServers: ice.iceServers.slice(), iceTransportPolicy: ice.iceTransportPolicy };
 }
 
+// The Janus API token every request of this page carries (janus.js's
+// `token`), where Janus runs with token_auth: a therapist's or supervisor's
+// signed token, or the client token of an invite link (docs/api.md,
+// "Signed tokens"). null: none.
+let pageToken = null;
+export function useToken(token) {
+  pageToken = token || null;
+}
+
 // janus.js reads adapter.browserDetails; Debian's adapter.js provides it. If
 // /adapter.js was not served, give janus.js a small stand-in.
 function webrtcAdapter() {
@@ -71,7 +81,9 @@ function webrtcAdapter() {
 
 export class AllianceError extends Error {
   // code: the plugin's error_code (470-499), or a string for other failures:
-  // "unreachable", "timeout", "no_janus_js", "janus" (a Janus core error)
+  // "unreachable", "token_required" (Janus wants a signed token this page
+  // has not got, or refused the one it has), "timeout", "no_janus_js",
+  // "janus" (a Janus core error)
   constructor(code, message, data = null) {
     super(message);
     this.code = code;
@@ -166,11 +178,14 @@ export class AllianceClient {
         server: servers,
         iceServers: pageIce.iceServers,
         iceTransportPolicy: pageIce.iceTransportPolicy,
+        ...(pageToken ? { token: pageToken } : {}),
         success: () => { settled = true; resolve(s); },
         error: (msg) => {
           if (!settled) {
             settled = true;
-            reject(new AllianceError("unreachable", String(msg)));
+            // Janus with token_auth refuses a session without a (valid) token: 403
+            const refused = /Unauthorized request|wrong or missing secret\/token/i.test(String(msg));
+            reject(new AllianceError(refused ? "token_required" : "unreachable", String(msg)));
             return;
           }
           this.onConnectionLost(String(msg));

@@ -10,13 +10,16 @@
 // new connection at once (an admitted client is live again).
 
 import { loadConfig, serverList, iceConfig } from "./config.mjs";
-import { openClient, useIce } from "./alliance-client.mjs";
+import { openClient, useIce, useToken } from "./alliance-client.mjs";
+import { linkParts } from "./credential.mjs";
 import { $, showScreen, setStatus, clearStatus, clearStatusIf, toast, playStream, store, local, hashParams, fmtMs, showConnection, showObserved } from "./ui.mjs";
 import { t, applyLanguage, chooseLanguage, errorText, startError } from "./i18n.mjs";
 import { PulseForm, AnswerChannel } from "./pulse.mjs";
-import { CallKeeper, RemoteWatch, StopRetrying, exposeCallState, ownTrouble, startCallMedia, stopCallMedia, wireSoundButton } from "./keeper.mjs";
+import { CallKeeper, RemoteWatch, StopRetrying, handOver, exposeCallState, ownTrouble, startCallMedia, stopCallMedia, wireSoundButton } from "./keeper.mjs";
 
-const K = { invite: "ap.client.invite", research: "ap.client.research", lang: "ap.lang" };
+// token: the Janus API token of a link from a server with token_auth
+// (this tab only, like the invite)
+const K = { invite: "ap.client.invite", token: "ap.client.token", research: "ap.client.research", lang: "ap.lang" };
 const END_PULSE_WAIT_MS = 8000;
 const NOTICE_MS = 5000;          // "Your therapist is back." and the like
 
@@ -283,8 +286,11 @@ async function checkNetwork() {
   } catch (e) {
     if (state.ac) state.ac.destroy();
     state.ac = null;
-    const h = e.code === "no_janus_js" ? t("conn.nojanus") : e.code === "janus" ? t("conn.noplugin") : t("conn.unreachable");
-    setStatus("net-status", "error", h, e.code === "unreachable" ? t("conn.unreachable.detail", { servers: state.servers.join(", ") }) : e.message);
+    const h = e.code === "no_janus_js" ? t("conn.nojanus") : e.code === "janus" ? t("conn.noplugin")
+      : e.code === "token_required" ? t("conn.token") : t("conn.unreachable");
+    const detail = e.code === "unreachable" ? t("conn.unreachable.detail", { servers: state.servers.join(", ") })
+      : e.code === "token_required" ? t("conn.token.detail") : e.message;
+    setStatus("net-status", "error", h, detail);
   }
 }
 
@@ -338,7 +344,7 @@ async function sendJoin(ac) {
 // replaced by a new one, or of a closed visit.
 function refused(d, hadRecord) {
   dropRecord();
-  store.del(K.invite);
+  forgetLink();
   if (state.keeper) state.keeper.stop();
   if (hadRecord) fatal(t("err.link_gone"), t("err.link_gone.detail"));
   else fatal(errorText(d));
@@ -414,23 +420,10 @@ async function resume() {
 // The keeper's fresh start: a new session and handle, `join` with the
 // rejoin key (the plugin's takeover seats it at once), media again.
 async function rejoin() {
-  const old = state.ac;
   const inCall = state.phase === "live" || state.phase === "resuming";
   const camera = inCall ? ensureCamera().catch((e) => e) : null;
   const ac = await openConnection();
-  // the old connection hears nothing any more (its `replaced` is ours); it
-  // goes after the join, so the seat is taken over rather than left
-  if (old) old.mute();
-  if (state.ac === old) state.ac = null;
-  let d, withKey;
-  try {
-    ({ d, withKey } = await sendJoin(ac));
-  } catch (e) {
-    ac.retire();
-    throw e;
-  } finally {
-    if (old) old.retire();
-  }
+  const { d, withKey } = await handOver(state, ac, sendJoin);
   if (d.alliance === "error") {
     ac.retire();
     if (d.error_code === 477 || d.error_code === 478) {
@@ -746,7 +739,7 @@ function finish(answered, text = null) {
   setStatus("thanks-status", "ok", text || (answered ? t("call.thanks") : t("call.thanks_noanswer")));
   // the visit is over for this person: nothing of it stays in the browser
   dropRecord();
-  store.del(K.invite);
+  forgetLink();
   const ac = state.ac;
   state.ac = null;
   if (ac) {
@@ -761,9 +754,11 @@ function finish(answered, text = null) {
 /* ---------------- start ---------------- */
 // With a rejoin record for this invite: straight back into the visit.
 // Without one: consent first.
-async function begin(invite) {
+async function begin(invite, token = null) {
   state.invite = invite;
   store.set(K.invite, invite);
+  if (token) store.set(K.token, token);     // else: this tab's, kept over a reload
+  useToken(store.get(K.token));
   state.recKey = await recordKey(invite);
   const rec = loadRecord();
   if (rec) {
@@ -784,8 +779,11 @@ async function main() {
   useIce(iceConfig(cfg));      // a bad iceServers entry stops the page here, named
   const fromLink = hashParams().get("invite");
   let invite = store.get(K.invite);
+  let token;
   if (fromLink) {
     invite = fromLink.trim();
+    token = linkParts(window.location.hash).token;
+    if (!token) store.del(K.token);      // a new link without one
     // keep the code out of the address bar, history and screen shares
     history.replaceState(null, "", window.location.pathname + window.location.search);
   }
@@ -793,20 +791,24 @@ async function main() {
     showScreen("s-invite");
     return;
   }
-  await begin(invite);
+  await begin(invite, token);
+}
+
+function forgetLink() {
+  store.del(K.invite);
+  store.del(K.token);
 }
 
 $("invite-form").addEventListener("submit", (e) => {
   e.preventDefault();
-  let v = $("invite-input").value.trim();
-  const m = v.match(/invite=([A-Za-z0-9_-]+)/);
-  if (m) v = m[1];
+  const { invite: v, token } = linkParts($("invite-input").value);
   if (!/^[A-Za-z0-9_-]{16,128}$/.test(v)) {
     $("invite-input").setAttribute("aria-invalid", "true");
     toast(t("err.477"), { kind: "error", ms: 6000 });
     return;
   }
-  begin(v);
+  if (!token) store.del(K.token);
+  begin(v, token);
 });
 
 // A link pasted into this tab that differs only after "#" does not load the

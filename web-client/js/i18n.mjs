@@ -17,6 +17,8 @@ const en = {
   "conn.connecting": "Connecting to the visit server…",
   "conn.unreachable": "We cannot reach the visit server right now.",
   "conn.unreachable.detail": "Check your internet connection and try again. If it keeps happening, tell your therapist or the clinic. (Tried: {servers})",
+  "conn.token": "This visit server lets in only people with a signed token.",
+  "conn.token.detail": "Therapists and supervisors: sign in with the token your organisation gave you. Clients: use the whole link you were sent (it carries the token); if it still does not work, ask your therapist for a new link.",
   "conn.noplugin": "The visit server is running, but Alliance Pulse is not available on it.",
   "conn.nojanus": "A part of this page did not load (janus.js). Please reload the page.",
   "conn.lost": "Connection lost — reconnecting…",
@@ -32,6 +34,7 @@ const en = {
   "err.generic": "Something went wrong: {error}",
   "err.config": "This page is not set up correctly, so the visit cannot start. Please tell the clinic.",
   "err.475": "That key is not valid. Check it and try again.",
+  "err.475.token": "That token was refused ({error}). Ask for a new one.",
   "err.477": "This link is not valid. It may be incomplete, or the visit is already over. Please ask your therapist for a new link.",
   "err.478": "This link has already been used. For your privacy each link works only once, in one browser. If you are on another device or browser now, ask your therapist for a new link.",
   "err.link_gone": "This link is no longer valid.",
@@ -165,6 +168,8 @@ const de = {
   "conn.connecting": "Verbindung zum Termin-Server wird aufgebaut…",
   "conn.unreachable": "Der Termin-Server ist gerade nicht erreichbar.",
   "conn.unreachable.detail": "Prüfen Sie Ihre Internetverbindung und versuchen Sie es erneut. Wenn es weiter nicht klappt, sagen Sie Ihrer Therapeutin oder Ihrem Therapeuten Bescheid. (Versucht: {servers})",
+  "conn.token": "Dieser Termin-Server lässt nur Personen mit einem signierten Token ein.",
+  "conn.token.detail": "Therapeutinnen, Therapeuten und Supervision: Melden Sie sich mit dem Token Ihrer Einrichtung an. Klientinnen und Klienten: Verwenden Sie den vollständigen Link, den Sie bekommen haben (er enthält das Token); wenn es dann nicht klappt, bitten Sie um einen neuen Link.",
   "conn.lost": "Verbindung unterbrochen – neuer Versuch…",
   "conn.restored": "Verbindung wieder da.",
   "conn.reconnecting": "Verbindung wird wiederhergestellt…",
@@ -295,6 +300,7 @@ export function errorText(err) {
   const raw = (err && (err.error || err.message)) || String(err);
   if (code === "timeout") return t("err.timeout");
   if (code === "unreachable") return t("conn.unreachable");
+  if (code === "token_required") return t("conn.token");
   const key = `err.${code}`;
   if (en[key]) return t(key, { error: raw });
   return t("err.generic", { error: code ? `${raw} (${code})` : raw });

@@ -246,6 +246,25 @@ export function ownTrouble(state) {
   return !!pc && (pc.iceConnectionState === "disconnected" || pc.iceConnectionState === "failed");
 }
 
+// A re-join's handover on a page whose state.ac is the old connection:
+// the old one hears nothing any more (its `replaced` is ours), send(ac)
+// joins on the new one, and only then the old one goes, so the seat is
+// taken over rather than left. Resolves what send resolves; on failure the
+// new connection is retired and the error thrown.
+export async function handOver(state, ac, send) {
+  const old = state.ac;
+  if (old) old.mute();
+  if (state.ac === old) state.ac = null;
+  try {
+    return await send(ac);
+  } catch (e) {
+    ac.retire();
+    throw e;
+  } finally {
+    if (old) old.retire();
+  }
+}
+
 /* ---------- the call's media on a page ---------- */
 // Both call pages keep, in their state: ac (the connection), stream (the
 // camera), stopStats, keeper, remote (a RemoteWatch), phase. These start

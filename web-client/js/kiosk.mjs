@@ -6,14 +6,23 @@
 // ready for the next person.
 //
 // "Not now" is stored as declined with the `dismiss` request.
+//
+// A lost connection comes back by itself: once joined, a CallKeeper
+// (keeper.mjs, without media) watches it, and when the Janus session is
+// gone it joins again with the stored rejoin key, with backoff, saying
+// "Reconnecting…" meanwhile; open pulses are delivered again on the new
+// handle (docs/api.md, "Lifecycle"). Nobody has to touch the tablet.
 
 import { loadConfig, serverList, iceConfig } from "./config.mjs";
-import { AllianceClient, useIce } from "./alliance-client.mjs";
+import { AllianceClient, openClient, useIce, useToken } from "./alliance-client.mjs";
+import { linkParts } from "./credential.mjs";
 import { $, showScreen, setStatus, clearStatus, store, hashParams, showConnection } from "./ui.mjs";
 import { t, applyLanguage, chooseLanguage, errorText, startError } from "./i18n.mjs";
 import { PulseForm, AnswerChannel } from "./pulse.mjs";
+import { CallKeeper, StopRetrying, handOver } from "./keeper.mjs";
 
-const K = { invite: "ap.kiosk.invite", rejoin: "ap.kiosk.rejoin", lang: "ap.lang" };
+// token: the Janus API token of a link from a server with token_auth
+const K = { invite: "ap.kiosk.invite", token: "ap.kiosk.token", rejoin: "ap.kiosk.rejoin", lang: "ap.lang" };
 const RESET_AFTER_MS = 20000;
 const THANKS_MS = 2500;
 
@@ -28,6 +37,8 @@ const state = {
   resetTimer: null,
   ended: false,
   research: false,
+  keeper: null,
+  joins: 0,            // successful joins (for tests)
 };
 
 function fatal(headline, detail = "", retry = null) {
@@ -54,9 +65,7 @@ function showSetup() {
 
 $("setup-form").addEventListener("submit", (e) => {
   e.preventDefault();
-  let v = $("invite-input").value.trim();
-  const m = v.match(/invite=([A-Za-z0-9_-]+)/);
-  if (m) v = m[1];
+  const { invite: v, token } = linkParts($("invite-input").value);
   if (!/^[A-Za-z0-9_-]{16,128}$/.test(v)) {
     $("invite-input").setAttribute("aria-invalid", "true");
     setStatus("setup-status", "error", t("err.477"));
@@ -67,6 +76,7 @@ $("setup-form").addEventListener("submit", (e) => {
   clearStatus("setup-status");
   state.invite = v;
   store.set(K.invite, v);
+  setLinkToken(token);
   showConsent();
 });
 
@@ -105,34 +115,98 @@ async function join(research) {
     }
   } catch (e) {
     state.ac = null;
-    fatal(t("conn.unreachable"), t("conn.unreachable.detail", { servers: state.servers.join(", ") }), () => join(research));
+    if (e.code === "token_required") fatal(t("conn.token"), t("conn.token.detail"), () => join(research));
+    else fatal(t("conn.unreachable"), t("conn.unreachable.detail", { servers: state.servers.join(", ") }), () => join(research));
     return;
   }
-  const body = { request: "join", role: "client", invite: state.invite, consent: { research }, language: document.documentElement.lang };
-  const saved = savedRejoin();
-  if (saved) body.rejoin_key = saved;
   let r;
   try {
-    r = await ac.join(body);
+    r = await ac.join(joinBody());
   } catch (e) {
     fatal(errorText(e), "", () => join(research));
     return;
   }
   const d = r.data;
   if (d.alliance === "error") {
-    if (d.error_code === 477 || d.error_code === 478) {
-      store.del(K.invite);
-      store.del(K.rejoin);
-      fatal(errorText(d));
-    } else {
-      fatal(errorText(d), "", () => join(research));
-    }
+    if (d.error_code === 477 || d.error_code === 478) forgetVisit();
+    fatal(errorText(d), "", d.error_code === 477 || d.error_code === 478 ? null : () => join(research));
     return;
   }
+  joined(ac, d);
+}
+
+function joinBody() {
+  const body = { request: "join", role: "client", invite: state.invite, consent: { research: state.research },
+    language: document.documentElement.lang };
+  const saved = savedRejoin();
+  if (saved) body.rejoin_key = saved;
+  return body;
+}
+
+function forgetVisit() {
+  store.del(K.invite);
+  store.del(K.rejoin);
+  setLinkToken(null);
+}
+
+function setLinkToken(token) {
+  if (token) store.set(K.token, token);
+  else store.del(K.token);
+  useToken(token);
+}
+
+// In the visit (first join or re-join): the keeper watches this connection.
+function joined(ac, d) {
+  state.joins++;
   if (d.rejoin_key) store.set(K.rejoin, JSON.stringify({ invite: state.invite, key: d.rejoin_key }));
-  if (d.state === "live") showReady();
-  else if (d.state === "ended") { state.ended = true; showReady(); }
+  keeper().watch(ac, { media: false });
+  if (d.state === "ended") state.ended = true;
+  // a re-join leaves the screen as it is (a pulse being answered stays);
+  // only the waiting screen moves on
+  if (state.phase !== "waiting") return;
+  if (d.state === "live" || d.state === "ended") showReady();
   else setStatus("wait-status", "pending", t("kiosk.waiting"));
+}
+
+// The keeper's fresh start: a new session and handle, `join` with the
+// rejoin key (the plugin's takeover seats it at once). Open pulses come
+// again as events on the new handle.
+async function rejoin() {
+  const ac = await openClient(state.servers, "kiosk");
+  wire(ac);
+  const { data: d } = await handOver(state, ac, (a) => a.join(joinBody()));
+  if (d.alliance === "error") {
+    ac.retire();
+    if (d.error_code === 477 || d.error_code === 478) {
+      forgetVisit();
+      state.phase = "done";
+      fatal(errorText(d));
+      throw new StopRetrying(d.error);
+    }
+    if (d.error_code === 476) {      // closed meanwhile
+      finish(false);
+      throw new StopRetrying(d.error);
+    }
+    throw new Error(d.error);
+  }
+  state.ac = ac;
+  joined(ac, d);
+}
+
+function keeper() {
+  if (!state.keeper) {
+    state.keeper = new CallKeeper({
+      rejoin,
+      onState: (s) => showConnection(s === "back" ? "restored" : s, { lost: t("conn.reconnecting"), restored: t("conn.back") }),
+    });
+  }
+  return state.keeper;
+}
+
+// The visit is over here: the next one gets a keeper of its own.
+function stopKeeper() {
+  if (state.keeper) state.keeper.stop();
+  state.keeper = null;
 }
 
 function savedRejoin() {
@@ -197,17 +271,18 @@ function finish(answered) {
   state.phase = "done";
   showScreen("s-done");
   setStatus("done-status", "ok", answered ? t("kiosk.done") : t("call.thanks_noanswer"));
+  stopKeeper();
   const ac = state.ac;
   state.ac = null;
   if (ac) ac.request({ request: "leave" }).catch(() => {}).finally(() => ac.destroy());
-  store.del(K.invite);
-  store.del(K.rejoin);
+  forgetVisit();
   clearTimeout(state.resetTimer);
   state.resetTimer = setTimeout(reset, RESET_AFTER_MS);
 }
 
 function reset() {
   clearTimeout(state.resetTimer);
+  stopKeeper();
   if (state.ac) state.ac.destroy();
   state.ac = null;
   state.invite = null;
@@ -215,8 +290,7 @@ function reset() {
   state.ended = false;
   state.done.clear();
   $("pulse-slot").replaceChildren();
-  store.del(K.invite);
-  store.del(K.rejoin);
+  forgetVisit();
   showSetup();
 }
 $("next-person").addEventListener("click", reset);
@@ -243,6 +317,7 @@ function wire(ac) {
         // the link was opened on another device: that one has the visit now
         if (state.current && !state.current.closed) state.current.close("replaced");
         state.phase = "done";
+        stopKeeper();
         if (state.ac) state.ac.retire();
         state.ac = null;
         fatal(t("kiosk.replaced"), t("kiosk.replaced.detail"));
@@ -251,6 +326,8 @@ function wire(ac) {
     }
   });
   ac.on("connection", ({ state: s }) => {
+    // once joined the keeper has the connection (banner and re-join)
+    if (state.keeper && !state.keeper.stopped && (state.keeper.ac === ac || state.keeper.rejoining)) return;
     showConnection(s, { lost: t("conn.lost"), restored: t("conn.restored") });
     if (s === "gone") {
       state.ac = null;
@@ -269,9 +346,11 @@ async function main() {
   if (fromLink) {
     state.invite = fromLink.trim();
     store.set(K.invite, state.invite);
+    setLinkToken(linkParts(window.location.hash).token);
     history.replaceState(null, "", window.location.pathname + window.location.search);
   } else {
     state.invite = store.get(K.invite);
+    useToken(store.get(K.token));
   }
   if (state.invite) showConsent();
   else showSetup();
@@ -281,4 +360,5 @@ main().catch((e) => fatal(...startError(e)));
 
 window.alliancePage = {
   get phase() { return state.phase; },
+  get joins() { return state.joins; },
 };

@@ -1,6 +1,6 @@
 // Alliance Pulse — the supervisor's and researcher's page.
 //
-// Sign in with the supervisor key (sessionStorage only), then ask the
+// Sign in with the supervisor key or a signed token (sessionStorage only), then ask the
 // plugin for a report: the `report` request of PROTOCOL.md with `kind`
 // visits | visit | summary | compare and `filters`. The page shows it as
 // tables and hand-written SVG charts (alliance trend per client, Hedges g
@@ -23,6 +23,7 @@ import { loadConfig, serverList, iceConfig } from "./config.mjs";
 import { openClient, useIce } from "./alliance-client.mjs";
 import { $, el, showScreen, setStatus, clearStatus, store, showConnection, playStream } from "./ui.mjs";
 import { t, errorText, startError } from "./i18n.mjs";
+import { credential, useSignIn, isSignedToken } from "./credential.mjs";
 import { fmt, fmtField, sv, scale, niceDomain, num, sgn, MOD, narrow, frame, axes, polyline, marker,
   legend, dataTable, figure, trendChart } from "./charts.mjs";
 
@@ -45,6 +46,7 @@ async function connect() {
 }
 
 function connectionError(e) {
+  if (e.code === "token_required") return [t("conn.token"), t("conn.token.detail")];
   if (e.code === "unreachable") return [t("conn.unreachable"), t("conn.unreachable.detail", { servers: state.servers.join(", ") })];
   if (e.code === "janus") return [t("conn.noplugin"), e.message];
   return [errorText(e), ""];
@@ -53,10 +55,13 @@ function connectionError(e) {
 /* ---------------- sign in ---------------- */
 async function signIn(key) {
   setStatus("signin-status", "pending", t("conn.connecting"));
+  useSignIn(key);
+  if (state.ac) state.ac.destroy();    // a session opened with another credential
+  state.ac = null;
   let r;
   try {
     const ac = await connect();
-    r = await ac.join({ request: "join", role: "observer", visit_id: "key-check", supervisor_key: key });
+    r = await ac.join({ request: "join", role: "observer", visit_id: "key-check", ...credential("supervisor", key) });
   } catch (e) {
     const [h, d] = connectionError(e);
     setStatus("signin-status", "error", h, d);
@@ -64,7 +69,7 @@ async function signIn(key) {
   }
   if (r.data.error_code === 475) {
     store.del(K.key);
-    setStatus("signin-status", "error", "That key is not valid. Check it and try again.");
+    setStatus("signin-status", "error", isSignedToken(key) ? t("err.475.token", { error: r.data.error }) : t("err.475"));
     $("key").setAttribute("aria-invalid", "true");
     $("key").focus();
     return false;
@@ -88,7 +93,7 @@ $("signin-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const key = $("key").value.trim();
   if (!key) {
-    setStatus("signin-status", "error", "Enter your supervisor key.");
+    setStatus("signin-status", "error", "Enter your supervisor key or token.");
     $("key").focus();
     return;
   }
@@ -167,7 +172,7 @@ async function startWatching(visitId) {
   });
   let r;
   try {
-    r = await ac.join({ request: "join", role: "observer", visit_id: visitId, supervisor_key: state.key });
+    r = await ac.join({ request: "join", role: "observer", visit_id: visitId, ...credential("supervisor", state.key) });
     if (r.data.alliance === "joined") await ac.startObserving();
   } catch (e) {
     r = { data: { alliance: "error", error_code: e.code, error: e.message } };
@@ -246,7 +251,7 @@ $("report-form").addEventListener("submit", async (e) => {
     $("f-visit").focus();
     return;
   }
-  const body = { request: "report", supervisor_key: state.key, kind: k, filters: f };
+  const body = { request: "report", ...credential("supervisor", state.key), kind: k, filters: f };
   if (k === "visit") body.visit_id = f.visit_id;
   setStatus("report-status", "pending", "Asking the server…");
   $("report-out").replaceChildren();
@@ -549,11 +554,28 @@ const visitBtn = (id) => el("button", { type: "button", class: "link-btn cell-bt
 const date = (us) => (num(us) ? new Date(us / 1000).toLocaleString([], { dateStyle: "medium", timeStyle: "short" }) : "—");
 const sec = (title, ...kids) => el("section", { class: "report-sec" }, el("h3", { text: title }), ...kids);
 
+// a live video visit can be watched from its row. The row is as the
+// report read it (a live visit's consent is summed up only when it ends,
+// so it is usually null here): the server has the last word (485 without
+// consent, 486, or the visit ended meanwhile), and the panel says it.
+function watchCell(r) {
+  if (r.state !== "live" || r.modality !== "video") return "—";
+  if (r.research_consent === false) return el("span", { class: "note", text: "live, no consent to watch" });
+  return el("button", { type: "button", class: "secondary cell-btn watch-btn", text: "Watch live",
+    "aria-label": `Watch visit ${r.visit_id} live`,
+    on: { click: () => {
+      $("watch-visit").value = r.visit_id;
+      $("watch-panel").scrollIntoView({ block: "start" });
+      startWatching(r.visit_id);
+    } } });
+}
+
 function visitsTable(rows, caption) {
-  return tbl(caption, ["Date", "Visit", "Therapist", "Client", "Modality", "Visit no.", "Client total", "Therapist total", "Mean MOS", "Freeze s", "Alerts"],
+  return tbl(caption, ["Date", "Visit", "Therapist", "Client", "Modality", "Visit no.", "Client total", "Therapist total", "Mean MOS", "Freeze s", "Alerts", "Now"],
     rows.map((r) => [date(r.created_at), visitBtn(r.visit_id), r.therapist_code ?? "—", r.client_code ?? "—",
       MOD[r.modality] || fmt(r.modality), fmt(r.visit_number), fmt(r.client_total), fmt(r.therapist_total),
-      num(r.mean_mos) ? r.mean_mos.toFixed(2) : "—", num(r.freeze_s) ? r.freeze_s.toFixed(1) : "—", fmt(r.alerts)]),
+      num(r.mean_mos) ? r.mean_mos.toFixed(2) : "—", num(r.freeze_s) ? r.freeze_s.toFixed(1) : "—", fmt(r.alerts),
+      watchCell(r)]),
     { cls: "visits-table", visibleCaption: false });
 }
 
@@ -717,7 +739,7 @@ async function fetchVisits(f) {
   delete vf.instrument;
   delete vf.visit_id;
   try {
-    const r = await state.ac.request({ request: "report", supervisor_key: state.key, kind: "visits", filters: vf }, { timeout: 30000 });
+    const r = await state.ac.request({ request: "report", ...credential("supervisor", state.key), kind: "visits", filters: vf }, { timeout: 30000 });
     return r.data.alliance === "report" ? r.data.visits || [] : null;
   } catch {
     return null;
@@ -810,7 +832,7 @@ $("forget-form").addEventListener("submit", async (e) => {
   let r;
   try {
     const ac = await connect();
-    r = await ac.request({ request: "forget", supervisor_key: state.key, client_code: code }, { timeout: 30000 });
+    r = await ac.request({ request: "forget", ...credential("supervisor", state.key), client_code: code }, { timeout: 30000 });
   } catch (err) {
     const [h, d] = connectionError(err);
     setStatus("forget-status", "error", h, d);

@@ -1,6 +1,6 @@
 // Alliance Pulse — the therapist's page.
 //
-// sign in (key kept in sessionStorage only) → create a visit → copy the
+// sign in (key or signed token, kept in sessionStorage only) → create a visit → copy the
 // client's link → waiting room (Admit) → the call with live connection
 // badges, "Send pulse" and alerts → End visit → the therapist's own
 // end-of-visit (mirror) form.
@@ -27,8 +27,9 @@ import { openClient, useIce } from "./alliance-client.mjs";
 import { $, el, showScreen, setStatus, clearStatus, clearStatusIf, toast, copyText, playStream, store, fmtNum, showConnection, wireConfirm, showObserved } from "./ui.mjs";
 import { t, errorText, startError } from "./i18n.mjs";
 import { PulseForm, AnswerChannel } from "./pulse.mjs";
-import { CallKeeper, RemoteWatch, StopRetrying, exposeCallState, ownTrouble, startCallMedia, stopCallMedia, wireSoundButton } from "./keeper.mjs";
+import { CallKeeper, RemoteWatch, StopRetrying, handOver, exposeCallState, ownTrouble, startCallMedia, stopCallMedia, wireSoundButton } from "./keeper.mjs";
 import { historyLoader } from "./history.mjs";
+import { credential, useSignIn, linkHash, isSignedToken } from "./credential.mjs";
 
 const K = { key: "ap.therapist.key", visit: "ap.therapist.visit" };
 const KEY_CHECK_VISIT = "key-check";
@@ -57,7 +58,7 @@ const state = {
 };
 
 /* ---------------- the client's history ---------------- */
-const clientHistory = historyLoader({ servers: () => state.servers, credential: () => ({ therapist_key: state.key }) });
+const clientHistory = historyLoader({ servers: () => state.servers, credential: () => credential("therapist", state.key) });
 
 // The panel goes with the screen: the visit, the mirror form, "finished".
 function showHistory(screenId, visitId) {
@@ -101,6 +102,7 @@ async function connect() {
 }
 
 function connectionError(e) {
+  if (e.code === "token_required") return [t("conn.token"), t("conn.token.detail")];
   if (e.code === "unreachable") return [t("conn.unreachable"), t("conn.unreachable.detail", { servers: state.servers.join(", ") })];
   if (e.code === "no_janus_js") return [t("conn.nojanus"), ""];
   if (e.code === "janus") return [t("conn.noplugin"), e.message];
@@ -110,6 +112,9 @@ function connectionError(e) {
 /* ---------------- sign in ---------------- */
 async function signIn(key) {
   setStatus("signin-status", "pending", t("conn.connecting"));
+  useSignIn(key);
+  if (state.ac) state.ac.retire();     // a session opened with another credential
+  state.ac = null;
   let ac;
   try {
     ac = await connect();
@@ -120,14 +125,14 @@ async function signIn(key) {
   }
   let r;
   try {
-    r = await ac.join({ request: "join", role: "therapist", visit_id: KEY_CHECK_VISIT, therapist_key: key });
+    r = await ac.join({ request: "join", role: "therapist", visit_id: KEY_CHECK_VISIT, ...credential("therapist", key) });
   } catch (e) {
     setStatus("signin-status", "error", errorText(e));
     return false;
   }
   const code = r.data.error_code;
   if (code === 475) {
-    setStatus("signin-status", "error", t("err.475"));
+    setStatus("signin-status", "error", isSignedToken(key) ? t("err.475.token", { error: r.data.error }) : t("err.475"));
     store.del(K.key);
     $("key").setAttribute("aria-invalid", "true");
     $("key").focus();
@@ -150,7 +155,7 @@ $("signin-form").addEventListener("submit", async (e) => {
   const key = $("key").value.trim();
   if (!key) {
     $("key").setAttribute("aria-invalid", "true");
-    setStatus("signin-status", "error", "Enter your therapist key.");
+    setStatus("signin-status", "error", "Enter your therapist key or token.");
     $("key").focus();
     return;
   }
@@ -208,7 +213,7 @@ $("create-form").addEventListener("submit", async (e) => {
   let r;
   try {
     const ac = await connect();
-    r = await ac.request({ request: "create", therapist_key: state.key, client_code: code, modality });
+    r = await ac.request({ request: "create", ...credential("therapist", state.key), client_code: code, modality });
   } catch (err) {
     const [h, d] = connectionError(err);
     setStatus("create-status", "error", h, d);
@@ -224,7 +229,7 @@ $("create-form").addEventListener("submit", async (e) => {
     setStatus("create-status", "error", errorText(r.data));
     return;
   }
-  state.visit = { visit_id: r.data.visit_id, client_code: code, modality: r.data.modality, link: linkFor(r.data.invite, r.data.modality) };
+  state.visit = { visit_id: r.data.visit_id, client_code: code, modality: r.data.modality, link: linkFor(r.data.invite, r.data.modality, r.data.client_token) };
   saveVisit();
   input.value = "";
   joinVisit(false);
@@ -238,7 +243,7 @@ async function joinVisit(resumed) {
   try {
     ac = await connect();
     state.joins++;
-    r = await ac.join({ request: "join", role: "therapist", visit_id: v.visit_id, therapist_key: state.key });
+    r = await ac.join({ request: "join", role: "therapist", visit_id: v.visit_id, ...credential("therapist", state.key) });
   } catch (e) {
     const [h, d] = connectionError(e);
     fatal(h, d, () => joinVisit(resumed));
@@ -273,25 +278,12 @@ function onJoined(d) {
 // The keeper's fresh start: a new session and handle, `join` with the
 // visit id and key (the plugin's takeover seats it at once), media again.
 async function rejoin() {
-  const old = state.ac;
   const ac = await openClient(state.servers, "therapist");
   wire(ac);
   ac.on("moved", (servers) => { state.servers = servers; });   // 498: the visit's instance
-  // the old connection hears nothing any more; it goes after the join, so
-  // the seat is taken over rather than left
-  if (old) old.mute();
-  if (state.ac === old) state.ac = null;
-  let r;
-  try {
-    state.joins++;
-    r = await ac.join({ request: "join", role: "therapist", visit_id: state.visit.visit_id, therapist_key: state.key });
-  } catch (e) {
-    ac.retire();
-    throw e;
-  } finally {
-    if (old) old.retire();
-  }
-  const d = r.data;
+  state.joins++;
+  const { data: d } = await handOver(state, ac, (a) => a.join({ request: "join", role: "therapist",
+    visit_id: state.visit.visit_id, ...credential("therapist", state.key) }));
   if (d.alliance === "error") {
     ac.retire();
     if (d.error_code === 475) {
@@ -376,11 +368,12 @@ function placeInvitePanel(inCall) {
   $("invite-help").textContent = m === "in_person" ? LINK_HELP.in_person : inCall ? LINK_HELP.live : LINK_HELP.video;
 }
 
-function linkFor(invite, modality) {
+// the client token (from a server with token_auth) travels with the invite
+function linkFor(invite, modality, clientToken) {
   const page = modality === "in_person" ? "kiosk.html" : "client.html";
   const link = new URL(page, window.location.href);
   link.search = "";
-  link.hash = `invite=${invite}`;
+  link.hash = linkHash(invite, clientToken);
   return link.href;
 }
 
@@ -405,7 +398,7 @@ $("reinvite-yes").addEventListener("click", async () => {
     else setStatus("invite-status", "error", errorText(d), "", { ms: ACTION_MS });
     return;
   }
-  state.visit.link = linkFor(d.invite, state.visit.modality);
+  state.visit.link = linkFor(d.invite, state.visit.modality, d.client_token);
   saveVisit();
   $("invite-link").value = state.visit.link;
   const ok = await copyText(state.visit.link, $("invite-link"));
