@@ -804,7 +804,7 @@ const kctx = await newContext({ hasTouch: true, viewport: { width: 1280, height:
 await trackSockets(kctx);
 const Kp = await newPage(kctx, "kiosk");
 
-const KIOSK = "kiosk: in-person visit, invite typed in, pulses answered by touch, the connection lost and back by itself (nobody touches the tablet), end pulse, reset for the next client";
+const KIOSK = "kiosk: in-person visit, invite typed in, pulses answered by touch, the connection lost and back by itself, a reload back to the ready screen (nobody touches the tablet), end pulse, reset for the next client";
 await test(KIOSK, async () => {
   await T.click("#new-visit");
   await visible(T, "#s-create");
@@ -869,6 +869,11 @@ await test(KIOSK, async () => {
   }, "the answer after the re-join", 5000);
   assert(r2[0].final === 1, `answer after the re-join ${JSON.stringify(r2)}`);
   await waitFor(async () => (await text(Kp, "#conn-banner")) === "", "the 'Back' banner to go", 6000);
+  // a reload of the tablet: straight back to the ready screen, consent not asked again
+  await Kp.reload();
+  await visible(Kp, "#s-ready");
+  assert(await Kp.locator("#s-consent").isHidden(), "no consent screen after the reload");
+  assert(await Kp.evaluate(() => window.alliancePage.joins) === 1, "one join, with the stored rejoin key");
   // end: the end pulse on the kiosk; the therapist declines the mirror form
   await T.click("#end-visit");
   await T.click("#end-yes");

@@ -11,7 +11,9 @@
 // (keeper.mjs, without media) watches it, and when the Janus session is
 // gone it joins again with the stored rejoin key, with backoff, saying
 // "Reconnecting…" meanwhile; open pulses are delivered again on the new
-// handle (docs/api.md, "Lifecycle"). Nobody has to touch the tablet.
+// handle (docs/api.md, "Lifecycle"). A reload joins again the same way,
+// with the consent given for this visit (kept with the rejoin key in the
+// tab's sessionStorage). Nobody has to touch the tablet.
 
 import { loadConfig, serverList, iceConfig } from "./config.mjs";
 import { AllianceClient, openClient, useIce, useToken } from "./alliance-client.mjs";
@@ -158,7 +160,7 @@ function setLinkToken(token) {
 // In the visit (first join or re-join): the keeper watches this connection.
 function joined(ac, d) {
   state.joins++;
-  if (d.rejoin_key) store.set(K.rejoin, JSON.stringify({ invite: state.invite, key: d.rejoin_key }));
+  if (d.rejoin_key) store.set(K.rejoin, JSON.stringify({ invite: state.invite, key: d.rejoin_key, research: state.research }));
   keeper().watch(ac, { media: false });
   if (d.state === "ended") state.ended = true;
   // a re-join leaves the screen as it is (a pulse being answered stays);
@@ -209,13 +211,19 @@ function stopKeeper() {
   state.keeper = null;
 }
 
-function savedRejoin() {
+// This tab's rejoin record for the current invite: {key, research}, or null.
+function savedRecord() {
   try {
     const s = JSON.parse(store.get(K.rejoin) || "null");
-    return s && s.invite === state.invite ? s.key : null;
+    return s && s.invite === state.invite && s.key ? s : null;
   } catch (_) {
     return null;
   }
+}
+
+function savedRejoin() {
+  const s = savedRecord();
+  return s ? s.key : null;
 }
 
 function showReady(note = null) {
@@ -352,7 +360,11 @@ async function main() {
     state.invite = store.get(K.invite);
     useToken(store.get(K.token));
   }
-  if (state.invite) showConsent();
+  // a reload in the middle of a visit: back in with the record, the
+  // consent already given, no screen to touch
+  const rec = state.invite ? savedRecord() : null;
+  if (rec && typeof rec.research === "boolean") join(rec.research);
+  else if (state.invite) showConsent();
   else showSetup();
 }
 
